@@ -1,0 +1,117 @@
+import { FeatureflowError } from './errors';
+
+/** featureflow's configuration, as written in `featureflow.config.ts` with {@link defineConfig}. */
+export interface FeatureflowConfig {
+  /** Where to read changes from. */
+  source: PostgresSourceConfig;
+  /** The offline store (change log, feature tables). */
+  store?: DuckDBStoreConfig;
+  /** Ingestion tuning. */
+  ingest?: IngestConfig;
+  /** Log level: `fatal`, `error`, `warn`, `info`, `debug`, `trace`, `silent`. Default `info` (env `FEATUREFLOW_LOG_LEVEL`). */
+  logLevel?: string;
+}
+
+export interface PostgresSourceConfig {
+  /**
+   * Connection string. Default: `DATABASE_URL`, else node-postgres reads `PGHOST`, `PGPORT`, `PGUSER`,
+   * `PGPASSWORD`, `PGDATABASE` itself. Never logged.
+   */
+  connectionString?: string;
+  /** Tables to capture, `schema.table` or `table` (schema `public`). Required, at least one. */
+  tables: string[];
+  /** Replication slot name. Default `featureflow`. */
+  slot?: string;
+  /** Publication name. Default `featureflow`. */
+  publication?: string;
+}
+
+export interface DuckDBStoreConfig {
+  /** Path of the DuckDB file. Default `.featureflow/featureflow.duckdb` (env `FEATUREFLOW_DUCKDB`). */
+  path?: string;
+}
+
+export interface IngestConfig {
+  /** Most changes held in one batch before it is applied (large transactions are cut). Default 10 000. */
+  batchSize?: number;
+  /** Rows per COPY batch during the snapshot. Default 20 000. */
+  snapshotBatchSize?: number;
+  /** Seconds between standby status replies and heartbeats while idle. Default 5. */
+  heartbeatSeconds?: number;
+  /** Most seconds between reconnect attempts after the connection drops. Default 30. */
+  maxBackoffSeconds?: number;
+}
+
+/** The configuration with every default filled in; frozen. */
+export interface ResolvedConfig {
+  readonly source: Readonly<Required<Omit<PostgresSourceConfig, 'connectionString'>>> & { readonly connectionString?: string };
+  readonly store: Readonly<Required<DuckDBStoreConfig>>;
+  readonly ingest: Readonly<Required<IngestConfig>>;
+  readonly logLevel: string;
+}
+
+/** Identity function that gives `featureflow.config.ts` its types. */
+export function defineConfig(config: FeatureflowConfig): FeatureflowConfig {
+  return config;
+}
+
+const IDENT = /^[A-Za-z_][A-Za-z0-9_$]*$/;
+
+/** Qualifies a table name with `public` when it has no schema. */
+export function qualifyTable(name: string): string {
+  return name.includes('.') ? name : `public.${name}`;
+}
+
+/**
+ * Validates a configuration, fills defaults and environment overrides (explicit value, then
+ * `DATABASE_URL` / `PG*` as node-postgres reads them, then defaults), and deep-freezes the result.
+ */
+export function resolveConfig(config: FeatureflowConfig, env: NodeJS.ProcessEnv = process.env): ResolvedConfig {
+  const problems: string[] = [];
+  const tables = config.source?.tables;
+  if (!Array.isArray(tables) || tables.length === 0) {
+    problems.push('source.tables must list at least one table, e.g. tables: ["public.orders"]');
+  }
+  const slot = config.source?.slot ?? 'featureflow';
+  const publication = config.source?.publication ?? 'featureflow';
+  if (!/^[a-z0-9_]{1,63}$/.test(slot)) problems.push(`source.slot "${slot}" must be lower-case letters, digits and _ (PostgreSQL's rule for slot names)`);
+  if (!IDENT.test(publication)) problems.push(`source.publication "${publication}" must be a plain identifier`);
+  for (const t of tables ?? []) {
+    if (typeof t !== 'string' || t.split('.').length > 2 || t.split('.').some((p) => p.length === 0)) {
+      problems.push(`source.tables entry ${JSON.stringify(t)} must be "table" or "schema.table"`);
+    }
+  }
+  const ingest = {
+    batchSize: config.ingest?.batchSize ?? 10_000,
+    snapshotBatchSize: config.ingest?.snapshotBatchSize ?? 20_000,
+    heartbeatSeconds: config.ingest?.heartbeatSeconds ?? 5,
+    maxBackoffSeconds: config.ingest?.maxBackoffSeconds ?? 30,
+  };
+  for (const [k, v] of Object.entries(ingest)) {
+    if (!(typeof v === 'number' && v > 0 && Number.isFinite(v))) problems.push(`ingest.${k} must be a positive number, got ${String(v)}`);
+  }
+  if (problems.length > 0) {
+    throw new FeatureflowError('FF_CONFIG_INVALID', `invalid featureflow configuration:\n  - ${problems.join('\n  - ')}`);
+  }
+  const connectionString = config.source.connectionString ?? env.DATABASE_URL ?? undefined;
+  const resolved: ResolvedConfig = {
+    source: {
+      ...(connectionString ? { connectionString } : {}),
+      tables: [...new Set(tables.map(qualifyTable))],
+      slot,
+      publication,
+    },
+    store: { path: config.store?.path ?? env.FEATUREFLOW_DUCKDB ?? '.featureflow/featureflow.duckdb' },
+    ingest,
+    logLevel: config.logLevel ?? env.FEATUREFLOW_LOG_LEVEL ?? 'info',
+  };
+  return deepFreeze(resolved);
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object') {
+    for (const v of Object.values(value)) deepFreeze(v);
+    Object.freeze(value);
+  }
+  return value;
+}

@@ -1,0 +1,199 @@
+import { inject, injectable } from 'inversify';
+import type { Logger } from 'pino';
+import type { ResolvedConfig } from './config';
+import { FeatureflowError, isRetriable } from './errors';
+import type { ChangeLog, Source } from './interfaces';
+import { TOKENS } from './tokens';
+import { formatLsn, type Change, type ChangeBatch, type Lsn, type Row } from './types';
+
+/** Options of one ingest run. */
+export interface IngestOptions {
+  /** Stop once everything committed before the run started is durable. */
+  readonly untilCaughtUp?: boolean;
+  /** Stops the run after the current batch. */
+  readonly signal?: AbortSignal;
+  /** Called after each durable batch (progress display, metrics). */
+  readonly onBatch?: (info: { changes: number; checkpoint: Lsn; snapshot?: { table: string; done: boolean } }) => void;
+}
+
+/** What one run did. */
+export interface IngestResult {
+  readonly snapshotted: boolean;
+  readonly changesApplied: number;
+  readonly checkpoint: Lsn | null;
+}
+
+/**
+ * The ingestion engine: snapshot (first run, or after an interrupted one), then follow the source,
+ * applying each batch durably to the change log before confirming it to the source. Retriable
+ * failures (server restarts, dropped connections) reconnect with exponential backoff and resume from
+ * the change log's checkpoint; whatever was in flight is rolled back and received again.
+ */
+@injectable()
+export class IngestEngine {
+  constructor(
+    @inject(TOKENS.Config) private readonly config: ResolvedConfig,
+    @inject(TOKENS.Source) private readonly source: Source,
+    @inject(TOKENS.ChangeLog) private readonly log: ChangeLog,
+    @inject(TOKENS.Logger) private readonly logger: Logger,
+  ) {}
+
+  async run(options: IngestOptions = {}): Promise<IngestResult> {
+    const { signal } = options;
+    await this.log.open();
+    let state = await this.log.state();
+    if (state.tables) this.checkTables(state.tables);
+    let prepared = await this.source.prepare();
+    const until = options.untilCaughtUp ? await this.source.currentPosition() : undefined;
+    let snapshotted = false;
+    let applied = 0;
+
+    if (!state.snapshotDone || !prepared.slotExists) {
+      if (state.snapshotDone && !prepared.slotExists) {
+        this.logger.warn({ slot: this.config.source.slot }, 'replication slot is missing; taking a new snapshot (the change log restarts)');
+      } else if (state.checkpoint !== null) {
+        this.logger.warn('the previous snapshot did not finish; taking it again from the start');
+      }
+      applied += await this.snapshot(options);
+      snapshotted = true;
+      state = await this.log.state();
+      if (signal?.aborted) return { snapshotted, changesApplied: applied, checkpoint: state.checkpoint };
+    }
+
+    let backoffMs = 250;
+    while (!signal?.aborted) {
+      const from = (await this.log.state()).checkpoint!;
+      try {
+        this.logger.info({ from: formatLsn(from), until: until === undefined ? undefined : formatLsn(until) }, 'following the replication stream');
+        for await (const batch of this.source.follow(from, { signal, until, schemas: await this.log.schemas() })) {
+          await this.fillUnchangedToast(batch.changes);
+          await this.log.apply(batch);
+          if (batch.complete) this.source.confirm(batch.checkpoint);
+          applied += batch.changes.length;
+          backoffMs = 250;
+          options.onBatch?.({ changes: batch.changes.length, checkpoint: batch.checkpoint });
+        }
+        await this.log.rollback();
+        if (until !== undefined || signal?.aborted) break;
+      } catch (error) {
+        await this.log.rollback();
+        if (!isRetriable(error) || signal?.aborted) throw error;
+        this.logger.warn({ err: describe(error), retryInMs: backoffMs }, 'replication stream failed; reconnecting');
+        await sleep(backoffMs, signal);
+        backoffMs = Math.min(backoffMs * 2, this.config.ingest.maxBackoffSeconds * 1000);
+        prepared = await this.retryPrepare(signal);
+        if (!prepared.slotExists) {
+          throw new FeatureflowError(
+            'FF_PG_SLOT_LOST',
+            `replication slot ${this.config.source.slot} disappeared while following; changes since the checkpoint ` +
+              'may be gone from the WAL. Run `featureflow ingest` again to take a new snapshot',
+          );
+        }
+      }
+    }
+    return { snapshotted, changesApplied: applied, checkpoint: (await this.log.state()).checkpoint };
+  }
+
+  private async retryPrepare(signal?: AbortSignal) {
+    for (let delay = 250; ; delay = Math.min(delay * 2, this.config.ingest.maxBackoffSeconds * 1000)) {
+      try {
+        return await this.source.prepare();
+      } catch (error) {
+        if (!isRetriable(error) || signal?.aborted) throw error;
+        this.logger.warn({ err: describe(error), retryInMs: delay }, 'PostgreSQL unavailable; retrying');
+        await sleep(delay, signal);
+      }
+    }
+  }
+
+  private async snapshot(options: IngestOptions): Promise<number> {
+    const point = await this.source.beginSnapshot();
+    let rows = 0;
+    try {
+      await this.log.reset({ slot: this.config.source.slot, tables: this.config.source.tables, lsn: point.lsn });
+      for await (const batch of this.source.snapshot()) {
+        await this.log.apply(batch);
+        rows += batch.changes.length;
+        options.onBatch?.({ changes: batch.changes.length, checkpoint: batch.checkpoint, snapshot: batch.snapshot });
+        if (options.signal?.aborted) break;
+      }
+    } finally {
+      await this.source.endSnapshot();
+    }
+    this.logger.info({ rows, lsn: formatLsn(point.lsn) }, 'snapshot done');
+    return rows;
+  }
+
+  private checkTables(stored: readonly string[]): void {
+    const configured = this.config.source.tables;
+    const same = stored.length === configured.length && stored.every((t) => configured.includes(t));
+    if (!same) {
+      throw new FeatureflowError(
+        'FF_TABLES_CHANGED',
+        `the change log in ${this.config.store.path} was built for tables ${stored.join(', ')} but the configuration ` +
+          `lists ${configured.join(', ')}; restore source.tables, or start a new log: run \`featureflow teardown --yes\` ` +
+          'and point store.path at a new file (or delete the old one)',
+      );
+    }
+  }
+
+  /**
+   * pgoutput sends 'u' for an unchanged TOASTed value in an update; fill each such column from the
+   * row's previous image (earlier in this batch, else the newest one in the change log).
+   */
+  private async fillUnchangedToast(changes: Change[]): Promise<void> {
+    let index: Map<string, Row> | undefined;
+    for (let i = 0; i < changes.length; i++) {
+      const change = changes[i]!;
+      if (!change.unchangedToast || !change.after) continue;
+      index ??= new Map();
+      const lookupKey = change.before ?? change.key!;
+      const id = `${change.table}\0${stableKey(lookupKey, change.key!)}`;
+      let previous: Row | null | undefined;
+      for (let j = i - 1; j >= 0 && previous === undefined; j--) {
+        const earlier = changes[j]!;
+        if (earlier.table === change.table && earlier.after && stableKey(earlier.key!, change.key!) === stableKey(lookupKey, change.key!)) {
+          previous = earlier.after;
+        }
+      }
+      if (previous === undefined) previous = index.get(id) ?? (await this.log.lastRow(change.table, pick(lookupKey, change.key!)));
+      if (!previous) {
+        throw new FeatureflowError(
+          'FF_PG_REPLICATION',
+          `an update of ${change.table} left TOASTed columns ${change.unchangedToast.join(', ')} unchanged, but no earlier image ` +
+            'of that row is in the change log; set REPLICA IDENTITY FULL on the table so PostgreSQL sends the old values',
+        );
+      }
+      for (const column of change.unchangedToast) change.after[column] = previous[column] ?? null;
+      delete change.unchangedToast;
+      index.set(id, change.after);
+    }
+  }
+}
+
+function pick(row: Row, keyShape: Row): Row {
+  const out: Row = {};
+  for (const k of Object.keys(keyShape)) out[k] = row[k] ?? null;
+  return out;
+}
+
+function stableKey(row: Row, keyShape: Row): string {
+  return Object.keys(keyShape)
+    .map((k) => String(row[k]))
+    .join('\0');
+}
+
+function describe(error: unknown): string {
+  const e = error as { code?: string; message?: string };
+  return e?.code ? `${e.code}: ${e.message ?? ''}` : String(e?.message ?? error);
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    signal?.addEventListener('abort', () => {
+      clearTimeout(timer);
+      resolve();
+    }, { once: true });
+  });
+}

@@ -1,0 +1,360 @@
+import type pg from 'pg';
+import { LogicalReplicationService, PgoutputPlugin, type Pgoutput } from 'pg-logical-replication';
+import type { Logger } from 'pino';
+import { AsyncQueue } from '../../framework/async-queue';
+import { FeatureflowError } from '../../framework/errors';
+import type { FollowOptions } from '../../framework/interfaces';
+import { formatLsn, parseLsn, type Change, type ChangeBatch, type Lsn, type Row, type TableSchema } from '../../framework/types';
+import { decoderFor, PgTypeResolver, type Decoder } from './pg-binary';
+import type { CatalogQuery } from './pg-catalog';
+import { quoteIdent } from './pg-connection';
+
+/** Microseconds between the Unix epoch and PostgreSQL's epoch (2000-01-01). */
+const PG_EPOCH_MICROS = 946_684_800_000_000n;
+/** Queued messages above which the socket is paused (back-pressure), and below which it resumes. */
+const HIGH_WATER = 50_000;
+const LOW_WATER = 5_000;
+
+/**
+ * pgoutput with `binary 'true'` (PostgreSQL 14+): tuple values arrive in the same binary send format as
+ * `COPY … (FORMAT binary)`, so one decoder serves snapshot and stream, and pg's global text parsers
+ * (which turn int8 into strings and timestamptz into millisecond Dates) never see a value.
+ */
+class BinaryPgoutputPlugin extends PgoutputPlugin {
+  /**
+   * node-postgres hands copyData chunks as views into its read buffer, which it compacts and reuses
+   * for the next socket read; messages are decoded later, so each one gets its own copy first.
+   */
+  override parse(buffer: Buffer): Pgoutput.Message {
+    return super.parse(Buffer.from(buffer));
+  }
+
+  override start(client: pg.Client, slotName: string, lastLsn: string): Promise<unknown> {
+    const pubs = this.options.publicationNames.map((p) => p.replaceAll("'", "''")).join(',');
+    const sql =
+      `START_REPLICATION SLOT ${quoteIdent(slotName)} LOGICAL ${lastLsn} ` +
+      `(proto_version '${this.options.protoVersion}', publication_names '${pubs}', binary 'true')`;
+    return client.query(sql);
+  }
+}
+
+type QueueItem =
+  | { kind: 'data'; lsn: Lsn; msg: Pgoutput.Message }
+  | { kind: 'keepalive'; walEnd: Lsn; replyRequested: boolean };
+
+interface RelationState {
+  schema: TableSchema & { version: number };
+  decoders: Decoder[];
+  names: string[];
+}
+
+/** Everything the stream needs from its owner. */
+export interface StreamContext {
+  readonly clientConfig: pg.ClientConfig;
+  readonly slot: string;
+  readonly publication: string;
+  readonly tables: ReadonlySet<string>;
+  readonly batchSize: number;
+  readonly heartbeatMs: number;
+  readonly resolver: PgTypeResolver;
+  readonly catalog: CatalogQuery;
+  readonly logger: Logger;
+  /** Latest schema per table already stored, to number new versions after them. */
+  readonly knownSchemas: ReadonlyMap<string, TableSchema & { version: number }>;
+}
+
+/** Builds the 34-byte standby status update ('r'): write, flush and apply positions and the clock. */
+function standbyStatus(lsn: Lsn, replyRequested: boolean): Buffer {
+  const buf = Buffer.alloc(34);
+  buf[0] = 0x72;
+  buf.writeBigUInt64BE(lsn, 1);
+  buf.writeBigUInt64BE(lsn, 9);
+  buf.writeBigUInt64BE(lsn, 17);
+  buf.writeBigInt64BE(BigInt(Date.now()) * 1000n - PG_EPOCH_MICROS, 25);
+  buf[33] = replyRequested ? 1 : 0;
+  return buf;
+}
+
+function sameSchema(a: TableSchema, b: TableSchema): boolean {
+  return (
+    a.columns.length === b.columns.length &&
+    a.columns.every((c, i) => c.name === b.columns[i]!.name && c.type === b.columns[i]!.type && c.array === b.columns[i]!.array) &&
+    a.keyColumns.join('\0') === b.keyColumns.join('\0')
+  );
+}
+
+/**
+ * One replication session: START_REPLICATION from a checkpoint, decode pgoutput into bounded change
+ * batches, answer the server with standby status updates carrying only durable positions.
+ *
+ * pg-logical-replication's own acknowledgement is off (`auto: false`, `timeoutSeconds: 0`): its timer
+ * would acknowledge the last *received* LSN (and adds 1 to it), which could confirm a change before it
+ * is durable. Status updates are sent here, from a timer, so they continue while the socket is paused
+ * for back-pressure (the walsender times out after wal_sender_timeout without them).
+ */
+export class PgoutputStream {
+  private readonly queue = new AsyncQueue<QueueItem>();
+  private readonly service: LogicalReplicationService;
+  private readonly relations = new Map<number, RelationState>();
+  private readonly latest = new Map<string, TableSchema & { version: number }>();
+  private confirmed: Lsn;
+  private paused = false;
+  private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
+
+  constructor(private readonly ctx: StreamContext, private readonly from: Lsn) {
+    this.confirmed = from;
+    for (const [table, schema] of ctx.knownSchemas) this.latest.set(table, schema);
+    this.service = new LogicalReplicationService(ctx.clientConfig, {
+      acknowledge: { auto: false, timeoutSeconds: 0 },
+      flowControl: { enabled: false },
+    });
+    this.service.on('data', (lsn: string, msg: Pgoutput.Message) => {
+      if (process.env.FF_DEBUG_STREAM) console.error('data', lsn, msg.tag);
+      this.queue.push({ kind: 'data', lsn: parseLsn(lsn), msg });
+      if (!this.paused && this.queue.length > HIGH_WATER) this.setPaused(true);
+    });
+    this.service.on('heartbeat', (lsn: string, _ts: number, shouldRespond: boolean) => {
+      if (process.env.FF_DEBUG_STREAM) console.error('keepalive', lsn, shouldRespond);
+      this.queue.push({ kind: 'keepalive', walEnd: parseLsn(lsn), replyRequested: shouldRespond });
+    });
+    this.service.on('error', (error: unknown) => this.queue.fail(error));
+  }
+
+  /** Confirms a durable position to the server (sent now and repeated by the status timer). */
+  confirm(lsn: Lsn): void {
+    if (lsn > this.confirmed) this.confirmed = lsn;
+    this.sendStatus(false);
+  }
+
+  private sendStatus(replyRequested: boolean): void {
+    const connection = (this.service as unknown as { _connection?: { sendCopyFromChunk(b: Buffer): void } })._connection;
+    if (!connection || this.stopped) return;
+    try {
+      connection.sendCopyFromChunk(standbyStatus(this.confirmed, replyRequested));
+    } catch (error) {
+      this.queue.fail(error);
+    }
+  }
+
+  private setPaused(paused: boolean): void {
+    const stream = (this.service as unknown as { _connection?: { stream?: { pause(): void; resume(): void } } })._connection?.stream;
+    if (!stream) return;
+    this.paused = paused;
+    if (paused) stream.pause();
+    else stream.resume();
+  }
+
+  /** Stops the session and closes its connection; idempotent. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    if (this.timer) clearInterval(this.timer);
+    await this.service.destroy().catch(() => undefined);
+    this.queue.end();
+  }
+
+  /**
+   * Yields batches of the transactions that commit after `from`. A batch is cut at `batchSize`
+   * changes, mid-transaction if need be (`complete: false`), or at a commit when nothing more is
+   * queued. While idle, an empty complete batch carries the server's WAL position as a heartbeat
+   * checkpoint, so the slot does not hold WAL back when the captured tables are quiet.
+   */
+  async *batches(options: FollowOptions = {}): AsyncGenerator<ChangeBatch> {
+    const { ctx } = this;
+    this.service.subscribe(new BinaryPgoutputPlugin({ protoVersion: 1, publicationNames: [ctx.publication] }), ctx.slot, formatLsn(this.from)).then(
+      () => this.queue.fail(new FeatureflowError('FF_PG_REPLICATION', 'the replication stream ended')),
+      (error: unknown) => this.queue.fail(error),
+    );
+    const until = options.until;
+    // Ask for keepalives often while catching up, so an idle server reveals its position quickly.
+    const tick = until !== undefined ? 100 : Math.min(ctx.heartbeatMs, 1000);
+    let lastStatus = 0;
+    this.timer = setInterval(() => {
+      const now = Date.now();
+      if (until !== undefined || now - lastStatus >= ctx.heartbeatMs) {
+        lastStatus = now;
+        this.sendStatus(true);
+      }
+    }, tick);
+    const onAbort = () => this.queue.end();
+    options.signal?.addEventListener('abort', onAbort, { once: true });
+
+    let changes: Change[] = [];
+    let schemas: (TableSchema & { version: number })[] = [];
+    let txn: { commitLsn: Lsn; commitTime: bigint; xid: number; skip: boolean } | undefined;
+    let checkpoint = this.from;
+    let lastHeartbeat = Date.now();
+    const take = () => {
+      const batch = { changes, schemas, complete: txn === undefined, checkpoint };
+      changes = [];
+      schemas = [];
+      return batch;
+    };
+    try {
+      while (true) {
+        if (options.signal?.aborted && txn === undefined) return;
+        const item = await this.queue.take(tick);
+        if (this.paused && this.queue.length < LOW_WATER) this.setPaused(false);
+        if (item === undefined) {
+          if (this.queue.done) return;
+          if (txn === undefined && changes.length > 0) yield take();
+          continue;
+        }
+        if (item.kind === 'keepalive') {
+          if (txn === undefined && changes.length > 0) yield take();
+          if (item.replyRequested) this.sendStatus(false);
+          const idle = txn === undefined && changes.length === 0 && this.queue.length === 0;
+          const due = until !== undefined || Date.now() - lastHeartbeat >= ctx.heartbeatMs;
+          if (idle && item.walEnd > checkpoint && due) {
+            lastHeartbeat = Date.now();
+            checkpoint = item.walEnd;
+            yield take();
+          }
+          // Everything sent before this keepalive is applied; past `until`, the catch-up is complete.
+          if (idle && until !== undefined && item.walEnd >= until) return;
+          continue;
+        }
+        const msg = item.msg;
+        switch (msg.tag) {
+          case 'begin':
+            txn = {
+              commitLsn: parseLsn(msg.commitLsn!),
+              commitTime: msg.commitTime as unknown as bigint,
+              xid: msg.xid,
+              // Transactions whose commit record lies before the checkpoint are already in the log.
+              skip: parseLsn(msg.commitLsn!) < this.from,
+            };
+            break;
+          case 'relation':
+            await this.onRelation(msg, schemas);
+            break;
+          case 'insert':
+          case 'update':
+          case 'delete':
+          case 'truncate':
+            if (!txn || txn.skip) break;
+            this.decodeChange(msg, item.lsn, txn, changes);
+            if (changes.length >= ctx.batchSize) yield take();
+            break;
+          case 'commit': {
+            const end = parseLsn(msg.commitEndLsn!);
+            const skipped = txn?.skip ?? false;
+            txn = undefined;
+            if (skipped) break;
+            checkpoint = end;
+            // Cut at a commit when the batch is full or no more change data is waiting (latency).
+            const next = this.queue.peek();
+            if (changes.length >= ctx.batchSize || next === undefined || next.kind === 'keepalive' || (until !== undefined && end >= until)) {
+              yield take();
+            }
+            if (until !== undefined && end >= until && changes.length === 0) return;
+            break;
+          }
+          default:
+            break;
+        }
+      }
+    } finally {
+      options.signal?.removeEventListener('abort', onAbort);
+      await this.stop();
+    }
+  }
+
+  private async onRelation(msg: Pgoutput.MessageRelation, schemas: (TableSchema & { version: number })[]): Promise<void> {
+    const table = `${msg.schema}.${msg.name}`;
+    if (!this.ctx.tables.has(table)) return;
+    const previous = this.latest.get(table);
+    const columns = [];
+    for (const col of msg.columns) {
+      let resolved: { type: string; array: boolean };
+      try {
+        resolved = await this.ctx.resolver.resolve(col.typeOid, this.ctx.catalog);
+      } catch (error) {
+        throw new FeatureflowError(
+          'FF_PG_TYPE_UNSUPPORTED',
+          `column ${table}.${col.name} now has a type (oid ${col.typeOid}) that featureflow cannot decode exactly; ` +
+            'change the column type back, or drop the column',
+          { cause: error },
+        );
+      }
+      columns.push({ name: col.name, ...resolved, typeOid: col.typeOid, key: false });
+    }
+    const names = columns.map((c) => c.name);
+    // Under REPLICA IDENTITY FULL every column is flagged as key; keep the primary key known from the catalog.
+    let keyColumns = msg.keyColumns;
+    if (msg.replicaIdentity === 'full' && previous && previous.keyColumns.every((k) => names.includes(k))) keyColumns = [...previous.keyColumns];
+    const candidate = { table, columns: columns.map((c) => ({ ...c, key: keyColumns.includes(c.name) })), keyColumns };
+    let schema: TableSchema & { version: number };
+    if (previous && sameSchema(previous, candidate)) schema = previous;
+    else {
+      schema = { ...candidate, version: (previous?.version ?? 0) + 1 };
+      this.latest.set(table, schema);
+      schemas.push(schema);
+      this.ctx.logger.info({ table, version: schema.version }, 'table schema changed in the stream');
+    }
+    this.relations.set(msg.relationOid, {
+      schema,
+      decoders: schema.columns.map((c) => decoderFor(c.type, c.array)),
+      names,
+    });
+  }
+
+  private decodeTuple(state: RelationState, tuple: Record<string, unknown>, unchanged?: string[]): Row {
+    const row: Row = {};
+    const { names, decoders } = state;
+    for (let i = 0; i < names.length; i++) {
+      const name = names[i]!;
+      const raw = tuple[name];
+      if (raw === undefined) {
+        if (!(name in tuple)) continue;
+        // pgoutput sent 'u': an unchanged TOASTed value, filled later from the last known row.
+        unchanged?.push(name);
+        continue;
+      }
+      row[name] = raw === null ? null : decoders[i]!(raw as Buffer, 0, (raw as Buffer).length);
+    }
+    return row;
+  }
+
+  private keyOf(state: RelationState, row: Row): Row {
+    const key: Row = {};
+    for (const k of state.schema.keyColumns) key[k] = row[k] ?? null;
+    return key;
+  }
+
+  private decodeChange(
+    msg: Pgoutput.MessageInsert | Pgoutput.MessageUpdate | Pgoutput.MessageDelete | Pgoutput.MessageTruncate,
+    lsn: Lsn,
+    txn: { commitLsn: Lsn; commitTime: bigint; xid: number },
+    out: Change[],
+  ): void {
+    const common = { lsn, commitLsn: txn.commitLsn, commitTime: txn.commitTime, xid: txn.xid };
+    if (msg.tag === 'truncate') {
+      for (const rel of msg.relations) {
+        const state = this.relations.get(rel.relationOid);
+        if (!state) continue;
+        out.push({ ...common, table: state.schema.table, op: 't', key: null, before: null, after: null, schemaVersion: state.schema.version });
+      }
+      return;
+    }
+    const state = this.relations.get(msg.relation.relationOid);
+    if (!state) return;
+    const base = { ...common, table: state.schema.table, schemaVersion: state.schema.version };
+    if (msg.tag === 'insert') {
+      const after = this.decodeTuple(state, msg.new);
+      out.push({ ...base, op: 'c', key: this.keyOf(state, after), before: null, after });
+    } else if (msg.tag === 'update') {
+      const unchanged: string[] = [];
+      const after = this.decodeTuple(state, msg.new, unchanged);
+      const oldTuple = msg.old ?? msg.key;
+      const before = oldTuple ? this.decodeTuple(state, oldTuple) : null;
+      const change: Change = { ...base, op: 'u', key: this.keyOf(state, after), before, after };
+      if (unchanged.length > 0) change.unchangedToast = unchanged;
+      out.push(change);
+    } else {
+      const before = this.decodeTuple(state, (msg.old ?? msg.key)!);
+      out.push({ ...base, op: 'd', key: this.keyOf(state, before), before, after: null });
+    }
+  }
+}

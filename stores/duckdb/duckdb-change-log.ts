@@ -1,0 +1,281 @@
+import {
+  BIGINT,
+  DuckDBDataChunk,
+  DuckDBTimestampTZValue,
+  INTEGER,
+  TIMESTAMPTZ,
+  UBIGINT,
+  VARCHAR,
+  type DuckDBAppender,
+  type DuckDBConnection,
+} from '@duckdb/node-api';
+import type { ChangeConsumer, ChangeLog, ChangeLogState, ChangeLogTableStats } from '../../framework/interfaces';
+import type { ChangeBatch, ColumnSchema, Row, TableSchema } from '../../framework/types';
+import { decodeRow, encodeRow } from '../../framework/value-json';
+import { openDuckDB, type DuckDBDatabase } from './duckdb-database';
+
+/** Rows per DuckDB data chunk (DuckDB's vector size). */
+const CHUNK_ROWS = 2048;
+
+const CHANGE_COLUMNS = [BIGINT, VARCHAR, VARCHAR, VARCHAR, VARCHAR, VARCHAR, UBIGINT, UBIGINT, TIMESTAMPTZ, UBIGINT, INTEGER];
+
+const DDL = `
+CREATE TABLE IF NOT EXISTS _changes (
+  seq BIGINT NOT NULL,
+  table_name VARCHAR NOT NULL,
+  op VARCHAR NOT NULL,
+  key VARCHAR,
+  before VARCHAR,
+  after VARCHAR,
+  lsn UBIGINT NOT NULL,
+  commit_lsn UBIGINT NOT NULL,
+  commit_time TIMESTAMPTZ NOT NULL,
+  xid UBIGINT NOT NULL,
+  schema_version INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS _schemas (
+  table_name VARCHAR NOT NULL,
+  version INTEGER NOT NULL,
+  columns VARCHAR NOT NULL,
+  key_columns VARCHAR NOT NULL,
+  PRIMARY KEY (table_name, version)
+);
+CREATE TABLE IF NOT EXISTS _checkpoint (
+  id INTEGER PRIMARY KEY,
+  slot VARCHAR,
+  tables VARCHAR,
+  lsn UBIGINT,
+  snapshot_lsn UBIGINT,
+  updated_at TIMESTAMPTZ
+);
+CREATE TABLE IF NOT EXISTS _snapshot_tables (
+  table_name VARCHAR PRIMARY KEY,
+  rows BIGINT NOT NULL,
+  done BOOLEAN NOT NULL
+);
+`;
+
+/** Encodes the key columns of a row in a fixed order, so equal keys give equal strings. */
+export function encodeKey(key: Row | null, keyColumns: readonly string[]): string | null {
+  if (key === null) return null;
+  const ordered: Row = {};
+  for (const c of keyColumns) ordered[c] = key[c] ?? null;
+  return encodeRow(ordered);
+}
+
+/**
+ * The durable change log in a DuckDB file: `_changes` (every change, bulk-written through the
+ * data-chunk appender), `_schemas`, `_snapshot_tables` and `_checkpoint`. A complete batch, the
+ * consumers' writes and the checkpoint commit in one DuckDB transaction: exactly once.
+ */
+export class DuckDBChangeLog implements ChangeLog {
+  private db: DuckDBDatabase | undefined;
+  private appender: DuckDBAppender | undefined;
+  private inTransaction = false;
+  private seq = 0n;
+  private readonly schemaCache = new Map<string, TableSchema & { version: number }>();
+  private readonly keyColumns = new Map<string, readonly string[]>();
+  private readonly consumers: ChangeConsumer<DuckDBConnection>[] = [];
+
+  constructor(private readonly path: string) {}
+
+  /** Adds a consumer applied inside each batch's transaction (feature tables). Before {@link open}. */
+  addConsumer(consumer: ChangeConsumer<DuckDBConnection>): void {
+    this.consumers.push(consumer);
+  }
+
+  /** The DuckDB connection (for readers in the same process); after {@link open}. */
+  get connection(): DuckDBConnection {
+    if (!this.db) throw new Error('the change log is not open; call open() first');
+    return this.db.connection;
+  }
+
+  async open(): Promise<void> {
+    if (this.db) return;
+    this.db = await openDuckDB(this.path);
+    await this.db.connection.run(DDL);
+    const reader = await this.db.connection.runAndReadAll('SELECT coalesce(max(seq), 0) FROM _changes');
+    this.seq = BigInt(reader.getRows()[0]![0] as bigint);
+    for (const schema of await this.schemas()) this.remember(schema);
+    this.appender = await this.db.connection.createAppender('_changes');
+  }
+
+  async state(): Promise<ChangeLogState> {
+    const rows = (await this.connection.runAndReadAll('SELECT slot, tables, lsn FROM _checkpoint WHERE id = 1')).getRows();
+    if (rows.length === 0) return { checkpoint: null, snapshotDone: false, tables: null, slot: null };
+    const [slot, tables, lsn] = rows[0]! as [string, string, bigint | null];
+    const tableList = JSON.parse(tables) as string[];
+    const done = (
+      await this.connection.runAndReadAll('SELECT count(*) FROM _snapshot_tables WHERE done')
+    ).getRows()[0]![0] as bigint;
+    return {
+      checkpoint: lsn === null ? null : BigInt(lsn),
+      snapshotDone: Number(done) === tableList.length,
+      tables: tableList,
+      slot,
+    };
+  }
+
+  async reset(args: { slot: string; tables: readonly string[]; lsn: bigint }): Promise<void> {
+    await this.rollback();
+    const c = this.connection;
+    await c.run('BEGIN');
+    try {
+      await c.run('DELETE FROM _changes; DELETE FROM _schemas; DELETE FROM _snapshot_tables; DELETE FROM _checkpoint;');
+      await c.run('INSERT INTO _checkpoint VALUES (1, $1, $2, NULL, $3, now())', [args.slot, JSON.stringify(args.tables), args.lsn]);
+      for (const consumer of this.consumers) await consumer.reset?.(c);
+      await c.run('COMMIT');
+    } catch (error) {
+      await c.run('ROLLBACK');
+      throw error;
+    }
+    this.seq = 0n;
+    this.schemaCache.clear();
+    this.keyColumns.clear();
+  }
+
+  async apply(batch: ChangeBatch): Promise<void> {
+    const c = this.connection;
+    if (!this.inTransaction) {
+      await c.run('BEGIN');
+      this.inTransaction = true;
+    }
+    try {
+      for (const schema of batch.schemas) {
+        await c.run('INSERT OR REPLACE INTO _schemas VALUES ($1, $2, $3, $4)', [
+          schema.table,
+          schema.version,
+          JSON.stringify(schema.columns),
+          JSON.stringify(schema.keyColumns),
+        ]);
+        this.remember(schema);
+      }
+      this.append(batch);
+      if (batch.snapshot) {
+        await c.run(
+          `INSERT INTO _snapshot_tables VALUES ($1, $2, $3)
+           ON CONFLICT (table_name) DO UPDATE SET rows = _snapshot_tables.rows + excluded.rows, done = excluded.done`,
+          [batch.snapshot.table, batch.changes.length, batch.snapshot.done],
+        );
+      }
+      if (this.consumers.length > 0) {
+        this.appender!.flushSync();
+        for (const consumer of this.consumers) await consumer.apply(c, batch);
+      }
+      if (batch.complete) {
+        this.appender!.flushSync();
+        await c.run('UPDATE _checkpoint SET lsn = $1, updated_at = now() WHERE id = 1', [batch.checkpoint]);
+        await c.run('COMMIT');
+        this.inTransaction = false;
+      }
+    } catch (error) {
+      await this.rollback();
+      throw error;
+    }
+  }
+
+  /** Appends the batch's changes to `_changes` through data chunks. */
+  private append(batch: ChangeBatch): void {
+    const changes = batch.changes;
+    for (let start = 0; start < changes.length; start += CHUNK_ROWS) {
+      const n = Math.min(CHUNK_ROWS, changes.length - start);
+      const cols: unknown[][] = CHANGE_COLUMNS.map(() => new Array(n));
+      for (let i = 0; i < n; i++) {
+        const ch = changes[start + i]!;
+        this.seq += 1n;
+        cols[0]![i] = this.seq;
+        cols[1]![i] = ch.table;
+        cols[2]![i] = ch.op;
+        cols[3]![i] = encodeKey(ch.key, this.keyColumnsOf(ch.table, ch.key));
+        cols[4]![i] = ch.before === null ? null : encodeRow(ch.before);
+        cols[5]![i] = ch.after === null ? null : encodeRow(ch.after);
+        cols[6]![i] = ch.lsn;
+        cols[7]![i] = ch.commitLsn;
+        cols[8]![i] = new DuckDBTimestampTZValue(ch.commitTime);
+        cols[9]![i] = BigInt(ch.xid);
+        cols[10]![i] = ch.schemaVersion;
+      }
+      const chunk = DuckDBDataChunk.create(CHANGE_COLUMNS, n);
+      chunk.setColumns(cols as never);
+      this.appender!.appendDataChunk(chunk);
+    }
+  }
+
+  private keyColumnsOf(table: string, key: Row | null): readonly string[] {
+    return this.keyColumns.get(table) ?? (key ? Object.keys(key) : []);
+  }
+
+  private remember(schema: TableSchema & { version: number }): void {
+    const known = this.schemaCache.get(`${schema.table}#${schema.version}`);
+    if (!known) this.schemaCache.set(`${schema.table}#${schema.version}`, schema);
+    this.keyColumns.set(schema.table, schema.keyColumns);
+  }
+
+  async rollback(): Promise<void> {
+    if (!this.inTransaction) return;
+    this.inTransaction = false;
+    try {
+      this.appender?.clear();
+    } catch {
+      // The appender may already be empty.
+    }
+    await this.connection.run('ROLLBACK');
+  }
+
+  async lastRow(table: string, key: Row): Promise<Row | null> {
+    this.appender!.flushSync();
+    const encoded = encodeKey(key, this.keyColumnsOf(table, key));
+    const rows = (
+      await this.connection.runAndReadAll(
+        `SELECT after, schema_version FROM _changes
+         WHERE table_name = $1 AND key = $2 AND after IS NOT NULL ORDER BY seq DESC LIMIT 1`,
+        [table, encoded],
+      )
+    ).getRows();
+    if (rows.length === 0) return null;
+    const [after, version] = rows[0]! as [string, number];
+    const schema = this.schemaCache.get(`${table}#${version}`);
+    return decodeRow(after, schema?.columns ?? []);
+  }
+
+  async stats(): Promise<ChangeLogTableStats[]> {
+    const rows = (
+      await this.connection.runAndReadAll(
+        'SELECT table_name, op, count(*) FROM _changes GROUP BY table_name, op ORDER BY table_name, op',
+      )
+    ).getRows() as [string, string, bigint][];
+    const byTable = new Map<string, { table: string; changes: number; byOp: Record<string, number> }>();
+    for (const [table, op, n] of rows) {
+      const entry = byTable.get(table) ?? { table, changes: 0, byOp: {} };
+      entry.changes += Number(n);
+      entry.byOp[op] = Number(n);
+      byTable.set(table, entry);
+    }
+    return [...byTable.values()];
+  }
+
+  async schemas(): Promise<(TableSchema & { version: number })[]> {
+    const rows = (
+      await this.connection.runAndReadAll('SELECT table_name, version, columns, key_columns FROM _schemas ORDER BY table_name, version')
+    ).getRows() as [string, number, string, string][];
+    return rows.map(([table, version, columns, keyColumns]) => ({
+      table,
+      version,
+      columns: JSON.parse(columns) as ColumnSchema[],
+      keyColumns: JSON.parse(keyColumns) as string[],
+    }));
+  }
+
+  async close(): Promise<void> {
+    if (!this.db) return;
+    await this.rollback().catch(() => undefined);
+    try {
+      this.appender?.closeSync();
+    } catch {
+      // Closing flushes; nothing is pending outside a transaction.
+    }
+    this.appender = undefined;
+    this.db.close();
+    this.db = undefined;
+  }
+}

@@ -1,0 +1,53 @@
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
+import { FeatureflowError } from '../../framework/errors';
+
+/** An open DuckDB file and one connection to it. `close()` is idempotent. */
+export interface DuckDBDatabase {
+  readonly path: string;
+  readonly instance: DuckDBInstance;
+  readonly connection: DuckDBConnection;
+  close(): void;
+}
+
+/**
+ * Opens (creating folders as needed) a DuckDB file. DuckDB allows one writing process per file; a
+ * second one gets FF_STORE_LOCKED naming the file and the fix.
+ */
+export async function openDuckDB(path: string, options: { readOnly?: boolean } = {}): Promise<DuckDBDatabase> {
+  if (path !== ':memory:' && !options.readOnly) mkdirSync(dirname(path), { recursive: true });
+  let instance: DuckDBInstance;
+  try {
+    instance = await DuckDBInstance.create(path, options.readOnly ? { access_mode: 'READ_ONLY' } : {});
+  } catch (error) {
+    const message = String((error as Error)?.message ?? error);
+    if (/lock/i.test(message)) {
+      throw new FeatureflowError(
+        'FF_STORE_LOCKED',
+        `the DuckDB file ${path} is in use by another process (DuckDB allows one writer per file); ` +
+          'stop the other featureflow process or point store.path (FEATUREFLOW_DUCKDB) at another file',
+        { cause: error },
+      );
+    }
+    throw error;
+  }
+  const connection = await instance.connect();
+  let closed = false;
+  return {
+    path,
+    instance,
+    connection,
+    close() {
+      if (closed) return;
+      closed = true;
+      connection.closeSync();
+      instance.closeSync();
+    },
+  };
+}
+
+/** Quotes a SQL identifier for DuckDB (and PostgreSQL): doubles embedded quotes. */
+export function quoteIdent(name: string): string {
+  return '"' + name.replaceAll('"', '""') + '"';
+}

@@ -1,0 +1,16 @@
+import { ContainerModule } from 'inversify';
+import { TOKENS } from '../../framework/tokens';
+import { DuckDBChangeLog } from './duckdb-change-log';
+
+export { DuckDBChangeLog } from './duckdb-change-log';
+export { openDuckDB } from './duckdb-database';
+
+/** Registers the DuckDB file as the durable change log. */
+export function duckdbStoreModule(): ContainerModule {
+  return new ContainerModule(({ bind }) => {
+    bind(TOKENS.ChangeLog)
+      .toResolvedValue((config) => new DuckDBChangeLog(config.store.path), [TOKENS.Config])
+      .inSingletonScope()
+      .onDeactivation((log) => log.close());
+  });
+}
