@@ -4,6 +4,7 @@
  */
 import type { Container } from 'inversify';
 import { buildContainer } from './framework/container';
+import { runCli } from './framework/cli/main';
 import { resolveConfig, type FeatureflowConfig, type ResolvedConfig } from './framework/config';
 import { postgresSourceModule } from './sources/postgres';
 import { duckdbStoreModule } from './stores/duckdb';
@@ -20,4 +21,9 @@ export type * from './framework/interfaces';
 export async function createContainer(config: FeatureflowConfig | ResolvedConfig): Promise<Container> {
   const resolved = Object.isFrozen(config) ? (config as ResolvedConfig) : resolveConfig(config as FeatureflowConfig);
   return buildContainer(resolved, [postgresSourceModule(), duckdbStoreModule()]);
+}
+
+/** Runs the `featureflow` command line with the production container; resolves to the exit code. */
+export function cli(argv: string[]): Promise<number> {
+  return runCli(argv, { createContainer });
 }

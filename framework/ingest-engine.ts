@@ -13,7 +13,18 @@ export interface IngestOptions {
   /** Stops the run after the current batch. */
   readonly signal?: AbortSignal;
   /** Called after each durable batch (progress display, metrics). */
-  readonly onBatch?: (info: { changes: number; checkpoint: Lsn; snapshot?: { table: string; done: boolean } }) => void;
+  readonly onBatch?: (info: BatchInfo) => void;
+}
+
+/** What {@link IngestOptions.onBatch} hears after each durable batch. */
+export interface BatchInfo {
+  readonly changes: number;
+  /** Changes per table in this batch. */
+  readonly tables: Readonly<Record<string, number>>;
+  readonly checkpoint: Lsn;
+  /** Whether the batch completed a transaction (its checkpoint is durable). */
+  readonly complete: boolean;
+  readonly snapshot?: { readonly table: string; readonly done: boolean };
 }
 
 /** What one run did. */
@@ -71,7 +82,7 @@ export class IngestEngine {
           if (batch.complete) this.source.confirm(batch.checkpoint);
           applied += batch.changes.length;
           backoffMs = 250;
-          options.onBatch?.({ changes: batch.changes.length, checkpoint: batch.checkpoint });
+          options.onBatch?.(batchInfo(batch));
         }
         await this.log.rollback();
         if (until !== undefined || signal?.aborted) break;
@@ -114,7 +125,7 @@ export class IngestEngine {
       for await (const batch of this.source.snapshot()) {
         await this.log.apply(batch);
         rows += batch.changes.length;
-        options.onBatch?.({ changes: batch.changes.length, checkpoint: batch.checkpoint, snapshot: batch.snapshot });
+        options.onBatch?.(batchInfo(batch));
         if (options.signal?.aborted) break;
       }
     } finally {
@@ -169,6 +180,12 @@ export class IngestEngine {
       index.set(id, change.after);
     }
   }
+}
+
+function batchInfo(batch: ChangeBatch): BatchInfo {
+  const tables: Record<string, number> = {};
+  for (const c of batch.changes) tables[c.table] = (tables[c.table] ?? 0) + 1;
+  return { changes: batch.changes.length, tables, checkpoint: batch.checkpoint, complete: batch.complete, snapshot: batch.snapshot };
 }
 
 function pick(row: Row, keyShape: Row): Row {

@@ -1,0 +1,196 @@
+import { existsSync } from 'node:fs';
+import { Command, Option } from 'commander';
+import type { Container } from 'inversify';
+import type { ResolvedConfig } from '../config';
+import { closeContainer } from '../container';
+import { FeatureflowError } from '../errors';
+import type { ChangeLogTableStats } from '../interfaces';
+import { TOKENS } from '../tokens';
+import { formatLsn } from '../types';
+import { loadConfig, type ConfigOptions } from './load-config';
+import { IngestProgressView } from './progress';
+import { readProgress, writeProgress } from './status-file';
+
+/** What the CLI needs from the composition root. */
+export interface CliDeps {
+  createContainer(config: ResolvedConfig): Promise<Container>;
+  /** Adds further commands (e.g. export) to the program. */
+  extend?(program: Command, deps: { loadConfig: typeof loadConfig; createContainer: (config: ResolvedConfig) => Promise<Container> }): void;
+}
+
+/** Builds the `featureflow` command-line program. */
+export function buildProgram(deps: CliDeps): Command {
+  const program = new Command('featureflow')
+    .description('PostgreSQL → ML features, continuously: snapshot + logical replication into DuckDB')
+    .option('-c, --config <file>', 'config file (default: featureflow.config.ts)')
+    .option('--tables <list>', 'comma-separated tables to capture (overrides source.tables)')
+    .showHelpAfterError();
+
+  const withContainer = async <T>(cmd: Command, body: (container: Container, config: ResolvedConfig) => Promise<T>): Promise<T> => {
+    const config = await loadConfig(cmd.optsWithGlobals<ConfigOptions>());
+    const container = await deps.createContainer(config);
+    try {
+      return await body(container, config);
+    } finally {
+      await closeContainer(container);
+    }
+  };
+
+  program
+    .command('ingest')
+    .description('snapshot the tables, then follow the replication slot until stopped (Ctrl-C stops after the current batch)')
+    .option('--until-caught-up', 'stop once everything committed before the start is applied')
+    .action(async (opts: { untilCaughtUp?: boolean }, cmd: Command) => {
+      await withContainer(cmd, async (container, config) => {
+        const engine = await container.getAsync(TOKENS.IngestEngine);
+        const log = await container.getAsync(TOKENS.ChangeLog);
+        const controller = new AbortController();
+        let interrupts = 0;
+        const onSignal = () => {
+          interrupts += 1;
+          if (interrupts > 1) process.exit(130);
+          process.stderr.write('stopping after the current batch (Ctrl-C again to quit at once)\n');
+          controller.abort();
+        };
+        process.on('SIGINT', onSignal);
+        process.on('SIGTERM', onSignal);
+        const view = new IngestProgressView(process.stderr);
+        const counts = new Map<string, { table: string; changes: number; byOp: Record<string, number> }>();
+        let last = 0;
+        let checkpoint: bigint | null = null;
+        const publish = (force = false) => {
+          if (!force && Date.now() - last < 1000) return;
+          last = Date.now();
+          writeProgress(config.store.path, {
+            pid: process.pid,
+            updatedAt: new Date().toISOString(),
+            checkpoint: checkpoint === null ? null : formatLsn(checkpoint),
+            tables: [...counts.values()],
+          });
+        };
+        try {
+          await log.open();
+          for (const s of await log.stats()) counts.set(s.table, { ...s, byOp: { ...s.byOp } });
+          const result = await engine.run({
+            untilCaughtUp: opts.untilCaughtUp,
+            signal: controller.signal,
+            onBatch: (b) => {
+              for (const [table, n] of Object.entries(b.tables)) {
+                const entry = counts.get(table) ?? { table, changes: 0, byOp: {} };
+                entry.changes += n;
+                counts.set(table, entry);
+              }
+              if (b.complete) checkpoint = b.checkpoint;
+              view.update(b);
+              publish();
+            },
+          });
+          view.stop();
+          checkpoint = result.checkpoint;
+          publish(true);
+          process.stdout.write(
+            `${result.snapshotted ? 'snapshot taken; ' : ''}${result.changesApplied} changes applied; checkpoint ` +
+              `${result.checkpoint === null ? '-' : formatLsn(result.checkpoint)}\n`,
+          );
+        } finally {
+          view.stop();
+          process.off('SIGINT', onSignal);
+          process.off('SIGTERM', onSignal);
+        }
+      });
+    });
+
+  program
+    .command('status')
+    .description('slot, confirmed LSN, lag in bytes, changes per table in the change log')
+    .option('--json', 'print JSON')
+    .action(async (opts: { json?: boolean }, cmd: Command) => {
+      await withContainer(cmd, async (container, config) => {
+        const source = await container.getAsync(TOKENS.Source);
+        const slot = await source.status();
+        let tables: ChangeLogTableStats[] = [];
+        let checkpoint: string | null = null;
+        let logNote = 'no change log yet';
+        if (existsSync(config.store.path)) {
+          try {
+            const log = await container.getAsync(TOKENS.ChangeLog);
+            await log.open();
+            tables = await log.stats();
+            const state = await log.state();
+            checkpoint = state.checkpoint === null ? null : formatLsn(state.checkpoint);
+            logNote = state.snapshotDone ? 'snapshot complete' : 'snapshot incomplete';
+            await log.close();
+          } catch (error) {
+            if (!(error instanceof FeatureflowError && error.code === 'FF_STORE_LOCKED')) throw error;
+            const progress = readProgress(config.store.path);
+            tables = progress?.tables ?? [];
+            checkpoint = progress?.checkpoint ?? null;
+            logNote = `in use by a running ingest (pid ${progress?.pid ?? '?'}), figures as of ${progress?.updatedAt ?? 'unknown'}`;
+          }
+        }
+        const report = {
+          slot: slot.slot,
+          slotExists: slot.exists,
+          slotActive: slot.active,
+          confirmedFlushLsn: slot.confirmedFlushLsn === null ? null : formatLsn(slot.confirmedFlushLsn),
+          currentWalLsn: formatLsn(slot.currentWalLsn),
+          lagBytes: slot.lagBytes === null ? null : Number(slot.lagBytes),
+          publication: slot.publication,
+          publicationExists: slot.publicationExists,
+          changeLog: { path: config.store.path, state: logNote, checkpoint, tables },
+        };
+        if (opts.json) {
+          process.stdout.write(JSON.stringify(report, null, 2) + '\n');
+          return;
+        }
+        const lines = [
+          `slot          ${report.slot} (${report.slotExists ? (report.slotActive ? 'active' : 'inactive') : 'missing'})`,
+          `confirmed LSN ${report.confirmedFlushLsn ?? '-'}   current WAL ${report.currentWalLsn}   lag ${report.lagBytes ?? '-'} bytes`,
+          `publication   ${report.publication} (${report.publicationExists ? 'exists' : 'missing'})`,
+          `change log    ${report.changeLog.path}: ${logNote}; checkpoint ${checkpoint ?? '-'}`,
+          ...tables.map((t) => `  ${t.table.padEnd(32)} ${String(t.changes).padStart(10)} changes  ${Object.entries(t.byOp).map(([op, n]) => `${op}:${n}`).join(' ')}`),
+        ];
+        process.stdout.write(lines.join('\n') + '\n');
+      });
+    });
+
+  program
+    .command('teardown')
+    .description('drop the replication slot and the publication (the DuckDB file stays)')
+    .addOption(new Option('--yes', 'confirm: the slot and the WAL it holds are released'))
+    .action(async (opts: { yes?: boolean }, cmd: Command) => {
+      if (!opts.yes) {
+        throw new FeatureflowError('FF_CONFIG_INVALID', 'teardown drops the replication slot and publication; run it again with --yes to confirm');
+      }
+      await withContainer(cmd, async (container, config) => {
+        const source = await container.getAsync(TOKENS.Source);
+        const result = await source.teardown();
+        process.stdout.write(
+          `slot ${config.source.slot}: ${result.slotDropped ? 'dropped' : 'did not exist'}; ` +
+            `publication ${config.source.publication}: ${result.publicationDropped ? 'dropped' : 'did not exist'}\n`,
+        );
+      });
+    });
+
+  deps.extend?.(program, { loadConfig, createContainer: deps.createContainer });
+  return program;
+}
+
+/** Runs the CLI; returns the exit code. Errors print their code and message, never a stack for known ones. */
+export async function runCli(argv: string[], deps: CliDeps): Promise<number> {
+  const program = buildProgram(deps);
+  program.exitOverride();
+  try {
+    await program.parseAsync(argv);
+    return 0;
+  } catch (error) {
+    const e = error as { code?: string; exitCode?: number };
+    if (typeof e.code === 'string' && e.code.startsWith('commander.')) return e.exitCode ?? 1;
+    if (error instanceof FeatureflowError) {
+      process.stderr.write(`featureflow: error [${error.code}]: ${error.message}\n`);
+      return 1;
+    }
+    process.stderr.write(`featureflow: unexpected error: ${(error as Error)?.stack ?? String(error)}\n`);
+    return 1;
+  }
+}
