@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { tsImport } from 'tsx/esm/api';
 import { FeatureflowError } from '../errors';
 import { resolveConfig, type FeatureflowConfig, type ResolvedConfig } from '../config';
 
@@ -20,8 +21,9 @@ export async function loadConfig(options: ConfigOptions): Promise<ResolvedConfig
   const path = resolve(options.config ?? 'featureflow.config.ts');
   let config: FeatureflowConfig | undefined;
   if (existsSync(path)) {
-    const mod = (await import(pathToFileURL(path).href)) as { default?: FeatureflowConfig };
-    config = mod.default;
+    // tsImport loads the TypeScript file as ESM whatever the surrounding package.json says.
+    const mod = (await tsImport(pathToFileURL(path).href, import.meta.url)) as { default?: FeatureflowConfig & { default?: FeatureflowConfig } };
+    config = mod.default?.default ?? mod.default;
     if (!config || typeof config !== 'object') {
       throw new FeatureflowError('FF_CONFIG_INVALID', `${path} has no default export; write \`export default defineConfig({ … })\``);
     }

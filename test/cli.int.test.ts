@@ -1,0 +1,107 @@
+import { execFile } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+import { describe, expect, test } from 'vitest';
+import { pgClient, pgUrl, randomName } from './helpers';
+
+const run = promisify(execFile);
+const BIN = resolve('bin/featureflow.js');
+
+async function cli(args: string[], cwd: string, env: Record<string, string> = {}) {
+  try {
+    const { stdout, stderr } = await run(process.execPath, [BIN, ...args], { cwd, env: { ...process.env, ...env }, timeout: 60_000 });
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    const e = error as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+describe('featureflow CLI', () => {
+  test('ingest --until-caught-up, status --json, teardown --yes on a config file', async () => {
+    const table = randomName('cli');
+    const slot = randomName('slot');
+    const pub = randomName('pub');
+    const db = await pgClient();
+    await db.query(`CREATE TABLE ${table} (id int PRIMARY KEY, v text)`);
+    await db.query(`INSERT INTO ${table} SELECT g, 'v' || g FROM generate_series(1, 500) g`);
+    const dir = mkdtempSync(join(tmpdir(), 'featureflow-cli-'));
+    writeFileSync(
+      join(dir, 'featureflow.config.ts'),
+      `export default { source: { tables: ['${table}'], slot: '${slot}', publication: '${pub}' }, logLevel: 'warn' };\n`,
+    );
+    const env = { DATABASE_URL: pgUrl() };
+
+    const first = await cli(['ingest', '--until-caught-up'], dir, env);
+    expect(first.stderr).toBe('');
+    expect(first.code).toBe(0);
+    expect(first.stdout).toMatch(/snapshot taken; 500 changes applied/);
+
+    await db.query(`UPDATE ${table} SET v = 'changed' WHERE id <= 10`);
+    await db.query(`DELETE FROM ${table} WHERE id > 490`);
+    const second = await cli(['ingest', '--until-caught-up'], dir, env);
+    expect(second.code).toBe(0);
+    expect(second.stdout).toMatch(/^20 changes applied/);
+
+    const status = await cli(['status', '--json'], dir, env);
+    expect(status.code).toBe(0);
+    const report = JSON.parse(status.stdout);
+    expect(report.slot).toBe(slot);
+    expect(report.slotExists).toBe(true);
+    expect(report.changeLog.tables).toEqual([{ table: `public.${table}`, changes: 520, byOp: { d: 10, r: 500, u: 10 } }]);
+    expect(report.lagBytes).toBeGreaterThanOrEqual(0);
+
+    const refused = await cli(['teardown'], dir, env);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/--yes/);
+    const teardown = await cli(['teardown', '--yes'], dir, env);
+    expect(teardown.code).toBe(0);
+    const { rows } = await db.query('SELECT count(*)::int AS n FROM pg_replication_slots WHERE slot_name = $1', [slot]);
+    expect(rows[0].n).toBe(0);
+    await db.end();
+  });
+
+  test('a missing config says how to make one, with a non-zero exit', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'featureflow-cli-'));
+    const result = await cli(['ingest'], dir);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/FF_CONFIG_INVALID.*featureflow.config.ts.*--tables/s);
+  });
+});
+
+describe('featureflow ingest without --until-caught-up', () => {
+  test('runs until SIGINT, then stops cleanly after the current batch with exit code 0', async () => {
+    const { spawn } = await import('node:child_process');
+    const { existsSync } = await import('node:fs');
+    const table = randomName('sigint');
+    const db = await pgClient();
+    await db.query(`CREATE TABLE ${table} (id int PRIMARY KEY)`);
+    await db.query(`INSERT INTO ${table} SELECT generate_series(1, 100)`);
+    const dir = mkdtempSync(join(tmpdir(), 'featureflow-cli-'));
+    const child = spawn(process.execPath, [BIN, 'ingest', '--tables', table], {
+      cwd: dir,
+      env: { ...process.env, DATABASE_URL: pgUrl(), FEATUREFLOW_LOG_LEVEL: 'warn' },
+    });
+    let stdout = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+    const { waitFor } = await import('./helpers');
+    await waitFor('the ingest to publish progress', () => existsSync(join(dir, '.featureflow', 'ingest-status.json')));
+    await db.query(`INSERT INTO ${table} SELECT generate_series(101, 150)`);
+    await waitFor('the stream to apply the inserts', async () => {
+      const { readFileSync } = await import('node:fs');
+      const progress = JSON.parse(readFileSync(join(dir, '.featureflow', 'ingest-status.json'), 'utf8'));
+      return progress.tables[0]?.changes === 150;
+    });
+    child.kill('SIGINT');
+    expect(await exited).toBe(0);
+    expect(stdout).toMatch(/snapshot taken; 150 changes applied/);
+    const { rows } = await db.query("SELECT slot_name FROM pg_replication_slots WHERE slot_name = 'featureflow'");
+    expect(rows.length).toBe(1);
+    await db.query("SELECT pg_drop_replication_slot('featureflow')");
+    await db.query('DROP PUBLICATION featureflow');
+    await db.end();
+  });
+});
