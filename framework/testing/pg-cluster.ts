@@ -95,8 +95,9 @@ export async function startPgCluster(options: PgClusterOptions = {}): Promise<Pg
     port,
     listen_addresses: '127.0.0.1',
     unix_socket_directories: base,
+    // fsync=off makes commits cheap; synchronous_commit stays on so a commit's WAL is flushed (and so
+    // visible to walsenders) at once, not up to wal_writer_delay later.
     fsync: 'off',
-    synchronous_commit: 'off',
     full_page_writes: 'off',
     max_wal_senders: 20,
     max_replication_slots: 40,
