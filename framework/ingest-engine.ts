@@ -122,7 +122,7 @@ export class IngestEngine {
     let rows = 0;
     try {
       await this.log.reset({ slot: this.config.source.slot, tables: this.config.source.tables, lsn: point.lsn });
-      for await (const batch of this.source.snapshot()) {
+      for await (const batch of readAhead(this.source.snapshot())) {
         await this.log.apply(batch);
         rows += batch.changes.length;
         options.onBatch?.(batchInfo(batch));
@@ -150,34 +150,52 @@ export class IngestEngine {
 
   /**
    * pgoutput sends 'u' for an unchanged TOASTed value in an update; fill each such column from the
-   * row's previous image (earlier in this batch, else the newest one in the change log).
+   * row's previous image: earlier in this batch, else the newest one in the change log. Linear in the
+   * batch, with one log lookup per table (an UPDATE of a whole TOASTed table needs every row's image).
    */
   private async fillUnchangedToast(changes: Change[]): Promise<void> {
-    let index: Map<string, Row> | undefined;
-    for (let i = 0; i < changes.length; i++) {
-      const change = changes[i]!;
-      if (!change.unchangedToast || !change.after) continue;
-      index ??= new Map();
-      const lookupKey = change.before ?? change.key!;
-      const id = `${change.table}\0${stableKey(lookupKey, change.key!)}`;
-      let previous: Row | null | undefined;
-      for (let j = i - 1; j >= 0 && previous === undefined; j--) {
-        const earlier = changes[j]!;
-        if (earlier.table === change.table && earlier.after && stableKey(earlier.key!, change.key!) === stableKey(lookupKey, change.key!)) {
-          previous = earlier.after;
+    if (!changes.some((c) => c.unchangedToast)) return;
+    // The newest image per row so far in the batch; then, per change to fill, where its previous image is.
+    const latest = new Map<string, Map<string, Change>>();
+    const plan: { change: Change; from: Change | { table: string; index: number } }[] = [];
+    const lookups = new Map<string, Row[]>();
+    for (const change of changes) {
+      let rows = latest.get(change.table);
+      if (change.op === 't') {
+        latest.delete(change.table);
+        continue;
+      }
+      if (change.unchangedToast && change.after) {
+        const lookupKey = pick(change.before ?? change.key!, change.key!);
+        const earlier = rows?.get(stableKey(lookupKey));
+        if (earlier) plan.push({ change, from: earlier });
+        else {
+          const keys = lookups.get(change.table) ?? [];
+          lookups.set(change.table, keys);
+          plan.push({ change, from: { table: change.table, index: keys.push(lookupKey) - 1 } });
         }
       }
-      if (previous === undefined) previous = index.get(id) ?? (await this.log.lastRow(change.table, pick(lookupKey, change.key!)));
+      if (!rows) latest.set(change.table, (rows = new Map()));
+      if (change.before && change.key) rows.delete(stableKey(pick(change.before, change.key)));
+      if (change.after && change.key) rows.set(stableKey(change.key), change);
+    }
+    const found = new Map<string, (Row | null)[]>();
+    for (const [table, keys] of lookups) found.set(table, await this.log.lastRows(table, keys));
+    // In batch order, so an image filled here is complete before a later change copies from it.
+    for (const { change, from } of plan) {
+      const previous = 'op' in from ? from.after : found.get(from.table)![from.index];
+      const columns = change.unchangedToast!;
       if (!previous) {
+        // Not retriable: the same change would fail again on every reconnect.
         throw new FeatureflowError(
-          'FF_PG_REPLICATION',
-          `an update of ${change.table} left TOASTed columns ${change.unchangedToast.join(', ')} unchanged, but no earlier image ` +
-            'of that row is in the change log; set REPLICA IDENTITY FULL on the table so PostgreSQL sends the old values',
+          'FF_TOAST_UNFILLED',
+          `an update of ${change.table} left TOASTed columns ${columns.join(', ')} unchanged, but no earlier image ` +
+            `of that row is in the change log ${this.config.store.path}; set REPLICA IDENTITY FULL on the table so PostgreSQL ` +
+            'sends the old values, and take a new snapshot (`featureflow teardown --yes`, then `featureflow ingest`)',
         );
       }
-      for (const column of change.unchangedToast) change.after[column] = previous[column] ?? null;
+      for (const column of columns) change.after![column] = previous[column] ?? null;
       delete change.unchangedToast;
-      index.set(id, change.after);
     }
   }
 }
@@ -188,15 +206,45 @@ function batchInfo(batch: ChangeBatch): BatchInfo {
   return { changes: batch.changes.length, tables, checkpoint: batch.checkpoint, complete: batch.complete, snapshot: batch.snapshot };
 }
 
+/**
+ * Yields what `source` yields, asking it for the next item as soon as one is handed out: the snapshot
+ * reader decodes batch N+1 while the store commits batch N (mostly I/O on the store's own threads).
+ * On exit, waits for that read to settle before closing the source (it ends at the next full batch).
+ */
+async function* readAhead<T>(source: AsyncIterable<T>): AsyncGenerator<T> {
+  const it = source[Symbol.asyncIterator]();
+  let next = it.next();
+  let done = false;
+  try {
+    while (true) {
+      const result = await next;
+      if (result.done) {
+        done = true;
+        return;
+      }
+      next = it.next();
+      // A failure of the read ahead surfaces when it is awaited (or is moot after an earlier failure).
+      next.catch(() => undefined);
+      yield result.value;
+    }
+  } finally {
+    if (!done) {
+      await next.catch(() => undefined);
+      await it.return?.();
+    }
+  }
+}
+
 function pick(row: Row, keyShape: Row): Row {
   const out: Row = {};
   for (const k of Object.keys(keyShape)) out[k] = row[k] ?? null;
   return out;
 }
 
-function stableKey(row: Row, keyShape: Row): string {
-  return Object.keys(keyShape)
-    .map((k) => String(row[k]))
+/** The key's values in its column order; an int4 and an int8 of the same value give the same text. */
+function stableKey(key: Row): string {
+  return Object.values(key)
+    .map((v) => String(v))
     .join('\0');
 }
 

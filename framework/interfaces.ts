@@ -110,8 +110,11 @@ export interface ChangeLog {
   apply(batch: ChangeBatch): Promise<void>;
   /** Discards an open transaction (after a stream failure mid-transaction); any time. */
   rollback(): Promise<void>;
-  /** Latest known row of `table` with this key (for unchanged TOAST values), or null; during apply. */
-  lastRow(table: string, key: Row): Promise<Row | null>;
+  /**
+   * The latest known row of `table` for each key (for unchanged TOAST values), null where none, in the
+   * order of `keys`; sees the open transaction's changes; during apply.
+   */
+  lastRows(table: string, keys: readonly Row[]): Promise<(Row | null)[]>;
   /** Change counts per table; after {@link open}. */
   stats(): Promise<ChangeLogTableStats[]>;
   /** Every stored schema version (for readers of the log); after {@link open}. */

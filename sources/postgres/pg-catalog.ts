@@ -127,17 +127,24 @@ export async function ensurePublication(client: pg.Client, publication: string, 
   const list = tables.map(quoteTable).join(', ');
   try {
     const { rows } = await client.query(
-      `SELECT p.pubname, coalesce(array_agg(t.schemaname || '.' || t.tablename) FILTER (WHERE t.tablename IS NOT NULL), '{}') AS tables
+      `SELECT p.pubname, p.pubviaroot,
+              coalesce(array_agg(t.schemaname || '.' || t.tablename) FILTER (WHERE t.tablename IS NOT NULL), '{}') AS tables
          FROM pg_publication p LEFT JOIN pg_publication_tables t ON t.pubname = p.pubname
-        WHERE p.pubname = $1 GROUP BY p.pubname`,
+        WHERE p.pubname = $1 GROUP BY p.pubname, p.pubviaroot`,
       [publication],
     );
+    // Without publish_via_partition_root, changes of a partitioned table arrive under each partition's
+    // name, which is not a configured table: they would be dropped.
     if (rows.length === 0) {
-      await client.query(`CREATE PUBLICATION ${quoteIdent(publication)} FOR TABLE ${list}`);
+      await client.query(`CREATE PUBLICATION ${quoteIdent(publication)} FOR TABLE ${list} WITH (publish_via_partition_root = true)`);
       return;
     }
+    // pg_publication_tables lists the partitions of a partitioned table unless pubviaroot is set.
     const existing = new Set<string>(rows[0].tables);
-    if (existing.size !== tables.length || tables.some((t) => !existing.has(t))) {
+    if (!rows[0].pubviaroot) {
+      await client.query(`ALTER PUBLICATION ${quoteIdent(publication)} SET (publish_via_partition_root = true)`);
+    }
+    if (!rows[0].pubviaroot || existing.size !== tables.length || tables.some((t) => !existing.has(t))) {
       await client.query(`ALTER PUBLICATION ${quoteIdent(publication)} SET TABLE ${list}`);
     }
   } catch (error) {

@@ -78,6 +78,12 @@ export function translateConnectError(error: unknown, config: pg.ClientConfig): 
   }
 }
 
+/** The SQLSTATE of an error the server sent, or undefined (a Node socket error, a dropped connection). */
+export function sqlState(error: unknown): string | undefined {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) ? code : undefined;
+}
+
 /** Connects a client, translating connection errors. */
 export async function connectClient(config: pg.ClientConfig): Promise<pg.Client> {
   const client = new pg.Client(config);

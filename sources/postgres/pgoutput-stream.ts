@@ -7,13 +7,13 @@ import type { FollowOptions } from '../../framework/interfaces';
 import { formatLsn, parseLsn, type Change, type ChangeBatch, type Lsn, type Row, type TableSchema } from '../../framework/types';
 import { decoderFor, PgTypeResolver, type Decoder } from './pg-binary';
 import type { CatalogQuery } from './pg-catalog';
-import { quoteIdent } from './pg-connection';
+import { describeServer, quoteIdent, sqlState } from './pg-connection';
 
 /** Microseconds between the Unix epoch and PostgreSQL's epoch (2000-01-01). */
 const PG_EPOCH_MICROS = 946_684_800_000_000n;
 /** Queued messages above which the socket is paused (back-pressure), and below which it resumes. */
-const HIGH_WATER = 50_000;
-const LOW_WATER = 5_000;
+const HIGH_WATER = 10_000;
+const LOW_WATER = 2_000;
 
 /**
  * pgoutput with `binary 'true'` (PostgreSQL 14+): tuple values arrive in the same binary send format as
@@ -78,7 +78,11 @@ function standbyStatus(lsn: Lsn, replyRequested: boolean): Buffer {
 function sameSchema(a: TableSchema, b: TableSchema): boolean {
   return (
     a.columns.length === b.columns.length &&
-    a.columns.every((c, i) => c.name === b.columns[i]!.name && c.type === b.columns[i]!.type && c.array === b.columns[i]!.array) &&
+    // The type OID too: text → varchar decodes alike but is a different column type for readers.
+    a.columns.every((c, i) => {
+      const d = b.columns[i]!;
+      return c.name === d.name && c.typeOid === d.typeOid && c.type === d.type && c.array === d.array;
+    }) &&
     a.keyColumns.join('\0') === b.keyColumns.join('\0')
   );
 }
@@ -99,6 +103,8 @@ export class PgoutputStream {
   private readonly latest = new Map<string, TableSchema & { version: number }>();
   private confirmed: Lsn;
   private paused = false;
+  /** Data messages in the queue (keepalives aside): a commit followed only by keepalives ends a burst. */
+  private queuedData = 0;
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
 
@@ -112,13 +118,14 @@ export class PgoutputStream {
     this.service.on('data', (lsn: string, msg: Pgoutput.Message) => {
       if (process.env.FF_DEBUG_STREAM) console.error('data', lsn, msg.tag);
       this.queue.push({ kind: 'data', lsn: parseLsn(lsn), msg });
+      this.queuedData++;
       if (!this.paused && this.queue.length > HIGH_WATER) this.setPaused(true);
     });
     this.service.on('heartbeat', (lsn: string, _ts: number, shouldRespond: boolean) => {
       if (process.env.FF_DEBUG_STREAM) console.error('keepalive', lsn, shouldRespond);
       this.queue.push({ kind: 'keepalive', walEnd: parseLsn(lsn), replyRequested: shouldRespond });
     });
-    this.service.on('error', (error: unknown) => this.queue.fail(error));
+    this.service.on('error', (error: unknown) => this.fail(error));
   }
 
   /** Confirms a durable position to the server (sent now and repeated by the status timer). */
@@ -127,13 +134,42 @@ export class PgoutputStream {
     this.sendStatus(false);
   }
 
+  /**
+   * Ends the session with a failure, coded. node-postgres reports a connection cut by a server
+   * shutdown or a network fault as a plain Error without a SQLSTATE ("Connection terminated
+   * unexpectedly"): that is the retriable FF_PG_REPLICATION, so the engine reconnects and resumes.
+   */
+  private fail(error: unknown): void {
+    if (error instanceof FeatureflowError) return this.queue.fail(error);
+    const where = describeServer(this.ctx.clientConfig);
+    const code = sqlState(error);
+    if (code === '42704') {
+      // undefined_object: START_REPLICATION names a slot that is gone.
+      return this.queue.fail(
+        new FeatureflowError(
+          'FF_PG_SLOT_LOST',
+          `replication slot ${this.ctx.slot} no longer exists on ${where}; changes since the checkpoint may be gone from the WAL. ` +
+            'Run `featureflow ingest` again to take a new snapshot',
+          { cause: error },
+        ),
+      );
+    }
+    if (code !== undefined) return this.queue.fail(error);
+    const reason = (error as { code?: string; message?: string })?.code ?? (error as Error)?.message ?? String(error);
+    this.queue.fail(
+      new FeatureflowError('FF_PG_REPLICATION', `the replication connection to ${where} was lost (${reason}); reconnecting from the checkpoint`, {
+        cause: error,
+      }),
+    );
+  }
+
   private sendStatus(replyRequested: boolean): void {
     const connection = (this.service as unknown as { _connection?: { sendCopyFromChunk(b: Buffer): void } })._connection;
     if (!connection || this.stopped) return;
     try {
       connection.sendCopyFromChunk(standbyStatus(this.confirmed, replyRequested));
     } catch (error) {
-      this.queue.fail(error);
+      this.fail(error);
     }
   }
 
@@ -164,7 +200,7 @@ export class PgoutputStream {
     const { ctx } = this;
     this.service.subscribe(new BinaryPgoutputPlugin({ protoVersion: 1, publicationNames: [ctx.publication] }), ctx.slot, formatLsn(this.from)).then(
       () => this.queue.fail(new FeatureflowError('FF_PG_REPLICATION', 'the replication stream ended')),
-      (error: unknown) => this.queue.fail(error),
+      (error: unknown) => this.fail(error),
     );
     const until = options.until;
     // Ask for keepalives often while catching up, so an idle server reveals its position quickly.
@@ -195,6 +231,7 @@ export class PgoutputStream {
       while (true) {
         if (options.signal?.aborted && txn === undefined) return;
         const item = await this.queue.take(tick);
+        if (item?.kind === 'data') this.queuedData--;
         if (this.paused && this.queue.length < LOW_WATER) this.setPaused(false);
         if (item === undefined) {
           if (this.queue.done) return;
@@ -202,7 +239,8 @@ export class PgoutputStream {
           continue;
         }
         if (item.kind === 'keepalive') {
-          if (txn === undefined && changes.length > 0) yield take();
+          // The walsender sends a keepalive whenever it catches up; while we lag, data follows it.
+          if (txn === undefined && changes.length > 0 && this.queuedData === 0) yield take();
           if (item.replyRequested) this.sendStatus(false);
           const idle = txn === undefined && changes.length === 0 && this.queue.length === 0;
           const due = until !== undefined || Date.now() - lastHeartbeat >= ctx.heartbeatMs;
@@ -234,8 +272,12 @@ export class PgoutputStream {
           case 'delete':
           case 'truncate':
             if (!txn || txn.skip) break;
-            this.decodeChange(msg, item.lsn, txn, changes);
-            if (changes.length >= ctx.batchSize) yield take();
+            // Cut a full batch only when another change follows, so that a transaction ending
+            // exactly at the batch size completes in its last batch (not in an empty one after it).
+            for (const change of this.decodeChange(msg, item.lsn, txn)) {
+              if (changes.length >= ctx.batchSize) yield take();
+              changes.push(change);
+            }
             break;
           case 'commit': {
             const end = parseLsn(msg.commitEndLsn!);
@@ -244,8 +286,7 @@ export class PgoutputStream {
             if (skipped) break;
             checkpoint = end;
             // Cut at a commit when the batch is full or no more change data is waiting (latency).
-            const next = this.queue.peek();
-            if (changes.length >= ctx.batchSize || next === undefined || next.kind === 'keepalive' || (until !== undefined && end >= until)) {
+            if (changes.length >= ctx.batchSize || this.queuedData === 0 || (until !== undefined && end >= until)) {
               yield take();
             }
             if (until !== undefined && end >= until && changes.length === 0) return;
@@ -281,9 +322,14 @@ export class PgoutputStream {
       columns.push({ name: col.name, ...resolved, typeOid: col.typeOid, key: false });
     }
     const names = columns.map((c) => c.name);
-    // Under REPLICA IDENTITY FULL every column is flagged as key; keep the primary key known from the catalog.
+    // pgoutput flags key columns in table order (under REPLICA IDENTITY FULL it flags every column),
+    // while the catalog gives the primary key in index order: keep the known key while it still fits,
+    // or a composite key's encoding (and so every row's identity in the log) would change.
     let keyColumns = msg.keyColumns;
-    if (msg.replicaIdentity === 'full' && previous && previous.keyColumns.every((k) => names.includes(k))) keyColumns = [...previous.keyColumns];
+    if (previous && previous.keyColumns.every((k) => names.includes(k))) {
+      const sameSet = keyColumns.length === previous.keyColumns.length && previous.keyColumns.every((k) => keyColumns.includes(k));
+      if (sameSet || msg.replicaIdentity === 'full') keyColumns = [...previous.keyColumns];
+    }
     const candidate = { table, columns: columns.map((c) => ({ ...c, key: keyColumns.includes(c.name) })), keyColumns };
     let schema: TableSchema & { version: number };
     if (previous && sameSchema(previous, candidate)) schema = previous;
@@ -327,8 +373,8 @@ export class PgoutputStream {
     msg: Pgoutput.MessageInsert | Pgoutput.MessageUpdate | Pgoutput.MessageDelete | Pgoutput.MessageTruncate,
     lsn: Lsn,
     txn: { commitLsn: Lsn; commitTime: bigint; xid: number },
-    out: Change[],
-  ): void {
+  ): Change[] {
+    const out: Change[] = [];
     const common = { lsn, commitLsn: txn.commitLsn, commitTime: txn.commitTime, xid: txn.xid };
     if (msg.tag === 'truncate') {
       for (const rel of msg.relations) {
@@ -336,25 +382,28 @@ export class PgoutputStream {
         if (!state) continue;
         out.push({ ...common, table: state.schema.table, op: 't', key: null, before: null, after: null, schemaVersion: state.schema.version });
       }
-      return;
+      return out;
     }
     const state = this.relations.get(msg.relation.relationOid);
-    if (!state) return;
-    const base = { ...common, table: state.schema.table, schemaVersion: state.schema.version };
+    if (!state) return out;
+    // Literal objects (one shape for every change), not spreads: this runs once per row.
+    const { table, version: schemaVersion } = state.schema;
+    const { commitLsn, commitTime, xid } = txn;
     if (msg.tag === 'insert') {
       const after = this.decodeTuple(state, msg.new);
-      out.push({ ...base, op: 'c', key: this.keyOf(state, after), before: null, after });
+      out.push({ lsn, commitLsn, commitTime, xid, table, schemaVersion, op: 'c', key: this.keyOf(state, after), before: null, after });
     } else if (msg.tag === 'update') {
       const unchanged: string[] = [];
       const after = this.decodeTuple(state, msg.new, unchanged);
       const oldTuple = msg.old ?? msg.key;
       const before = oldTuple ? this.decodeTuple(state, oldTuple) : null;
-      const change: Change = { ...base, op: 'u', key: this.keyOf(state, after), before, after };
+      const change: Change = { lsn, commitLsn, commitTime, xid, table, schemaVersion, op: 'u', key: this.keyOf(state, after), before, after };
       if (unchanged.length > 0) change.unchangedToast = unchanged;
       out.push(change);
     } else {
       const before = this.decodeTuple(state, (msg.old ?? msg.key)!);
-      out.push({ ...base, op: 'd', key: this.keyOf(state, before), before, after: null });
+      out.push({ lsn, commitLsn, commitTime, xid, table, schemaVersion, op: 'd', key: this.keyOf(state, before), before, after: null });
     }
+    return out;
   }
 }

@@ -8,7 +8,7 @@ import { TOKENS } from '../../framework/tokens';
 import { formatLsn, parseLsn, type ChangeBatch, type Lsn, type TableSchema } from '../../framework/types';
 import { PgTypeResolver } from './pg-binary';
 import { checkServer, ensurePublication, readTableSchemas, type CatalogQuery } from './pg-catalog';
-import { clientConfig, connectClient, describeServer, quoteIdent } from './pg-connection';
+import { clientConfig, connectClient, describeServer, quoteIdent, sqlState } from './pg-connection';
 import { PgoutputStream } from './pgoutput-stream';
 import { readSnapshot } from './snapshot-reader';
 
@@ -51,15 +51,33 @@ export class PostgresSource implements Source {
     return this.catalogClient;
   }
 
-  private readonly query: CatalogQuery = async (sql, params) => (await this.catalog()).query(sql, params);
+  /**
+   * Runs `fn` on the catalog connection. A query cut off because the server went away fails with a
+   * plain Error without a SQLSTATE; once the client is known dead, that becomes the retriable
+   * FF_PG_UNREACHABLE, so the engine's backoff covers a server restart.
+   */
+  private async withCatalog<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
+    const client = await this.catalog();
+    try {
+      return await fn(client);
+    } catch (error) {
+      if (!(error instanceof FeatureflowError) && sqlState(error) === undefined && this.catalogClient !== client) {
+        throw new FeatureflowError('FF_PG_UNREACHABLE', `lost the connection to PostgreSQL at ${this.where}; retrying`, { cause: error });
+      }
+      throw error;
+    }
+  }
+
+  private readonly query: CatalogQuery = (sql, params) => this.withCatalog((client) => client.query(sql, params));
 
   async prepare(): Promise<PrepareResult> {
-    const client = await this.catalog();
-    await checkServer(client, this.where);
-    this.schemas = await readTableSchemas(client, this.settings.source.tables, this.resolver, this.where);
-    await ensurePublication(client, this.settings.source.publication, this.settings.source.tables, this.where);
-    const { rows } = await client.query('SELECT 1 FROM pg_replication_slots WHERE slot_name = $1', [this.settings.source.slot]);
-    return { tables: this.schemas, slotExists: rows.length > 0 };
+    return this.withCatalog(async (client) => {
+      await checkServer(client, this.where);
+      this.schemas = await readTableSchemas(client, this.settings.source.tables, this.resolver, this.where);
+      await ensurePublication(client, this.settings.source.publication, this.settings.source.tables, this.where);
+      const { rows } = await client.query('SELECT 1 FROM pg_replication_slots WHERE slot_name = $1', [this.settings.source.slot]);
+      return { tables: this.schemas, slotExists: rows.length > 0 };
+    });
   }
 
   async beginSnapshot(): Promise<SnapshotPoint> {
@@ -138,7 +156,7 @@ export class PostgresSource implements Source {
   }
 
   async currentPosition(): Promise<Lsn> {
-    const { rows } = await (await this.catalog()).query('SELECT pg_current_wal_insert_lsn()::text AS lsn');
+    const { rows } = await this.withCatalog((client) => client.query('SELECT pg_current_wal_insert_lsn()::text AS lsn'));
     return parseLsn(rows[0].lsn);
   }
 

@@ -31,7 +31,13 @@ export async function* readSnapshot(plan: SnapshotPlan): AsyncGenerator<ChangeBa
       await client.query(`SET TRANSACTION SNAPSHOT '${plan.snapshotName.replaceAll("'", "''")}'`);
       const names = schema.columns.map((c) => c.name);
       const parser = new CopyBinaryParser(schema.columns.map((c) => decoderFor(c.type, c.array)));
-      const stream = client.query(copyTo(`COPY ${quoteTable(schema.table)} (${names.map(quoteIdent).join(', ')}) TO STDOUT (FORMAT binary)`));
+      const columns = names.map(quoteIdent).join(', ');
+      const { rows: kind } = await client.query('SELECT relkind FROM pg_class WHERE oid = $1::regclass', [quoteTable(schema.table)]);
+      // A partitioned table has no rows of its own and COPY refuses it; its partitions' rows are read
+      // through a query (the stream reports them under the parent: publish_via_partition_root).
+      const source =
+        kind[0]?.relkind === 'p' ? `(SELECT ${columns} FROM ${quoteTable(schema.table)})` : `${quoteTable(schema.table)} (${columns})`;
+      const stream = client.query(copyTo(`COPY ${source} TO STDOUT (FORMAT binary)`));
       let changes: Change[] = [];
       let first = true;
       const keyIdx = schema.keyColumns.map((k) => names.indexOf(k));
@@ -53,18 +59,22 @@ export async function* readSnapshot(plan: SnapshotPlan): AsyncGenerator<ChangeBa
           schemaVersion: schema.version,
         });
       };
+      /** The next batch: at most `batchSize` rows (one COPY chunk may hold thousands of small rows). */
       const batch = (done: boolean): ChangeBatch => {
-        const out = { changes, complete: true, checkpoint: plan.lsn, schemas: first ? [schema] : [], snapshot: { table: schema.table, done } };
+        let rows = changes;
+        if (rows.length > plan.batchSize) rows = changes.splice(0, plan.batchSize);
+        else changes = [];
+        const out = { changes: rows, complete: true, checkpoint: plan.lsn, schemas: first ? [schema] : [], snapshot: { table: schema.table, done } };
         first = false;
-        changes = [];
         return out;
       };
       for await (const chunk of stream) {
         parser.push(chunk as Buffer, onRow);
-        if (changes.length >= plan.batchSize) yield batch(false);
+        while (changes.length >= plan.batchSize) yield batch(false);
       }
       parser.end();
       await client.query('COMMIT');
+      while (changes.length > plan.batchSize) yield batch(false);
       yield batch(true);
     } finally {
       await client.end().catch(() => undefined);

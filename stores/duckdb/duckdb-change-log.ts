@@ -3,6 +3,8 @@ import {
   DuckDBDataChunk,
   DuckDBTimestampTZValue,
   INTEGER,
+  LIST,
+  listValue,
   TIMESTAMPTZ,
   UBIGINT,
   VARCHAR,
@@ -11,7 +13,7 @@ import {
 } from '@duckdb/node-api';
 import type { ChangeConsumer, ChangeLog, ChangeLogState, ChangeLogTableStats } from '../../framework/interfaces';
 import type { ChangeBatch, ColumnSchema, Row, TableSchema } from '../../framework/types';
-import { decodeRow, encodeRow } from '../../framework/value-json';
+import { decodeRow, encodeRow, rowEncoder } from '../../framework/value-json';
 import { openDuckDB, type DuckDBDatabase } from './duckdb-database';
 
 /** Rows per DuckDB data chunk (DuckDB's vector size). */
@@ -55,13 +57,27 @@ CREATE TABLE IF NOT EXISTS _snapshot_tables (
 );
 `;
 
-/** Encodes the key columns of a row in a fixed order, so equal keys give equal strings. */
+const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
+
+/**
+ * Encodes the key columns of a row in a fixed order, so equal keys give equal strings. An int8 within
+ * ±2^53 is written as the JSON number an int2 or int4 would be: widening a key column
+ * (`ALTER COLUMN id TYPE int8`) must not change the identity of the rows already in the log.
+ */
 export function encodeKey(key: Row | null, keyColumns: readonly string[]): string | null {
   if (key === null) return null;
   const ordered: Row = {};
-  for (const c of keyColumns) ordered[c] = key[c] ?? null;
+  for (const c of keyColumns) {
+    const v = key[c] ?? null;
+    ordered[c] = typeof v === 'bigint' && v <= MAX_SAFE && v >= -MAX_SAFE ? Number(v) : v;
+  }
   return encodeRow(ordered);
 }
+
+/** Compiled row encoders per stored schema (by its columns array). */
+const rowEncoders = new WeakMap<readonly ColumnSchema[], (row: Row) => string>();
+/** Names that `for…in` enumerates first, in numeric order: encodeRow's key order would then differ from column order. */
+const ARRAY_INDEX = /^(0|[1-9][0-9]*)$/;
 
 /**
  * The durable change log in a DuckDB file: `_changes` (every change, bulk-written through the
@@ -177,6 +193,14 @@ export class DuckDBChangeLog implements ChangeLog {
   /** Appends the batch's changes to `_changes` through data chunks. */
   private append(batch: ChangeBatch): void {
     const changes = batch.changes;
+    // Consecutive changes mostly share table version, commit time and xid: convert each once per run.
+    let table: string | undefined;
+    let version = 0;
+    let encode = encodeRow;
+    let time: bigint | undefined;
+    let timeValue: DuckDBTimestampTZValue | undefined;
+    let xid: number | undefined;
+    let xidValue = 0n;
     for (let start = 0; start < changes.length; start += CHUNK_ROWS) {
       const n = Math.min(CHUNK_ROWS, changes.length - start);
       const cols: unknown[][] = CHANGE_COLUMNS.map(() => new Array(n));
@@ -186,19 +210,44 @@ export class DuckDBChangeLog implements ChangeLog {
         cols[0]![i] = this.seq;
         cols[1]![i] = ch.table;
         cols[2]![i] = ch.op;
+        if (ch.table !== table || ch.schemaVersion !== version) {
+          table = ch.table;
+          version = ch.schemaVersion;
+          encode = this.rowEncoderOf(table, version);
+        }
+        if (ch.commitTime !== time) {
+          time = ch.commitTime;
+          timeValue = new DuckDBTimestampTZValue(time);
+        }
+        if (ch.xid !== xid) {
+          xid = ch.xid;
+          xidValue = BigInt(xid);
+        }
         cols[3]![i] = encodeKey(ch.key, this.keyColumnsOf(ch.table, ch.key));
-        cols[4]![i] = ch.before === null ? null : encodeRow(ch.before);
-        cols[5]![i] = ch.after === null ? null : encodeRow(ch.after);
+        cols[4]![i] = ch.before === null ? null : encode(ch.before);
+        cols[5]![i] = ch.after === null ? null : encode(ch.after);
         cols[6]![i] = ch.lsn;
         cols[7]![i] = ch.commitLsn;
-        cols[8]![i] = new DuckDBTimestampTZValue(ch.commitTime);
-        cols[9]![i] = BigInt(ch.xid);
+        cols[8]![i] = timeValue;
+        cols[9]![i] = xidValue;
         cols[10]![i] = ch.schemaVersion;
       }
       const chunk = DuckDBDataChunk.create(CHANGE_COLUMNS, n);
       chunk.setColumns(cols as never);
       this.appender!.appendDataChunk(chunk);
     }
+  }
+
+  /**
+   * The compiled encoder of a stored schema version: the same text as encodeRow for rows of those
+   * columns, without its per-value dispatch. encodeRow when the version is unknown.
+   */
+  private rowEncoderOf(table: string, version: number): (row: Row) => string {
+    const columns = this.schemaCache.get(`${table}#${version}`)?.columns;
+    if (!columns || columns.some((c) => ARRAY_INDEX.test(c.name))) return encodeRow;
+    let encode = rowEncoders.get(columns);
+    if (!encode) rowEncoders.set(columns, (encode = rowEncoder(columns)));
+    return encode;
   }
 
   private keyColumnsOf(table: string, key: Row | null): readonly string[] {
@@ -222,20 +271,24 @@ export class DuckDBChangeLog implements ChangeLog {
     await this.connection.run('ROLLBACK');
   }
 
-  async lastRow(table: string, key: Row): Promise<Row | null> {
+  /** One scan of the log however many keys: an UPDATE of a whole TOASTed table asks for every row. */
+  async lastRows(table: string, keys: readonly Row[]): Promise<(Row | null)[]> {
+    if (keys.length === 0) return [];
     this.appender!.flushSync();
-    const encoded = encodeKey(key, this.keyColumnsOf(table, key));
+    const keyColumns = this.keyColumnsOf(table, keys[0]!);
+    const encoded = keys.map((key) => encodeKey(key, keyColumns)!);
     const rows = (
       await this.connection.runAndReadAll(
-        `SELECT after, schema_version FROM _changes
-         WHERE table_name = $1 AND key = $2 AND after IS NOT NULL ORDER BY seq DESC LIMIT 1`,
-        [table, encoded],
+        `SELECT key, after, schema_version FROM _changes
+          WHERE table_name = $1 AND after IS NOT NULL AND key IN (SELECT unnest($2))
+          QUALIFY row_number() OVER (PARTITION BY key ORDER BY seq DESC) = 1`,
+        [table, listValue([...new Set(encoded)])],
+        [VARCHAR, LIST(VARCHAR)],
       )
-    ).getRows();
-    if (rows.length === 0) return null;
-    const [after, version] = rows[0]! as [string, number];
-    const schema = this.schemaCache.get(`${table}#${version}`);
-    return decodeRow(after, schema?.columns ?? []);
+    ).getRows() as [string, string, number][];
+    const found = new Map<string, Row>();
+    for (const [key, after, version] of rows) found.set(key, decodeRow(after, this.schemaCache.get(`${table}#${version}`)?.columns ?? []));
+    return encoded.map((key) => found.get(key) ?? null);
   }
 
   async stats(): Promise<ChangeLogTableStats[]> {

@@ -1,0 +1,174 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
+import type pg from 'pg';
+import type { ResolvedConfig } from '../framework/config';
+import { openDuckDB } from '../stores/duckdb/duckdb-database';
+import { pgClient, randomName, readChangeLog, testConfig, waitFor } from './helpers';
+import { compareWithPostgres, inTransaction } from './ingest-harness';
+
+// The ingest process is killed with SIGKILL (no cleanup of any kind) during the snapshot and during
+// streaming, then started again with --until-caught-up. Nothing may be lost or applied twice.
+
+const FIXTURE = fileURLToPath(new URL('./fixtures/ingest-child.ts', import.meta.url));
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+
+interface ChildLine {
+  event: 'batch' | 'done' | 'error';
+  changes?: number;
+  complete?: boolean;
+  snapshot?: { table: string; done: boolean } | null;
+  snapshotted?: boolean;
+  code?: string;
+  message?: string;
+}
+
+/** An ingest child process and the JSON lines it printed. */
+class IngestChild {
+  readonly lines: ChildLine[] = [];
+  readonly exited: Promise<number | null>;
+  private readonly proc: ChildProcess;
+  private stderr = '';
+
+  constructor(config: ResolvedConfig, options: { untilCaughtUp?: boolean; freeze?: { snapshotBatches?: number; incompleteBatches?: number } } = {}) {
+    this.proc = spawn(process.execPath, ['--import', 'tsx', FIXTURE, ...(options.untilCaughtUp ? ['--until-caught-up'] : [])], {
+      cwd: ROOT,
+      env: { ...process.env, FF_CHILD_CONFIG: JSON.stringify(config), FF_CHILD_FREEZE: JSON.stringify(options.freeze ?? {}) },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    createInterface({ input: this.proc.stdout! }).on('line', (line) => this.lines.push(JSON.parse(line) as ChildLine));
+    this.proc.stderr!.on('data', (d: Buffer) => (this.stderr += d.toString()));
+    this.exited = new Promise((resolve) => this.proc.on('exit', (code) => resolve(code)));
+    children.add(this);
+  }
+
+  /** Waits until a printed line satisfies `check`; fails early (with the child's stderr) if it exits. */
+  async waitForLine(what: string, check: (lines: ChildLine[]) => boolean): Promise<void> {
+    let exited = false;
+    void this.exited.then(() => (exited = true));
+    await waitFor(what, () => {
+      if (check(this.lines)) return true;
+      if (exited) throw new Error(`the ingest child exited before ${what}:\n${JSON.stringify(this.lines.slice(-3))}\n${this.stderr}`);
+      return false;
+    }, 60_000);
+  }
+
+  async kill(): Promise<void> {
+    this.proc.kill('SIGKILL');
+    expect(await this.exited).toBeNull();
+    children.delete(this);
+  }
+
+  /** Waits for a normal exit and returns the final `done` line. */
+  async finished(): Promise<ChildLine> {
+    const code = await this.exited;
+    children.delete(this);
+    const last = this.lines.at(-1);
+    if (code !== 0 || last?.event !== 'done') throw new Error(`the ingest child failed (exit ${code}): ${JSON.stringify(last)}\n${this.stderr}`);
+    return last;
+  }
+}
+
+const children = new Set<IngestChild>();
+let client: pg.Client;
+beforeAll(async () => {
+  client = await pgClient();
+});
+afterEach(async () => {
+  for (const child of children) await child.kill().catch(() => undefined);
+});
+afterAll(async () => {
+  await client?.end();
+});
+
+/** Changes per xid in the stream part of the log. */
+function perXid(changes: { op: string; xid: number }[]): Map<number, number> {
+  const counts = new Map<number, number>();
+  for (const c of changes) if (c.op !== 'r') counts.set(c.xid, (counts.get(c.xid) ?? 0) + 1);
+  return counts;
+}
+
+describe('SIGKILL of the ingest process', () => {
+  test('during the snapshot: the next run takes the snapshot again, and the log holds exactly one', async () => {
+    const table = randomName('crash_snap');
+    await client.query(`CREATE TABLE ${table} (id int PRIMARY KEY, v text NOT NULL)`);
+    await client.query(`INSERT INTO ${table} SELECT g, 'v' || g FROM generate_series(1, 20000) g`);
+    const config = testConfig([table], { ingest: { snapshotBatchSize: 1000, heartbeatSeconds: 1 } });
+
+    const first = new IngestChild(config, { freeze: { snapshotBatches: 5 } });
+    await first.waitForLine('5 snapshot batches', (lines) => lines.filter((l) => l.snapshot).length === 5);
+    await first.kill();
+    // The interrupted snapshot really left 5 durable batches behind.
+    const partial = await readChangeLog(config.store.path);
+    expect(partial.changes.filter((c) => c.op === 'r')).toHaveLength(5000);
+
+    // Changes between the crash and the next run end up in the new snapshot.
+    await client.query(`UPDATE ${table} SET v = 'changed' WHERE id % 100 = 0`);
+    await client.query(`DELETE FROM ${table} WHERE id % 100 = 1`);
+    await client.query(`INSERT INTO ${table} VALUES (20001, 'late')`);
+
+    const second = new IngestChild(config, { untilCaughtUp: true });
+    expect((await second.finished()).snapshotted).toBe(true);
+
+    const { diff, changes } = await compareWithPostgres(client, config, table);
+    expect(diff).toEqual({ missing: [], extra: [] });
+    const reads = changes.filter((c) => c.op === 'r');
+    const { rows } = await client.query(`SELECT count(*)::int AS n FROM ${table}`);
+    expect(reads).toHaveLength(rows[0].n);
+    expect(new Set(reads.map((c) => c.key)).size).toBe(rows[0].n);
+    expect(changes.filter((c) => c.op !== 'r')).toHaveLength(0);
+    const db = await openDuckDB(config.store.path, { readOnly: true });
+    const snapshotRows = (await db.connection.runAndReadAll('SELECT rows, done FROM _snapshot_tables')).getRows();
+    db.close();
+    expect(snapshotRows.map(([n, done]) => [Number(n), done])).toEqual([[rows[0].n, true]]);
+    // The first run's slot was replaced, not left behind.
+    const slots = await client.query('SELECT count(*)::int AS n FROM pg_replication_slots WHERE slot_name = $1', [config.source.slot]);
+    expect(slots.rows[0].n).toBe(1);
+  });
+
+  test('during streaming, in the middle of a large transaction and between transactions: each transaction once', async () => {
+    const table = randomName('crash_stream');
+    await client.query(`CREATE TABLE ${table} (id int PRIMARY KEY, n int NOT NULL, v text)`);
+    await client.query(`INSERT INTO ${table} SELECT g, 0, 'initial' FROM generate_series(1, 100) g`);
+    const config = testConfig([table], { ingest: { batchSize: 1000, heartbeatSeconds: 1 } });
+    const expected = new Map<number, number>();
+    const small = async (i: number) => {
+      const xid = await inTransaction(client, () =>
+        i % 3 === 0
+          ? client.query(`INSERT INTO ${table} VALUES ($1, $2, 'small')`, [100_000 + i, i])
+          : i % 3 === 1
+            ? client.query(`UPDATE ${table} SET n = n + 1 WHERE id = $1`, [1 + (i % 100)])
+            : client.query(`UPDATE ${table} SET v = 'two', n = n + 1 WHERE id IN ($1, $2)`, [1 + (i % 50), 51 + (i % 50)]),
+      );
+      expected.set(xid, i % 3 === 2 ? 2 : 1);
+    };
+
+    // Run 1: killed frozen in the middle of a 30k-row transaction (after 5 of its 30 batches).
+    const first = new IngestChild(config, { freeze: { incompleteBatches: 5 } });
+    await first.waitForLine('the snapshot', (lines) => lines.some((l) => l.snapshot?.done));
+    for (let i = 0; i < 30; i++) await small(i);
+    const bigXid = await inTransaction(client, () => client.query(`INSERT INTO ${table} SELECT g, g, 'big' FROM generate_series(1001, 31000) g`));
+    expected.set(bigXid, 30_000);
+    for (let i = 30; i < 60; i++) await small(i);
+    await first.waitForLine('5 batches of the large transaction', (lines) => lines.filter((l) => l.complete === false).length === 5);
+    await first.kill();
+    const afterFirst = perXid((await readChangeLog(config.store.path)).changes);
+    expect(afterFirst.get(bigXid)).toBeUndefined();
+
+    // Run 2: killed at whatever point it reached while small transactions stream in.
+    const second = new IngestChild(config);
+    await second.waitForLine('the stream to resume', (lines) => lines.some((l) => l.complete && (l.changes ?? 0) > 0));
+    for (let i = 60; i < 160; i++) await small(i);
+    await second.kill();
+
+    // Run 3: --until-caught-up picks up the rest.
+    for (let i = 160; i < 200; i++) await small(i);
+    const third = new IngestChild(config, { untilCaughtUp: true });
+    expect((await third.finished()).snapshotted).toBe(false);
+
+    const { diff, changes } = await compareWithPostgres(client, config, table);
+    expect(diff).toEqual({ missing: [], extra: [] });
+    expect(perXid(changes)).toEqual(expected);
+  });
+});
