@@ -7,6 +7,8 @@
 export const ErrorCodes = {
   FF_CONFIG_INVALID: { retriable: false, summary: 'the configuration is invalid' },
   FF_PG_UNREACHABLE: { retriable: true, summary: 'PostgreSQL cannot be reached' },
+  FF_PG_DATABASE_MISSING: { retriable: false, summary: 'the database does not exist' },
+  FF_PG_SLOTS_EXHAUSTED: { retriable: false, summary: 'every replication slot of the server is in use' },
   FF_PG_AUTH_FAILED: { retriable: false, summary: 'PostgreSQL refused the credentials' },
   FF_PG_WAL_LEVEL: { retriable: false, summary: 'wal_level is not logical' },
   FF_PG_PRIVILEGE: { retriable: false, summary: 'the role lacks a privilege featureflow needs' },

@@ -121,4 +121,31 @@ describe('bad input is refused with a coded error', () => {
     expectCoded(error, 'FF_PG_NO_KEY', [`public.${table}`, /PRIMARY KEY/, /REPLICA IDENTITY FULL/]);
     await expectNothingWritten(config, client);
   });
+
+  test('a database that does not exist: FF_PG_DATABASE_MISSING, not retried', async () => {
+    const url = new URL(pgUrl());
+    url.pathname = '/' + randomName('nodb');
+    const config = testConfig(['public.anything'], {}, url.toString());
+    const error = await ingestError(config);
+    expectCoded(error, 'FF_PG_DATABASE_MISSING', [url.pathname.slice(1), /DATABASE_URL/]);
+    expect(error.retriable).toBe(false);
+    await expectNothingWritten(config, client);
+  });
+
+  test('every replication slot taken: FF_PG_SLOTS_EXHAUSTED', async () => {
+    const small = await startPgCluster({ settings: { max_replication_slots: 1 } });
+    const server = await pgClient(small.url);
+    try {
+      await server.query("SELECT pg_create_logical_replication_slot('someone_else', 'pgoutput')");
+      await server.query('CREATE TABLE slott (id int PRIMARY KEY)');
+      const config = testConfig(['slott'], {}, small.url);
+      const error = await ingestError(config);
+      expectCoded(error, 'FF_PG_SLOTS_EXHAUSTED', [/all 1 replication slots/, config.source.slot, /max_replication_slots/]);
+      const { rows } = await server.query('SELECT count(*)::int AS n FROM pg_publication');
+      expect(rows[0].n).toBe(0);
+    } finally {
+      await server.end();
+      await small.stop();
+    }
+  });
 });

@@ -11,7 +11,7 @@ export type CatalogQuery = (sql: string, params: unknown[]) => Promise<{ rows: a
  * Checks that the server can do logical replication for this role: wal_level, the REPLICATION
  * attribute and spare slots. Each failure names the fix.
  */
-export async function checkServer(client: pg.Client, where: string): Promise<void> {
+export async function checkServer(client: pg.Client, where: string, slot: string): Promise<void> {
   const { rows } = await client.query(
     `SELECT current_setting('wal_level') AS wal_level,
             current_setting('max_replication_slots')::int AS max_slots,
@@ -25,6 +25,13 @@ export async function checkServer(client: pg.Client, where: string): Promise<voi
       'FF_PG_WAL_LEVEL',
       `replication slot cannot be created: wal_level is '${row.wal_level}' on ${where}; set wal_level=logical ` +
         'in postgresql.conf (or ALTER SYSTEM SET wal_level = logical) and restart the server',
+    );
+  }
+  if (row.used_slots >= row.max_slots && !(await slotExists(client, slot))) {
+    throw new FeatureflowError(
+      'FF_PG_SLOTS_EXHAUSTED',
+      `all ${row.max_slots} replication slots on ${where} are in use, so slot ${slot} cannot be created; drop an unused ` +
+        'one (SELECT pg_drop_replication_slot(name) — see pg_replication_slots) or raise max_replication_slots and restart',
     );
   }
   if (!row.can_replicate) {
@@ -158,4 +165,9 @@ export async function ensurePublication(client: pg.Client, publication: string, 
     }
     throw error;
   }
+}
+
+async function slotExists(client: pg.Client, slot: string): Promise<boolean> {
+  const { rows } = await client.query('SELECT 1 FROM pg_replication_slots WHERE slot_name = $1', [slot]);
+  return rows.length > 0;
 }

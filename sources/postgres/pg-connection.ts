@@ -64,7 +64,7 @@ export function translateConnectError(error: unknown, config: pg.ClientConfig): 
       );
     case '3D000':
       return new FeatureflowError(
-        'FF_PG_UNREACHABLE',
+        'FF_PG_DATABASE_MISSING',
         `the database in ${where} does not exist (SQLSTATE 3D000); create it or fix the database name in DATABASE_URL`,
         { cause: error },
       );

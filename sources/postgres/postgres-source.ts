@@ -72,7 +72,7 @@ export class PostgresSource implements Source {
 
   async prepare(): Promise<PrepareResult> {
     return this.withCatalog(async (client) => {
-      await checkServer(client, this.where);
+      await checkServer(client, this.where, this.settings.source.slot);
       this.schemas = await readTableSchemas(client, this.settings.source.tables, this.resolver, this.where);
       await ensurePublication(client, this.settings.source.publication, this.settings.source.tables, this.where);
       const { rows } = await client.query('SELECT 1 FROM pg_replication_slots WHERE slot_name = $1', [this.settings.source.slot]);
