@@ -5,9 +5,10 @@
 import type { Container } from 'inversify';
 import { buildContainer } from './framework/container';
 import { runCli } from './framework/cli/main';
+import { registerExportCommand } from './framework/cli/export-command';
 import { resolveConfig, type FeatureflowConfig, type ResolvedConfig } from './framework/config';
 import { postgresSourceModule } from './sources/postgres';
-import { duckdbStoreModule } from './stores/duckdb';
+import { duckdbStoreModule, featureTablesModule, inspectStore, openFeatureStore } from './stores/duckdb';
 
 export { defineConfig, resolveConfig } from './framework/config';
 export type { FeatureflowConfig, ResolvedConfig } from './framework/config';
@@ -16,14 +17,25 @@ export { FeatureflowError, ErrorCodes } from './framework/errors';
 export { TOKENS } from './framework/tokens';
 export * from './framework/types';
 export type * from './framework/interfaces';
+export * from './framework/features';
+export { FeatureStore, openFeatureStore } from './stores/duckdb';
+// toTensors lives in 'featureflow/framework/tensors': loading TF.js is slow, so it is imported on demand.
 
 /** Builds the production container from a config (validated and frozen here). */
 export async function createContainer(config: FeatureflowConfig | ResolvedConfig): Promise<Container> {
   const resolved = Object.isFrozen(config) ? (config as ResolvedConfig) : resolveConfig(config as FeatureflowConfig);
-  return buildContainer(resolved, [postgresSourceModule(), duckdbStoreModule()]);
+  return buildContainer(resolved, [postgresSourceModule(), duckdbStoreModule(), featureTablesModule()]);
 }
 
 /** Runs the `featureflow` command line with the production container; resolves to the exit code. */
 export function cli(argv: string[]): Promise<number> {
-  return runCli(argv, { createContainer });
+  return runCli(argv, {
+    createContainer,
+    inspectStore: (config) => inspectStore(config.store.path),
+    extend: (program, deps) =>
+      registerExportCommand(program, {
+        loadConfig: deps.loadConfig,
+        openOfflineStore: (config) => openFeatureStore(config.store.path, { definitions: config.features }),
+      }),
+  });
 }

@@ -1,4 +1,5 @@
 import { FeatureflowError } from './errors';
+import type { FeatureDefinitions } from './features/feature-registry';
 
 /** featureflow's configuration, as written in `featureflow.config.ts` with {@link defineConfig}. */
 export interface FeatureflowConfig {
@@ -10,6 +11,8 @@ export interface FeatureflowConfig {
   ingest?: IngestConfig;
   /** Log level: `fatal`, `error`, `warn`, `info`, `debug`, `trace`, `silent`. Default `info` (env `FEATUREFLOW_LOG_LEVEL`). */
   logLevel?: string;
+  /** Feature views and services whose history tables ingest keeps current. Default none. */
+  features?: FeatureDefinitions;
 }
 
 export interface PostgresSourceConfig {
@@ -48,6 +51,7 @@ export interface ResolvedConfig {
   readonly store: Readonly<Required<DuckDBStoreConfig>>;
   readonly ingest: Readonly<Required<IngestConfig>>;
   readonly logLevel: string;
+  readonly features: FeatureDefinitions;
 }
 
 /** Identity function that gives `featureflow.config.ts` its types. */
@@ -104,6 +108,7 @@ export function resolveConfig(config: FeatureflowConfig, env: NodeJS.ProcessEnv 
     store: { path: config.store?.path ?? env.FEATUREFLOW_DUCKDB ?? '.featureflow/featureflow.duckdb' },
     ingest,
     logLevel: config.logLevel ?? env.FEATUREFLOW_LOG_LEVEL ?? 'info',
+    features: config.features ?? {},
   };
   return deepFreeze(resolved);
 }

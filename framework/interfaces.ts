@@ -89,6 +89,8 @@ export interface ChangeLogTableStats {
  * state and the checkpoint move together: exactly once.
  */
 export interface ChangeConsumer<Tx = unknown> {
+  /** Called once when the store opens, outside any batch (start-up checks, building new versions). */
+  open?(tx: Tx): Promise<void>;
   /** Applies the changes of a batch inside the store's open transaction `tx`. */
   apply(tx: Tx, batch: ChangeBatch): Promise<void>;
   /** Called after a reset of the change log (a new snapshot), inside `tx`. */

@@ -30,12 +30,22 @@ describe('featureflow CLI', () => {
     const dir = mkdtempSync(join(tmpdir(), 'featureflow-cli-'));
     writeFileSync(
       join(dir, 'featureflow.config.ts'),
-      `export default { source: { tables: ['${table}'], slot: '${slot}', publication: '${pub}' }, logLevel: 'warn' };\n`,
+      [
+        `import { defineConfig, entity, featureView, text } from ${JSON.stringify(resolve('index.ts'))};`,
+        `const row = entity({ name: 'row', keys: ['id'] });`,
+        // A view that rejects one row: it goes to the dead-letter table, the rest applies.
+        `const values = featureView({ name: 'vals', version: 1, entity: row, source: '${table}', features: { v: text },`,
+        `  transform: (r) => { if (r.id === 7) throw new Error('seven'); return { v: r.v }; } });`,
+        `export default defineConfig({ source: { tables: ['${table}'], slot: '${slot}', publication: '${pub}' },`,
+        `  features: { views: [values] }, logLevel: 'warn' });`,
+      ].join('\n'),
     );
     const env = { DATABASE_URL: pgUrl() };
 
     const first = await cli(['ingest', '--until-caught-up'], dir, env);
-    expect(first.stderr).toBe('');
+    // Only the warning about the rejected row, without its values.
+    expect(first.stderr).toMatch(/feature views rejected rows; see _feature_dead_letters/);
+    expect(first.stderr).not.toMatch(/seven|"level":50/);
     expect(first.code).toBe(0);
     expect(first.stdout).toMatch(/snapshot taken; 500 changes applied/);
 
@@ -52,6 +62,11 @@ describe('featureflow CLI', () => {
     expect(report.slotExists).toBe(true);
     expect(report.changeLog.tables).toEqual([{ table: `public.${table}`, changes: 520, byOp: { d: 10, r: 500, u: 10 } }]);
     expect(report.lagBytes).toBeGreaterThanOrEqual(0);
+    // Row 7 is rejected twice: at the snapshot and at its update.
+    expect(report.featureViews).toMatchObject([{ view: 'vals', version: 1, active: true, entities: 489, deadLetters: 2 }]);
+
+    const exported = await cli(['export', 'vals', '--out', join(dir, 'vals.parquet')], dir, env);
+    expect(exported.code).toBe(0);
 
     const refused = await cli(['teardown'], dir, env);
     expect(refused.code).toBe(1);

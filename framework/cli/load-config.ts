@@ -1,7 +1,6 @@
-import { existsSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { copyFileSync, existsSync, rmSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { tsImport } from 'tsx/esm/api';
 import { FeatureflowError } from '../errors';
 import { resolveConfig, type FeatureflowConfig, type ResolvedConfig } from '../config';
 
@@ -21,9 +20,7 @@ export async function loadConfig(options: ConfigOptions): Promise<ResolvedConfig
   const path = resolve(options.config ?? 'featureflow.config.ts');
   let config: FeatureflowConfig | undefined;
   if (existsSync(path)) {
-    // tsImport loads the TypeScript file as ESM whatever the surrounding package.json says.
-    const mod = (await tsImport(pathToFileURL(path).href, import.meta.url)) as { default?: FeatureflowConfig & { default?: FeatureflowConfig } };
-    config = mod.default?.default ?? mod.default;
+    config = await importConfig(path);
     if (!config || typeof config !== 'object') {
       throw new FeatureflowError('FF_CONFIG_INVALID', `${path} has no default export; write \`export default defineConfig({ … })\``);
     }
@@ -40,4 +37,20 @@ export async function loadConfig(options: ConfigOptions): Promise<ResolvedConfig
     ...config,
     source: { ...config?.source, tables: tables ?? config?.source.tables ?? [] },
   } as FeatureflowConfig);
+}
+
+/**
+ * Imports the config file as an ES module through the process's TypeScript loader, so it shares the
+ * already loaded featureflow modules. A `.ts` file in a package without `"type": "module"` would load
+ * as CommonJS, so a `.mts` copy beside it (relative imports keep working) is imported instead.
+ */
+async function importConfig(path: string): Promise<FeatureflowConfig | undefined> {
+  const copy = join(dirname(path), `.${basename(path).replace(/\.[cm]?ts$/, '')}.${process.pid}.mts`);
+  copyFileSync(path, copy);
+  try {
+    const mod = (await import(pathToFileURL(copy).href)) as { default?: FeatureflowConfig };
+    return mod.default;
+  } finally {
+    rmSync(copy, { force: true });
+  }
 }

@@ -4,16 +4,25 @@ import type { Container } from 'inversify';
 import type { ResolvedConfig } from '../config';
 import { closeContainer } from '../container';
 import { FeatureflowError } from '../errors';
-import type { ChangeLogTableStats } from '../interfaces';
+import type { ChangeLogState, ChangeLogTableStats } from '../interfaces';
 import { TOKENS } from '../tokens';
 import { formatLsn } from '../types';
 import { loadConfig, type ConfigOptions } from './load-config';
 import { IngestProgressView } from './progress';
 import { readProgress, writeProgress } from './status-file';
 
+/** What `status` learns from the offline store (read-only). */
+export interface StoreInspection {
+  readonly state: ChangeLogState;
+  readonly tables: ChangeLogTableStats[];
+  readonly views: readonly { view: string; version: number; table: string; active: boolean; rows: number; entities: number; deadLetters: number }[];
+}
+
 /** What the CLI needs from the composition root. */
 export interface CliDeps {
   createContainer(config: ResolvedConfig): Promise<Container>;
+  /** Reads the store without writing (DuckDB file opened read-only); FF_STORE_LOCKED while an ingest runs. */
+  inspectStore(config: ResolvedConfig): Promise<StoreInspection>;
   /** Adds further commands (e.g. export) to the program. */
   extend?(program: Command, deps: { loadConfig: typeof loadConfig; createContainer: (config: ResolvedConfig) => Promise<Container> }): void;
 }
@@ -109,17 +118,16 @@ export function buildProgram(deps: CliDeps): Command {
         const source = await container.getAsync(TOKENS.Source);
         const slot = await source.status();
         let tables: ChangeLogTableStats[] = [];
+        let views: StoreInspection['views'] = [];
         let checkpoint: string | null = null;
         let logNote = 'no change log yet';
         if (existsSync(config.store.path)) {
           try {
-            const log = await container.getAsync(TOKENS.ChangeLog);
-            await log.open();
-            tables = await log.stats();
-            const state = await log.state();
-            checkpoint = state.checkpoint === null ? null : formatLsn(state.checkpoint);
-            logNote = state.snapshotDone ? 'snapshot complete' : 'snapshot incomplete';
-            await log.close();
+            const inspection = await deps.inspectStore(config);
+            tables = inspection.tables;
+            views = inspection.views;
+            checkpoint = inspection.state.checkpoint === null ? null : formatLsn(inspection.state.checkpoint);
+            logNote = inspection.state.snapshotDone ? 'snapshot complete' : 'snapshot incomplete';
           } catch (error) {
             if (!(error instanceof FeatureflowError && error.code === 'FF_STORE_LOCKED')) throw error;
             const progress = readProgress(config.store.path);
@@ -138,6 +146,7 @@ export function buildProgram(deps: CliDeps): Command {
           publication: slot.publication,
           publicationExists: slot.publicationExists,
           changeLog: { path: config.store.path, state: logNote, checkpoint, tables },
+          featureViews: views,
         };
         if (opts.json) {
           process.stdout.write(JSON.stringify(report, null, 2) + '\n');
@@ -149,6 +158,12 @@ export function buildProgram(deps: CliDeps): Command {
           `publication   ${report.publication} (${report.publicationExists ? 'exists' : 'missing'})`,
           `change log    ${report.changeLog.path}: ${logNote}; checkpoint ${checkpoint ?? '-'}`,
           ...tables.map((t) => `  ${t.table.padEnd(32)} ${String(t.changes).padStart(10)} changes  ${Object.entries(t.byOp).map(([op, n]) => `${op}:${n}`).join(' ')}`),
+          ...(views.length > 0 ? ['feature views'] : []),
+          ...views.map(
+            (v) =>
+              `  ${`${v.view} v${v.version}`.padEnd(32)} ${String(v.entities).padStart(10)} entities  ${v.rows} history rows  ` +
+              `${v.deadLetters} dead letters${v.active ? '' : '  (retired)'}`,
+          ),
         ];
         process.stdout.write(lines.join('\n') + '\n');
       });

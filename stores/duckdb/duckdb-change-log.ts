@@ -93,7 +93,11 @@ export class DuckDBChangeLog implements ChangeLog {
   private readonly keyColumns = new Map<string, readonly string[]>();
   private readonly consumers: ChangeConsumer<DuckDBConnection>[] = [];
 
-  constructor(private readonly path: string) {}
+  /** `readOnly` opens the file for reading only (no DDL, no appender, consumers not opened): for `status`. */
+  constructor(
+    private readonly path: string,
+    private readonly options: { readonly readOnly?: boolean } = {},
+  ) {}
 
   /** Adds a consumer applied inside each batch's transaction (feature tables). Before {@link open}. */
   addConsumer(consumer: ChangeConsumer<DuckDBConnection>): void {
@@ -108,12 +112,24 @@ export class DuckDBChangeLog implements ChangeLog {
 
   async open(): Promise<void> {
     if (this.db) return;
-    this.db = await openDuckDB(this.path);
+    this.db = await openDuckDB(this.path, { readOnly: this.options.readOnly });
+    if (this.options.readOnly) {
+      for (const schema of await this.schemas()) this.remember(schema);
+      return;
+    }
     await this.db.connection.run(DDL);
     const reader = await this.db.connection.runAndReadAll('SELECT coalesce(max(seq), 0) FROM _changes');
     this.seq = BigInt(reader.getRows()[0]![0] as bigint);
     for (const schema of await this.schemas()) this.remember(schema);
     this.appender = await this.db.connection.createAppender('_changes');
+    // Consumers check their definitions at start-up, not only at the first batch; a refusal leaves
+    // the file closed and untouched.
+    try {
+      for (const consumer of this.consumers) await consumer.open?.(this.db.connection);
+    } catch (error) {
+      await this.close();
+      throw error;
+    }
   }
 
   async state(): Promise<ChangeLogState> {

@@ -4,6 +4,7 @@ import { DuckDBChangeLog } from './duckdb-change-log';
 
 export { DuckDBChangeLog } from './duckdb-change-log';
 export { openDuckDB } from './duckdb-database';
+export * from './features';
 
 /** Registers the DuckDB file as the durable change log. */
 export function duckdbStoreModule(): ContainerModule {
@@ -14,3 +15,4 @@ export function duckdbStoreModule(): ContainerModule {
       .onDeactivation((log) => log.close());
   });
 }
+export { inspectStore, type StoreReport } from './inspect-store';

@@ -1,0 +1,50 @@
+/**
+ * Issue 3: exporting a feature view's 1M current rows as an Arrow IPC file (DuckDB chunks converted
+ * column-wise to Arrow, then written), against DuckDB's own `COPY (same query) TO … (FORMAT parquet)`.
+ * Runs alternate; medians of three.
+ */
+import { join } from 'node:path';
+import { FeatureStore } from '../stores/duckdb/feature-store';
+import { fillItemHistory, openItemStore } from './lib/features-fixture';
+import { median } from './lib/stats';
+import { benchResult, type BenchResult } from './lib/types';
+
+const ROWS = Number(process.env.FF_BENCH_ARROW_ROWS ?? 1_000_000);
+
+export async function run(): Promise<BenchResult[]> {
+  const store = await openItemStore();
+  try {
+    const c = store.log.connection;
+    // Every 20th entity ends deleted: 1/0.95 as many entities leave ROWS current rows.
+    await fillItemHistory(store.log, Math.ceil(ROWS / 0.95), 2);
+    const features = new FeatureStore(c);
+    const sql = 'SELECT id, doubled, name, valid_from FROM fv_items_v1 WHERE valid_to IS NULL AND NOT deleted ORDER BY id';
+    const ours: number[] = [];
+    const copy: number[] = [];
+    let rows = 0;
+    for (let i = 0; i < 3; i++) {
+      let started = performance.now();
+      rows = (await features.export({ view: 'items' }, join(store.dir, `items-${i}.arrow`))).rows;
+      ours.push(performance.now() - started);
+      started = performance.now();
+      await c.run(`COPY (${sql}) TO '${join(store.dir, `items-${i}.parquet`)}' (FORMAT parquet)`);
+      copy.push(performance.now() - started);
+    }
+    const rate = rows / (median(ours) / 1000);
+    const reference = rows / (median(copy) / 1000);
+    return [
+      benchResult({
+        name: `export ${(rows / 1e6).toFixed(2)}M current rows of a view → Arrow IPC file`,
+        value: rate,
+        unit: 'rows/s',
+        reference: { name: 'DuckDB COPY (same query) TO parquet', value: reference, unit: 'rows/s' },
+        target: '≥ 0.3×',
+        pass: rate >= 0.3 * reference,
+      }),
+    ];
+  } finally {
+    await store.close();
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) console.log(await run());

@@ -1,0 +1,108 @@
+/**
+ * Shared by the feature benchmarks: a synthetic `public.items` stream (no PostgreSQL needed: the
+ * feature path starts at the change log) and a DuckDB store holding a view's history.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { entity, featureView, float64, text } from '../../framework/features';
+import type { Change, ChangeBatch, TableSchema } from '../../framework/types';
+import { DuckDBChangeLog } from '../../stores/duckdb/duckdb-change-log';
+import { FeatureTables } from '../../stores/duckdb/feature-tables';
+
+export const ITEMS: TableSchema & { version: number } = {
+  table: 'public.items',
+  version: 1,
+  keyColumns: ['id'],
+  columns: [
+    { name: 'id', type: 'int4', array: false, typeOid: 23, key: true },
+    { name: 'value', type: 'float8', array: false, typeOid: 701, key: false },
+    { name: 'name', type: 'text', array: false, typeOid: 25, key: false },
+  ],
+};
+
+export const itemView = featureView({
+  name: 'items',
+  version: 1,
+  entity: entity({ name: 'item', keys: ['id'] }),
+  source: 'items',
+  features: { doubled: float64, name: text },
+  transform: (row) => ({ doubled: (row.value as number) * 2, name: row.name as string | null }),
+});
+
+export const T0 = 1_700_000_000_000_000n;
+
+/**
+ * `total` changes of `keys` items in batches of `batchSize`: a snapshot of every key, then updates
+ * (80%), deletes (10%) and re-inserts (10%) of random keys, one transaction per change, a millisecond apart.
+ */
+export function* itemBatches(total: number, keys: number, batchSize: number): Generator<ChangeBatch> {
+  let seed = 42;
+  const rand = () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff);
+  const live = new Uint8Array(keys + 1);
+  let lsn = 1000n;
+  let time = T0;
+  let made = 0;
+  let first = true;
+  while (made < total) {
+    const changes: Change[] = [];
+    const n = Math.min(batchSize, total - made);
+    for (let i = 0; i < n; i++, made++) {
+      if (made < keys) {
+        const id = made + 1;
+        live[id] = 1;
+        changes.push({ table: ITEMS.table, op: 'r', key: { id }, before: null, after: { id, value: id / 3, name: `item ${id}` }, lsn: 1000n, commitLsn: 1000n, commitTime: T0, xid: 0, schemaVersion: 1 });
+        continue;
+      }
+      lsn += 16n;
+      time += 1000n;
+      const id = 1 + Math.floor(rand() * keys);
+      const r = rand();
+      if (live[id] && r < 0.1) {
+        live[id] = 0;
+        changes.push({ table: ITEMS.table, op: 'd', key: { id }, before: { id }, after: null, lsn, commitLsn: lsn, commitTime: time, xid: made, schemaVersion: 1 });
+      } else {
+        const op = live[id] ? 'u' : 'c';
+        live[id] = 1;
+        changes.push({ table: ITEMS.table, op, key: { id }, before: null, after: { id, value: r * 100, name: `item ${id} v${made}` }, lsn, commitLsn: lsn, commitTime: time, xid: made, schemaVersion: 1 });
+      }
+    }
+    yield { changes, complete: true, checkpoint: changes[changes.length - 1]!.commitLsn, schemas: first ? [ITEMS] : [] };
+    first = false;
+  }
+}
+
+/** A fresh store with the `items` view registered; the first (empty) batch creates its table. */
+export async function openItemStore(): Promise<{ log: DuckDBChangeLog; tables: FeatureTables; dir: string; close(): Promise<void> }> {
+  const dir = mkdtempSync(join(tmpdir(), 'featureflow-bench-features-'));
+  const log = new DuckDBChangeLog(join(dir, 'store.duckdb'));
+  const tables = new FeatureTables({ views: [itemView] });
+  log.addConsumer(tables);
+  await log.open();
+  await log.reset({ slot: 'bench', tables: [ITEMS.table], lsn: 1000n });
+  await log.apply({ changes: [], complete: true, checkpoint: 1000n, schemas: [ITEMS] });
+  return {
+    log,
+    tables,
+    dir,
+    async close() {
+      await log.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * Fills the `items` view's history table with `entities` × `versions` rows by SQL (valid_to from
+ * the next version, a deletion as every 20th entity's last version), as ingest would have left it.
+ */
+export async function fillItemHistory(log: DuckDBChangeLog, entities: number, versions: number): Promise<void> {
+  await log.connection.run(`
+    INSERT INTO fv_items_v1
+    SELECT id, CASE WHEN deleted THEN NULL ELSE v * 0.5 END, CASE WHEN deleted THEN NULL ELSE 'item ' || id || ' v' || v END,
+           valid_from, lead(valid_from) OVER (PARTITION BY id ORDER BY valid_from), 1000 + v, CASE WHEN deleted THEN 'd' WHEN v = 0 THEN 'r' ELSE 'u' END, deleted
+      FROM (SELECT e.range::INTEGER + 1 AS id, v.range AS v,
+                   make_timestamptz(${T0}::BIGINT + v.range * 3600000000 + (hash(e.range, v.range) % 3600000000)::BIGINT) AS valid_from,
+                   v.range = ${versions - 1} AND e.range % 20 = 0 AS deleted
+              FROM range(${entities}) e, range(${versions}) v)`);
+}
