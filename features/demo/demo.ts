@@ -1,17 +1,41 @@
 /**
- * `npm run demo`: the whole ingest path on embedded defaults. Starts a throwaway PostgreSQL cluster
- * (unless DATABASE_URL is set), creates a demo table with rows, runs a writer while featureflow
- * snapshots and follows the table, then prints what reached the DuckDB change log and checks it
- * against PostgreSQL.
+ * `npm run demo`: the whole path on embedded defaults. Starts a throwaway PostgreSQL cluster (unless
+ * DATABASE_URL is set), creates a demo table with rows, runs a writer while featureflow snapshots and
+ * follows the table into the DuckDB change log and a versioned feature table, prints what arrived and
+ * checks it against PostgreSQL, then exports a point-in-time-correct training set to Parquet.
  */
 import { rmSync } from 'node:fs';
 import pg from 'pg';
-import { closeContainer, createContainer, formatLsn, parseLsn, resolveConfig, TOKENS } from '../../index';
+import {
+  closeContainer,
+  createContainer,
+  entity,
+  featureView,
+  float64,
+  formatLsn,
+  openFeatureStore,
+  parseLsn,
+  resolveConfig,
+  text,
+  TOKENS,
+} from '../../index';
 import { startPgCluster, type PgCluster } from '../../framework/testing/pg-cluster';
 import { openDuckDB } from '../../stores/duckdb';
 
 const TABLE = 'public.featureflow_demo_orders';
 const STORE = '.featureflow/demo.duckdb';
+const TRAINING_SET = '.featureflow/demo-training-set.parquet';
+
+/** One feature view over the demo table: each order's amount, status and whether it is paid. */
+const order = entity({ name: 'order', keys: ['id'] });
+const orderFeatures = featureView({
+  name: 'order_features',
+  version: 1,
+  entity: order,
+  source: TABLE,
+  features: { amount: float64, status: text, paid: float64 },
+  transform: (row) => ({ amount: Number(row.amount), status: row.status as string, paid: row.status === 'paid' ? 1 : 0 }),
+});
 
 function say(text: string): void {
   process.stdout.write(text + '\n');
@@ -43,6 +67,7 @@ async function main(): Promise<void> {
     const config = resolveConfig({
       source: { connectionString: url, tables: [TABLE], slot: 'featureflow_demo', publication: 'featureflow_demo' },
       store: { path: STORE },
+      features: { views: [orderFeatures] },
       ingest: { heartbeatSeconds: 1 },
       logLevel: 'warn',
     });
@@ -50,6 +75,7 @@ async function main(): Promise<void> {
     const engine = await container.getAsync(TOKENS.IngestEngine);
     const controller = new AbortController();
     let snapshotRows = 0;
+    let snapshotDone = false;
     let streamed = 0;
     let checkpoint = 0n;
     const started = Date.now();
@@ -57,6 +83,7 @@ async function main(): Promise<void> {
       signal: controller.signal,
       onBatch: (b) => {
         if (b.snapshot) snapshotRows += b.changes;
+        if (b.snapshot?.done) snapshotDone = true;
         else streamed += b.changes;
         if (b.complete) checkpoint = b.checkpoint;
       },
@@ -67,7 +94,17 @@ async function main(): Promise<void> {
     await writer.connect();
     let ops = 0;
     const until = Date.now() + 3000;
+    // Spine rows: (order id, time) pairs sampled while the writer runs, labelled by PostgreSQL's own
+    // view of the order at that moment; the training set must give the features as they were then.
+    // Only after the snapshot: history before it is unknown (snapshot rows are valid from its time).
+    const spine: { id: bigint; event_timestamp: string; status_then: string | null }[] = [];
     while (Date.now() < until) {
+      if (snapshotDone && ops % 150 === 0) {
+        const id = 1 + Math.floor(Math.random() * 20000);
+        const { rows } = await writer.query(`SELECT status, clock_timestamp()::text AS t FROM ${TABLE} WHERE id = $1`, [id]);
+        const at = (await writer.query('SELECT clock_timestamp()::text AS t')).rows[0].t as string;
+        spine.push({ id: BigInt(id), event_timestamp: at, status_then: (rows[0]?.status as string | undefined) ?? null });
+      }
       const r = Math.random();
       if (r < 0.4) await writer.query(`INSERT INTO ${TABLE} (customer, amount, status) VALUES ($1, $2, 'new')`, [ops % 500, (ops % 997) / 7]);
       else if (r < 0.85) await writer.query(`UPDATE ${TABLE} SET status = 'paid', amount = amount + 1 WHERE id = $1`, [1 + Math.floor(Math.random() * 20000)]);
@@ -116,7 +153,23 @@ async function main(): Promise<void> {
     } finally {
       duck.close();
     }
-    say(`\nthe change log is in ${STORE}; open it with DuckDB to explore.`);
+    const store = await openFeatureStore(STORE, { definitions: { views: [orderFeatures] } });
+    try {
+      const [view] = await store.status();
+      say(`\nfeature view ${view!.view} v${view!.version} (table ${view!.table}): ${view!.entities} orders, ` +
+        `${view!.rows} history rows, ${view!.deadLetters} dead letters`);
+      const result = await store.export({ trainingSet: { spine, features: [orderFeatures] } }, TRAINING_SET);
+      const training = await store.trainingSet({ spine, features: [orderFeatures] });
+      const statusThen = training.getChild('status_then')!.toArray() as (string | null)[];
+      const status = training.getChild('status')!.toArray() as (string | null)[];
+      const agree = status.filter((s, i) => s === statusThen[i]).length;
+      say(`training set: ${result.rows} spine rows × order_features → ${TRAINING_SET} (manifest beside it)`);
+      say(`point in time: the status joined for each (order, time) equals PostgreSQL's status at that time for ${agree} of ${status.length} rows`);
+      if (agree !== status.length) process.exitCode = 1;
+    } finally {
+      store.close();
+    }
+    say(`\nthe change log and feature tables are in ${STORE}; open it with DuckDB to explore.`);
   } finally {
     await db.end();
     await cluster?.stop();
