@@ -5,6 +5,7 @@
  */
 import { join } from 'node:path';
 import { FeatureStore } from '../stores/duckdb/feature-store';
+import { snapshotSql } from '../stores/duckdb/feature-query';
 import { fillItemHistory, openItemStore } from './lib/features-fixture';
 import { median } from './lib/stats';
 import { benchResult, type BenchResult } from './lib/types';
@@ -18,7 +19,9 @@ export async function run(): Promise<BenchResult[]> {
     // Every 20th entity ends deleted: 1/0.95 as many entities leave ROWS current rows.
     await fillItemHistory(store.log, Math.ceil(ROWS / 0.95), 2);
     const features = new FeatureStore(c);
-    const sql = 'SELECT id, doubled, name, valid_from FROM fv_items_v1 WHERE valid_to IS NULL AND NOT deleted ORDER BY id';
+    // The same query the export runs (each entity's newest row in the append-only base table, not a deletion).
+    const record = (await features.views()).find((r) => r.name === 'items')!;
+    const sql = snapshotSql({ record, features: ['doubled', 'name'], types: new Map() }, null);
     const ours: number[] = [];
     const copy: number[] = [];
     let rows = 0;

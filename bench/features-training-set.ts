@@ -1,7 +1,8 @@
 /**
  * Issue 3: a point-in-time training set, 1M-row spine (Parquet) × 1M-version history → Parquet,
- * against DuckDB's bare ASOF JOIN of the same spine and history table written to Parquet the same
- * way (no deletion/ttl handling, no spine order). Runs alternate; medians of three.
+ * against DuckDB's bare ASOF JOIN of the same spine and history rows (the view's append-only base
+ * table) written to Parquet the same way (no deletion/ttl handling, no spine order). Runs
+ * alternate; medians of three.
  */
 import { join } from 'node:path';
 import { FeatureStore } from '../stores/duckdb/feature-store';
@@ -36,7 +37,7 @@ export async function run(): Promise<BenchResult[]> {
       rows = result.rows;
       started = performance.now();
       await c.run(`COPY (SELECT s.*, f.doubled, f.name FROM read_parquet('${spine}') s
-                          ASOF LEFT JOIN fv_items_v1 f ON s.id = f.id AND s.event_timestamp >= f.valid_from)
+                          ASOF LEFT JOIN fv_items_v1__rows f ON s.id = f.id AND s.event_timestamp >= f.valid_from)
                    TO '${join(store.dir, `bare-${i}.parquet`)}' (FORMAT parquet)`);
       bare.push(performance.now() - started);
     }

@@ -50,6 +50,9 @@ describe('versioned history tables against a brute-force oracle', () => {
         else expect(to).toBeNull();
         if (to !== null) expect(BigInt(to) > BigInt(from)).toBe(true);
       }
+      // The append-only base table under the view holds exactly those rows: a version superseded
+      // within its instant was removed, so (key, valid_from) is unique there too.
+      expect(await read('SELECT count(*), count(DISTINCT (id, valid_from)) FROM fv_items_doubled_v1__rows')).toEqual([[BigInt(rows.length), BigInt(rows.length)]]);
 
       // Point-in-time join: every spine row equals the oracle (the table's state at t).
       const rand = prng(seed * 7);
@@ -150,6 +153,31 @@ describe('rebuilding a view version from the change log', () => {
     const store = await openFeatureStore(first.path);
     stores.push(store);
     expect((await store.latest('items_doubled')).numRows).toBeGreaterThan(0);
+  });
+});
+
+describe('storage layout', () => {
+  test('a history written by an older featureflow (a table updated in place) is refused with a clear error, not read wrongly', async () => {
+    const h = randomHistory(8, { keys: 10, transactions: 20 });
+    const first = await openLogWithFeatures({ views: [doubled(1)] });
+    for (const batch of h.batches) await first.log.apply(batch);
+    // What the older layout left: fv_<name>_v<version> as a table with valid_to, no base table.
+    const c = first.log.connection;
+    await c.run('CREATE TABLE old_rows AS SELECT * FROM fv_items_doubled_v1');
+    await c.run('DROP VIEW fv_items_doubled_v1; DROP TABLE fv_items_doubled_v1__rows; ALTER TABLE old_rows RENAME TO fv_items_doubled_v1');
+    await first.log.close();
+
+    const store = await openFeatureStore(first.path);
+    stores.push(store);
+    for (const read of [() => store.latest('items_doubled'), () => store.status()]) {
+      const error = await read().catch((e: unknown) => e);
+      expect(error).toMatchObject({ code: 'FF_FEATURE_VERSION' });
+      expect((error as Error).message).toMatch(/items_doubled v1: its history fv_items_doubled_v1 was written by an older featureflow.*Bump the view's version/);
+    }
+    store.close();
+    stores.pop();
+    const error = await openLogWithFeatures({ views: [doubled(1)] }, first.path).catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: 'FF_FEATURE_VERSION' });
   });
 });
 

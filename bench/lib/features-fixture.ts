@@ -93,16 +93,18 @@ export async function openItemStore(): Promise<{ log: DuckDBChangeLog; tables: F
 }
 
 /**
- * Fills the `items` view's history table with `entities` × `versions` rows by SQL (valid_to from
- * the next version, a deletion as every 20th entity's last version), as ingest would have left it.
+ * Fills the `items` view's history (its append-only base table `fv_items_v1__rows`, in time order)
+ * with `entities` × `versions` rows by SQL (a deletion as every 20th entity's last version), as
+ * ingest would have left it.
  */
 export async function fillItemHistory(log: DuckDBChangeLog, entities: number, versions: number): Promise<void> {
   await log.connection.run(`
-    INSERT INTO fv_items_v1
+    INSERT INTO fv_items_v1__rows
     SELECT id, CASE WHEN deleted THEN NULL ELSE v * 0.5 END, CASE WHEN deleted THEN NULL ELSE 'item ' || id || ' v' || v END,
-           valid_from, lead(valid_from) OVER (PARTITION BY id ORDER BY valid_from), 1000 + v, CASE WHEN deleted THEN 'd' WHEN v = 0 THEN 'r' ELSE 'u' END, deleted
+           valid_from, 1000 + v, CASE WHEN deleted THEN 'd' WHEN v = 0 THEN 'r' ELSE 'u' END, deleted, row_number() OVER (ORDER BY valid_from, id)
       FROM (SELECT e.range::INTEGER + 1 AS id, v.range AS v,
                    make_timestamptz(${T0}::BIGINT + v.range * 3600000000 + (hash(e.range, v.range) % 3600000000)::BIGINT) AS valid_from,
                    v.range = ${versions - 1} AND e.range % 20 = 0 AS deleted
-              FROM range(${entities}) e, range(${versions}) v)`);
+              FROM range(${entities}) e, range(${versions}) v)
+     ORDER BY valid_from, id`);
 }

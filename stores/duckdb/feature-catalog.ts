@@ -5,6 +5,7 @@ import { formatLsn } from '../../framework/types';
 import { quoteIdent } from './duckdb-database';
 import type { KeyColumn } from './feature-columns';
 import type { DeadLetter } from './feature-view-writer';
+import { checkLayout, newestRow, rowsTableOf } from './feature-layout';
 
 /**
  * `_feature_views` records every view version that has a history table (its fingerprint and
@@ -161,8 +162,14 @@ export async function featureStatus(c: DuckDBConnection): Promise<FeatureViewSta
     let rows = 0;
     let entities = 0;
     if (r.keyColumns !== null) {
+      await checkLayout(c, r.name, r.version, r.table);
+      // Rows of the base table; entities whose newest row is not a deletion.
+      const keys = r.keyColumns.map((k) => quoteIdent(k.name));
+      const base = quoteIdent(rowsTableOf(r.table));
       const counts = (
-        await c.runAndReadAll(`SELECT count(*), count(*) FILTER (WHERE valid_to IS NULL AND NOT deleted) FROM ${quoteIdent(r.table)}`)
+        await c.runAndReadAll(
+          `SELECT (SELECT count(*) FROM ${base}), (SELECT count(*) FROM (SELECT deleted FROM ${base} QUALIFY ${newestRow(keys)}) WHERE NOT deleted)`,
+        )
       ).getRows()[0] as [bigint, bigint];
       rows = Number(counts[0]);
       entities = Number(counts[1]);

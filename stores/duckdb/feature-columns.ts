@@ -142,11 +142,11 @@ export function featureCodec(type: FeatureType): ColumnCodec {
   }
 }
 
-/** The history columns every view table ends with, in order. */
+/** The history columns every view's base table (`<table>__rows`, see feature-layout.ts) ends with, in order. */
 export const HISTORY_COLUMNS: readonly (ColumnCodec & { readonly name: string })[] = [
   { name: 'valid_from', ...fixed('TIMESTAMPTZ NOT NULL', TIMESTAMPTZ, BigInt64Array) },
-  { name: 'valid_to', ...fixed('TIMESTAMPTZ', TIMESTAMPTZ, BigInt64Array) },
   { name: 'lsn', ...fixed('UBIGINT NOT NULL', UBIGINT, BigUint64Array) },
   { name: 'op', ...strings(), sql: 'VARCHAR NOT NULL' },
   { name: 'deleted', ...fixed('BOOLEAN NOT NULL', BOOLEAN, Uint8Array, toFlag) },
+  { name: 'seq', ...fixed('BIGINT NOT NULL', BIGINT, BigInt64Array) },
 ];

@@ -2,6 +2,7 @@ import type { FeatureType } from '../../framework/features/feature-types';
 import { formatMicros } from '../../framework/features/instant';
 import { quoteIdent } from './duckdb-database';
 import type { ViewRecord } from './feature-catalog';
+import { newestRow, rowsTableOf } from './feature-layout';
 
 /**
  * The point-in-time rule of training sets, as exports record it in their manifest.
@@ -56,13 +57,15 @@ export function timestampLiteral(micros: bigint): string {
   return `TIMESTAMPTZ '${formatMicros(micros)}'`;
 }
 
-/** SELECT of one view's current rows (latest) or of its rows valid at `at`. */
+/**
+ * SELECT of one view's current rows (latest) or of its rows valid at `at`: per entity, the newest
+ * row (with valid_from <= at) of the append-only base table, unless it records a deletion. Equal to
+ * `valid_to IS NULL` (or `valid_from <= at < valid_to`) on the history view, without deriving valid_to.
+ */
 export function snapshotSql(selection: ViewSelection, at: bigint | null): string {
   const keys = selection.record.keyColumns!.map((k) => quoteIdent(k.name));
   const columns = [...keys, ...selection.features.map(quoteIdent), 'valid_from'];
-  const when =
-    at === null
-      ? 'valid_to IS NULL'
-      : `valid_from <= ${timestampLiteral(at)} AND (valid_to IS NULL OR valid_to > ${timestampLiteral(at)})`;
-  return `SELECT ${columns.join(', ')} FROM ${quoteIdent(selection.record.table)} WHERE ${when} AND NOT deleted ORDER BY ${keys.join(', ')}`;
+  const when = at === null ? '' : ` WHERE valid_from <= ${timestampLiteral(at)}`;
+  return `SELECT ${columns.join(', ')} FROM ${quoteIdent(rowsTableOf(selection.record.table))}${when} QUALIFY ${newestRow(keys)} AND NOT deleted ORDER BY ${keys.join(', ')}`;
 }
+

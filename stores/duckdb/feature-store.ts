@@ -13,6 +13,7 @@ import { openDuckDB, quoteIdent } from './duckdb-database';
 import { queryArrow } from './duckdb-arrow';
 import { featureStatus, readViewRecords, type ViewRecord } from './feature-catalog';
 import { writeExport } from './feature-export';
+import { checkLayout, rowsTableOf } from './feature-layout';
 import {
   AS_OF_RULE,
   LATEST_RULE,
@@ -131,6 +132,7 @@ export class FeatureStore implements OfflineStore {
     if (record.keyColumns === null) {
       throw new FeatureflowError('FF_EXPORT', `feature view ${name} v${record.version} has no rows yet (${record.source} was never ingested); run \`featureflow ingest\``);
     }
+    await checkLayout(this.connection, record.name, record.version, record.table);
     const types = new Map(Object.entries(record.definition.features).map(([f, t]) => [f, parseTypeName(t)]));
     const selected = features ?? [...types.keys()];
     for (const f of selected) {
@@ -254,7 +256,7 @@ export class FeatureStore implements OfflineStore {
         const keys = v.record.keyColumns!;
         const columns = [...keys.map((k) => quoteIdent(k.name)), 'valid_from', 'deleted', ...v.features.map(quoteIdent)];
         const on = keys.map((k, j) => `s._ff_k${i}_${j} = ${alias}.${quoteIdent(k.name)}`).join(' AND ');
-        joins.push(`ASOF LEFT JOIN (SELECT ${columns.join(', ')} FROM ${quoteIdent(v.record.table)}) ${alias} ON ${on} AND s._ff_ts >= ${alias}.valid_from`);
+        joins.push(`ASOF LEFT JOIN (SELECT ${columns.join(', ')} FROM ${quoteIdent(rowsTableOf(v.record.table))}) ${alias} ON ${on} AND s._ff_ts >= ${alias}.valid_from`);
       });
       const star = `s.* EXCLUDE (${hidden.join(', ')}) REPLACE (s._ff_ts AS ${quoteIdent(timestampColumn)})`;
       const sql = `SELECT ${[star, ...select].join(', ')} FROM ${quoteIdent(spine)} s ${joins.join(' ')} ORDER BY s._ff_row`;

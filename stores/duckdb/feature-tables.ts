@@ -8,7 +8,6 @@ import { describeChanges, describeView, fingerprint } from '../../framework/feat
 import type { ChangeConsumer } from '../../framework/interfaces';
 import type { Change, ChangeBatch, ColumnSchema, Op, TableSchema } from '../../framework/types';
 import { decodeRow } from '../../framework/value-json';
-import { quoteIdent } from './duckdb-database';
 import {
   FEATURE_CATALOG_DDL,
   insertViewRecord,
@@ -18,6 +17,7 @@ import {
   writeDeadLetters,
   type ViewRecord,
 } from './feature-catalog';
+import { checkLayout, dropHistory } from './feature-layout';
 import { FeatureViewWriter, type DeadLetter } from './feature-view-writer';
 
 type VersionedSchema = TableSchema & { version: number };
@@ -170,6 +170,7 @@ export class FeatureTables implements ChangeConsumer<DuckDBConnection> {
       this.compiledFor(view, schema.version);
       const writer = new FeatureViewWriter(view, schema, (version) => this.compiledFor(view, version));
       if (built) {
+        await checkLayout(c, view.name, view.version, view.table);
         await writer.load(c);
       } else {
         await this.build(c, view, writer, record, batch);
@@ -181,8 +182,8 @@ export class FeatureTables implements ChangeConsumer<DuckDBConnection> {
   /** Creates a new version's table and fills it from the change log (everything logged before `batch`). */
   private async build(c: DuckDBConnection, view: FeatureView, writer: FeatureViewWriter, _record: ViewRecord | undefined, batch: ChangeBatch | null): Promise<void> {
     const started = Date.now();
-    await c.run(`DROP TABLE IF EXISTS ${quoteIdent(view.table)}`);
-    await c.run(writer.createSql());
+    await dropHistory(c, view.table);
+    await writer.create(c);
     await writer.load(c);
     const maxSeq = BigInt(((await c.runAndReadAll('SELECT coalesce(max(seq), 0) FROM _changes')).getRows()[0]![0] as bigint) ?? 0n);
     const upTo = maxSeq - BigInt(batch?.changes.length ?? 0);

@@ -5,6 +5,7 @@ import type { FeatureView } from '../../framework/features/feature-view';
 import type { Change, TableSchema, Value } from '../../framework/types';
 import { encodeRow } from '../../framework/value-json';
 import { quoteIdent } from './duckdb-database';
+import { historyViewSql, newestRow, rowsTableOf } from './feature-layout';
 import { makeChunk } from './chunk-columns';
 import { featureCodec, HISTORY_COLUMNS, keyCodec, type ColumnCodec, type KeyColumn } from './feature-columns';
 
@@ -26,15 +27,11 @@ export interface DeadLetter {
 
 type KeyId = string | number | bigint | boolean;
 
-/** DuckDB numbers rows appended by the open transaction from MAX_ROW_ID (2^55); committed rowids lie below. */
-const LOCAL_ROWIDS = 1n << 50n;
-
 /** Version rows of one segment, column-wise, before they are written. */
 class VersionRows {
   readonly keys: Value[][];
   readonly features: StoredFeatureValue[][];
   readonly validFrom: bigint[] = [];
-  readonly validTo: (bigint | null)[] = [];
   readonly lsn: bigint[] = [];
   readonly op: string[] = [];
   readonly deleted: boolean[] = [];
@@ -53,7 +50,6 @@ class VersionRows {
     for (let k = 0; k < this.keys.length; k++) this.keys[k]![index] = key[k]!;
     for (let f = 0; f < this.features.length; f++) this.features[f]![index] = values === null ? null : values[f]!;
     this.validFrom[index] = change.commitTime;
-    this.validTo[index] = null;
     this.lsn[index] = change.lsn;
     this.op[index] = change.op;
     this.deleted[index] = deleted;
@@ -69,12 +65,13 @@ function keyId(key: Value[]): KeyId {
 }
 
 /**
- * Writes the history table of one view version: each change becomes a version row (or a deletion
- * row), the entity's previous open row is closed (valid_to) set-wise, and rows are appended through
- * data chunks. Within one instant (a transaction's commit time), the last change of an entity wins,
- * so no zero-length versions remain and "newest version with valid_from <= t" is unambiguous. The
- * result does not depend on how changes are cut into batches: replaying the change log gives the
- * same rows as the live stream.
+ * Writes the history of one view version: each change becomes a version row (or a deletion row),
+ * appended through data chunks to the append-only base table (see feature-layout.ts); `valid_to` is
+ * derived by the view, so earlier rows are never rewritten and a batch costs O(batch). Within one
+ * instant (a transaction's commit time), the last change of an entity wins (the row it supersedes is
+ * removed), so no zero-length versions remain and "newest version with valid_from <= t" is
+ * unambiguous. The result does not depend on how changes are cut into batches: replaying the change
+ * log gives the same rows as the live stream.
  */
 export class FeatureViewWriter {
   readonly table: string;
@@ -84,10 +81,12 @@ export class FeatureViewWriter {
   private readonly types: DuckDBType[];
   /** Every table key column is an entity key: snapshot reads then never meet an earlier row of their entity. */
   private readonly uniqueReads: boolean;
-  /** The table is known to be empty (skip closing). */
+  /** The base table (`<table>__rows`). */
+  readonly rowsTable: string;
+  /** The table is known to be empty (nothing to supersede). */
   private empty = false;
-  /** A committed rowid of the table, where the search for the highest rowid starts. */
-  private rowIdHint = 0n;
+  /** The next `seq` (above every row's; it never goes back, also across clear() and rollbacks). */
+  private nextSeq = 0n;
   /** Newest valid_from possibly in the table (an over-estimate is safe: it only costs a cleanup pass). */
   private maxValidFrom: bigint | null = null;
 
@@ -97,6 +96,7 @@ export class FeatureViewWriter {
     private readonly compiled: (schemaVersion: number) => CompiledView,
   ) {
     this.table = view.table;
+    this.rowsTable = rowsTableOf(view.table);
     const columns = new Map(schema.columns.map((c) => [c.name, c]));
     this.keyCodecs = view.entity.keys.map((k) => keyCodec(columns.get(k)!));
     this.keyColumns = view.entity.keys.map((k, i) => ({ name: k, sql: this.keyCodecs[i]!.sql }));
@@ -105,29 +105,31 @@ export class FeatureViewWriter {
     this.uniqueReads = schema.keyColumns.length > 0 && schema.keyColumns.every((k) => view.entity.keys.includes(k));
   }
 
-  /** CREATE TABLE of the history table. */
-  createSql(): string {
+  /** Creates the base table and the history view over it. */
+  async create(c: DuckDBConnection): Promise<void> {
     const columns = [
       ...this.keyColumns.map((k) => `${quoteIdent(k.name)} ${k.sql} NOT NULL`),
       ...Object.keys(this.view.features).map((f, i) => `${quoteIdent(f)} ${this.featureCodecs[i]!.sql}`),
       ...HISTORY_COLUMNS.map((c) => `${quoteIdent(c.name)} ${c.sql}`),
     ];
-    return `CREATE TABLE IF NOT EXISTS ${quoteIdent(this.table)} (${columns.join(', ')})`;
+    await c.run(`CREATE TABLE IF NOT EXISTS ${quoteIdent(this.rowsTable)} (${columns.join(', ')})`);
+    await c.run(historyViewSql(this.table, this.view.entity.keys, Object.keys(this.view.features)));
   }
 
   /** Reads what the writer needs to know about the table's contents; after it exists. */
   async load(c: DuckDBConnection): Promise<void> {
-    const rows = (await c.runAndReadAll(`SELECT epoch_us(max(valid_from)) FROM ${quoteIdent(this.table)}`)).getRows();
+    const rows = (await c.runAndReadAll(`SELECT epoch_us(max(valid_from)), max(seq) FROM ${quoteIdent(this.rowsTable)}`)).getRows();
     const max = rows[0]?.[0] as bigint | null;
+    const seq = rows[0]?.[1] as bigint | null;
     this.maxValidFrom = max === null || max === undefined ? null : BigInt(max);
     this.empty = this.maxValidFrom === null;
+    if (seq !== null && seq !== undefined && BigInt(seq) >= this.nextSeq) this.nextSeq = BigInt(seq) + 1n;
   }
 
   /** Forgets every row (the change log restarted from a new snapshot). */
   async clear(c: DuckDBConnection): Promise<void> {
-    await c.run(`DELETE FROM ${quoteIdent(this.table)}`);
+    await c.run(`DELETE FROM ${quoteIdent(this.rowsTable)}`);
     this.empty = true;
-    this.rowIdHint = 0n;
     this.maxValidFrom = null;
   }
 
@@ -164,6 +166,9 @@ export class FeatureViewWriter {
     const latest = new Map<KeyId, number>();
     const firstRows: number[] = [];
     let onlyReads = true;
+    // The compiled view per schema version, looked up once per segment rather than per change.
+    let compiledVersion = -1;
+    let compiled: CompiledView | null = null;
     const add = (key: Value[], values: StoredFeatureValue[] | null, change: Change, deleted: boolean) => {
       const id = keyId(key);
       const i = latest.get(id);
@@ -171,8 +176,7 @@ export class FeatureViewWriter {
         rows.set(i, key, values, change, deleted);
         return;
       }
-      if (i !== undefined) rows.validTo[i] = change.commitTime;
-      else firstRows.push(rows.length);
+      if (i === undefined) firstRows.push(rows.length);
       latest.set(id, rows.length);
       rows.set(rows.length, key, values, change, deleted);
     };
@@ -198,7 +202,11 @@ export class FeatureViewWriter {
       }
       let values: StoredFeatureValue[] | null;
       try {
-        values = this.compiled(change.schemaVersion).evaluate(change.after!, { op: change.op, table: change.table });
+        if (change.schemaVersion !== compiledVersion || compiled === null) {
+          compiled = this.compiled(change.schemaVersion);
+          compiledVersion = change.schemaVersion;
+        }
+        values = compiled.evaluate(change.after!, { op: change.op, table: change.table });
       } catch (error) {
         if (!(error instanceof FeatureRowError)) throw error;
         deadLetters.push(this.deadLetter(change, error.message));
@@ -208,86 +216,83 @@ export class FeatureViewWriter {
     }
     if (rows.length === 0) return;
 
-    const close = !this.empty && !(onlyReads && this.uniqueReads);
-    // The rows already in the table; the segment's rows are appended after them.
-    const before = close ? await this.lastRowId(c) : -1n;
+    // Rows of this segment may supersede rows of the table at the same instant (a transaction cut
+    // by a batch boundary, transactions sharing a commit time). Snapshot reads of unique keys cannot.
+    const first = this.nextSeq;
     await this.append(c, rows);
-    if (close) await this.closeOpenRows(c, before, rows, firstRows);
+    if (!this.empty && !(onlyReads && this.uniqueReads)) await this.removeSuperseded(c, first, rows, firstRows);
     this.empty = false;
     for (const vf of rows.validFrom) if (this.maxValidFrom === null || vf > this.maxValidFrom) this.maxValidFrom = vf;
   }
 
   /**
-   * The highest rowid in the table. Scanning only from the last committed maximum seen (rowid
-   * filters skip row groups) gives the same answer whenever a row lies there; otherwise (rows
-   * renumbered by a vacuum, a rollback) the whole table is scanned.
+   * Removes the earlier rows (seq < `first`) that a new row (seq >= `first`) of the same entity and
+   * the same valid_from supersedes. Only needed when a new entity's first row is no newer than the
+   * newest valid_from of the table; both scans are bounded by valid_from and seq, which row-group
+   * statistics (zone maps) skip on, so this reads about the batch, not the table.
    */
-  private async lastRowId(c: DuckDBConnection): Promise<bigint> {
-    const table = quoteIdent(this.table);
-    let max = (await c.runAndReadAll(`SELECT max(rowid) FROM ${table} WHERE rowid >= ${this.rowIdHint}`)).getRows()[0]![0] as bigint | null;
-    if (max === null) max = (await c.runAndReadAll(`SELECT coalesce(max(rowid), -1) FROM ${table}`)).getRows()[0]![0] as bigint;
-    // Rows of the open transaction have rowids from DuckDB's MAX_ROW_ID (2^55) up; only committed ones make a hint.
-    if (BigInt(max) >= 0n && BigInt(max) < LOCAL_ROWIDS) this.rowIdHint = BigInt(max);
-    return BigInt(max);
-  }
-
-  /**
-   * Sets valid_to on the open rows (rowid <= `before`) of the entities the segment touched, to the
-   * valid_from of each entity's first new row (rowid > `before`): one set-wise UPDATE, the new rows
-   * serving as the list of touched keys.
-   */
-  private async closeOpenRows(c: DuckDBConnection, before: bigint, rows: VersionRows, firstRows: readonly number[]): Promise<void> {
-    const fv = quoteIdent(this.table);
-    const keys = this.keyColumns.map((k) => quoteIdent(k.name));
-    const match = keys.map((k) => `${fv}.${k} = n.${k}`).join(' AND ');
-    await c.run(
-      `UPDATE ${fv} SET valid_to = n.valid_from
-         FROM (SELECT ${keys.join(', ')}, min(valid_from) AS valid_from FROM ${fv} WHERE rowid > ${before} GROUP BY ALL) n
-        WHERE ${match} AND ${fv}.valid_to IS NULL AND ${fv}.rowid <= ${before}`,
-    );
+  private async removeSuperseded(c: DuckDBConnection, first: bigint, rows: VersionRows, firstRows: readonly number[]): Promise<void> {
     let minFirst: bigint | null = null;
     for (const i of firstRows) if (minFirst === null || rows.validFrom[i]! < minFirst) minFirst = rows.validFrom[i]!;
-    if (this.maxValidFrom !== null && minFirst !== null && minFirst <= this.maxValidFrom) {
-      // An open row of the same instant was just closed at its own valid_from: the new row supersedes it.
-      await c.run(`DELETE FROM ${fv} WHERE valid_to = valid_from`);
-    }
+    if (this.maxValidFrom === null || minFirst === null || minFirst > this.maxValidFrom) return;
+    const t = quoteIdent(this.rowsTable);
+    const keys = this.keyColumns.map((k) => quoteIdent(k.name));
+    const match = keys.map((k) => `${t}.${k} = n.${k}`).join(' AND ');
+    const from = new DuckDBTimestampTZValue(minFirst);
+    const to = new DuckDBTimestampTZValue(this.maxValidFrom);
+    await c.run(
+      `DELETE FROM ${t} USING (SELECT ${keys.join(', ')}, valid_from FROM ${t} WHERE seq >= $1::BIGINT AND valid_from BETWEEN $2 AND $3) n
+        WHERE ${match} AND ${t}.valid_from = n.valid_from AND ${t}.seq < $1::BIGINT AND ${t}.valid_from BETWEEN $2 AND $3`,
+      [first, from, to],
+    );
   }
 
   private async append(c: DuckDBConnection, rows: VersionRows): Promise<void> {
-    const appender = await c.createAppender(this.table);
-    const [validFrom, validTo, lsn, op, deleted] = HISTORY_COLUMNS;
+    const appender = await c.createAppender(this.rowsTable);
+    const [validFrom, lsn, op, deleted, seq] = HISTORY_COLUMNS;
+    const first = this.nextSeq;
+    const seqs = Array.from({ length: rows.length }, (_, i) => first + BigInt(i));
     for (let s = 0; s < rows.length; s += CHUNK_ROWS) {
       const e = Math.min(s + CHUNK_ROWS, rows.length);
       const columns = [
         ...this.keyCodecs.map((codec, k) => codec.column(rows.keys[k]!, s, e)),
         ...this.featureCodecs.map((codec, f) => codec.column(rows.features[f]!, s, e)),
         validFrom!.column(rows.validFrom, s, e),
-        validTo!.column(rows.validTo, s, e),
         lsn!.column(rows.lsn, s, e),
         op!.column(rows.op, s, e),
         deleted!.column(rows.deleted, s, e),
+        seq!.column(seqs, s, e),
       ];
       appender.appendDataChunk(makeChunk(this.types, e - s, columns));
     }
     appender.closeSync();
+    this.nextSeq = first + BigInt(rows.length);
   }
 
-  /** A truncate closes every open row and records a deletion for each entity that had one. */
+  /**
+   * A truncate records a deletion for each entity whose newest row is not one (appended rows; a
+   * version of the same instant is superseded by the deletion).
+   */
   private async truncate(c: DuckDBConnection, change: Change): Promise<void> {
     if (this.empty) return;
-    const fv = quoteIdent(this.table);
-    const keys = this.keyColumns.map((k) => quoteIdent(k.name)).join(', ');
+    const t = quoteIdent(this.rowsTable);
+    const keys = this.keyColumns.map((k) => quoteIdent(k.name));
+    const list = keys.join(', ');
     const temp = quoteIdent(`_ff_truncated_${this.table}`);
-    const at = [new DuckDBTimestampTZValue(change.commitTime)];
-    await c.run(`CREATE OR REPLACE TEMP TABLE ${temp} AS SELECT ${keys} FROM ${fv} WHERE valid_to IS NULL AND NOT deleted`);
-    await c.run(`DELETE FROM ${fv} WHERE valid_to IS NULL AND NOT deleted AND valid_from = $1`, at);
-    await c.run(`UPDATE ${fv} SET valid_to = $1 WHERE valid_to IS NULL AND NOT deleted`, at);
+    const at = new DuckDBTimestampTZValue(change.commitTime);
     await c.run(
-      `INSERT INTO ${fv} (${keys}, valid_from, valid_to, lsn, op, deleted) SELECT ${keys}, $1, NULL, $2, 't', true FROM ${temp}`,
-      [at[0]!, change.lsn],
+      `CREATE OR REPLACE TEMP TABLE ${temp} AS
+         SELECT ${list}, row_number() OVER () - 1 AS n, valid_from FROM (SELECT ${list}, valid_from, deleted FROM ${t} QUALIFY ${newestRow(keys)})
+          WHERE NOT deleted`,
     );
+    const live = Number((await c.runAndReadAll(`SELECT count(*) FROM ${temp}`)).getRows()[0]![0]);
+    if (live > 0) {
+      const match = keys.map((k) => `${t}.${k} = l.${k}`).join(' AND ');
+      await c.run(`DELETE FROM ${t} USING ${temp} l WHERE ${match} AND l.valid_from = $1 AND ${t}.valid_from = $1`, [at]);
+      await c.run(`INSERT INTO ${t} (${list}, valid_from, lsn, op, deleted, seq) SELECT ${list}, $1, $2, 't', true, $3::BIGINT + n FROM ${temp}`, [at, change.lsn, this.nextSeq]);
+      this.nextSeq += BigInt(live);
+    }
     await c.run(`DROP TABLE ${temp}`);
     if (this.maxValidFrom === null || change.commitTime > this.maxValidFrom) this.maxValidFrom = change.commitTime;
   }
 }
-
