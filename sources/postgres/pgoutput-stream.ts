@@ -8,6 +8,7 @@ import { formatLsn, parseLsn, type Change, type ChangeBatch, type Lsn, type Row,
 import { decoderFor, PgTypeResolver, type Decoder } from './pg-binary';
 import type { CatalogQuery } from './pg-catalog';
 import { describeServer, quoteIdent, sqlState } from './pg-connection';
+import { decodeTupleData, isRowMessage, parseRowMessage, type RowMessage } from './pgoutput-rows';
 
 /** Microseconds between the Unix epoch and PostgreSQL's epoch (2000-01-01). */
 const PG_EPOCH_MICROS = 946_684_800_000_000n;
@@ -26,7 +27,9 @@ class BinaryPgoutputPlugin extends PgoutputPlugin {
    * for the next socket read; messages are decoded later, so each one gets its own copy first.
    */
   override parse(buffer: Buffer): Pgoutput.Message {
-    return super.parse(Buffer.from(buffer));
+    const copy = Buffer.from(buffer);
+    // Inserts, updates and deletes are only located here; the stream decodes their bytes (pgoutput-rows.ts).
+    return isRowMessage(copy) ? (parseRowMessage(copy) as unknown as Pgoutput.Message) : super.parse(copy);
   }
 
   override start(client: pg.Client, slotName: string, lastLsn: string): Promise<unknown> {
@@ -38,14 +41,19 @@ class BinaryPgoutputPlugin extends PgoutputPlugin {
   }
 }
 
+/** What the plugin above emits: pg-logical-replication's messages, except for row changes. */
+type StreamMessage = Exclude<Pgoutput.Message, Pgoutput.MessageInsert | Pgoutput.MessageUpdate | Pgoutput.MessageDelete> | RowMessage;
+
 type QueueItem =
-  | { kind: 'data'; lsn: Lsn; msg: Pgoutput.Message }
+  | { kind: 'data'; lsn: Lsn; msg: StreamMessage }
   | { kind: 'keepalive'; walEnd: Lsn; replyRequested: boolean };
 
 interface RelationState {
   schema: TableSchema & { version: number };
   decoders: Decoder[];
   names: string[];
+  /** Per column: flagged as key by the Relation message (what a 'K' tuple carries). */
+  keyFlags: boolean[];
 }
 
 /** Everything the stream needs from its owner. */
@@ -115,7 +123,7 @@ export class PgoutputStream {
       acknowledge: { auto: false, timeoutSeconds: 0 },
       flowControl: { enabled: false },
     });
-    this.service.on('data', (lsn: string, msg: Pgoutput.Message) => {
+    this.service.on('data', (lsn: string, msg: StreamMessage) => {
       if (process.env.FF_DEBUG_STREAM) console.error('data', lsn, msg.tag);
       this.queue.push({ kind: 'data', lsn: parseLsn(lsn), msg });
       this.queuedData++;
@@ -343,24 +351,8 @@ export class PgoutputStream {
       schema,
       decoders: schema.columns.map((c) => decoderFor(c.type, c.array)),
       names,
+      keyFlags: msg.columns.map((c) => (c.flags & 1) === 1),
     });
-  }
-
-  private decodeTuple(state: RelationState, tuple: Record<string, unknown>, unchanged?: string[]): Row {
-    const row: Row = {};
-    const { names, decoders } = state;
-    for (let i = 0; i < names.length; i++) {
-      const name = names[i]!;
-      const raw = tuple[name];
-      if (raw === undefined) {
-        if (!(name in tuple)) continue;
-        // pgoutput sent 'u': an unchanged TOASTed value, filled later from the last known row.
-        unchanged?.push(name);
-        continue;
-      }
-      row[name] = raw === null ? null : decoders[i]!(raw as Buffer, 0, (raw as Buffer).length);
-    }
-    return row;
   }
 
   private keyOf(state: RelationState, row: Row): Row {
@@ -370,7 +362,7 @@ export class PgoutputStream {
   }
 
   private decodeChange(
-    msg: Pgoutput.MessageInsert | Pgoutput.MessageUpdate | Pgoutput.MessageDelete | Pgoutput.MessageTruncate,
+    msg: RowMessage | Pgoutput.MessageTruncate,
     lsn: Lsn,
     txn: { commitLsn: Lsn; commitTime: bigint; xid: number },
   ): Change[] {
@@ -384,24 +376,26 @@ export class PgoutputStream {
       }
       return out;
     }
-    const state = this.relations.get(msg.relation.relationOid);
+    const state = this.relations.get(msg.relationOid);
     if (!state) return out;
+    const { buf, newAt, oldAt, oldIsKey } = msg;
     // Literal objects (one shape for every change), not spreads: this runs once per row.
     const { table, version: schemaVersion } = state.schema;
     const { commitLsn, commitTime, xid } = txn;
     if (msg.tag === 'insert') {
-      const after = this.decodeTuple(state, msg.new);
+      const after = decodeTupleData(state, buf, newAt, false);
       out.push({ lsn, commitLsn, commitTime, xid, table, schemaVersion, op: 'c', key: this.keyOf(state, after), before: null, after });
     } else if (msg.tag === 'update') {
       const unchanged: string[] = [];
-      const after = this.decodeTuple(state, msg.new, unchanged);
-      const oldTuple = msg.old ?? msg.key;
-      const before = oldTuple ? this.decodeTuple(state, oldTuple) : null;
+      // pgoutput sends 'u' for an unchanged TOASTed value: the old row's value under REPLICA IDENTITY
+      // FULL ('O'), else listed in unchangedToast and filled later from the last known row.
+      const after = decodeTupleData(state, buf, newAt, false, unchanged, oldAt >= 0 && !oldIsKey ? { buf, at: oldAt } : undefined);
+      const before = oldAt >= 0 ? decodeTupleData(state, buf, oldAt, oldIsKey) : null;
       const change: Change = { lsn, commitLsn, commitTime, xid, table, schemaVersion, op: 'u', key: this.keyOf(state, after), before, after };
       if (unchanged.length > 0) change.unchangedToast = unchanged;
       out.push(change);
     } else {
-      const before = this.decodeTuple(state, (msg.old ?? msg.key)!);
+      const before = decodeTupleData(state, buf, oldAt, oldIsKey);
       out.push({ lsn, commitLsn, commitTime, xid, table, schemaVersion, op: 'd', key: this.keyOf(state, before), before, after: null });
     }
     return out;

@@ -196,8 +196,8 @@ export class DuckDBChangeLog implements ChangeLog {
       }
       if (batch.complete) {
         this.appender!.flushSync();
-        await c.run('UPDATE _checkpoint SET lsn = $1, updated_at = now() WHERE id = 1', [batch.checkpoint]);
-        await c.run('COMMIT');
+        // One round trip, no prepared statement: this ends every batch. A failed UPDATE skips the COMMIT.
+        await c.run(`UPDATE _checkpoint SET lsn = ${BigInt(batch.checkpoint)}, updated_at = now() WHERE id = 1; COMMIT`);
         this.inTransaction = false;
       }
     } catch (error) {

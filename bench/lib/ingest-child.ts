@@ -1,0 +1,149 @@
+/**
+ * A featureflow ingest (or a bare replication subscriber) in its own process, so that a benchmark
+ * can read its memory and its timings apart from the benchmark's own work. Run with
+ * `node --import tsx bench/lib/ingest-child.ts '<json ChildSpec>'`; see {@link ./child.ts}.
+ *
+ * Protocol: lines on stdout starting with `@@` are JSON events (`ready`, `result`); a line `stop` on
+ * stdin ends a `live` or `raw` run.
+ */
+import { createInterface } from 'node:readline';
+import { LogicalReplicationService, PgoutputPlugin, type Pgoutput } from 'pg-logical-replication';
+import { closeContainer, createContainer, TOKENS } from '../../index';
+import { monotonicMs } from './stats';
+
+export interface ChildSpec {
+  /**
+   * `catch-up`: one `engine.run({ untilCaughtUp: true })` (a snapshot on a fresh log, else the stream);
+   * `live`: a catch-up run, then `ready`, then a following run recording when each batch is durable,
+   * until `stop`; `raw`: a bare pg-logical-replication subscriber recording when each commit arrives.
+   */
+  mode: 'catch-up' | 'live' | 'raw';
+  url: string;
+  tables: string[];
+  slot: string;
+  publication: string;
+  /** The DuckDB file (not used by `raw`). */
+  storePath?: string;
+  ingest?: { batchSize?: number; snapshotBatchSize?: number; heartbeatSeconds?: number };
+}
+
+/** What a child reports at the end. */
+export interface ChildResult {
+  /** RSS right after start-up (modules loaded, container built), bytes. */
+  startRss: number;
+  /** Peak RSS over the child's life (getrusage ru_maxrss), bytes. */
+  peakRss: number;
+  /** Wall time of the measured run, ms. */
+  runMs: number;
+  /** CPU time (user + system, every thread) of the whole child, ms: steadier than wall time on a shared machine. */
+  cpuMs: number;
+  /** Snapshot rows and the time from the run's start to the durable end of the snapshot, ms. */
+  snapshotRows: number;
+  snapshotMs: number;
+  /** Changes applied from the stream. */
+  streamed: number;
+  /** `live`/`raw`: [changes or commits seen so far, monotonic ms] per durable batch or received commit. */
+  marks: [number, number][];
+}
+
+function cpuMs(): number {
+  const usage = process.resourceUsage();
+  return (usage.userCPUTime + usage.systemCPUTime) / 1000;
+}
+
+function emit(event: string, data: unknown = {}): void {
+  process.stdout.write('@@' + JSON.stringify({ event, data }) + '\n');
+}
+
+const stdinLines = createInterface({ input: process.stdin });
+const stopped = new Promise<void>((resolve) => {
+  stdinLines.on('line', (line) => line.trim() === 'stop' && resolve());
+  stdinLines.on('close', () => resolve());
+});
+
+async function main(spec: ChildSpec): Promise<ChildResult> {
+  const marks: [number, number][] = [];
+  if (spec.mode === 'raw') return raw(spec, marks);
+  const container = await createContainer({
+    source: { connectionString: spec.url, tables: spec.tables, slot: spec.slot, publication: spec.publication },
+    store: { path: spec.storePath! },
+    ingest: spec.ingest,
+    logLevel: process.env.FEATUREFLOW_LOG_LEVEL ?? 'warn',
+  });
+  try {
+    const engine = await container.getAsync(TOKENS.IngestEngine);
+    const startRss = process.memoryUsage.rss();
+    let snapshotRows = 0;
+    let snapshotMs = 0;
+    let streamed = 0;
+    let start = monotonicMs();
+    const first = await engine.run({
+      untilCaughtUp: true,
+      onBatch: (b) => {
+        if (b.snapshot) {
+          snapshotRows += b.changes;
+          if (b.snapshot.done) snapshotMs = monotonicMs() - start;
+        } else streamed += b.changes;
+      },
+    });
+    let runMs = monotonicMs() - start;
+    if (spec.mode === 'live') {
+      const controller = new AbortController();
+      let seen = 0;
+      start = monotonicMs();
+      const following = engine.run({
+        signal: controller.signal,
+        onBatch: (b) => {
+          if (b.changes === 0) return;
+          seen += b.changes;
+          marks.push([seen, monotonicMs()]);
+        },
+      });
+      emit('ready');
+      await stopped;
+      controller.abort();
+      streamed += (await following).changesApplied;
+      runMs = monotonicMs() - start;
+    } else if (!first.snapshotted) {
+      streamed = first.changesApplied;
+    }
+    return { startRss, peakRss: process.resourceUsage().maxRSS * 1024, runMs, cpuMs: cpuMs(), snapshotRows, snapshotMs, streamed, marks };
+  } finally {
+    await closeContainer(container);
+  }
+}
+
+/** The reference subscriber: pg-logical-replication as it comes, text pgoutput, no decoding of values. */
+async function raw(spec: ChildSpec, marks: [number, number][]): Promise<ChildResult> {
+  const startRss = process.memoryUsage.rss();
+  const service = new LogicalReplicationService(
+    { connectionString: spec.url },
+    { acknowledge: { auto: true, timeoutSeconds: 1 } },
+  );
+  let commits = 0;
+  service.on('data', (_lsn: string, msg: Pgoutput.Message) => {
+    if (msg.tag === 'commit') marks.push([++commits, monotonicMs()]);
+  });
+  const start = monotonicMs();
+  service.once('start', () => emit('ready'));
+  const subscribed = service
+    .subscribe(new PgoutputPlugin({ protoVersion: 1, publicationNames: [spec.publication] }), spec.slot)
+    .catch((error: unknown) => error);
+  await Promise.race([stopped, subscribed]);
+  await service.destroy();
+  const failure = await Promise.race([subscribed, new Promise((r) => setTimeout(r, 100))]);
+  if (failure instanceof Error) throw failure;
+  return { startRss, peakRss: process.resourceUsage().maxRSS * 1024, runMs: monotonicMs() - start, cpuMs: cpuMs(), snapshotRows: 0, snapshotMs: 0, streamed: commits, marks };
+}
+
+main(JSON.parse(process.argv[2]!) as ChildSpec).then(
+  (result) => {
+    emit('result', result);
+    stdinLines.close();
+    process.exit(0);
+  },
+  (error: unknown) => {
+    process.stderr.write(`ingest child failed: ${(error as Error)?.stack ?? String(error)}\n`);
+    process.exit(1);
+  },
+);
