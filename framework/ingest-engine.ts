@@ -129,6 +129,8 @@ export class IngestEngine {
         if (options.signal?.aborted) break;
       }
     } finally {
+      // A table cut short (stop or failure) is rolled back whole; the next run snapshots again.
+      await this.log.rollback();
       await this.source.endSnapshot();
     }
     this.logger.info({ rows, lsn: formatLsn(point.lsn) }, 'snapshot done');

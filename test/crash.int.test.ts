@@ -94,14 +94,20 @@ describe('SIGKILL of the ingest process', () => {
     const table = randomName('crash_snap');
     await client.query(`CREATE TABLE ${table} (id int PRIMARY KEY, v text NOT NULL)`);
     await client.query(`INSERT INTO ${table} SELECT g, 'v' || g FROM generate_series(1, 20000) g`);
-    const config = testConfig([table], { ingest: { snapshotBatchSize: 1000, heartbeatSeconds: 1 } });
+    // A small table snapshotted first (durable when the kill comes), then the big one.
+    const small = `${table}_first`;
+    await client.query(`CREATE TABLE ${small} (id int PRIMARY KEY)`);
+    await client.query(`INSERT INTO ${small} SELECT generate_series(1, 100)`);
+    const config = testConfig([small, table], { ingest: { snapshotBatchSize: 1000, heartbeatSeconds: 1 } });
 
-    const first = new IngestChild(config, { freeze: { snapshotBatches: 5 } });
-    await first.waitForLine('5 snapshot batches', (lines) => lines.filter((l) => l.snapshot).length === 5);
+    const first = new IngestChild(config, { freeze: { snapshotBatches: 6 } });
+    await first.waitForLine('6 snapshot batches', (lines) => lines.filter((l) => l.snapshot).length === 6);
     await first.kill();
-    // The interrupted snapshot really left 5 durable batches behind.
+    // The interrupted snapshot left the first table whole and nothing of the table it was reading
+    // (a table's snapshot commits once, at its end): never half a table.
     const partial = await readChangeLog(config.store.path);
-    expect(partial.changes.filter((c) => c.op === 'r')).toHaveLength(5000);
+    expect(partial.changes.filter((c) => c.op === 'r' && c.table === `public.${small}`)).toHaveLength(100);
+    expect(partial.changes.filter((c) => c.op === 'r' && c.table === `public.${table}`)).toHaveLength(0);
 
     // Changes between the crash and the next run end up in the new snapshot.
     await client.query(`UPDATE ${table} SET v = 'changed' WHERE id % 100 = 0`);
@@ -113,15 +119,18 @@ describe('SIGKILL of the ingest process', () => {
 
     const { diff, changes } = await compareWithPostgres(client, config, table);
     expect(diff).toEqual({ missing: [], extra: [] });
-    const reads = changes.filter((c) => c.op === 'r');
+    const reads = changes.filter((c) => c.op === 'r' && c.table === `public.${table}`);
     const { rows } = await client.query(`SELECT count(*)::int AS n FROM ${table}`);
     expect(reads).toHaveLength(rows[0].n);
     expect(new Set(reads.map((c) => c.key)).size).toBe(rows[0].n);
     expect(changes.filter((c) => c.op !== 'r')).toHaveLength(0);
+    expect(changes.filter((c) => c.op === 'r')).toHaveLength(rows[0].n + 100);
     const db = await openDuckDB(config.store.path, { readOnly: true });
     const snapshotRows = (await db.connection.runAndReadAll('SELECT rows, done FROM _snapshot_tables')).getRows();
     db.close();
-    expect(snapshotRows.map(([n, done]) => [Number(n), done])).toEqual([[rows[0].n, true]]);
+    expect(snapshotRows.map(([n, done]) => [Number(n), done]).sort()).toEqual([[100, true], [rows[0].n, true]].sort());
+    const smallReads = (await readChangeLog(config.store.path)).changes.filter((c) => c.table === `public.${small}`);
+    expect(smallReads).toHaveLength(100);
     // The first run's slot was replaced, not left behind.
     const slots = await client.query('SELECT count(*)::int AS n FROM pg_replication_slots WHERE slot_name = $1', [config.source.slot]);
     expect(slots.rows[0].n).toBe(1);

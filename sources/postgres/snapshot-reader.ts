@@ -21,7 +21,8 @@ export interface SnapshotPlan {
 /**
  * Reads each table inside the exported snapshot (repeatable read + SET TRANSACTION SNAPSHOT) with
  * `COPY … TO STDOUT (FORMAT binary)`, decoded as it streams: batches of at most `batchSize` rows are
- * yielded while the socket waits, so memory does not grow with the table.
+ * yielded while the socket waits, so memory does not grow with the table. Only a table's last batch is
+ * `complete`.
  */
 export async function* readSnapshot(plan: SnapshotPlan): AsyncGenerator<ChangeBatch> {
   for (const schema of plan.tables) {
@@ -64,7 +65,10 @@ export async function* readSnapshot(plan: SnapshotPlan): AsyncGenerator<ChangeBa
         let rows = changes;
         if (rows.length > plan.batchSize) rows = changes.splice(0, plan.batchSize);
         else changes = [];
-        const out = { changes: rows, complete: true, checkpoint: plan.lsn, schemas: first ? [schema] : [], snapshot: { table: schema.table, done } };
+        // A table's batches form one store transaction, committed with its last batch: an interrupted
+        // snapshot is taken again from the start anyway, and one commit per table spares the store a
+        // WAL write and checkpoint per batch.
+        const out = { changes: rows, complete: done, checkpoint: plan.lsn, schemas: first ? [schema] : [], snapshot: { table: schema.table, done } };
         first = false;
         return out;
       };

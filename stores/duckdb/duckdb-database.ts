@@ -15,8 +15,10 @@ export interface DuckDBDatabase {
  * A checkpoint rewrites the table's last, partly filled row group: at DuckDB's default threshold
  * (16 MiB of WAL) the change log's bulk appends are recompressed several times over. 64 MiB cut the
  * ingest's CPU time by ~20% and did not raise its peak RSS (bench/snapshot.ts, bench/streaming.ts).
+ * The writer's buffer pool is capped (DuckDB's default is 80% of RAM) so a table's snapshot, one
+ * transaction, spills to the file instead of growing the process.
  */
-const WRITER_SETTINGS = { checkpoint_threshold: '64MB' };
+const WRITER_SETTINGS = { checkpoint_threshold: '64MB', memory_limit: '256MB' };
 
 /**
  * Opens (creating folders as needed) a DuckDB file. DuckDB allows one writing process per file; a
