@@ -73,10 +73,16 @@ export class IngestEngine {
 
     let backoffMs = 250;
     while (!signal?.aborted) {
-      const from = (await this.log.state()).checkpoint!;
+      const current = await this.log.state();
+      const from = current.checkpoint!;
       try {
         this.logger.info({ from: formatLsn(from), until: until === undefined ? undefined : formatLsn(until) }, 'following the replication stream');
-        for await (const batch of this.source.follow(from, { signal, until, schemas: await this.log.schemas() })) {
+        for await (const batch of this.source.follow(from, {
+          signal,
+          until,
+          schemas: await this.log.schemas(),
+          ...(current.lastCommitTime === null ? {} : { minCommitTime: current.lastCommitTime }),
+        })) {
           await this.fillUnchangedToast(batch.changes);
           await this.log.apply(batch);
           if (batch.complete) this.source.confirm(batch.checkpoint);

@@ -20,6 +20,13 @@ export interface FollowOptions {
   readonly signal?: AbortSignal;
   /** Ends the stream once everything committed up to this LSN has been yielded (for `--until-caught-up`). */
   readonly until?: Lsn;
+  /**
+   * Commit times below this (µs since the Unix epoch) are raised to it, and each commit time to at least
+   * the one before: PostgreSQL takes a commit's timestamp before the commit record's place in the WAL is
+   * fixed, so concurrent commits can carry timestamps a little out of commit order, and time-ordered
+   * feature history must follow commit order.
+   */
+  readonly minCommitTime?: bigint;
   /** Schemas already stored, so that new schema versions seen in the stream are numbered after them. */
   readonly schemas?: readonly (TableSchema & { readonly version: number })[];
 }
@@ -75,6 +82,8 @@ export interface ChangeLogState {
   readonly tables: readonly string[] | null;
   /** Slot the log follows. */
   readonly slot: string | null;
+  /** The newest commit time in the log (µs since the Unix epoch), or null when empty. */
+  readonly lastCommitTime: bigint | null;
 }
 
 /** Rows per table in the change log. */

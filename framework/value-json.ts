@@ -12,6 +12,17 @@ import type { ColumnSchema, Row, Value } from './types';
 // ---------------------------------------------------------------------------------------------
 // Encoding
 
+/**
+ * Characters JSON.stringify escapes: `"`, `\\`, control characters and (well-formed JSON.stringify)
+ * lone surrogates; any surrogate sends the string to JSON.stringify, which knows pairs from lone ones.
+ */
+const NEEDS_ESCAPE = /["\\\u0000-\u001f\ud800-\udfff]/;
+
+/** JSON.stringify of a string; most strings need no escaping and are only quoted. */
+function quote(s: string): string {
+  return NEEDS_ESCAPE.test(s) ? JSON.stringify(s) : '"' + s + '"';
+}
+
 function encodeNumber(n: number): string {
   if (Number.isFinite(n)) return n === 0 && 1 / n < 0 ? '-0' : String(n);
   return n !== n ? '"NaN"' : n > 0 ? '"Infinity"' : '"-Infinity"';
@@ -26,7 +37,7 @@ function hex(bytes: Uint8Array): string {
 export function encodeValue(value: Value): string {
   switch (typeof value) {
     case 'string':
-      return JSON.stringify(value);
+      return quote(value);
     case 'number':
       return encodeNumber(value);
     case 'bigint':
@@ -68,23 +79,30 @@ export function encodeRow(row: Row): string {
   return out + '}';
 }
 
-type ValueEncoder = (value: Value) => string;
+/** How {@link rowEncoder} writes a column: fast paths for its usual JS type, else {@link encodeValue}. */
+const enum Kind {
+  Any,
+  Number,
+  Int8,
+  Bool,
+  String,
+}
 
-/** Fast paths for a column's usual JS type; anything else goes through {@link encodeValue}. */
-function scalarEncoder(type: string): ValueEncoder {
-  switch (type) {
+function kindOf(column: ColumnSchema): Kind {
+  if (column.array) return Kind.Any;
+  switch (column.type) {
     case 'int2':
     case 'int4':
     case 'oid':
     case 'float4':
     case 'float8':
-      return (v) => (typeof v === 'number' ? encodeNumber(v) : encodeValue(v));
+      return Kind.Number;
     case 'int8':
-      return (v) => (typeof v === 'bigint' ? '"' + v + '"' : encodeValue(v));
+      return Kind.Int8;
     case 'bool':
-      return (v) => (v === true ? 'true' : v === false ? 'false' : encodeValue(v));
+      return Kind.Bool;
     default:
-      return (v) => (typeof v === 'string' ? JSON.stringify(v) : encodeValue(v));
+      return Kind.String;
   }
 }
 
@@ -95,7 +113,7 @@ function scalarEncoder(type: string): ValueEncoder {
  */
 export function rowEncoder(columns: readonly ColumnSchema[]): (row: Row) => string {
   const names = columns.map((c) => c.name);
-  const encoders = columns.map((c) => (c.array ? encodeValue : scalarEncoder(c.type)));
+  const kinds = columns.map(kindOf);
   const first = names.map((n) => JSON.stringify(n) + ':');
   const rest = first.map((p) => ',' + p);
   const n = columns.length;
@@ -105,7 +123,27 @@ export function rowEncoder(columns: readonly ColumnSchema[]): (row: Row) => stri
     for (let i = 0; i < n; i++) {
       const value = row[names[i]!];
       if (value === undefined) continue;
-      out += sep[i]! + encoders[i]!(value);
+      let text: string;
+      if (value === null) text = 'null';
+      else {
+        switch (kinds[i]) {
+          case Kind.String:
+            text = typeof value === 'string' ? quote(value) : encodeValue(value);
+            break;
+          case Kind.Number:
+            text = typeof value === 'number' ? encodeNumber(value) : encodeValue(value);
+            break;
+          case Kind.Int8:
+            text = typeof value === 'bigint' ? '"' + value + '"' : encodeValue(value);
+            break;
+          case Kind.Bool:
+            text = value === true ? 'true' : value === false ? 'false' : encodeValue(value);
+            break;
+          default:
+            text = encodeValue(value);
+        }
+      }
+      out += sep[i]! + text;
       sep = rest;
     }
     return out + '}';

@@ -127,6 +127,15 @@ describe('change-log JSON', () => {
     expect(rowDecoder(columns)('{"af8":["NaN",[1,"-Infinity"]]}')).toStrictEqual({ af8: [NaN, [1, -Infinity]] });
   });
 
+  test('strings are written as JSON.stringify writes them, escaped or only quoted', () => {
+    const strings = ['', 'plain', 'a"b', 'a\\b', 'tab\there', 'nl\n', '\u0000\u001f\u007f', 'é€', '😀', 'lone \ud800 high', 'lone \udc00 low', '\udc00\ud800'];
+    const encode = rowEncoder([col('t', 'text'), col('ts', 'timestamptz')]);
+    for (const s of strings) {
+      expect(encodeValue(s)).toBe(JSON.stringify(s));
+      expect(encode({ t: s, ts: s })).toBe(JSON.stringify({ t: s, ts: s }));
+    }
+  });
+
   test('rejects what is not a featureflow value', () => {
     expect(() => encodeRow({ a: new Date() as never })).toThrow(TypeError);
     expect(() => encodeRow({ a: {} as never })).toThrow(TypeError);

@@ -156,8 +156,11 @@ async function main(): Promise<void> {
     const store = await openFeatureStore(STORE, { definitions: { views: [orderFeatures] } });
     try {
       const [view] = await store.status();
-      say(`\nfeature view ${view!.view} v${view!.version} (table ${view!.table}): ${view!.entities} orders, ` +
-        `${view!.rows} history rows, ${view!.deadLetters} dead letters`);
+      const orders = Number((await db.query(`SELECT count(*) AS n FROM ${TABLE}`)).rows[0].n);
+      say(`\nfeature view ${view!.view} v${view!.version} (table ${view!.table}): ${view!.entities} current orders ` +
+        `(PostgreSQL: ${orders} → ${view!.entities === orders ? 'equal' : 'DIFFERENT'}), ${view!.rows} history rows, ` +
+        `${view!.deadLetters} dead letters`);
+      if (view!.entities !== orders) process.exitCode = 1;
       const result = await store.export({ trainingSet: { spine, features: [orderFeatures] } }, TRAINING_SET);
       const training = await store.trainingSet({ spine, features: [orderFeatures] });
       const statusThen = training.getChild('status_then')!.toArray() as (string | null)[];

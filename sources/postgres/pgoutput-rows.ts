@@ -38,24 +38,28 @@ export function isRowMessage(buf: Buffer): boolean {
   return tag === INSERT || tag === UPDATE || tag === DELETE;
 }
 
-/** Locates the tuples of an Insert, Update or Delete message (`buf` starts at its tag byte). */
-export function parseRowMessage(buf: Buffer): RowMessage {
-  const tag = buf[0] === INSERT ? 'insert' : buf[0] === UPDATE ? 'update' : 'delete';
-  const relationOid = buf.readInt32BE(1);
+/**
+ * Locates the tuples of an Insert, Update or Delete message starting at `buf[base]` (its tag byte);
+ * the offsets returned are into `buf`, so many messages can share one buffer.
+ */
+export function parseRowMessage(buf: Buffer, base = 0): RowMessage {
+  const code = buf[base];
+  const tag = code === INSERT ? 'insert' : code === UPDATE ? 'update' : 'delete';
+  const relationOid = buf.readInt32BE(base + 1);
   let newAt = -1;
   let oldAt = -1;
   let oldIsKey = false;
-  const sub = buf[5];
+  const sub = buf[base + 5];
   if ((sub === KEY || sub === OLD) && tag !== 'insert') {
     oldIsKey = sub === KEY;
-    oldAt = 6;
+    oldAt = base + 6;
     if (tag === 'update') {
       const p = skipTuple(buf, oldAt);
       if (buf[p] !== NEW) throw new Error(`pgoutput update of relation ${relationOid} has no new tuple`);
       newAt = p + 1;
     }
   } else if (sub === NEW && tag !== 'delete') {
-    newAt = 6;
+    newAt = base + 6;
   } else {
     throw new Error(`unknown pgoutput ${tag} submessage ${JSON.stringify(String.fromCharCode(sub ?? 0))}`);
   }

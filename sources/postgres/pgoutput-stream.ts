@@ -15,6 +15,14 @@ const PG_EPOCH_MICROS = 946_684_800_000_000n;
 /** Queued messages above which the socket is paused (back-pressure), and below which it resumes. */
 const HIGH_WATER = 10_000;
 const LOW_WATER = 2_000;
+/** Read once: `process.env` is a slow property on the per-message path. */
+const DEBUG_STREAM = Boolean(process.env.FF_DEBUG_STREAM);
+/** Row messages are copied into shared slabs of this size; larger ones get a buffer of their own. */
+const SLAB_SIZE = 1 << 20;
+const OWN_COPY_ABOVE = SLAB_SIZE >> 4;
+/** XLogData header ('w', int64 start LSN, int64 end LSN, int64 send time) before each message. */
+const XLOG_HEADER = 25;
+const XLOG_DATA = 0x77;
 
 /**
  * pgoutput with `binary 'true'` (PostgreSQL 14+): tuple values arrive in the same binary send format as
@@ -23,13 +31,48 @@ const LOW_WATER = 2_000;
  */
 class BinaryPgoutputPlugin extends PgoutputPlugin {
   /**
+   * The start LSN of the message last parsed, read from its XLogData header (pg-logical-replication
+   * emits it as text right after parse), or undefined when the header could not be reached.
+   */
+  lsn: Lsn | undefined;
+  private slab = Buffer.allocUnsafeSlow(SLAB_SIZE);
+  private slabUsed = 0;
+  /** A view of the whole memory the last chunk lives in, to read its header from. */
+  private chunkMemory: ArrayBufferLike | undefined;
+  private chunkView: Buffer | undefined;
+
+  /**
    * node-postgres hands copyData chunks as views into its read buffer, which it compacts and reuses
-   * for the next socket read; messages are decoded later, so each one gets its own copy first.
+   * for the next socket read; messages are decoded later, so each one gets its own copy first (row
+   * messages into a shared slab: one allocation per megabyte rather than per message).
    */
   override parse(buffer: Buffer): Pgoutput.Message {
-    const copy = Buffer.from(buffer);
+    this.lsn = this.headerLsn(buffer);
     // Inserts, updates and deletes are only located here; the stream decodes their bytes (pgoutput-rows.ts).
-    return isRowMessage(copy) ? (parseRowMessage(copy) as unknown as Pgoutput.Message) : super.parse(copy);
+    if (!isRowMessage(buffer)) return super.parse(Buffer.from(buffer));
+    const length = buffer.length;
+    if (length > OWN_COPY_ABOVE) return parseRowMessage(Buffer.from(buffer)) as unknown as Pgoutput.Message;
+    if (this.slabUsed + length > SLAB_SIZE) {
+      // Messages still queued keep the old slab alive until decoded; decoded values never share it.
+      this.slab = Buffer.allocUnsafeSlow(SLAB_SIZE);
+      this.slabUsed = 0;
+    }
+    const at = this.slabUsed;
+    this.slab.set(buffer, at);
+    this.slabUsed = at + length;
+    return parseRowMessage(this.slab, at) as unknown as Pgoutput.Message;
+  }
+
+  /** pg-logical-replication passes `chunk.subarray(25)`: the header sits just before `buffer`. */
+  private headerLsn(buffer: Buffer): Lsn | undefined {
+    const offset = buffer.byteOffset - XLOG_HEADER;
+    if (offset < 0) return undefined;
+    if (buffer.buffer !== this.chunkMemory) {
+      this.chunkMemory = buffer.buffer;
+      this.chunkView = Buffer.from(buffer.buffer);
+    }
+    const view = this.chunkView!;
+    return view[offset] === XLOG_DATA ? view.readBigUInt64BE(offset + 1) : undefined;
   }
 
   override start(client: pg.Client, slotName: string, lastLsn: string): Promise<unknown> {
@@ -108,6 +151,7 @@ export class PgoutputStream {
   private readonly queue = new AsyncQueue<QueueItem>();
   private readonly service: LogicalReplicationService;
   private readonly relations = new Map<number, RelationState>();
+  private readonly plugin: BinaryPgoutputPlugin;
   private readonly latest = new Map<string, TableSchema & { version: number }>();
   private confirmed: Lsn;
   private paused = false;
@@ -118,19 +162,20 @@ export class PgoutputStream {
 
   constructor(private readonly ctx: StreamContext, private readonly from: Lsn) {
     this.confirmed = from;
+    this.plugin = new BinaryPgoutputPlugin({ protoVersion: 1, publicationNames: [ctx.publication] });
     for (const [table, schema] of ctx.knownSchemas) this.latest.set(table, schema);
     this.service = new LogicalReplicationService(ctx.clientConfig, {
       acknowledge: { auto: false, timeoutSeconds: 0 },
       flowControl: { enabled: false },
     });
     this.service.on('data', (lsn: string, msg: StreamMessage) => {
-      if (process.env.FF_DEBUG_STREAM) console.error('data', lsn, msg.tag);
-      this.queue.push({ kind: 'data', lsn: parseLsn(lsn), msg });
+      if (DEBUG_STREAM) console.error('data', lsn, msg.tag);
+      this.queue.push({ kind: 'data', lsn: this.plugin.lsn ?? parseLsn(lsn), msg });
       this.queuedData++;
       if (!this.paused && this.queue.length > HIGH_WATER) this.setPaused(true);
     });
     this.service.on('heartbeat', (lsn: string, _ts: number, shouldRespond: boolean) => {
-      if (process.env.FF_DEBUG_STREAM) console.error('keepalive', lsn, shouldRespond);
+      if (DEBUG_STREAM) console.error('keepalive', lsn, shouldRespond);
       this.queue.push({ kind: 'keepalive', walEnd: parseLsn(lsn), replyRequested: shouldRespond });
     });
     this.service.on('error', (error: unknown) => this.fail(error));
@@ -206,11 +251,12 @@ export class PgoutputStream {
    */
   async *batches(options: FollowOptions = {}): AsyncGenerator<ChangeBatch> {
     const { ctx } = this;
-    this.service.subscribe(new BinaryPgoutputPlugin({ protoVersion: 1, publicationNames: [ctx.publication] }), ctx.slot, formatLsn(this.from)).then(
+    this.service.subscribe(this.plugin, ctx.slot, formatLsn(this.from)).then(
       () => this.queue.fail(new FeatureflowError('FF_PG_REPLICATION', 'the replication stream ended')),
       (error: unknown) => this.fail(error),
     );
     const until = options.until;
+    let minCommitTime = options.minCommitTime ?? 0n;
     // Ask for keepalives often while catching up, so an idle server reveals its position quickly.
     const tick = until !== undefined ? 100 : Math.min(ctx.heartbeatMs, 1000);
     let lastStatus = 0;
@@ -263,26 +309,38 @@ export class PgoutputStream {
         }
         const msg = item.msg;
         switch (msg.tag) {
-          case 'begin':
+          case 'begin': {
+            // Commit times follow commit order (see FollowOptions.minCommitTime).
+            const pgTime = msg.commitTime as unknown as bigint;
+            const commitTime = pgTime < minCommitTime ? minCommitTime : pgTime;
             txn = {
               commitLsn: parseLsn(msg.commitLsn!),
-              commitTime: msg.commitTime as unknown as bigint,
+              commitTime,
               xid: msg.xid,
               // Transactions whose commit record lies before the checkpoint are already in the log.
               skip: parseLsn(msg.commitLsn!) < this.from,
             };
+            if (!txn.skip) minCommitTime = commitTime;
             break;
+          }
           case 'relation':
             await this.onRelation(msg, schemas);
             break;
           case 'insert':
           case 'update':
-          case 'delete':
-          case 'truncate':
+          case 'delete': {
             if (!txn || txn.skip) break;
+            const change = this.decodeRowChange(msg, item.lsn, txn);
+            if (change === undefined) break;
             // Cut a full batch only when another change follows, so that a transaction ending
             // exactly at the batch size completes in its last batch (not in an empty one after it).
-            for (const change of this.decodeChange(msg, item.lsn, txn)) {
+            if (changes.length >= ctx.batchSize) yield take();
+            changes.push(change);
+            break;
+          }
+          case 'truncate':
+            if (!txn || txn.skip) break;
+            for (const change of this.decodeTruncate(msg, item.lsn, txn)) {
               if (changes.length >= ctx.batchSize) yield take();
               changes.push(change);
             }
@@ -361,30 +419,28 @@ export class PgoutputStream {
     return key;
   }
 
-  private decodeChange(
-    msg: RowMessage | Pgoutput.MessageTruncate,
-    lsn: Lsn,
-    txn: { commitLsn: Lsn; commitTime: bigint; xid: number },
-  ): Change[] {
+  private decodeTruncate(msg: Pgoutput.MessageTruncate, lsn: Lsn, txn: { commitLsn: Lsn; commitTime: bigint; xid: number }): Change[] {
     const out: Change[] = [];
     const common = { lsn, commitLsn: txn.commitLsn, commitTime: txn.commitTime, xid: txn.xid };
-    if (msg.tag === 'truncate') {
-      for (const rel of msg.relations) {
-        const state = this.relations.get(rel.relationOid);
-        if (!state) continue;
-        out.push({ ...common, table: state.schema.table, op: 't', key: null, before: null, after: null, schemaVersion: state.schema.version });
-      }
-      return out;
+    for (const rel of msg.relations) {
+      const state = this.relations.get(rel.relationOid);
+      if (!state) continue;
+      out.push({ ...common, table: state.schema.table, op: 't', key: null, before: null, after: null, schemaVersion: state.schema.version });
     }
+    return out;
+  }
+
+  /** The change of an insert, update or delete, or undefined for a relation not captured. */
+  private decodeRowChange(msg: RowMessage, lsn: Lsn, txn: { commitLsn: Lsn; commitTime: bigint; xid: number }): Change | undefined {
     const state = this.relations.get(msg.relationOid);
-    if (!state) return out;
+    if (!state) return undefined;
     const { buf, newAt, oldAt, oldIsKey } = msg;
     // Literal objects (one shape for every change), not spreads: this runs once per row.
     const { table, version: schemaVersion } = state.schema;
     const { commitLsn, commitTime, xid } = txn;
     if (msg.tag === 'insert') {
       const after = decodeTupleData(state, buf, newAt, false);
-      out.push({ lsn, commitLsn, commitTime, xid, table, schemaVersion, op: 'c', key: this.keyOf(state, after), before: null, after });
+      return { lsn, commitLsn, commitTime, xid, table, schemaVersion, op: 'c', key: this.keyOf(state, after), before: null, after };
     } else if (msg.tag === 'update') {
       const unchanged: string[] = [];
       // pgoutput sends 'u' for an unchanged TOASTed value: the old row's value under REPLICA IDENTITY
@@ -393,11 +449,10 @@ export class PgoutputStream {
       const before = oldAt >= 0 ? decodeTupleData(state, buf, oldAt, oldIsKey) : null;
       const change: Change = { lsn, commitLsn, commitTime, xid, table, schemaVersion, op: 'u', key: this.keyOf(state, after), before, after };
       if (unchanged.length > 0) change.unchangedToast = unchanged;
-      out.push(change);
+      return change;
     } else {
       const before = decodeTupleData(state, buf, oldAt, oldIsKey);
-      out.push({ lsn, commitLsn, commitTime, xid, table, schemaVersion, op: 'd', key: this.keyOf(state, before), before, after: null });
+      return { lsn, commitLsn, commitTime, xid, table, schemaVersion, op: 'd', key: this.keyOf(state, before), before, after: null };
     }
-    return out;
   }
 }

@@ -134,13 +134,15 @@ export class DuckDBChangeLog implements ChangeLog {
 
   async state(): Promise<ChangeLogState> {
     const rows = (await this.connection.runAndReadAll('SELECT slot, tables, lsn FROM _checkpoint WHERE id = 1')).getRows();
-    if (rows.length === 0) return { checkpoint: null, snapshotDone: false, tables: null, slot: null };
+    if (rows.length === 0) return { checkpoint: null, snapshotDone: false, tables: null, slot: null, lastCommitTime: null };
     const [slot, tables, lsn] = rows[0]! as [string, string, bigint | null];
     const tableList = JSON.parse(tables) as string[];
     const done = (
       await this.connection.runAndReadAll('SELECT count(*) FROM _snapshot_tables WHERE done')
     ).getRows()[0]![0] as bigint;
+    const last = (await this.connection.runAndReadAll('SELECT epoch_us(max(commit_time)) FROM _changes')).getRows()[0]![0] as bigint | null;
     return {
+      lastCommitTime: last === null ? null : BigInt(last),
       checkpoint: lsn === null ? null : BigInt(lsn),
       snapshotDone: Number(done) === tableList.length,
       tables: tableList,
