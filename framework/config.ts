@@ -32,6 +32,8 @@ export interface PostgresSourceConfig {
 export interface DuckDBStoreConfig {
   /** Path of the DuckDB file. Default `.featureflow/featureflow.duckdb` (env `FEATUREFLOW_DUCKDB`). */
   path?: string;
+  /** DuckDB `memory_limit` of the ingesting process (its buffer pool; more spills to the file). Default `64MB`. */
+  memoryLimit?: string;
 }
 
 export interface IngestConfig {
@@ -94,6 +96,10 @@ export function resolveConfig(config: FeatureflowConfig, env: NodeJS.ProcessEnv 
   for (const [k, v] of Object.entries(ingest)) {
     if (!(typeof v === 'number' && v > 0 && Number.isFinite(v))) problems.push(`ingest.${k} must be a positive number, got ${String(v)}`);
   }
+  const memoryLimit = config.store?.memoryLimit;
+  if (memoryLimit !== undefined && !/^\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$/i.test(memoryLimit)) {
+    problems.push(`store.memoryLimit ${JSON.stringify(memoryLimit)} must be a size such as "64MB" or "1GB"`);
+  }
   if (problems.length > 0) {
     throw new FeatureflowError('FF_CONFIG_INVALID', `invalid featureflow configuration:\n  - ${problems.join('\n  - ')}`);
   }
@@ -105,7 +111,10 @@ export function resolveConfig(config: FeatureflowConfig, env: NodeJS.ProcessEnv 
       slot,
       publication,
     },
-    store: { path: config.store?.path ?? env.FEATUREFLOW_DUCKDB ?? '.featureflow/featureflow.duckdb' },
+    store: {
+      path: config.store?.path ?? env.FEATUREFLOW_DUCKDB ?? '.featureflow/featureflow.duckdb',
+      memoryLimit: config.store?.memoryLimit ?? '64MB',
+    },
     ingest,
     logLevel: config.logLevel ?? env.FEATUREFLOW_LOG_LEVEL ?? 'info',
     features: config.features ?? {},

@@ -96,7 +96,7 @@ export class DuckDBChangeLog implements ChangeLog {
   /** `readOnly` opens the file for reading only (no DDL, no appender, consumers not opened): for `status`. */
   constructor(
     private readonly path: string,
-    private readonly options: { readonly readOnly?: boolean } = {},
+    private readonly options: { readonly readOnly?: boolean; readonly memoryLimit?: string } = {},
   ) {}
 
   /** Adds a consumer applied inside each batch's transaction (feature tables). Before {@link open}. */
@@ -112,7 +112,7 @@ export class DuckDBChangeLog implements ChangeLog {
 
   async open(): Promise<void> {
     if (this.db) return;
-    this.db = await openDuckDB(this.path, { readOnly: this.options.readOnly });
+    this.db = await openDuckDB(this.path, this.options);
     if (this.options.readOnly) {
       for (const schema of await this.schemas()) this.remember(schema);
       return;
