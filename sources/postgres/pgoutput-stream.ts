@@ -107,6 +107,8 @@ export interface StreamContext {
   readonly tables: ReadonlySet<string>;
   readonly batchSize: number;
   readonly heartbeatMs: number;
+  /** The server's wal_sender_timeout in ms (0: none). */
+  readonly walSenderTimeoutMs: number;
   readonly resolver: PgTypeResolver;
   readonly catalog: CatalogQuery;
   readonly logger: Logger;
@@ -257,15 +259,18 @@ export class PgoutputStream {
     );
     const until = options.until;
     let minCommitTime = options.minCommitTime ?? 0n;
-    // Ask for keepalives often while catching up, so an idle server reveals its position quickly.
-    const tick = until !== undefined ? 100 : Math.min(ctx.heartbeatMs, 1000);
-    let lastStatus = 0;
+    // A status reply goes out at least three times per wal_sender_timeout, whatever the consumer is
+    // doing (the walsender ends a stream it has not heard from for that long). A reply is requested
+    // (a keepalive carrying the server's position) every heartbeat, and often while catching up so an
+    // idle server reveals its position quickly.
+    const statusEvery = Math.max(50, Math.min(ctx.heartbeatMs, ctx.walSenderTimeoutMs > 0 ? ctx.walSenderTimeoutMs / 3 : Infinity));
+    const tick = until !== undefined ? Math.min(100, statusEvery) : statusEvery;
+    let lastRequest = 0;
     this.timer = setInterval(() => {
       const now = Date.now();
-      if (until !== undefined || now - lastStatus >= ctx.heartbeatMs) {
-        lastStatus = now;
-        this.sendStatus(true);
-      }
+      const request = until !== undefined || now - lastRequest >= ctx.heartbeatMs - tick / 2;
+      if (request) lastRequest = now;
+      this.sendStatus(request);
     }, tick);
     const onAbort = () => this.queue.end();
     options.signal?.addEventListener('abort', onAbort, { once: true });

@@ -132,6 +132,7 @@ export class PostgresSource implements Source {
         tables: new Set(this.settings.source.tables),
         batchSize: this.settings.ingest.batchSize,
         heartbeatMs: this.settings.ingest.heartbeatSeconds * 1000,
+        walSenderTimeoutMs: await this.walSenderTimeoutMs(),
         resolver: this.resolver,
         catalog: this.query,
         logger: this.logger,
@@ -149,6 +150,12 @@ export class PostgresSource implements Source {
       this.stream = undefined;
       await stream.stop();
     }
+  }
+
+  /** The server's wal_sender_timeout in ms (0 disables it). */
+  private async walSenderTimeoutMs(): Promise<number> {
+    const { rows } = await this.query(`SELECT setting::int AS ms FROM pg_settings WHERE name = 'wal_sender_timeout'`, []);
+    return Number(rows[0]?.ms ?? 60_000);
   }
 
   confirm(lsn: Lsn): void {
