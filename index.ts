@@ -8,7 +8,9 @@ import { runCli } from './framework/cli/main';
 import { registerExportCommand } from './framework/cli/export-command';
 import { resolveConfig, type FeatureflowConfig, type ResolvedConfig } from './framework/config';
 import { postgresSourceModule } from './sources/postgres';
-import { duckdbStoreModule, featureTablesModule, inspectStore, openFeatureStore } from './stores/duckdb';
+import { duckdbStoreModule, featureTablesModule, inspectStore, openFeatureStore, type DuckDBChangeLog } from './stores/duckdb';
+import { featureStatus } from './stores/duckdb/feature-catalog';
+import { TOKENS } from './framework/tokens';
 
 export { defineConfig, resolveConfig } from './framework/config';
 export type { FeatureflowConfig, ResolvedConfig } from './framework/config';
@@ -32,6 +34,7 @@ export function cli(argv: string[]): Promise<number> {
   return runCli(argv, {
     createContainer,
     inspectStore: (config) => inspectStore(config.store.path),
+    liveViews: async (container) => featureStatus(((await container.getAsync(TOKENS.ChangeLog)) as DuckDBChangeLog).connection),
     extend: (program, deps) =>
       registerExportCommand(program, {
         loadConfig: deps.loadConfig,

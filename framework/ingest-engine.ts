@@ -13,10 +13,13 @@ export interface IngestOptions {
   /** Stops the run after the current batch. */
   readonly signal?: AbortSignal;
   /** Called after each durable batch (progress display, metrics). */
-  readonly onBatch?: (info: BatchInfo) => void;
+  readonly onBatch?: (info: BatchInfo) => unknown;
 }
 
-/** What {@link IngestOptions.onBatch} hears after each durable batch. */
+/**
+ * What {@link IngestOptions.onBatch} hears after each batch; the engine waits for a returned promise
+ * before the next batch (a complete batch's store transaction is committed by then).
+ */
 export interface BatchInfo {
   readonly changes: number;
   /** Changes per table in this batch. */
@@ -88,7 +91,7 @@ export class IngestEngine {
           if (batch.complete) this.source.confirm(batch.checkpoint);
           applied += batch.changes.length;
           backoffMs = 250;
-          options.onBatch?.(batchInfo(batch));
+          await options.onBatch?.(batchInfo(batch));
         }
         await this.log.rollback();
         if (until !== undefined || signal?.aborted) break;
@@ -131,7 +134,7 @@ export class IngestEngine {
       for await (const batch of readAhead(this.source.snapshot())) {
         await this.log.apply(batch);
         rows += batch.changes.length;
-        options.onBatch?.(batchInfo(batch));
+        await options.onBatch?.(batchInfo(batch));
         if (options.signal?.aborted) break;
       }
     } finally {

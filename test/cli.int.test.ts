@@ -95,7 +95,18 @@ describe('featureflow ingest without --until-caught-up', () => {
     await db.query(`CREATE TABLE ${table} (id int PRIMARY KEY)`);
     await db.query(`INSERT INTO ${table} SELECT generate_series(1, 100)`);
     const dir = mkdtempSync(join(tmpdir(), 'featureflow-cli-'));
-    const child = spawn(process.execPath, [BIN, 'ingest', '--tables', table], {
+    // A view that rejects row 42: `status` must show the dead letter while the ingest holds the store.
+    writeFileSync(
+      join(dir, 'featureflow.config.ts'),
+      [
+        `import { defineConfig, entity, featureView, int32 } from ${JSON.stringify(resolve('index.ts'))};`,
+        `const row = entity({ name: 'row', keys: ['id'] });`,
+        `const ids = featureView({ name: 'ids', version: 1, entity: row, source: '${table}', features: { id2: int32 },`,
+        `  transform: (r) => { if (r.id === 42) throw new Error('no'); return { id2: (r.id as number) * 2 }; } });`,
+        `export default defineConfig({ source: { tables: ['${table}'] }, features: { views: [ids] } });`,
+      ].join('\n'),
+    );
+    const child = spawn(process.execPath, [BIN, 'ingest'], {
       cwd: dir,
       env: { ...process.env, DATABASE_URL: pgUrl(), FEATUREFLOW_LOG_LEVEL: 'warn' },
     });
@@ -110,6 +121,11 @@ describe('featureflow ingest without --until-caught-up', () => {
       const progress = JSON.parse(readFileSync(join(dir, '.featureflow', 'ingest-status.json'), 'utf8'));
       return progress.tables[0]?.changes === 150;
     });
+    const live = await cli(['status', '--json'], dir, { DATABASE_URL: pgUrl() });
+    expect(live.code).toBe(0);
+    const report = JSON.parse(live.stdout);
+    expect(report.changeLog.state).toMatch(/in use by a running ingest/);
+    expect(report.featureViews).toMatchObject([{ view: 'ids', version: 1, deadLetters: 1 }]);
     child.kill('SIGINT');
     expect(await exited).toBe(0);
     expect(stdout).toMatch(/snapshot taken; 150 changes applied/);

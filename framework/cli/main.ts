@@ -9,13 +9,13 @@ import { TOKENS } from '../tokens';
 import { formatLsn } from '../types';
 import { loadConfig, type ConfigOptions } from './load-config';
 import { IngestProgressView } from './progress';
-import { readProgress, writeProgress } from './status-file';
+import { readProgress, writeProgress, type FeatureViewSummary } from './status-file';
 
 /** What `status` learns from the offline store (read-only). */
 export interface StoreInspection {
   readonly state: ChangeLogState;
   readonly tables: ChangeLogTableStats[];
-  readonly views: readonly { view: string; version: number; table: string; active: boolean; rows: number; entities: number; deadLetters: number }[];
+  readonly views: readonly FeatureViewSummary[];
 }
 
 /** What the CLI needs from the composition root. */
@@ -23,6 +23,8 @@ export interface CliDeps {
   createContainer(config: ResolvedConfig): Promise<Container>;
   /** Reads the store without writing (DuckDB file opened read-only); FF_STORE_LOCKED while an ingest runs. */
   inspectStore(config: ResolvedConfig): Promise<StoreInspection>;
+  /** The feature views of the store a running ingest holds, between its batches. */
+  liveViews?(container: Container): Promise<readonly FeatureViewSummary[]>;
   /** Adds further commands (e.g. export) to the program. */
   extend?(program: Command, deps: { loadConfig: typeof loadConfig; createContainer: (config: ResolvedConfig) => Promise<Container> }): void;
 }
@@ -67,14 +69,22 @@ export function buildProgram(deps: CliDeps): Command {
         const counts = new Map<string, { table: string; changes: number; byOp: Record<string, number> }>();
         let last = 0;
         let checkpoint: bigint | null = null;
-        const publish = (force = false) => {
+        let views: readonly FeatureViewSummary[] | undefined;
+        let viewsAt = 0;
+        const publish = async (force = false) => {
           if (!force && Date.now() - last < 1000) return;
           last = Date.now();
+          // Between batches (the last one committed) the store can be read on the ingest's connection.
+          if (deps.liveViews && (force || last - viewsAt >= 5000)) {
+            viewsAt = last;
+            views = await deps.liveViews(container);
+          }
           writeProgress(config.store.path, {
             pid: process.pid,
             updatedAt: new Date().toISOString(),
             checkpoint: checkpoint === null ? null : formatLsn(checkpoint),
             tables: [...counts.values()],
+            ...(views ? { views } : {}),
           });
         };
         try {
@@ -89,14 +99,15 @@ export function buildProgram(deps: CliDeps): Command {
                 entry.changes += n;
                 counts.set(table, entry);
               }
-              if (b.complete) checkpoint = b.checkpoint;
               view.update(b);
-              publish();
+              if (!b.complete) return;
+              checkpoint = b.checkpoint;
+              return publish();
             },
           });
           view.stop();
           checkpoint = result.checkpoint;
-          publish(true);
+          await publish(true);
           process.stdout.write(
             `${result.snapshotted ? 'snapshot taken; ' : ''}${result.changesApplied} changes applied; checkpoint ` +
               `${result.checkpoint === null ? '-' : formatLsn(result.checkpoint)}\n`,
@@ -132,6 +143,7 @@ export function buildProgram(deps: CliDeps): Command {
             if (!(error instanceof FeatureflowError && error.code === 'FF_STORE_LOCKED')) throw error;
             const progress = readProgress(config.store.path);
             tables = progress?.tables ?? [];
+            views = progress?.views ?? [];
             checkpoint = progress?.checkpoint ?? null;
             logNote = `in use by a running ingest (pid ${progress?.pid ?? '?'}), figures as of ${progress?.updatedAt ?? 'unknown'}`;
           }

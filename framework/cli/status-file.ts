@@ -11,6 +11,19 @@ export interface IngestProgress {
   readonly updatedAt: string;
   readonly checkpoint: string | null;
   readonly tables: ChangeLogTableStats[];
+  /** Feature views (entities, dead letters), refreshed every few seconds. */
+  readonly views?: readonly FeatureViewSummary[];
+}
+
+/** What `status` shows of one feature view version. */
+export interface FeatureViewSummary {
+  readonly view: string;
+  readonly version: number;
+  readonly table: string;
+  readonly active: boolean;
+  readonly rows: number;
+  readonly entities: number;
+  readonly deadLetters: number;
 }
 
 export function statusFilePath(duckdbPath: string): string {
