@@ -2,11 +2,11 @@ import { describe, expect, test } from 'vitest';
 import type pg from 'pg';
 import { closeContainer, createContainer, TOKENS } from '../index';
 import { entity, featureView, float64 } from '../framework/features';
-import { parseLsn } from '../framework/types';
 import { openDuckDB } from '../stores/duckdb/duckdb-database';
 import { FeatureStore } from '../stores/duckdb/feature-store';
 import type { DuckDBChangeLog } from '../stores/duckdb/duckdb-change-log';
-import { pgClient, randomName, testConfig, waitFor } from './helpers';
+import { pgClient, randomName, testConfig } from './helpers';
+import { startIngest } from './ingest-harness';
 
 // Regression: PostgreSQL takes a commit's timestamp before the commit record's place in the WAL is
 // fixed, so concurrent commits (and commits racing the slot's creation, against the snapshot's time)
@@ -49,15 +49,11 @@ describe('feature history under concurrent writers', () => {
     const writers = clients.map((c, k) => writer(c, table, k * 1000));
     const container = await createContainer(config);
     const engine = await container.getAsync(TOKENS.IngestEngine);
-    const controller = new AbortController();
-    let checkpoint = 0n;
-    const run = engine.run({ signal: controller.signal, onBatch: (b) => b.complete && !b.snapshot && (checkpoint = b.checkpoint) });
+    const ingest = startIngest(engine);
     await new Promise((r) => setTimeout(r, 1500));
     for (const w of writers) await w.stop();
-    const target = parseLsn((await setup.query('SELECT pg_current_wal_insert_lsn()::text AS l')).rows[0].l);
-    await Promise.race([waitFor('the stream to catch up', () => checkpoint >= target), run.then(() => Promise.reject(new Error('ingest stopped')))]);
-    controller.abort();
-    await run;
+    await ingest.caughtUp(setup);
+    await ingest.stop();
 
     const log = (await container.getAsync(TOKENS.ChangeLog)) as DuckDBChangeLog;
     const store = new FeatureStore(log.connection, { definitions: config.features });

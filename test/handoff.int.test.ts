@@ -2,7 +2,8 @@ import { afterEach, describe, expect, test } from 'vitest';
 import type { Container } from 'inversify';
 import { createContainer, closeContainer, TOKENS } from '../index';
 import { parseLsn } from '../framework/types';
-import { diffAgainstPostgres, pgClient, randomName, readChangeLog, replay, testConfig, waitFor } from './helpers';
+import { diffAgainstPostgres, pgClient, randomName, readChangeLog, replay, testConfig } from './helpers';
+import { startIngest } from './ingest-harness';
 
 const containers: Container[] = [];
 afterEach(async () => {
@@ -51,31 +52,14 @@ describe('snapshot and stream meet exactly', () => {
       }
     })();
 
-    const controller = new AbortController();
-    let snapshotDone = false;
-    let checkpoint = 0n;
-    const run = engine.run({
-      signal: controller.signal,
-      onBatch: (b) => {
-        if (b.snapshot?.done) snapshotDone = true;
-        if (!b.snapshot) checkpoint = b.checkpoint;
-      },
-    });
-    await Promise.race([
-      waitFor('the snapshot to finish', () => snapshotDone, 60_000),
-      run.then(() => Promise.reject(new Error('ingest stopped before the snapshot finished'))),
-    ]);
+    const ingest = startIngest(engine);
+    await ingest.until('the snapshot to finish', ingest.snapshotDone);
     // Keep writing a little past the snapshot, then stop and wait for the stream to catch up.
     await new Promise((r) => setTimeout(r, 300));
     writing = false;
     await writes;
-    const target = parseLsn((await setup.query('SELECT pg_current_wal_insert_lsn()::text AS l')).rows[0].l);
-    await Promise.race([
-      waitFor('the stream to catch up', () => checkpoint >= target, 60_000),
-      run.then(() => Promise.reject(new Error('ingest stopped before catching up'))),
-    ]);
-    controller.abort();
-    await run;
+    await ingest.caughtUp(setup);
+    await ingest.stop();
     await closeContainer(container);
     containers.length = 0;
 

@@ -1,9 +1,9 @@
 import type pg from 'pg';
 import type { ResolvedConfig } from '../framework/config';
 import type { IngestOptions, IngestResult } from '../framework/ingest-engine';
-import type { Row, TableSchema } from '../framework/types';
+import { parseLsn, type Row, type TableSchema } from '../framework/types';
 import { closeContainer, createContainer, TOKENS } from '../index';
-import { diffAgainstPostgres, readChangeLog, replay, type LoggedChange } from './helpers';
+import { diffAgainstPostgres, readChangeLog, replay, waitFor, type LoggedChange } from './helpers';
 
 /** One `ingest --until-caught-up` run in this process: a fresh container, closed afterwards. */
 export async function ingestUntilCaughtUp(config: ResolvedConfig, options: IngestOptions = {}): Promise<IngestResult> {
@@ -56,4 +56,51 @@ export async function inTransaction(client: pg.Client, body: () => Promise<unkno
     await client.query('ROLLBACK').catch(() => undefined);
     throw error;
   }
+}
+
+/** An ingest running in the background of a test (the engine follows until {@link BackgroundIngest.stop}). */
+export interface BackgroundIngest {
+  /** True once every table's snapshot is durable. */
+  readonly snapshotDone: () => boolean;
+  /** The last durable stream checkpoint (0 before the first). */
+  readonly checkpoint: () => bigint;
+  /** Waits for `check`, failing at once if the ingest stops early. */
+  until(what: string, check: () => boolean | Promise<boolean>, timeoutMs?: number): Promise<void>;
+  /** Waits until the durable checkpoint passes the server's current WAL insert position. */
+  caughtUp(client: pg.Client, timeoutMs?: number): Promise<void>;
+  /** Stops the engine after its current batch; the container stays open. */
+  stop(): Promise<void>;
+}
+
+/** Starts `engine.run()` (not until caught up) and tracks its progress. */
+export function startIngest(engine: { run(options: IngestOptions): Promise<IngestResult> }, options: IngestOptions = {}): BackgroundIngest {
+  const controller = new AbortController();
+  let snapshotDone = false;
+  let checkpoint = 0n;
+  const run = engine.run({
+    ...options,
+    signal: controller.signal,
+    onBatch: (b) => {
+      if (b.snapshot?.done) snapshotDone = true;
+      if (!b.snapshot && b.complete) checkpoint = b.checkpoint;
+      return options.onBatch?.(b);
+    },
+  });
+  const failed = run.then(() => Promise.reject(new Error('the ingest stopped early')));
+  failed.catch(() => undefined);
+  const until = (what: string, check: () => boolean | Promise<boolean>, timeoutMs = 60_000) =>
+    Promise.race([waitFor(what, check, timeoutMs), failed]);
+  return {
+    snapshotDone: () => snapshotDone,
+    checkpoint: () => checkpoint,
+    until,
+    async caughtUp(client, timeoutMs = 60_000) {
+      const target = parseLsn((await client.query('SELECT pg_current_wal_insert_lsn()::text AS l')).rows[0].l);
+      await until('the stream to catch up', () => checkpoint >= target, timeoutMs);
+    },
+    async stop() {
+      controller.abort();
+      await run;
+    },
+  };
 }

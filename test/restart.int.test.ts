@@ -1,10 +1,9 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type pg from 'pg';
-import { parseLsn } from '../framework/types';
 import { startPgCluster, type PgCluster } from '../framework/testing/pg-cluster';
 import { closeContainer, createContainer, TOKENS } from '../index';
 import { pgClient, randomName, readChangeLog, testConfig, waitFor } from './helpers';
-import { compareWithPostgres, inTransaction } from './ingest-harness';
+import { compareWithPostgres, inTransaction, startIngest } from './ingest-harness';
 
 // PostgreSQL restarts under a running ingest (its own cluster: the shared one must stay up for the
 // other test files). The engine reconnects with backoff, resumes from its checkpoint, and applies
@@ -29,24 +28,14 @@ describe('PostgreSQL restarts mid-stream', () => {
     const config = testConfig([table], { ingest: { heartbeatSeconds: 1, maxBackoffSeconds: 1 } }, cluster.url);
     const container = await createContainer(config);
     const engine = await container.getAsync(TOKENS.IngestEngine);
-    const controller = new AbortController();
-    let snapshotDone = false;
-    let checkpoint = 0n;
-    const run = engine.run({
-      signal: controller.signal,
-      onBatch: (b) => {
-        if (b.snapshot?.done) snapshotDone = true;
-        if (!b.snapshot) checkpoint = b.checkpoint;
-      },
-    });
-    const failed = run.then(() => Promise.reject(new Error('ingest stopped early')));
+    const ingest = startIngest(engine);
 
     // One writer of single-change transactions that reconnects when the server goes away. A
     // transaction whose COMMIT was cut off may or may not have committed: its xid is not recorded.
     const committed: number[] = [];
     let phase = 'before';
     let writing = true;
-    await Promise.race([waitFor('the snapshot', () => snapshotDone), failed]);
+    await ingest.until('the snapshot', ingest.snapshotDone);
     const writes = (async () => {
       let writer: pg.Client | undefined;
       for (let i = 0; writing; i++) {
@@ -78,7 +67,7 @@ describe('PostgreSQL restarts mid-stream', () => {
     })();
     const count = async (n: number) => {
       const target = committed.length + n;
-      await Promise.race([waitFor(`${n} more commits`, () => committed.length >= target), failed]);
+      await ingest.until(`${n} more commits`, () => committed.length >= target);
     };
 
     await count(50);
@@ -90,10 +79,8 @@ describe('PostgreSQL restarts mid-stream', () => {
     await writes;
 
     const check = await pgClient(cluster.url);
-    const target = parseLsn((await check.query('SELECT pg_current_wal_insert_lsn()::text AS l')).rows[0].l);
-    await Promise.race([waitFor('the stream to catch up after the restart', () => checkpoint >= target, 60_000), failed]);
-    controller.abort();
-    await run;
+    await ingest.caughtUp(check);
+    await ingest.stop();
     await closeContainer(container);
 
     const { diff, changes } = await compareWithPostgres(check, config, table);
@@ -118,18 +105,8 @@ describe('PostgreSQL restarts mid-stream', () => {
     const config = testConfig([table], { ingest: { heartbeatSeconds: 1, maxBackoffSeconds: 1 } }, cluster.url);
     const container = await createContainer(config);
     const engine = await container.getAsync(TOKENS.IngestEngine);
-    const controller = new AbortController();
-    let snapshotDone = false;
-    let checkpoint = 0n;
-    const run = engine.run({
-      signal: controller.signal,
-      onBatch: (b) => {
-        if (b.snapshot?.done) snapshotDone = true;
-        if (!b.snapshot) checkpoint = b.checkpoint;
-      },
-    });
-    const failed = run.then(() => Promise.reject(new Error('ingest stopped early')));
-    await Promise.race([waitFor('the snapshot', () => snapshotDone), failed]);
+    const ingest = startIngest(engine);
+    await ingest.until('the snapshot', ingest.snapshotDone);
     const committed: number[] = [];
     // The engine streams again once a walsender other than the terminated ones holds the slot.
     const terminated = new Set<number>();
@@ -138,7 +115,7 @@ describe('PostgreSQL restarts mid-stream', () => {
       return rows[0]?.active_pid != null && !terminated.has(rows[0].active_pid);
     };
     for (let round = 0; round < 3; round++) {
-      await Promise.race([waitFor('the engine to stream again', streaming), failed]);
+      await ingest.until('the engine to stream again', streaming);
       for (let i = 0; i < 20; i++) {
         committed.push(await inTransaction(client, () => client.query(`UPDATE ${table} SET n = n + 1 WHERE id = $1`, [1 + ((round * 20 + i) % 50)])));
       }
@@ -148,10 +125,8 @@ describe('PostgreSQL restarts mid-stream', () => {
       expect(rows.length).toBeGreaterThan(0);
       for (const r of rows) terminated.add(r.pid);
     }
-    const target = parseLsn((await client.query('SELECT pg_current_wal_insert_lsn()::text AS l')).rows[0].l);
-    await Promise.race([waitFor('the stream to catch up', () => checkpoint >= target, 60_000), failed]);
-    controller.abort();
-    await run;
+    await ingest.caughtUp(client);
+    await ingest.stop();
     await closeContainer(container);
     const { diff, changes } = await compareWithPostgres(client, config, table);
     expect(diff).toEqual({ missing: [], extra: [] });
