@@ -10,6 +10,7 @@ export const ErrorCodes = {
   FF_PG_DATABASE_MISSING: { retriable: false, summary: 'the database does not exist' },
   FF_PG_SLOTS_EXHAUSTED: { retriable: false, summary: 'every replication slot of the server is in use' },
   FF_PG_AUTH_FAILED: { retriable: false, summary: 'PostgreSQL refused the credentials' },
+  FF_PG_VERSION: { retriable: false, summary: 'the PostgreSQL server is older than 14' },
   FF_PG_WAL_LEVEL: { retriable: false, summary: 'wal_level is not logical' },
   FF_PG_PRIVILEGE: { retriable: false, summary: 'the role lacks a privilege featureflow needs' },
   FF_PG_TABLE_MISSING: { retriable: false, summary: 'a configured table does not exist' },

@@ -16,10 +16,17 @@ export async function checkServer(client: pg.Client, where: string, slot: string
     `SELECT current_setting('wal_level') AS wal_level,
             current_setting('max_replication_slots')::int AS max_slots,
             (SELECT count(*)::int FROM pg_replication_slots) AS used_slots,
-            r.rolreplication OR r.rolsuper AS can_replicate, r.rolname AS role
+            r.rolreplication OR r.rolsuper AS can_replicate, r.rolname AS role,
+            current_setting('server_version_num')::int AS version, current_setting('server_version') AS version_text
        FROM pg_roles r WHERE r.rolname = current_user`,
   );
   const row = rows[0];
+  if (row.version < 140000) {
+    throw new FeatureflowError(
+      'FF_PG_VERSION',
+      `PostgreSQL ${row.version_text} on ${where} is too old: featureflow needs PostgreSQL 14 or later (pgoutput's binary mode); upgrade the server`,
+    );
+  }
   if (row.wal_level !== 'logical') {
     throw new FeatureflowError(
       'FF_PG_WAL_LEVEL',
