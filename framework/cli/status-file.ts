@@ -1,5 +1,6 @@
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import type { FeatureViewStatus } from '../features/offline-store';
 import type { ChangeLogTableStats } from '../interfaces';
 
 /**
@@ -16,15 +17,7 @@ export interface IngestProgress {
 }
 
 /** What `status` shows of one feature view version. */
-export interface FeatureViewSummary {
-  readonly view: string;
-  readonly version: number;
-  readonly table: string;
-  readonly active: boolean;
-  readonly rows: number;
-  readonly entities: number;
-  readonly deadLetters: number;
-}
+export type FeatureViewSummary = Pick<FeatureViewStatus, 'view' | 'version' | 'table' | 'active' | 'rows' | 'entities' | 'deadLetters'>;
 
 export function statusFilePath(duckdbPath: string): string {
   return join(dirname(duckdbPath), 'ingest-status.json');
