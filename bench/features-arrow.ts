@@ -8,7 +8,7 @@ import { FeatureStore } from '../stores/duckdb/feature-store';
 import { snapshotSql } from '../stores/duckdb/feature-query';
 import { fillItemHistory, openItemStore } from './lib/features-fixture';
 import { median } from './lib/stats';
-import { benchResult, type BenchResult } from './lib/types';
+import { ratioResult, type BenchResult } from './lib/types';
 
 const ROWS = Number(process.env.FF_BENCH_ARROW_ROWS ?? 1_000_000);
 
@@ -36,14 +36,12 @@ export async function run(): Promise<BenchResult[]> {
     const rate = rows / (median(ours) / 1000);
     const reference = rows / (median(copy) / 1000);
     return [
-      benchResult({
+      ratioResult({
         name: `export ${(rows / 1e6).toFixed(2)}M current rows of a view → Arrow IPC file`,
         value: rate,
         unit: 'rows/s',
         reference: { name: 'DuckDB COPY (same query) TO parquet', value: reference, unit: 'rows/s' },
-        target: '≥ 0.3×',
-        pass: rate >= 0.3 * reference,
-      }),
+      }, { atLeast: 0.3 }),
     ];
   } finally {
     await store.close();

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { FeatureStore } from '../stores/duckdb/feature-store';
 import { T0, fillItemHistory, openItemStore } from './lib/features-fixture';
 import { median } from './lib/stats';
-import { benchResult, type BenchResult } from './lib/types';
+import { ratioResult, type BenchResult } from './lib/types';
 
 const SPINE = Number(process.env.FF_BENCH_SPINE_ROWS ?? 1_000_000);
 const VERSIONS = Number(process.env.FF_BENCH_HISTORY_ROWS ?? 1_000_000);
@@ -45,14 +45,12 @@ export async function run(): Promise<BenchResult[]> {
     const seconds = median(ours) / 1000;
     const reference = median(bare) / 1000;
     return [
-      benchResult({
+      ratioResult({
         name: `training set ${SPINE / 1e6}M spine × ${VERSIONS / 1e6}M versions → Parquet`,
         value: seconds,
         unit: 's',
         reference: { name: 'bare DuckDB ASOF JOIN → Parquet', value: reference, unit: 's' },
-        target: '≤ 3×',
-        pass: seconds <= 3 * reference,
-      }),
+      }, { atMost: 3 }),
     ];
   } finally {
     await store.close();

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { startIngestChild } from './lib/child';
 import { connect, createMixedTable, PSQL, runToolOk, tempDir, withCluster } from './lib/cluster';
 import { median } from './lib/stats';
-import { benchResult, type BenchResult } from './lib/types';
+import { benchResult, ratioResult, type BenchResult } from './lib/types';
 
 const ROWS = Number(process.env.FF_BENCH_SNAPSHOT_ROWS ?? 1_000_000);
 const RSS_TARGET_MB = 400;
@@ -41,14 +41,12 @@ export async function run(): Promise<BenchResult[]> {
       if (process.env.FF_BENCH_DEBUG) console.error(`featureflow: ${r.snapshotMs.toFixed(0)} ms wall, ${r.cpuMs.toFixed(0)} ms CPU (whole child); COPY ${copyMs.map((m) => m.toFixed(0)).join(', ')} ms`);
       const label = `${ROWS / 1e6}M`;
       return [
-        benchResult({
+        ratioResult({
           name: `snapshot ${label} mixed rows → change log`,
           value: rate,
           unit: 'rows/s',
           reference: { name: 'psql COPY binary > /dev/null', value: copyRate, unit: 'rows/s' },
-          target: '≥ 0.5×',
-          pass: rate >= 0.5 * copyRate,
-        }),
+        }, { atLeast: 0.5 }),
         benchResult({
           name: `snapshot ${label} peak RSS`,
           value: r.peakRss / MB,

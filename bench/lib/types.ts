@@ -17,3 +17,14 @@ export interface BenchResult {
 export function benchResult(fields: Omit<BenchResult, 'ratio'>): BenchResult {
   return { ...fields, ratio: fields.reference.value === 0 ? NaN : fields.value / fields.reference.value };
 }
+
+/** Builds a result whose target is a bound on the ratio; the target's text and `pass` follow from it. */
+export function ratioResult(
+  fields: Omit<BenchResult, 'ratio' | 'target' | 'pass'>,
+  bound: { atLeast: number } | { atMost: number },
+): BenchResult {
+  const result = benchResult({ ...fields, target: '', pass: false });
+  const [sign, limit, pass] =
+    'atLeast' in bound ? ['≥', bound.atLeast, result.ratio >= bound.atLeast] : ['≤', bound.atMost, result.ratio <= bound.atMost];
+  return { ...result, target: `${sign} ${limit}×`, pass };
+}
