@@ -59,7 +59,8 @@ export function encodeValue(value: Value): string {
 /** `"name":` per property name seen, bounded (names come from table schemas, so they repeat). */
 const keyPrefixes = new Map<string, string>();
 
-function keyPrefix(name: string): string {
+/** `"name":`, the JSON text that starts a property. */
+export function keyPrefix(name: string): string {
   let prefix = keyPrefixes.get(name);
   if (prefix === undefined) {
     prefix = JSON.stringify(name) + ':';

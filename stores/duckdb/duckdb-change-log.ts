@@ -13,7 +13,7 @@ import {
 } from '@duckdb/node-api';
 import type { ChangeConsumer, ChangeLog, ChangeLogState, ChangeLogTableStats } from '../../framework/interfaces';
 import type { ChangeBatch, ColumnSchema, Row, TableSchema } from '../../framework/types';
-import { decodeRow, encodeRow, rowEncoder } from '../../framework/value-json';
+import { decodeRow, encodeRow, encodeValue, keyPrefix, rowEncoder } from '../../framework/value-json';
 import { openDuckDB, type DuckDBDatabase } from './duckdb-database';
 
 /** Rows per DuckDB data chunk (DuckDB's vector size). */
@@ -66,12 +66,14 @@ const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
  */
 export function encodeKey(key: Row | null, keyColumns: readonly string[]): string | null {
   if (key === null) return null;
-  const ordered: Row = {};
-  for (const c of keyColumns) {
+  // Built as text, in key-column order: this runs for every change.
+  let out = '{';
+  for (let i = 0; i < keyColumns.length; i++) {
+    const c = keyColumns[i]!;
     const v = key[c] ?? null;
-    ordered[c] = typeof v === 'bigint' && v <= MAX_SAFE && v >= -MAX_SAFE ? Number(v) : v;
+    out += (i === 0 ? '' : ',') + keyPrefix(c) + encodeValue(typeof v === 'bigint' && v <= MAX_SAFE && v >= -MAX_SAFE ? Number(v) : v);
   }
-  return encodeRow(ordered);
+  return out + '}';
 }
 
 /** Compiled row encoders per stored schema (by its columns array). */
