@@ -15,8 +15,6 @@ const PG_EPOCH_MICROS = 946_684_800_000_000n;
 /** Queued messages above which the socket is paused (back-pressure), and below which it resumes. */
 const HIGH_WATER = 10_000;
 const LOW_WATER = 2_000;
-/** Read once: `process.env` is a slow property on the per-message path. */
-const DEBUG_STREAM = Boolean(process.env.FF_DEBUG_STREAM);
 /** Row messages are copied into shared slabs of this size; larger ones get a buffer of their own. */
 const SLAB_SIZE = 1 << 20;
 const OWN_COPY_ABOVE = SLAB_SIZE >> 4;
@@ -171,13 +169,11 @@ export class PgoutputStream {
       flowControl: { enabled: false },
     });
     this.service.on('data', (lsn: string, msg: StreamMessage) => {
-      if (DEBUG_STREAM) console.error('data', lsn, msg.tag);
       this.queue.push({ kind: 'data', lsn: this.plugin.lsn ?? parseLsn(lsn), msg });
       this.queuedData++;
       if (!this.paused && this.queue.length > HIGH_WATER) this.setPaused(true);
     });
     this.service.on('heartbeat', (lsn: string, _ts: number, shouldRespond: boolean) => {
-      if (DEBUG_STREAM) console.error('keepalive', lsn, shouldRespond);
       this.queue.push({ kind: 'keepalive', walEnd: parseLsn(lsn), replyRequested: shouldRespond });
     });
     this.service.on('error', (error: unknown) => this.fail(error));
