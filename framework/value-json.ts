@@ -18,9 +18,18 @@ import type { ColumnSchema, Row, Value } from './types';
  */
 const NEEDS_ESCAPE = /["\\\u0000-\u001f\ud800-\udfff]/;
 
-/** JSON.stringify of a string; most strings need no escaping and are only quoted. */
+/** An escaped backslash, or a `\u00XX` escape with a hex letter. */
+const HEX_ESCAPE = /\\\\|\\u00[01][a-f]/g;
+
+/**
+ * JSON.stringify of a string, with the hex letters of `\u00XX` escapes upper-case (as DuckDB's
+ * `to_json` writes them, so keys printed by either compare equal); most strings need no escaping and
+ * are only quoted.
+ */
 function quote(s: string): string {
-  return NEEDS_ESCAPE.test(s) ? JSON.stringify(s) : '"' + s + '"';
+  if (!NEEDS_ESCAPE.test(s)) return '"' + s + '"';
+  const json = JSON.stringify(s);
+  return json.includes('\\u00') ? json.replace(HEX_ESCAPE, (m) => (m.length === 2 ? m : m.toUpperCase().replace('\\U', '\\u'))) : json;
 }
 
 function encodeNumber(n: number): string {

@@ -127,12 +127,17 @@ describe('change-log JSON', () => {
     expect(rowDecoder(columns)('{"af8":["NaN",[1,"-Infinity"]]}')).toStrictEqual({ af8: [NaN, [1, -Infinity]] });
   });
 
-  test('strings are written as JSON.stringify writes them, escaped or only quoted', () => {
-    const strings = ['', 'plain', 'a"b', 'a\\b', 'tab\there', 'nl\n', '\u0000\u001f\u007f', 'é€', '😀', 'lone \ud800 high', 'lone \udc00 low', '\udc00\ud800'];
+  test('strings are written as JSON.stringify writes them (hex escapes upper-case, as DuckDB writes them), escaped or only quoted', () => {
+    const strings = ['', 'plain', 'a"b', 'a\\b', 'tab\there', 'nl\n', '\u0000\u001f\u007f', 'é€', '😀', 'lone \ud800 high', 'lone \udc00 low', '\udc00\ud800', '\\u001a typed, \u001a real'];
     const encode = rowEncoder([col('t', 'text'), col('ts', 'timestamptz')]);
+    // JSON.stringify, with only the letters of real \u00XX escapes upper-cased.
+    const upper = (json: string) => json.replace(/\\\\|\\u00[01][a-f]/g, (m) => (m.length === 2 ? m : '\\u' + m.slice(2).toUpperCase()));
+    expect(encodeValue('\u001f')).toBe('"\\u001F"');
+    expect(encodeValue('\\u001a')).toBe('"\\\\u001a"');
     for (const s of strings) {
-      expect(encodeValue(s)).toBe(JSON.stringify(s));
-      expect(encode({ t: s, ts: s })).toBe(JSON.stringify({ t: s, ts: s }));
+      expect(encodeValue(s)).toBe(upper(JSON.stringify(s)));
+      expect(JSON.parse(encodeValue(s))).toBe(s);
+      expect(encode({ t: s, ts: s })).toBe(upper(JSON.stringify({ t: s, ts: s })));
     }
   });
 
