@@ -131,9 +131,9 @@ export class IngestEngine {
     let rows = 0;
     try {
       await this.log.reset({ slot: this.config.source.slot, tables: this.config.source.tables, lsn: point.lsn });
-      for await (const batch of readAhead(this.source.snapshot())) {
+      for await (const batch of readAhead(this.source.snapshot({ changes: this.log.needsChanges }))) {
         await this.log.apply(batch);
-        rows += batch.changes.length;
+        rows += batch.snapshot?.rows.length ?? batch.changes.length;
         await options.onBatch?.(batchInfo(batch));
         if (options.signal?.aborted) break;
       }
@@ -213,8 +213,13 @@ export class IngestEngine {
 
 function batchInfo(batch: ChangeBatch): BatchInfo {
   const tables: Record<string, number> = {};
+  const snapshot = batch.snapshot;
+  if (snapshot) {
+    tables[snapshot.table] = snapshot.rows.length;
+    return { changes: snapshot.rows.length, tables, checkpoint: batch.checkpoint, complete: batch.complete, snapshot: { table: snapshot.table, done: snapshot.done } };
+  }
   for (const c of batch.changes) tables[c.table] = (tables[c.table] ?? 0) + 1;
-  return { changes: batch.changes.length, tables, checkpoint: batch.checkpoint, complete: batch.complete, snapshot: batch.snapshot };
+  return { changes: batch.changes.length, tables, checkpoint: batch.checkpoint, complete: batch.complete };
 }
 
 /**

@@ -54,8 +54,11 @@ export interface Source {
   prepare(): Promise<PrepareResult>;
   /** Drops any old slot and creates it anew, exporting a snapshot; call after {@link prepare}. */
   beginSnapshot(): Promise<SnapshotPoint>;
-  /** Reads every table in the exported snapshot as `r` changes, in bounded batches; after {@link beginSnapshot}. */
-  snapshot(): AsyncIterable<ChangeBatch>;
+  /**
+   * Reads every table in the exported snapshot in bounded batches of rows (`ChangeBatch.snapshot`);
+   * with `changes`, each batch also holds its rows as `r` changes. After {@link beginSnapshot}.
+   */
+  snapshot(options?: { readonly changes?: boolean }): AsyncIterable<ChangeBatch>;
   /** Releases the exported snapshot; after {@link snapshot} is exhausted (or failed). */
   endSnapshot(): Promise<void>;
   /** Streams committed transactions after `from` (a checkpoint), in order, as bounded batches; after {@link prepare}. */
@@ -110,6 +113,8 @@ export interface ChangeConsumer<Tx = unknown> {
 export interface ChangeLog {
   /** Opens (creating if needed) the log; first call. */
   open(): Promise<void>;
+  /** True when the log's consumers need snapshot rows as changes too (see {@link Source.snapshot}); after {@link open}. */
+  readonly needsChanges: boolean;
   /** Progress markers; after {@link open}. */
   state(): Promise<ChangeLogState>;
   /** Forgets every change and starts a new snapshot at `lsn` for `tables`; after {@link open}. */

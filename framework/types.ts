@@ -3,6 +3,7 @@
  *
  * Values are exact: a PostgreSQL value is represented without loss in JavaScript (see {@link Value}).
  */
+import type { SnapshotRows } from './snapshot-rows';
 
 /**
  * A PostgreSQL log sequence number as an unsigned 64-bit integer. Always compare LSNs as bigints:
@@ -78,6 +79,7 @@ export interface TableSchema {
 /** Change operations, as Debezium spells them: read (snapshot), create, update, delete, truncate. */
 export type Op = 'r' | 'c' | 'u' | 'd' | 't';
 
+
 /** One row-level change, in commit order. */
 export interface Change {
   /** Qualified table name `schema.table`. */
@@ -113,6 +115,10 @@ export interface Change {
  * its own transaction open until a batch with `complete: true` arrives, so the apply stays atomic.
  */
 export interface ChangeBatch {
+  /**
+   * The changes, in commit order. A snapshot batch carries its rows column-wise in
+   * `snapshot.rows` instead, and holds them here as well only when the store asked for changes.
+   */
   readonly changes: Change[];
   /**
    * True when the batch ends on a transaction boundary. Then {@link checkpoint} is the position to
@@ -123,6 +129,20 @@ export interface ChangeBatch {
   readonly checkpoint: Lsn;
   /** Schemas first seen in this batch (new tables or a new Relation message), to be stored with it. */
   readonly schemas: readonly (TableSchema & { readonly version: number })[];
-  /** Snapshot progress: set on batches of the initial snapshot. */
-  readonly snapshot?: { readonly table: string; readonly done: boolean };
+  /** Set on batches of the initial snapshot: one table's rows, read at the slot's consistent point. */
+  readonly snapshot?: SnapshotBatch;
+}
+
+/** A batch of one table's initial snapshot: every row is a read (`r`) at the slot's consistent point. */
+export interface SnapshotBatch {
+  readonly table: string;
+  /** True on the table's last batch. */
+  readonly done: boolean;
+  /** The rows, column-wise, in the layout `snapshotColumnKind` gives for the table's schema version. */
+  readonly rows: SnapshotRows;
+  readonly schemaVersion: number;
+  /** The consistent point (every read's LSN and commit LSN). */
+  readonly lsn: Lsn;
+  /** When the snapshot was taken, µs since the Unix epoch. */
+  readonly commitTime: bigint;
 }

@@ -51,7 +51,7 @@ async function expectNothingWritten(config: ResolvedConfig, server: pg.Client | 
     const db = await openDuckDB(config.store.path, { readOnly: true });
     try {
       const [[changes, checkpoints]] = (
-        await db.connection.runAndReadAll('SELECT (SELECT count(*) FROM _changes), (SELECT count(*) FROM _checkpoint)')
+        await db.connection.runAndReadAll('SELECT (SELECT count(*) FROM _changes) + (SELECT count(*) FROM _snapshot_tables), (SELECT count(*) FROM _checkpoint)')
       ).getRows() as [[bigint, bigint]];
       expect([Number(changes), Number(checkpoints)]).toEqual([0, 0]);
     } finally {

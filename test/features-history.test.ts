@@ -109,7 +109,7 @@ describe('filters', () => {
 });
 
 describe('rebuilding a view version from the change log', () => {
-  test('two views applied live equal their new versions built from _changes, row for row', async () => {
+  test('two views applied live equal their new versions built from the change log, row for row', async () => {
     const h = randomHistory(11, { keys: 60, transactions: 500, truncates: true });
     const first = await openLogWithFeatures({ views: [doubled(1), plain] });
     for (const batch of h.batches) await first.log.apply(batch);

@@ -74,7 +74,7 @@ describe('feature history under concurrent writers', () => {
     const db = await openDuckDB(config.store.path, { readOnly: true });
     const backwards = (
       await db.connection.runAndReadAll(
-        'SELECT count(*) FROM (SELECT commit_time < lag(commit_time) OVER (ORDER BY seq) AS back FROM _changes) WHERE back',
+        'SELECT count(*) FROM (SELECT commit_time < lag(commit_time) OVER (ORDER BY seq) AS back FROM change_log) WHERE back',
       )
     ).getRows()[0]![0];
     db.close();

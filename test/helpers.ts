@@ -62,7 +62,7 @@ export async function readChangeLog(path: string): Promise<{ changes: LoggedChan
     }
     const rows = (
       await db.connection.runAndReadAll(
-        'SELECT seq, table_name, op, key, before, after, lsn, commit_lsn, schema_version, xid FROM _changes ORDER BY seq',
+        'SELECT seq, table_name, op, key, before, after, lsn, commit_lsn, schema_version, xid FROM change_log ORDER BY seq',
       )
     ).getRows() as [bigint, string, string, string | null, string | null, string | null, bigint, bigint, number, bigint][];
     const changes = rows.map(([seq, table, op, key, before, after, lsn, commitLsn, version, xid]) => {

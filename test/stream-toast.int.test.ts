@@ -105,7 +105,7 @@ describe('unchanged TOAST values are filled, never placeholders', () => {
     await ingestUntilCaughtUp(config);
     // A damaged log: the row's only image is gone.
     const db = await openDuckDB(config.store.path);
-    await db.connection.run('DELETE FROM _changes');
+    await db.connection.run(`DELETE FROM _changes; DELETE FROM "_snapshot__public.${table}"`);
     db.close();
     await client.query(`UPDATE ${table} SET n = n + 1 WHERE id = 1`);
     const error = await ingestUntilCaughtUp(config).then(

@@ -128,14 +128,14 @@ async function main(): Promise<void> {
     const duck = await openDuckDB(STORE, { readOnly: true });
     try {
       const byOp = (
-        await duck.connection.runAndReadAll(`SELECT op, count(*) AS n FROM _changes GROUP BY op ORDER BY op`)
+        await duck.connection.runAndReadAll(`SELECT op, count(*) AS n FROM change_log GROUP BY op ORDER BY op`)
       ).getRowObjects();
-      say('what reached the change log (DuckDB _changes):');
+      say('what reached the change log (DuckDB view change_log):');
       const names: Record<string, string> = { r: 'read (snapshot)', c: 'create', u: 'update', d: 'delete', t: 'truncate' };
       for (const row of byOp) say(`  ${String(names[row.op as string] ?? row.op).padEnd(16)} ${String(row.n).padStart(8)}`);
       const recent = (
         await duck.connection.runAndReadAll(
-          `SELECT op, key, after, commit_time::VARCHAR AS at FROM _changes WHERE op <> 'r' ORDER BY seq DESC LIMIT 5`,
+          `SELECT op, key, after, commit_time::VARCHAR AS at FROM change_log WHERE op <> 'r' ORDER BY seq DESC LIMIT 5`,
         )
       ).getRowObjects();
       say('\nlatest changes:');
@@ -143,7 +143,7 @@ async function main(): Promise<void> {
       const live = Number(
         (
           await duck.connection.runAndReadAll(
-            `SELECT count(*) FROM (SELECT key, arg_max(op, seq) AS last FROM _changes GROUP BY key) WHERE last <> 'd'`,
+            `SELECT count(*) FROM (SELECT key, arg_max(op, seq) AS last FROM change_log GROUP BY key) WHERE last <> 'd'`,
           )
         ).getRows()[0]![0],
       );

@@ -24,8 +24,43 @@ const enum State {
   Done,
 }
 
+/** Receives the fields of each row a {@link CopyBinaryParser} frames, in column order. */
+export interface CopyRowSink {
+  /** Column `column` of the current row is `buf[start, end)`; the bytes are only valid during the call. */
+  field(column: number, buf: Buffer, start: number, end: number): void;
+  /** Column `column` of the current row is NULL. */
+  nullField(column: number): void;
+  /** The current row is complete. */
+  endRow(): void;
+}
+
+/** A sink decoding each field with one {@link Decoder} per column and handing out rows of values. */
+export class ValueRowSink implements CopyRowSink {
+  private values: Value[];
+  onRow: (values: Value[]) => void = () => {};
+
+  constructor(private readonly decoders: readonly Decoder[]) {
+    this.values = new Array(decoders.length);
+  }
+
+  field(column: number, buf: Buffer, start: number, end: number): void {
+    this.values[column] = this.decoders[column]!(buf, start, end);
+  }
+
+  nullField(column: number): void {
+    this.values[column] = null;
+  }
+
+  endRow(): void {
+    const values = this.values;
+    this.values = new Array(this.decoders.length);
+    this.onRow(values);
+  }
+}
+
 /**
- * Decodes rows of one binary COPY stream with one {@link Decoder} per column.
+ * Frames the rows of one binary COPY stream and hands each field to a {@link CopyRowSink}; given
+ * decoders instead, hands out rows of decoded values.
  *
  * @example
  * const parser = new CopyBinaryParser(columns.map((c) => decoderFor(c.type, c.array)));
@@ -35,36 +70,48 @@ const enum State {
  * parser.end();
  */
 export class CopyBinaryParser {
-  private readonly decoders: readonly Decoder[];
+  private readonly sink: CopyRowSink;
+  private readonly columns: number;
   private state = State.Header;
   /** Bytes of a header or row that started in an earlier chunk: pending[0, pendingLength). */
   private pending: Buffer = Buffer.alloc(0);
   private pendingLength = 0;
   private count = 0;
 
-  constructor(decoders: readonly Decoder[]) {
-    this.decoders = decoders;
+  constructor(decodersOrSink: readonly Decoder[] | CopyRowSink, columns?: number) {
+    if (Array.isArray(decodersOrSink)) {
+      this.sink = new ValueRowSink(decodersOrSink as readonly Decoder[]);
+      this.columns = decodersOrSink.length;
+    } else {
+      if (columns === undefined) throw new TypeError('CopyBinaryParser: a sink needs the number of columns');
+      this.sink = decodersOrSink as CopyRowSink;
+      this.columns = columns;
+    }
   }
 
-  /** Rows decoded so far. */
+  /** Rows framed so far. */
   get rows(): number {
     return this.count;
   }
 
-  /** Decodes every row completed by `chunk`, calling `onRow` with one value per column, in order. */
-  push(chunk: Buffer, onRow: (values: Value[]) => void): void {
+  /**
+   * Frames every row completed by `chunk` and hands it to the sink; with decoders, `onRow` gets one
+   * value per column, in order.
+   */
+  push(chunk: Buffer, onRow?: (values: Value[]) => void): void {
+    if (onRow && this.sink instanceof ValueRowSink) this.sink.onRow = onRow;
     let pos = 0;
     const end = chunk.length;
     if (this.pendingLength > 0 || this.state === State.Header) {
-      pos = this.completePending(chunk, onRow);
+      pos = this.completePending(chunk);
       if (pos < 0) return;
     }
     if (this.state === State.Done) {
       if (pos < end) throw new Error(`binary COPY stream has ${end - pos} bytes after its trailer`);
       return;
     }
-    const decoders = this.decoders;
-    const ncols = decoders.length;
+    const sink = this.sink;
+    const ncols = this.columns;
     while (pos < end) {
       if (end - pos < 2) break;
       const count = (chunk[pos]! << 24) >> 16 | chunk[pos + 1]!;
@@ -77,32 +124,24 @@ export class CopyBinaryParser {
         }
         throw this.countError(count);
       }
+      // Only a row wholly inside the chunk is handed out from here; the rest waits in `pending`.
+      const rowEnd = completeRowEnd(chunk, pos, end, ncols);
+      if (rowEnd < 0) break;
       let p = pos + 2;
-      const values: Value[] = new Array(ncols);
-      let complete = true;
       for (let i = 0; i < ncols; i++) {
-        if (p + 4 > end) {
-          complete = false;
-          break;
-        }
         const len = (chunk[p]! << 24) | (chunk[p + 1]! << 16) | (chunk[p + 2]! << 8) | chunk[p + 3]!;
         p += 4;
         if (len < 0) {
           if (len !== -1) throw new Error(`invalid field length ${len} in binary COPY row ${this.count + 1}`);
-          values[i] = null;
+          sink.nullField(i);
         } else {
-          if (p + len > end) {
-            complete = false;
-            break;
-          }
-          values[i] = decoders[i]!(chunk, p, p + len);
+          sink.field(i, chunk, p, p + len);
           p += len;
         }
       }
-      if (!complete) break;
       this.count++;
-      onRow(values);
-      pos = p;
+      sink.endRow();
+      pos = rowEnd;
     }
     if (pos < end) this.append(chunk, pos, end);
   }
@@ -123,7 +162,7 @@ export class CopyBinaryParser {
    * length fields tell), decodes it once complete, and returns where the rest of `chunk` starts
    * (-1 when the chunk was used up).
    */
-  private completePending(chunk: Buffer, onRow: (values: Value[]) => void): number {
+  private completePending(chunk: Buffer): number {
     let pos = 0;
     for (;;) {
       const need = this.state === State.Header ? this.headerLength() : this.pendingRowLength();
@@ -140,16 +179,16 @@ export class CopyBinaryParser {
     } else if (this.pendingLength === 2 && buf.readInt16BE(0) === -1) {
       this.state = State.Done;
     } else {
-      const values: Value[] = new Array(this.decoders.length);
       let p = 2;
-      for (let i = 0; i < values.length; i++) {
+      for (let i = 0; i < this.columns; i++) {
         const len = buf.readInt32BE(p);
         p += 4;
-        values[i] = len < 0 ? null : this.decoders[i]!(buf, p, p + len);
+        if (len < 0) this.sink.nullField(i);
+        else this.sink.field(i, buf, p, p + len);
         if (len > 0) p += len;
       }
       this.count++;
-      onRow(values);
+      this.sink.endRow();
     }
     this.pendingLength = 0;
     if (this.pending.length > KEEP_PENDING) this.pending = Buffer.alloc(0);
@@ -172,7 +211,7 @@ export class CopyBinaryParser {
     if (have < 2) return 2;
     const count = buf.readInt16BE(0);
     if (count === -1) return 2;
-    if (count !== this.decoders.length) throw this.countError(count);
+    if (count !== this.columns) throw this.countError(count);
     let p = 2;
     for (let i = 0; i < count; i++) {
       if (p + 4 > have) return p + 4;
@@ -207,6 +246,18 @@ export class CopyBinaryParser {
   }
 
   private countError(count: number): Error {
-    return new Error(`binary COPY row ${this.count + 1} has ${count} fields but ${this.decoders.length} decoders were given`);
+    return new Error(`binary COPY row ${this.count + 1} has ${count} fields but ${this.columns} decoders were given`);
   }
+}
+
+/** End of the row at `pos` when all of it is in `chunk[pos, end)`, else -1. */
+function completeRowEnd(chunk: Buffer, pos: number, end: number, ncols: number): number {
+  let p = pos + 2;
+  for (let i = 0; i < ncols; i++) {
+    if (p + 4 > end) return -1;
+    const len = (chunk[p]! << 24) | (chunk[p + 1]! << 16) | (chunk[p + 2]! << 8) | chunk[p + 3]!;
+    p += 4 + (len > 0 ? len : 0);
+    if (p > end) return -1;
+  }
+  return p;
 }

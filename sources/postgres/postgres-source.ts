@@ -99,7 +99,7 @@ export class PostgresSource implements Source {
     return { lsn: this.exported.lsn };
   }
 
-  async *snapshot(): AsyncGenerator<ChangeBatch> {
+  async *snapshot(options: { readonly changes?: boolean } = {}): AsyncGenerator<ChangeBatch> {
     if (!this.exported) throw new Error('snapshot() needs beginSnapshot() first');
     yield* readSnapshot({
       clientConfig: this.config,
@@ -108,6 +108,7 @@ export class PostgresSource implements Source {
       time: this.exported.time,
       tables: this.schemas.map((s) => ({ ...s, version: 1 })),
       batchSize: this.settings.ingest.snapshotBatchSize,
+      changes: options.changes ?? false,
     });
   }
 

@@ -1,7 +1,9 @@
 import type pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
+import type { SnapshotRows } from '../../framework/snapshot-rows';
 import type { Change, ChangeBatch, Lsn, Row, TableSchema, Value } from '../../framework/types';
-import { CopyBinaryParser } from './copy-binary-parser';
+import { CopyBinaryParser, ValueRowSink, type CopyRowSink } from './copy-binary-parser';
+import { SnapshotColumnsBuilder } from './snapshot-columns';
 import { decoderFor } from './pg-binary';
 import { connectClient, quoteIdent, quoteTable } from './pg-connection';
 
@@ -16,13 +18,15 @@ export interface SnapshotPlan {
   readonly time: bigint;
   readonly tables: readonly (TableSchema & { version: number })[];
   readonly batchSize: number;
+  /** Also hand out every row as an `r` change (for consumers of changes). */
+  readonly changes?: boolean;
 }
 
 /**
  * Reads each table inside the exported snapshot (repeatable read + SET TRANSACTION SNAPSHOT) with
- * `COPY … TO STDOUT (FORMAT binary)`, decoded as it streams: batches of at most `batchSize` rows are
- * yielded while the socket waits, so memory does not grow with the table. Only a table's last batch is
- * `complete`.
+ * `COPY … TO STDOUT (FORMAT binary)`, framed as it streams into column-wise batches of at most
+ * `batchSize` rows (and, with `plan.changes`, the same rows as `r` changes), yielded while the socket
+ * waits, so memory does not grow with the table. Only a table's last batch is `complete`.
  */
 export async function* readSnapshot(plan: SnapshotPlan): AsyncGenerator<ChangeBatch> {
   for (const schema of plan.tables) {
@@ -30,58 +34,95 @@ export async function* readSnapshot(plan: SnapshotPlan): AsyncGenerator<ChangeBa
     try {
       await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
       await client.query(`SET TRANSACTION SNAPSHOT '${plan.snapshotName.replaceAll("'", "''")}'`);
+      const { rows: encoding } = await client.query<{ server_encoding: string }>('SHOW server_encoding');
       const names = schema.columns.map((c) => c.name);
-      const parser = new CopyBinaryParser(schema.columns.map((c) => decoderFor(c.type, c.array)));
       const columns = names.map(quoteIdent).join(', ');
       const { rows: kind } = await client.query('SELECT relkind FROM pg_class WHERE oid = $1::regclass', [quoteTable(schema.table)]);
       // A partitioned table has no rows of its own and COPY refuses it; its partitions' rows are read
       // through a query (the stream reports them under the parent: publish_via_partition_root).
       const source =
         kind[0]?.relkind === 'p' ? `(SELECT ${columns} FROM ${quoteTable(schema.table)})` : `${quoteTable(schema.table)} (${columns})`;
-      const stream = client.query(copyTo(`COPY ${source} TO STDOUT (FORMAT binary)`));
+
       let changes: Change[] = [];
+      const ready: { rows: SnapshotRows; changes: Change[] }[] = [];
+      const builder = new SnapshotColumnsBuilder(schema.columns, plan.batchSize, {
+        utf8Server: encoding[0]?.server_encoding === 'UTF8',
+        onFull: () => {
+          ready.push({ rows: builder.take(), changes });
+          changes = [];
+        },
+      });
+      let sink: CopyRowSink = builder;
+      if (plan.changes) {
+        const values = new ValueRowSink(schema.columns.map((c) => decoderFor(c.type, c.array)));
+        const keyIdx = schema.keyColumns.map((k) => names.indexOf(k));
+        values.onRow = (row: Value[]) => changes.push(readChange(plan, schema, names, keyIdx, row));
+        sink = teeSink(values, builder);
+      }
+      const parser = new CopyBinaryParser(sink, schema.columns.length);
       let first = true;
-      const keyIdx = schema.keyColumns.map((k) => names.indexOf(k));
-      const onRow = (values: Value[]) => {
-        const after: Row = {};
-        for (let i = 0; i < names.length; i++) after[names[i]!] = values[i]!;
-        const key: Row = {};
-        for (let i = 0; i < keyIdx.length; i++) key[schema.keyColumns[i]!] = values[keyIdx[i]!]!;
-        changes.push({
-          table: schema.table,
-          op: 'r',
-          key,
-          before: null,
-          after,
-          lsn: plan.lsn,
-          commitLsn: plan.lsn,
-          commitTime: plan.time,
-          xid: 0,
-          schemaVersion: schema.version,
-        });
-      };
-      /** The next batch: at most `batchSize` rows (one COPY chunk may hold thousands of small rows). */
-      const batch = (done: boolean): ChangeBatch => {
-        let rows = changes;
-        if (rows.length > plan.batchSize) rows = changes.splice(0, plan.batchSize);
-        else changes = [];
-        // A table's batches form one store transaction, committed with its last batch: an interrupted
-        // snapshot is taken again from the start anyway, and one commit per table spares the store a
-        // WAL write and checkpoint per batch.
-        const out = { changes: rows, complete: done, checkpoint: plan.lsn, schemas: first ? [schema] : [], snapshot: { table: schema.table, done } };
+      // A table's batches form one store transaction, committed with its last batch: an interrupted
+      // snapshot is taken again from the start anyway, and one commit per table spares the store a
+      // WAL write and checkpoint per batch.
+      const batch = (part: { rows: SnapshotRows; changes: Change[] }, done: boolean): ChangeBatch => {
+        const out: ChangeBatch = {
+          changes: part.changes,
+          complete: done,
+          checkpoint: plan.lsn,
+          schemas: first ? [schema] : [],
+          snapshot: { table: schema.table, done, rows: part.rows, schemaVersion: schema.version, lsn: plan.lsn, commitTime: plan.time },
+        };
         first = false;
         return out;
       };
+      const stream = client.query(copyTo(`COPY ${source} TO STDOUT (FORMAT binary)`));
       for await (const chunk of stream) {
-        parser.push(chunk as Buffer, onRow);
-        while (changes.length >= plan.batchSize) yield batch(false);
+        parser.push(chunk as Buffer);
+        while (ready.length > 0) yield batch(ready.shift()!, false);
       }
       parser.end();
       await client.query('COMMIT');
-      while (changes.length > plan.batchSize) yield batch(false);
-      yield batch(true);
+      yield batch({ rows: builder.take(), changes }, true);
     } finally {
       await client.end().catch(() => undefined);
     }
   }
+}
+
+/** A snapshot row as a read (`r`) change. */
+function readChange(plan: SnapshotPlan, schema: TableSchema & { version: number }, names: readonly string[], keyIdx: readonly number[], values: Value[]): Change {
+  const after: Row = {};
+  for (let i = 0; i < names.length; i++) after[names[i]!] = values[i]!;
+  const key: Row = {};
+  for (let i = 0; i < keyIdx.length; i++) key[schema.keyColumns[i]!] = values[keyIdx[i]!]!;
+  return {
+    table: schema.table,
+    op: 'r',
+    key,
+    before: null,
+    after,
+    lsn: plan.lsn,
+    commitLsn: plan.lsn,
+    commitTime: plan.time,
+    xid: 0,
+    schemaVersion: schema.version,
+  };
+}
+
+/** Hands every field to both sinks, `first` first. */
+function teeSink(first: CopyRowSink, second: CopyRowSink): CopyRowSink {
+  return {
+    field(column, buf, start, end) {
+      first.field(column, buf, start, end);
+      second.field(column, buf, start, end);
+    },
+    nullField(column) {
+      first.nullField(column);
+      second.nullField(column);
+    },
+    endRow() {
+      first.endRow();
+      second.endRow();
+    },
+  };
 }

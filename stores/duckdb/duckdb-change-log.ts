@@ -12,9 +12,10 @@ import {
   type DuckDBConnection,
 } from '@duckdb/node-api';
 import type { ChangeConsumer, ChangeLog, ChangeLogState, ChangeLogTableStats } from '../../framework/interfaces';
-import type { ChangeBatch, ColumnSchema, Row, TableSchema } from '../../framework/types';
+import type { ChangeBatch, ColumnSchema, Row, SnapshotBatch, TableSchema } from '../../framework/types';
 import { decodeRow, encodeRow, encodeValue, keyPrefix, rowEncoder } from '../../framework/value-json';
 import { openDuckDB, type DuckDBDatabase } from './duckdb-database';
+import { changeLogViewSql, quoteIdent, snapshotSelectSql, snapshotStorageName, SnapshotTableWriter, type SnapshotTableInfo } from './snapshot-tables';
 
 /** Rows per DuckDB data chunk (DuckDB's vector size). */
 const CHUNK_ROWS = 2048;
@@ -53,11 +54,22 @@ CREATE TABLE IF NOT EXISTS _checkpoint (
 CREATE TABLE IF NOT EXISTS _snapshot_tables (
   table_name VARCHAR PRIMARY KEY,
   rows BIGINT NOT NULL,
-  done BOOLEAN NOT NULL
+  done BOOLEAN NOT NULL,
+  storage VARCHAR NOT NULL,
+  seq_base BIGINT NOT NULL,
+  lsn UBIGINT NOT NULL,
+  commit_time BIGINT NOT NULL,
+  schema_version INTEGER NOT NULL
 );
 `;
 
 const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
+
+/**
+ * DuckDB's costly compression methods (strings, floats), left out while a snapshot is written with
+ * `store.snapshotCompression: 'fast'`; integer encodings (bitpacking, RLE, constant) stay.
+ */
+const FAST_SNAPSHOT_DISABLED = 'fsst,dict_fsst,dictionary,alp,alprd,chimp,patas,zstd';
 
 /**
  * Encodes the key columns of a row in a fixed order, so equal keys give equal strings. An int8 within
@@ -82,9 +94,10 @@ const rowEncoders = new WeakMap<readonly ColumnSchema[], (row: Row) => string>()
 const ARRAY_INDEX = /^(0|[1-9][0-9]*)$/;
 
 /**
- * The durable change log in a DuckDB file: `_changes` (every change, bulk-written through the
- * data-chunk appender), `_schemas`, `_snapshot_tables` and `_checkpoint`. A complete batch, the
- * consumers' writes and the checkpoint commit in one DuckDB transaction: exactly once.
+ * The durable change log in a DuckDB file: the initial snapshot in typed tables (`_snapshot__<table>`,
+ * listed in `_snapshot_tables`), the stream in `_changes` (bulk-written through the data-chunk
+ * appender), both read through the view `change_log`; `_schemas` and `_checkpoint`. A complete batch,
+ * the consumers' writes and the checkpoint commit in one DuckDB transaction: exactly once.
  */
 export class DuckDBChangeLog implements ChangeLog {
   private db: DuckDBDatabase | undefined;
@@ -94,16 +107,22 @@ export class DuckDBChangeLog implements ChangeLog {
   private readonly schemaCache = new Map<string, TableSchema & { version: number }>();
   private readonly keyColumns = new Map<string, readonly string[]>();
   private readonly consumers: ChangeConsumer<DuckDBConnection>[] = [];
+  /** The snapshot table being written (one per source table, in one transaction). */
+  private snapshotWriter: { table: string; writer: SnapshotTableWriter; rows: number } | undefined;
 
   /** `readOnly` opens the file for reading only (no DDL, no appender, consumers not opened): for `status`. */
   constructor(
     private readonly path: string,
-    private readonly options: { readonly readOnly?: boolean; readonly memoryLimit?: string } = {},
+    private readonly options: { readonly readOnly?: boolean; readonly memoryLimit?: string; readonly snapshotCompression?: 'fast' | 'small' } = {},
   ) {}
 
   /** Adds a consumer applied inside each batch's transaction (feature tables). Before {@link open}. */
   addConsumer(consumer: ChangeConsumer<DuckDBConnection>): void {
     this.consumers.push(consumer);
+  }
+
+  get needsChanges(): boolean {
+    return this.consumers.length > 0;
   }
 
   /** The DuckDB connection (for readers in the same process); after {@link open}. */
@@ -120,9 +139,12 @@ export class DuckDBChangeLog implements ChangeLog {
       return;
     }
     await this.db.connection.run(DDL);
-    const reader = await this.db.connection.runAndReadAll('SELECT coalesce(max(seq), 0) FROM _changes');
-    this.seq = BigInt(reader.getRows()[0]![0] as bigint);
     for (const schema of await this.schemas()) this.remember(schema);
+    const reader = await this.db.connection.runAndReadAll(
+      'SELECT greatest((SELECT coalesce(max(seq), 0) FROM _changes), (SELECT coalesce(max(seq_base + rows), 0) FROM _snapshot_tables))',
+    );
+    this.seq = BigInt(reader.getRows()[0]![0] as bigint);
+    await this.db.connection.run(changeLogViewSql(await this.snapshotTables()));
     this.appender = await this.db.connection.createAppender('_changes');
     // Consumers check their definitions at start-up, not only at the first batch; a refusal leaves
     // the file closed and untouched.
@@ -142,7 +164,11 @@ export class DuckDBChangeLog implements ChangeLog {
     const done = (
       await this.connection.runAndReadAll('SELECT count(*) FROM _snapshot_tables WHERE done')
     ).getRows()[0]![0] as bigint;
-    const last = (await this.connection.runAndReadAll('SELECT epoch_us(max(commit_time)) FROM _changes')).getRows()[0]![0] as bigint | null;
+    const last = (
+      await this.connection.runAndReadAll(
+        'SELECT greatest((SELECT epoch_us(max(commit_time)) FROM _changes), (SELECT max(commit_time) FROM _snapshot_tables))',
+      )
+    ).getRows()[0]![0] as bigint | null;
     return {
       lastCommitTime: last === null ? null : BigInt(last),
       checkpoint: lsn === null ? null : BigInt(lsn),
@@ -157,7 +183,9 @@ export class DuckDBChangeLog implements ChangeLog {
     const c = this.connection;
     await c.run('BEGIN');
     try {
+      for (const t of await this.snapshotTables()) await c.run(`DROP TABLE IF EXISTS ${quoteIdent(t.storage)}`);
       await c.run('DELETE FROM _changes; DELETE FROM _schemas; DELETE FROM _snapshot_tables; DELETE FROM _checkpoint;');
+      await c.run(changeLogViewSql([]));
       await c.run('INSERT INTO _checkpoint VALUES (1, $1, $2, NULL, $3, now())', [args.slot, JSON.stringify(args.tables), args.lsn]);
       for (const consumer of this.consumers) await consumer.reset?.(c);
       await c.run('COMMIT');
@@ -186,28 +214,79 @@ export class DuckDBChangeLog implements ChangeLog {
         ]);
         this.remember(schema);
       }
-      this.append(batch);
-      if (batch.snapshot) {
-        await c.run(
-          `INSERT INTO _snapshot_tables VALUES ($1, $2, $3)
-           ON CONFLICT (table_name) DO UPDATE SET rows = _snapshot_tables.rows + excluded.rows, done = excluded.done`,
-          [batch.snapshot.table, batch.changes.length, batch.snapshot.done],
-        );
-      }
+      if (batch.snapshot) await this.appendSnapshot(batch.snapshot);
+      else this.append(batch);
       if (this.consumers.length > 0) {
         this.appender!.flushSync();
+        this.snapshotWriter?.writer.flush();
         for (const consumer of this.consumers) await consumer.apply(c, batch);
       }
       if (batch.complete) {
         this.appender!.flushSync();
+        const endsSnapshotTable = this.endSnapshotTable();
         // One round trip, no prepared statement: this ends every batch. A failed UPDATE skips the COMMIT.
         await c.run(`UPDATE _checkpoint SET lsn = ${BigInt(batch.checkpoint)}, updated_at = now() WHERE id = 1; COMMIT`);
         this.inTransaction = false;
+        if (endsSnapshotTable) await c.run('RESET disabled_compression_methods');
       }
     } catch (error) {
       await this.rollback();
       throw error;
     }
+  }
+
+  /**
+   * Appends a snapshot batch to its table's typed storage, creating the storage (and adding it to
+   * `change_log`) with the table's first batch, inside the open transaction.
+   */
+  private async appendSnapshot(snapshot: SnapshotBatch): Promise<void> {
+    const c = this.connection;
+    if (this.snapshotWriter?.table !== snapshot.table) {
+      this.endSnapshotTable();
+      const schema = this.schemaCache.get(`${snapshot.table}#${snapshot.schemaVersion}`);
+      if (!schema) throw new Error(`snapshot rows of ${snapshot.table} arrived before its schema (version ${snapshot.schemaVersion})`);
+      const storage = snapshotStorageName(snapshot.table);
+      if ((this.options.snapshotCompression ?? 'fast') === 'fast') await c.run(`SET disabled_compression_methods = '${FAST_SNAPSHOT_DISABLED}'`);
+      const writer = await SnapshotTableWriter.create(c, storage, schema.columns);
+      this.snapshotWriter = { table: snapshot.table, writer, rows: 0 };
+      await c.run('DELETE FROM _snapshot_tables WHERE table_name = $1', [snapshot.table]);
+      await c.run('INSERT INTO _snapshot_tables VALUES ($1, 0, false, $2, $3, $4, $5, $6)', [
+        snapshot.table,
+        storage,
+        this.seq,
+        snapshot.lsn,
+        snapshot.commitTime,
+        snapshot.schemaVersion,
+      ]);
+      await c.run(changeLogViewSql(await this.snapshotTables()));
+    }
+    this.snapshotWriter.writer.append(snapshot.rows, this.seq + 1n);
+    this.seq += BigInt(snapshot.rows.length);
+    this.snapshotWriter.rows += snapshot.rows.length;
+    // The table's batches commit together with its last one: only that one needs recording.
+    if (snapshot.done) {
+      await c.run('UPDATE _snapshot_tables SET rows = $2, done = true WHERE table_name = $1', [snapshot.table, this.snapshotWriter.rows]);
+    }
+  }
+
+  /** Flushes and closes the snapshot table's appender (before a commit or the next table); false when none was open. */
+  private endSnapshotTable(): boolean {
+    if (!this.snapshotWriter) return false;
+    this.snapshotWriter.writer.flush();
+    this.snapshotWriter.writer.close();
+    this.snapshotWriter = undefined;
+    return true;
+  }
+
+  /** The snapshot tables recorded in `_snapshot_tables`, with their schemas. */
+  private async snapshotTables(): Promise<SnapshotTableInfo[]> {
+    const rows = (
+      await this.connection.runAndReadAll('SELECT table_name, storage, seq_base, lsn, commit_time, schema_version FROM _snapshot_tables ORDER BY seq_base')
+    ).getRows() as [string, string, bigint, bigint, bigint, number][];
+    return rows.flatMap(([table, storage, seqBase, lsn, commitTime, version]) => {
+      const schema = this.schemaCache.get(`${table}#${version}`);
+      return schema ? [{ table, storage, schema, seqBase: BigInt(seqBase), lsn: BigInt(lsn), commitTime: BigInt(commitTime) }] : [];
+    });
   }
 
   /** Appends the batch's changes to `_changes` through data chunks. */
@@ -283,38 +362,56 @@ export class DuckDBChangeLog implements ChangeLog {
   async rollback(): Promise<void> {
     if (!this.inTransaction) return;
     this.inTransaction = false;
+    const hadSnapshotTable = this.snapshotWriter !== undefined;
+    this.snapshotWriter?.writer.discard();
+    this.snapshotWriter = undefined;
     try {
       this.appender?.clear();
     } catch {
       // The appender may already be empty.
     }
     await this.connection.run('ROLLBACK');
+    if (hadSnapshotTable) await this.connection.run('RESET disabled_compression_methods');
   }
 
-  /** One scan of the log however many keys: an UPDATE of a whole TOASTed table asks for every row. */
+  /**
+   * One scan of the stream's changes however many keys (an UPDATE of a whole TOASTed table asks for
+   * every row's image), then of the table's snapshot for the keys the stream never touched.
+   */
   async lastRows(table: string, keys: readonly Row[]): Promise<(Row | null)[]> {
     if (keys.length === 0) return [];
     this.appender!.flushSync();
+    this.snapshotWriter?.writer.flush();
     const keyColumns = this.keyColumnsOf(table, keys[0]!);
     const encoded = keys.map((key) => encodeKey(key, keyColumns)!);
-    const rows = (
-      await this.connection.runAndReadAll(
-        `SELECT key, after, schema_version FROM _changes
-          WHERE table_name = $1 AND after IS NOT NULL AND key IN (SELECT unnest($2))
-          QUALIFY row_number() OVER (PARTITION BY key ORDER BY seq DESC) = 1`,
-        [table, listValue([...new Set(encoded)])],
-        [VARCHAR, LIST(VARCHAR)],
-      )
-    ).getRows() as [string, string, number][];
     const found = new Map<string, Row>();
-    for (const [key, after, version] of rows) found.set(key, decodeRow(after, this.schemaCache.get(`${table}#${version}`)?.columns ?? []));
+    const lookup = async (sql: string, wanted: readonly string[]) => {
+      const rows = (await this.connection.runAndReadAll(sql, [table, listValue([...new Set(wanted)])], [VARCHAR, LIST(VARCHAR)])).getRows() as [
+        string,
+        string,
+        number,
+      ][];
+      for (const [key, after, version] of rows) found.set(key, decodeRow(after, this.schemaCache.get(`${table}#${version}`)?.columns ?? []));
+    };
+    await lookup(
+      `SELECT key, after, schema_version FROM _changes
+        WHERE table_name = $1 AND after IS NOT NULL AND key IN (SELECT unnest($2))
+        QUALIFY row_number() OVER (PARTITION BY key ORDER BY seq DESC) = 1`,
+      encoded,
+    );
+    const missing = encoded.filter((key) => !found.has(key));
+    const snapshot = (await this.snapshotTables()).find((t) => t.table === table);
+    if (missing.length > 0 && snapshot) {
+      // The key is computed for every snapshot row, the row only for those that match.
+      await lookup(`SELECT key, after, schema_version FROM (${snapshotSelectSql(snapshot)}) WHERE table_name = $1 AND key IN (SELECT unnest($2))`, missing);
+    }
     return encoded.map((key) => found.get(key) ?? null);
   }
 
   async stats(): Promise<ChangeLogTableStats[]> {
     const rows = (
       await this.connection.runAndReadAll(
-        'SELECT table_name, op, count(*) FROM _changes GROUP BY table_name, op ORDER BY table_name, op',
+        'SELECT table_name, op, count(*) FROM change_log GROUP BY table_name, op ORDER BY table_name, op',
       )
     ).getRows() as [string, string, bigint][];
     const byTable = new Map<string, { table: string; changes: number; byOp: Record<string, number> }>();

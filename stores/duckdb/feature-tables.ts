@@ -36,7 +36,7 @@ export interface FeatureTablesOptions {
  * Keeps one history table per configured feature view version current, as a consumer of the DuckDB
  * change log: each batch's changes are applied inside the change log's transaction, so the tables
  * and the checkpoint move together (exactly once). A version met for the first time gets its table
- * built from the change log (`_changes`), with the same code as the live path; a version whose
+ * built from the change log (`change_log`), with the same code as the live path; a version whose
  * definition changed without a version bump is refused (FF_FEATURE_VERSION).
  */
 export class FeatureTables implements ChangeConsumer<DuckDBConnection> {
@@ -185,20 +185,20 @@ export class FeatureTables implements ChangeConsumer<DuckDBConnection> {
     await dropHistory(c, view.table);
     await writer.create(c);
     await writer.load(c);
-    const maxSeq = BigInt(((await c.runAndReadAll('SELECT coalesce(max(seq), 0) FROM _changes')).getRows()[0]![0] as bigint) ?? 0n);
-    const upTo = maxSeq - BigInt(batch?.changes.length ?? 0);
-    let after = 0n;
+    const maxSeq = BigInt(((await c.runAndReadAll('SELECT coalesce(max(seq), 0) FROM change_log')).getRows()[0]![0] as bigint) ?? 0n);
+    const upTo = maxSeq - BigInt(batch?.snapshot?.rows.length ?? batch?.changes.length ?? 0);
     let replayed = 0;
     const deadLetters: DeadLetter[] = [];
-    for (;;) {
+    // In windows of seq rather than LIMIT pages: the snapshot's rows get their seq in the view.
+    for (let after = 0n; after < upTo; after += BigInt(REBUILD_PAGE)) {
       const rows = (
         await c.runAndReadAll(
-          `SELECT seq, op, key, before, after, lsn, commit_lsn, epoch_us(commit_time), xid, schema_version FROM _changes
-            WHERE table_name = $1 AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT ${REBUILD_PAGE}`,
-          [view.source, after, upTo],
+          `SELECT seq, op, key, before, after, lsn, commit_lsn, epoch_us(commit_time), xid, schema_version FROM change_log
+            WHERE table_name = $1 AND seq > $2 AND seq <= $3 ORDER BY seq`,
+          [view.source, after, after + BigInt(REBUILD_PAGE) < upTo ? after + BigInt(REBUILD_PAGE) : upTo],
         )
       ).getRows() as [bigint, string, string | null, string | null, string | null, bigint, bigint, bigint, bigint, number][];
-      if (rows.length === 0) break;
+      if (rows.length === 0) continue;
       const changes: Change[] = rows.map(([, op, key, before, afterRow, lsn, commitLsn, time, xid, version]) => {
         const columns = this.schemas.get(`${view.source}#${version}`)?.columns ?? [];
         return {
@@ -217,7 +217,6 @@ export class FeatureTables implements ChangeConsumer<DuckDBConnection> {
       await writer.write(c, changes, deadLetters);
       if (deadLetters.length >= REBUILD_PAGE) await writeDeadLetters(c, deadLetters.splice(0));
       replayed += rows.length;
-      after = BigInt(rows[rows.length - 1]![0]);
     }
     await writeDeadLetters(c, deadLetters);
     await recordTableBuilt(c, view.name, view.version, writer.keyColumns, replayed);

@@ -1,0 +1,292 @@
+/**
+ * Binary COPY fields straight into column-wise snapshot rows ({@link SnapshotRows}): fixed-width values
+ * are byte-swapped into little-endian buffers and text is copied as bytes, so most fields never become
+ * a JS value. Values a fixed layout cannot hold exactly (±infinity, years outside 1000–9999) go
+ * through the column's Value decoder into the column's overrides.
+ */
+import {
+  FIXED_WIDTH,
+  snapshotColumnKind,
+  type FixedSnapshotColumn,
+  type SnapshotColumn,
+  type SnapshotColumnKind,
+  type SnapshotRows,
+} from '../../framework/snapshot-rows';
+import type { ColumnSchema } from '../../framework/types';
+import { encodeValue } from '../../framework/value-json';
+import type { CopyRowSink } from './copy-binary-parser';
+import { decoderFor, type Decoder } from './pg-binary';
+
+const TWO_32 = 4294967296;
+/** µs from 1970-01-01 to 2000-01-01 (PostgreSQL's epoch). */
+const EPOCH_SHIFT_US = 946_684_800_000_000;
+const SHIFT_HI = Math.floor(EPOCH_SHIFT_US / TWO_32);
+const SHIFT_LO = EPOCH_SHIFT_US - SHIFT_HI * TWO_32;
+/** Days from 1970-01-01 to 2000-01-01. */
+const EPOCH_SHIFT_DAYS = 10_957;
+const MS_PER_DAY = 86_400_000;
+/** PostgreSQL days (since 2000-01-01) of 1000-01-01 and 9999-12-31: the range stored natively. */
+const DAY_MIN = (Date.UTC(1000, 0, 1) - Date.UTC(2000, 0, 1)) / MS_PER_DAY;
+const DAY_MAX = (Date.UTC(9999, 11, 31) - Date.UTC(2000, 0, 1)) / MS_PER_DAY;
+/**
+ * Bounds on the high 32 bits of a PostgreSQL timestamp (µs since 2000-01-01) that keep it inside
+ * 1000-01-01 … 9999-12-31: a value whose high word is inside is in range (a few values next to the
+ * bounds take the override path, which is always exact).
+ */
+const TS_HI_MIN = Math.floor((DAY_MIN * MS_PER_DAY * 1000) / TWO_32) + 1;
+const TS_HI_MAX = Math.floor(((DAY_MAX + 1) * MS_PER_DAY * 1000) / TWO_32) - 1;
+
+/** Writes one column's fields for rows 0, 1, … of the batch being built. */
+interface ColumnWriter {
+  write(row: number, buf: Buffer, start: number, end: number): void;
+  writeNull(row: number): void;
+  /** The column for rows [0, length); the writer starts a new batch afterwards. */
+  take(length: number): SnapshotColumn;
+}
+
+class FixedWriter implements ColumnWriter {
+  private data!: Uint8Array;
+  private i16!: Int16Array;
+  private i32!: Int32Array;
+  private u32!: Uint32Array;
+  private nulls: Uint8Array | undefined;
+  private overrides: Map<number, string> | undefined;
+  private readonly width: number;
+
+  constructor(
+    private readonly kind: FixedSnapshotColumn['kind'],
+    private readonly capacity: number,
+    /** The Value decoder, for overrides. */
+    private readonly decode: Decoder,
+  ) {
+    this.width = FIXED_WIDTH[kind]!;
+    this.reset();
+  }
+
+  private reset(): void {
+    this.data = new Uint8Array(this.capacity * this.width);
+    this.i16 = new Int16Array(this.data.buffer);
+    this.i32 = new Int32Array(this.data.buffer, 0, (this.data.byteLength >> 2));
+    this.u32 = new Uint32Array(this.data.buffer, 0, (this.data.byteLength >> 2));
+    this.nulls = undefined;
+    this.overrides = undefined;
+  }
+
+  write(row: number, buf: Buffer, s: number, end: number): void {
+    const d = this.data;
+    switch (this.kind) {
+      case 'int16':
+        this.i16[row] = buf.readInt16BE(s);
+        return;
+      case 'int32':
+        this.i32[row] = buf.readInt32BE(s);
+        return;
+      case 'uint32':
+        this.u32[row] = buf.readUInt32BE(s);
+        return;
+      case 'bool':
+        d[row] = buf[s] !== 0 ? 1 : 0;
+        return;
+      case 'float32': {
+        const o = row * 4;
+        d[o] = buf[s + 3]!;
+        d[o + 1] = buf[s + 2]!;
+        d[o + 2] = buf[s + 1]!;
+        d[o + 3] = buf[s]!;
+        return;
+      }
+      case 'int64':
+      case 'float64': {
+        const o = row * 8;
+        d[o] = buf[s + 7]!;
+        d[o + 1] = buf[s + 6]!;
+        d[o + 2] = buf[s + 5]!;
+        d[o + 3] = buf[s + 4]!;
+        d[o + 4] = buf[s + 3]!;
+        d[o + 5] = buf[s + 2]!;
+        d[o + 6] = buf[s + 1]!;
+        d[o + 7] = buf[s]!;
+        return;
+      }
+      case 'date': {
+        const day = buf.readInt32BE(s);
+        if (day >= DAY_MIN && day <= DAY_MAX) this.i32[row] = day + EPOCH_SHIFT_DAYS;
+        else this.override(row, buf, s, end);
+        return;
+      }
+      case 'timestamp':
+      case 'timestamptz': {
+        const hi = buf.readInt32BE(s);
+        if (hi < TS_HI_MIN || hi > TS_HI_MAX) {
+          this.override(row, buf, s, end);
+          return;
+        }
+        let lo = buf.readUInt32BE(s + 4) + SHIFT_LO;
+        let carry = 0;
+        if (lo >= TWO_32) {
+          lo -= TWO_32;
+          carry = 1;
+        }
+        this.u32[row * 2] = lo;
+        this.i32[row * 2 + 1] = hi + SHIFT_HI + carry;
+        return;
+      }
+    }
+  }
+
+  private override(row: number, buf: Buffer, start: number, end: number): void {
+    (this.overrides ??= new Map()).set(row, encodeValue(this.decode(buf, start, end)));
+  }
+
+  writeNull(row: number): void {
+    (this.nulls ??= new Uint8Array(this.capacity))[row] = 1;
+  }
+
+  take(length: number): SnapshotColumn {
+    const column: FixedSnapshotColumn = {
+      kind: this.kind,
+      data: this.data.subarray(0, length * this.width),
+      nulls: this.nulls?.subarray(0, length),
+      overrides: this.overrides,
+    };
+    this.reset();
+    return column;
+  }
+}
+
+/** text and plain-text columns: bytes into one growing buffer per batch. */
+class TextWriter implements ColumnWriter {
+  private bytes: Buffer;
+  private used = 0;
+  private offsets: Int32Array;
+  private nulls: Uint8Array | undefined;
+
+  constructor(
+    private readonly kind: 'text' | 'plain-text',
+    private readonly capacity: number,
+    /** How the field's bytes become the value's text: copied (from `skip` on), or decoded and written. */
+    private readonly copy: { readonly skip: number; readonly check?: (buf: Buffer, start: number) => void } | undefined,
+    private readonly decode: Decoder,
+  ) {
+    this.bytes = Buffer.allocUnsafe(64 * 1024);
+    this.offsets = new Int32Array(capacity + 1);
+  }
+
+  private reserve(n: number): void {
+    if (this.used + n <= this.bytes.length) return;
+    const grown = Buffer.allocUnsafe(Math.max(this.bytes.length * 2, this.used + n));
+    this.bytes.copy(grown, 0, 0, this.used);
+    this.bytes = grown;
+  }
+
+  write(row: number, buf: Buffer, start: number, end: number): void {
+    if (this.copy) {
+      this.copy.check?.(buf, start);
+      const from = start + this.copy.skip;
+      this.reserve(end - from);
+      buf.copy(this.bytes, this.used, from, end);
+      this.used += end - from;
+    } else {
+      const text = this.decode(buf, start, end) as string;
+      this.reserve(Buffer.byteLength(text));
+      this.used += this.bytes.write(text, this.used);
+    }
+    this.offsets[row + 1] = this.used;
+  }
+
+  writeNull(row: number): void {
+    (this.nulls ??= new Uint8Array(this.capacity))[row] = 1;
+    this.offsets[row + 1] = this.used;
+  }
+
+  take(length: number): SnapshotColumn {
+    const column = { kind: this.kind, bytes: this.bytes.subarray(0, this.used), offsets: this.offsets.subarray(0, length + 1), nulls: this.nulls?.subarray(0, length) };
+    this.bytes = Buffer.allocUnsafe(Math.max(64 * 1024, this.bytes.length));
+    this.used = 0;
+    this.offsets = new Int32Array(this.capacity + 1);
+    this.nulls = undefined;
+    return column;
+  }
+}
+
+/** Any other type: the JSON text of its decoded Value. */
+class ValueWriter implements ColumnWriter {
+  private values: (string | null)[] = [];
+  constructor(private readonly decode: Decoder) {}
+
+  write(row: number, buf: Buffer, start: number, end: number): void {
+    this.values[row] = encodeValue(this.decode(buf, start, end));
+  }
+
+  writeNull(row: number): void {
+    this.values[row] = null;
+  }
+
+  take(length: number): SnapshotColumn {
+    const values = this.values;
+    values.length = length;
+    this.values = [];
+    return { kind: 'value', values };
+  }
+}
+
+function checkJsonbVersion(buf: Buffer, start: number): void {
+  if (buf[start] !== 1) throw new Error(`unsupported jsonb binary format version ${buf[start]} (expected 1)`);
+}
+
+function writerFor(column: ColumnSchema, capacity: number, utf8Server: boolean): ColumnWriter {
+  const kind: SnapshotColumnKind = snapshotColumnKind(column);
+  const decode = decoderFor(column.type, column.array);
+  switch (kind) {
+    case 'text':
+      // A server encoding other than UTF-8 sends text in that encoding: decode as the stream does.
+      if (!utf8Server) return new TextWriter(kind, capacity, undefined, decode);
+      return new TextWriter(kind, capacity, column.type === 'jsonb' ? { skip: 1, check: checkJsonbVersion } : { skip: 0 }, decode);
+    case 'plain-text':
+      return new TextWriter(kind, capacity, undefined, decode);
+    case 'value':
+      return new ValueWriter(decode);
+    default:
+      return new FixedWriter(kind, capacity, decode);
+  }
+}
+
+/**
+ * A {@link CopyRowSink} building column-wise snapshot rows for one table: `onFull` is called when
+ * `capacity` rows are built, and must {@link take} them (which starts anew).
+ */
+export class SnapshotColumnsBuilder implements CopyRowSink {
+  private readonly writers: ColumnWriter[];
+  private row = 0;
+
+  constructor(
+    columns: readonly ColumnSchema[],
+    private readonly capacity: number,
+    private readonly options: { readonly utf8Server: boolean; readonly onFull: () => void },
+  ) {
+    this.writers = columns.map((c) => writerFor(c, capacity, options.utf8Server));
+  }
+
+  /** Rows built since the last {@link take}. */
+  get length(): number {
+    return this.row;
+  }
+
+  field(column: number, buf: Buffer, start: number, end: number): void {
+    this.writers[column]!.write(this.row, buf, start, end);
+  }
+
+  nullField(column: number): void {
+    this.writers[column]!.writeNull(this.row);
+  }
+
+  endRow(): void {
+    if (++this.row >= this.capacity) this.options.onFull();
+  }
+
+  take(): SnapshotRows {
+    const length = this.row;
+    this.row = 0;
+    return { length, columns: this.writers.map((w) => w.take(length)) };
+  }
+}

@@ -1,0 +1,315 @@
+/**
+ * The initial snapshot in typed per-table storage: `_snapshot__<schema.table>` holds one row per
+ * snapshot read with DuckDB types (SMALLINT…DOUBLE, BOOLEAN, DATE, TIMESTAMP[TZ], VARCHAR), appended
+ * from column-wise {@link SnapshotRows} with bulk copies, numbered by a `_ff_seq` column that
+ * continues the log's `seq`; `_changes` holds the stream. The view
+ * `change_log` joins both with the columns of `_changes`, printing each snapshot row's key and row in
+ * the JSON form of `framework/value-json.ts` (the key byte for byte as `encodeKey` writes it, so the
+ * keys of snapshot reads and streamed changes compare equal as text).
+ */
+import duckdb from '@duckdb/node-bindings';
+import {
+  BIGINT,
+  BOOLEAN,
+  DATE,
+  DOUBLE,
+  DuckDBDataChunk,
+  FLOAT,
+  INTEGER,
+  SMALLINT,
+  TIMESTAMP,
+  TIMESTAMPTZ,
+  UINTEGER,
+  VARCHAR,
+  type DuckDBAppender,
+  type DuckDBConnection,
+  type DuckDBType,
+} from '@duckdb/node-api';
+import { FIXED_WIDTH, snapshotColumnKind, type FixedSnapshotColumn, type SnapshotColumnKind, type SnapshotRows } from '../../framework/snapshot-rows';
+import type { ColumnSchema, TableSchema } from '../../framework/types';
+import { keyPrefix } from '../../framework/value-json';
+import { ValidityMask } from './chunk-columns';
+
+/** Rows per DuckDB data chunk (DuckDB's vector size). */
+const CHUNK_ROWS = 2048;
+
+const DUCKDB_TYPES: Readonly<Record<SnapshotColumnKind, DuckDBType>> = {
+  int16: SMALLINT,
+  int32: INTEGER,
+  uint32: UINTEGER,
+  int64: BIGINT,
+  float32: FLOAT,
+  float64: DOUBLE,
+  bool: BOOLEAN,
+  date: DATE,
+  timestamp: TIMESTAMP,
+  timestamptz: TIMESTAMPTZ,
+  text: VARCHAR,
+  'plain-text': VARCHAR,
+  value: VARCHAR,
+};
+
+/** Kinds whose values may not fit the native type: they get a VARCHAR column of overrides. */
+const HAS_OVERRIDES = new Set<SnapshotColumnKind>(['date', 'timestamp', 'timestamptz']);
+
+/** One snapshot table as recorded in `_snapshot_tables`. */
+export interface SnapshotTableInfo {
+  readonly table: string;
+  /** The DuckDB table holding the rows. */
+  readonly storage: string;
+  readonly schema: TableSchema & { readonly version: number };
+  /** `seq` of the table's first row minus one. */
+  readonly seqBase: bigint;
+  readonly lsn: bigint;
+  /** µs since the Unix epoch. */
+  readonly commitTime: bigint;
+}
+
+export function quoteIdent(name: string): string {
+  return '"' + name.replaceAll('"', '""') + '"';
+}
+
+function quoteLiteral(text: string): string {
+  return "'" + text.replaceAll("'", "''") + "'";
+}
+
+/** Where a table's snapshot rows are stored. */
+export function snapshotStorageName(table: string): string {
+  return `_snapshot__${table}`;
+}
+
+/** A schema column in storage: its layout, DuckDB type, and the name of its override column if any. */
+interface StoredColumn {
+  readonly column: ColumnSchema;
+  readonly kind: SnapshotColumnKind;
+  readonly type: DuckDBType;
+  readonly override: string | undefined;
+}
+
+/** The name of the column holding each row's `seq`: `_ff_seq`, prefixed with `_` while a table column has the name. */
+function seqColumnName(columns: readonly ColumnSchema[]): string {
+  const names = new Set(columns.map((c) => c.name));
+  let name = '_ff_seq';
+  while (names.has(name)) name = `_${name}`;
+  return name;
+}
+
+function storedColumns(columns: readonly ColumnSchema[]): StoredColumn[] {
+  const names = new Set([...columns.map((c) => c.name), seqColumnName(columns)]);
+  return columns.map((column) => {
+    const kind = snapshotColumnKind(column);
+    let override: string | undefined;
+    if (HAS_OVERRIDES.has(kind)) {
+      override = `${column.name}__json`;
+      while (names.has(override)) override = `_${override}`;
+      names.add(override);
+    }
+    return { column, kind, type: DUCKDB_TYPES[kind], override };
+  });
+}
+
+/** `CREATE TABLE` of a table's snapshot storage. */
+export function snapshotTableDdl(storage: string, columns: readonly ColumnSchema[]): string {
+  const defs: string[] = [`${quoteIdent(seqColumnName(columns))} BIGINT NOT NULL`];
+  for (const s of storedColumns(columns)) {
+    defs.push(`${quoteIdent(s.column.name)} ${s.type.toString()}`);
+    if (s.override) defs.push(`${quoteIdent(s.override)} VARCHAR`);
+  }
+  return `CREATE TABLE ${quoteIdent(storage)} (${defs.join(', ')})`;
+}
+
+const MAX_SAFE = '9007199254740991';
+
+/**
+ * SQL printing a non-null stored value as the JSON text of its Value; for a key column, as `encodeKey`
+ * prints it (an int8 within ±2^53 as a number).
+ */
+function jsonOf(kind: SnapshotColumnKind, c: string, asKey: boolean): string {
+  switch (kind) {
+    case 'int16':
+    case 'int32':
+    case 'uint32':
+      return `CAST(${c} AS VARCHAR)`;
+    case 'int64':
+      return asKey
+        ? `CASE WHEN ${c} BETWEEN -${MAX_SAFE} AND ${MAX_SAFE} THEN CAST(${c} AS VARCHAR) ELSE '"' || CAST(${c} AS VARCHAR) || '"' END`
+        : `'"' || CAST(${c} AS VARCHAR) || '"'`;
+    case 'float32':
+    case 'float64': {
+      const x = kind === 'float32' ? `CAST(${c} AS DOUBLE)` : c;
+      return `CASE WHEN isnan(${x}) THEN '"NaN"' WHEN isinf(${x}) THEN CASE WHEN ${x} > 0 THEN '"Infinity"' ELSE '"-Infinity"' END ELSE CAST(${x} AS VARCHAR) END`;
+    }
+    case 'bool':
+      return `CASE WHEN ${c} THEN 'true' ELSE 'false' END`;
+    case 'date':
+      return `'"' || strftime(${c}, '%Y-%m-%d') || '"'`;
+    case 'timestamp':
+      return `'"' || strftime(${c}, '%Y-%m-%dT%H:%M:%S.%f') || '"'`;
+    case 'timestamptz':
+      // Through epoch µs: a TIMESTAMPTZ would be printed in the session's time zone.
+      return `'"' || strftime(make_timestamp(epoch_us(${c})), '%Y-%m-%dT%H:%M:%S.%fZ') || '"'`;
+    case 'text':
+      return jsonStringOf(c);
+    case 'plain-text':
+      return `'"' || ${c} || '"'`;
+    case 'value':
+      return c;
+  }
+}
+
+/** JSON's short escapes (as JSON.stringify writes them) of the control characters that have one. */
+const SHORT_ESCAPES: Readonly<Record<number, string>> = { 8: '\\b', 9: '\\t', 10: '\\n', 12: '\\f', 13: '\\r' };
+
+/**
+ * SQL quoting a VARCHAR as a JSON string, as `quote` in value-json writes it (JSON.stringify with
+ * upper-case `\u00XX`). Plain replaces rather than `to_json`, whose buffers for long strings outgrow a
+ * small memory limit; most values take the first branch.
+ */
+function jsonStringOf(c: string): string {
+  let full = `replace(replace(${c}, '\\', '\\\\'), '"', '\\"')`;
+  for (let code = 1; code < 32; code++) {
+    const escape = SHORT_ESCAPES[code] ?? `\\u00${code.toString(16).toUpperCase().padStart(2, '0')}`;
+    full = `replace(${full}, chr(${code}), '${escape}')`;
+  }
+  return (
+    `CASE WHEN NOT regexp_matches(${c}, '["\\\\\\x01-\\x1f]') THEN '"' || ${c} || '"' ` +
+    `WHEN NOT regexp_matches(${c}, '[\\x01-\\x1f]') THEN '"' || replace(replace(${c}, '\\', '\\\\'), '"', '\\"') || '"' ` +
+    `ELSE '"' || ${full} || '"' END`
+  );
+}
+
+/** SQL of the JSON object `{"name":value,…}` of the given stored columns, as encodeRow / encodeKey write it. */
+function jsonObjectOf(columns: readonly StoredColumn[], asKey: boolean): string {
+  if (columns.length === 0) return `'{}'`;
+  const parts = columns.map((s, i) => {
+    const c = quoteIdent(s.column.name);
+    let value = `CASE WHEN ${c} IS NULL THEN 'null' ELSE ${jsonOf(s.kind, c, asKey)} END`;
+    if (s.override) value = `coalesce(${quoteIdent(s.override)}, ${value})`;
+    return `${quoteLiteral((i === 0 ? '{' : ',') + keyPrefix(s.column.name))} || ${value}`;
+  });
+  return `${parts.join(' || ')} || '}'`;
+}
+
+const CHANGES_COLUMNS = 'seq, table_name, op, key, before, after, lsn, commit_lsn, commit_time, xid, schema_version';
+
+/** A table's snapshot rows in the columns of `_changes`. */
+export function snapshotSelectSql(t: SnapshotTableInfo): string {
+  const stored = storedColumns(t.schema.columns);
+  const keys = t.schema.keyColumns.map((k) => stored.find((s) => s.column.name === k)!).filter(Boolean);
+  return (
+    `SELECT ${quoteIdent(seqColumnName(t.schema.columns))} AS seq, ${quoteLiteral(t.table)} AS table_name, 'r' AS op, ` +
+    `${jsonObjectOf(keys, true)} AS key, CAST(NULL AS VARCHAR) AS before, ${jsonObjectOf(stored, false)} AS after, ` +
+    `CAST(${t.lsn} AS UBIGINT) AS lsn, CAST(${t.lsn} AS UBIGINT) AS commit_lsn, ` +
+    `to_timestamp(0) + to_microseconds(CAST(${t.commitTime} AS BIGINT)) AS commit_time, CAST(0 AS UBIGINT) AS xid, ` +
+    `CAST(${t.schema.version} AS INTEGER) AS schema_version FROM ${quoteIdent(t.storage)}`
+  );
+}
+
+/** `CREATE OR REPLACE VIEW change_log`: `_changes` and every snapshot table, in the columns of `_changes`. */
+export function changeLogViewSql(tables: readonly SnapshotTableInfo[]): string {
+  const parts = [`SELECT ${CHANGES_COLUMNS} FROM _changes`, ...tables.map(snapshotSelectSql)];
+  return `CREATE OR REPLACE VIEW change_log AS ${parts.join('\nUNION ALL ')}`;
+}
+
+/** Appends column-wise snapshot rows to a table's snapshot storage through data chunks. */
+export class SnapshotTableWriter {
+  private readonly stored: StoredColumn[];
+  private readonly types: DuckDBType[];
+
+  private constructor(
+    private readonly appender: DuckDBAppender,
+    columns: readonly ColumnSchema[],
+  ) {
+    this.stored = storedColumns(columns);
+    this.types = [BIGINT, ...this.stored.flatMap((s) => (s.override ? [s.type, VARCHAR] : [s.type]))];
+  }
+
+  /** Creates the storage table (inside the caller's transaction) and an appender on it. */
+  static async create(c: DuckDBConnection, storage: string, columns: readonly ColumnSchema[]): Promise<SnapshotTableWriter> {
+    await c.run(`DROP TABLE IF EXISTS ${quoteIdent(storage)}`);
+    await c.run(snapshotTableDdl(storage, columns));
+    return new SnapshotTableWriter(await c.createAppender(storage), columns);
+  }
+
+  /** Appends `rows`, numbering them `firstSeq`, `firstSeq + 1`, … */
+  append(rows: SnapshotRows, firstSeq: bigint): void {
+    const seqWords = new Int32Array(CHUNK_ROWS * 2);
+    for (let start = 0; start < rows.length; start += CHUNK_ROWS) {
+      const n = Math.min(CHUNK_ROWS, rows.length - start);
+      const chunk = DuckDBDataChunk.create(this.types, n);
+      // seq as little-endian int64 words (seq stays far below 2^53).
+      const first = Number(firstSeq) + start;
+      for (let r = 0; r < n; r++) {
+        const seq = first + r;
+        const hi = Math.floor(seq / 4294967296);
+        seqWords[r * 2] = seq - hi * 4294967296;
+        seqWords[r * 2 + 1] = hi;
+      }
+      duckdb.copy_data_to_vector(duckdb.data_chunk_get_vector(chunk.chunk, 0), 0, seqWords.buffer, 0, n * 8);
+      let v = 1;
+      this.stored.forEach((s, i) => {
+        const column = rows.columns[i]!;
+        const vector = duckdb.data_chunk_get_vector(chunk.chunk, v++);
+        const validity = new ValidityMask(n);
+        if (column.kind === 'value') {
+          for (let r = 0; r < n; r++) {
+            const text = column.values[start + r];
+            if (text === null || text === undefined) validity.setNull(r);
+            else duckdb.vector_assign_string_element(vector, r, text);
+          }
+        } else if (column.kind === 'text' || column.kind === 'plain-text') {
+          const { bytes, offsets, nulls } = column;
+          for (let r = 0; r < n; r++) {
+            if (nulls?.[start + r]) validity.setNull(r);
+            else duckdb.vector_assign_string_element_len(vector, r, bytes.subarray(offsets[start + r]!, offsets[start + r + 1]!));
+          }
+        } else {
+          const { kind, data, nulls, overrides } = column as FixedSnapshotColumn;
+          const width = FIXED_WIDTH[kind]!;
+          duckdb.copy_data_to_vector(vector, 0, data.buffer as ArrayBuffer, data.byteOffset + start * width, n * width);
+          if (nulls) for (let r = 0; r < n; r++) if (nulls[start + r]) validity.setNull(r);
+          const overridden = new ValidityMask(n);
+          if (s.override) {
+            const overrideVector = duckdb.data_chunk_get_vector(chunk.chunk, v++);
+            for (let r = 0; r < n; r++) {
+              const text = overrides?.get(start + r);
+              if (text === undefined) overridden.setNull(r);
+              else {
+                validity.setNull(r);
+                duckdb.vector_assign_string_element(overrideVector, r, text);
+              }
+            }
+            setValidity(overrideVector, overridden);
+          }
+        }
+        setValidity(vector, validity);
+      });
+      this.appender.appendDataChunk(chunk);
+    }
+  }
+
+  flush(): void {
+    this.appender.flushSync();
+  }
+
+  /** Closes the appender; call after {@link flush}. */
+  close(): void {
+    this.appender.closeSync();
+  }
+
+  /** Drops what is pending and closes the appender (the transaction is being rolled back). */
+  discard(): void {
+    try {
+      this.appender.clear();
+      this.appender.closeSync();
+    } catch {
+      // The table goes with the transaction either way.
+    }
+  }
+}
+
+function setValidity(vector: duckdb.Vector, mask: ValidityMask): void {
+  if (!mask.bytes) return;
+  duckdb.vector_ensure_validity_writable(vector);
+  duckdb.copy_data_to_vector_validity(vector, 0, mask.bytes.buffer as ArrayBuffer, mask.bytes.byteOffset, mask.bytes.byteLength);
+}
