@@ -21,6 +21,7 @@ export const ErrorCodes = {
   FF_TOAST_UNFILLED: { retriable: false, summary: 'an unchanged TOAST value has no earlier image of its row to be filled from' },
   FF_TABLES_CHANGED: { retriable: false, summary: 'the configured tables differ from those already ingested' },
   FF_STORE_LOCKED: { retriable: false, summary: 'the DuckDB file is in use by another process' },
+  FF_STORE_FORMAT: { retriable: false, summary: 'the DuckDB file was written in an older layout of the change log' },
   FF_FEATURE_DEFINITION: { retriable: false, summary: 'a feature definition is invalid' },
   FF_FEATURE_VERSION: { retriable: false, summary: 'a feature definition changed without a version bump' },
   FF_EXPORT: { retriable: false, summary: 'an export cannot be made as asked' },

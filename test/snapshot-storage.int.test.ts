@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type pg from 'pg';
+import { FeatureflowError } from '../framework/errors';
+import { DuckDBChangeLog } from '../stores/duckdb/duckdb-change-log';
 import { openDuckDB } from '../stores/duckdb/duckdb-database';
 import { pgClient, randomName, testConfig } from './helpers';
 import { compareWithPostgres, ingestUntilCaughtUp } from './ingest-harness';
@@ -107,6 +109,30 @@ describe('snapshot storage', () => {
       ]);
     } finally {
       db.close();
+    }
+  });
+
+  test('a file in the layout of an earlier featureflow is refused with FF_STORE_FORMAT and left as it was', async () => {
+    const path = testConfig(['unused']).store.path;
+    const old = await openDuckDB(path);
+    await old.connection.run(
+      'CREATE TABLE _snapshot_tables (table_name VARCHAR PRIMARY KEY, rows BIGINT NOT NULL, done BOOLEAN NOT NULL); ' +
+        "INSERT INTO _snapshot_tables VALUES ('public.t', 3, true)",
+    );
+    old.close();
+    const error = await new DuckDBChangeLog(path).open().then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(FeatureflowError);
+    expect((error as FeatureflowError).code).toBe('FF_STORE_FORMAT');
+    expect((error as Error).message).toMatch(/point store\.path at a new file/);
+    const after = await openDuckDB(path, { readOnly: true });
+    try {
+      const tables = (await after.connection.runAndReadAll('SELECT table_name FROM information_schema.tables ORDER BY 1')).getRows();
+      expect(tables).toEqual([['_snapshot_tables']]);
+    } finally {
+      after.close();
     }
   });
 });

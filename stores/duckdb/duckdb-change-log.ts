@@ -14,6 +14,7 @@ import {
 import type { ChangeConsumer, ChangeLog, ChangeLogState, ChangeLogTableStats } from '../../framework/interfaces';
 import type { ChangeBatch, ColumnSchema, Row, SnapshotBatch, TableSchema } from '../../framework/types';
 import { decodeRow, encodeRow, encodeValue, keyPrefix, rowEncoder } from '../../framework/value-json';
+import { FeatureflowError } from '../../framework/errors';
 import { openDuckDB, type DuckDBDatabase } from './duckdb-database';
 import { changeLogViewSql, quoteIdent, snapshotSelectSql, snapshotStorageName, SnapshotTableWriter, type SnapshotTableInfo } from './snapshot-tables';
 
@@ -134,6 +135,13 @@ export class DuckDBChangeLog implements ChangeLog {
   async open(): Promise<void> {
     if (this.db) return;
     this.db = await openDuckDB(this.path, this.options);
+    try {
+      await this.checkLayout();
+    } catch (error) {
+      this.db.close();
+      this.db = undefined;
+      throw error;
+    }
     if (this.options.readOnly) {
       for (const schema of await this.schemas()) this.remember(schema);
       return;
@@ -153,6 +161,22 @@ export class DuckDBChangeLog implements ChangeLog {
     } catch (error) {
       await this.close();
       throw error;
+    }
+  }
+
+  /** Refuses a file whose change log has the layout of an earlier featureflow, before anything is written to it. */
+  private async checkLayout(): Promise<void> {
+    const rows = (
+      await this.connection.runAndReadAll(
+        `SELECT count(*) FILTER (WHERE column_name = 'storage'), count(*) FROM information_schema.columns WHERE table_name = '_snapshot_tables'`,
+      )
+    ).getRows()[0] as [bigint, bigint];
+    if (Number(rows[1]) > 0 && Number(rows[0]) === 0) {
+      throw new FeatureflowError(
+        'FF_STORE_FORMAT',
+        `the change log in ${this.path} was written by an earlier featureflow, whose layout this version does not read; ` +
+          'point store.path at a new file (or delete this one) and run `featureflow ingest` to take a new snapshot',
+      );
     }
   }
 
