@@ -183,9 +183,15 @@ class TextWriter implements ColumnWriter {
     if (this.copy) {
       this.copy.check?.(buf, start);
       const from = start + this.copy.skip;
-      this.reserve(end - from);
-      buf.copy(this.bytes, this.used, from, end);
-      this.used += end - from;
+      const n = end - from;
+      this.reserve(n);
+      // Most fields are short: a loop costs less than a native copy call.
+      if (n <= 64) {
+        const bytes = this.bytes;
+        let at = this.used;
+        for (let i = from; i < end; i++) bytes[at++] = buf[i]!;
+      } else buf.copy(this.bytes, this.used, from, end);
+      this.used += n;
     } else {
       const text = this.decode(buf, start, end) as string;
       this.reserve(Buffer.byteLength(text));
@@ -200,7 +206,8 @@ class TextWriter implements ColumnWriter {
   }
 
   take(length: number): SnapshotColumn {
-    const column = { kind: this.kind, bytes: this.bytes.subarray(0, this.used), offsets: this.offsets.subarray(0, length + 1), nulls: this.nulls?.subarray(0, length) };
+    // A plain Uint8Array: the store takes a view per value, and Buffer's subarray costs more.
+    const column = { kind: this.kind, bytes: new Uint8Array(this.bytes.buffer, this.bytes.byteOffset, this.used), offsets: this.offsets.subarray(0, length + 1), nulls: this.nulls?.subarray(0, length) };
     this.bytes = Buffer.allocUnsafe(Math.max(64 * 1024, this.bytes.length));
     this.used = 0;
     this.offsets = new Int32Array(this.capacity + 1);
