@@ -15,8 +15,8 @@ import type { ChangeConsumer, ChangeLog, ChangeLogState, ChangeLogTableStats } f
 import type { ChangeBatch, ColumnSchema, Row, SnapshotBatch, TableSchema } from '../../framework/types';
 import { decodeRow, encodeRow, encodeValue, keyPrefix, rowEncoder } from '../../framework/value-json';
 import { FeatureflowError } from '../../framework/errors';
-import { openDuckDB, type DuckDBDatabase } from './duckdb-database';
-import { changeLogViewSql, quoteIdent, snapshotSelectSql, snapshotStorageName, SnapshotTableWriter, type SnapshotTableInfo } from './snapshot-tables';
+import { openDuckDB, quoteIdent, type DuckDBDatabase } from './duckdb-database';
+import { changeLogViewSql, snapshotSelectSql, snapshotStorageName, SnapshotTableWriter, type SnapshotTableInfo } from './snapshot-tables';
 
 /** Rows per DuckDB data chunk (DuckDB's vector size). */
 const CHUNK_ROWS = 2048;

@@ -68,3 +68,8 @@ export async function openDuckDB(path: string, options: { readOnly?: boolean; me
 export function quoteIdent(name: string): string {
   return '"' + name.replaceAll('"', '""') + '"';
 }
+
+/** Quotes a SQL string literal: doubles embedded single quotes. */
+export function quoteLiteral(text: string): string {
+  return "'" + text.replaceAll("'", "''") + "'";
+}

@@ -2,7 +2,7 @@ import { DuckDBDataChunk, DuckDBTimestampTZValue, INTEGER, TIMESTAMPTZ, UBIGINT,
 import type { ViewDescriptor } from '../../framework/features/fingerprint';
 import type { FeatureViewStatus } from '../../framework/features/offline-store';
 import { formatLsn } from '../../framework/types';
-import { quoteIdent } from './duckdb-database';
+import { quoteIdent, quoteLiteral } from './duckdb-database';
 import type { KeyColumn } from './feature-columns';
 import type { DeadLetter } from './feature-view-writer';
 import { checkLayout, newestRow, rowsTableOf } from './feature-layout';
@@ -186,8 +186,4 @@ export async function featureStatus(c: DuckDBConnection): Promise<FeatureViewSta
     });
   }
   return out;
-}
-
-function quoteLiteral(text: string): string {
-  return "'" + text.replaceAll("'", "''") + "'";
 }

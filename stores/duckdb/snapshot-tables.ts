@@ -29,6 +29,7 @@ import { FIXED_WIDTH, snapshotColumnKind, type FixedSnapshotColumn, type Snapsho
 import type { ColumnSchema, TableSchema } from '../../framework/types';
 import { keyPrefix } from '../../framework/value-json';
 import { ValidityMask } from './chunk-columns';
+import { quoteIdent, quoteLiteral } from './duckdb-database';
 
 /** Rows per DuckDB data chunk (DuckDB's vector size). */
 const CHUNK_ROWS = 2048;
@@ -63,14 +64,6 @@ export interface SnapshotTableInfo {
   readonly lsn: bigint;
   /** µs since the Unix epoch. */
   readonly commitTime: bigint;
-}
-
-export function quoteIdent(name: string): string {
-  return '"' + name.replaceAll('"', '""') + '"';
-}
-
-function quoteLiteral(text: string): string {
-  return "'" + text.replaceAll("'", "''") + "'";
 }
 
 /** Where a table's snapshot rows are stored. */
