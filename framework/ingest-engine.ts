@@ -4,7 +4,7 @@ import type { ResolvedConfig } from './config';
 import { FeatureflowError, isRetriable } from './errors';
 import type { ChangeLog, Source } from './interfaces';
 import { TOKENS } from './tokens';
-import { formatLsn, type Change, type ChangeBatch, type Lsn, type Row } from './types';
+import { batchLength, formatLsn, type Change, type ChangeBatch, type Lsn, type Row } from './types';
 
 /** Options of one ingest run. */
 export interface IngestOptions {
@@ -84,12 +84,14 @@ export class IngestEngine {
           signal,
           until,
           schemas: await this.log.schemas(),
+          changes: this.log.needsChanges,
           ...(current.lastCommitTime === null ? {} : { minCommitTime: current.lastCommitTime }),
         })) {
-          await this.fillUnchangedToast(batch.changes);
+          // Changes stored column-wise never lack a value: only `rest` may need filling.
+          await this.fillUnchangedToast(batch.stored ? batch.stored.rest : batch.changes);
           await this.log.apply(batch);
           if (batch.complete) this.source.confirm(batch.checkpoint);
-          applied += batch.changes.length;
+          applied += batchLength(batch);
           backoffMs = 250;
           await options.onBatch?.(batchInfo(batch));
         }
@@ -133,7 +135,7 @@ export class IngestEngine {
       await this.log.reset({ slot: this.config.source.slot, tables: this.config.source.tables, lsn: point.lsn });
       for await (const batch of readAhead(this.source.snapshot({ changes: this.log.needsChanges }))) {
         await this.log.apply(batch);
-        rows += batch.snapshot?.rows.length ?? batch.changes.length;
+        rows += batchLength(batch);
         await options.onBatch?.(batchInfo(batch));
         if (options.signal?.aborted) break;
       }
@@ -164,7 +166,7 @@ export class IngestEngine {
    * row's previous image: earlier in this batch, else the newest one in the change log. Linear in the
    * batch, with one log lookup per table (an UPDATE of a whole TOASTed table needs every row's image).
    */
-  private async fillUnchangedToast(changes: Change[]): Promise<void> {
+  private async fillUnchangedToast(changes: readonly Change[]): Promise<void> {
     if (!changes.some((c) => c.unchangedToast)) return;
     // The newest image per row so far in the batch; then, per change to fill, where its previous image is.
     const latest = new Map<string, Map<string, Change>>();
@@ -218,8 +220,11 @@ function batchInfo(batch: ChangeBatch): BatchInfo {
     tables[snapshot.table] = snapshot.rows.length;
     return { changes: snapshot.rows.length, tables, checkpoint: batch.checkpoint, complete: batch.complete, snapshot: { table: snapshot.table, done: snapshot.done } };
   }
-  for (const c of batch.changes) tables[c.table] = (tables[c.table] ?? 0) + 1;
-  return { changes: batch.changes.length, tables, checkpoint: batch.checkpoint, complete: batch.complete };
+  if (batch.stored) {
+    for (const g of batch.stored.groups) tables[g.table] = (tables[g.table] ?? 0) + g.positions.length;
+    for (const c of batch.stored.rest) tables[c.table] = (tables[c.table] ?? 0) + 1;
+  } else for (const c of batch.changes) tables[c.table] = (tables[c.table] ?? 0) + 1;
+  return { changes: batchLength(batch), tables, checkpoint: batch.checkpoint, complete: batch.complete };
 }
 
 /**

@@ -29,6 +29,11 @@ export interface FollowOptions {
   readonly minCommitTime?: bigint;
   /** Schemas already stored, so that new schema versions seen in the stream are numbered after them. */
   readonly schemas?: readonly (TableSchema & { readonly version: number })[];
+  /**
+   * With `true`, every batch holds its changes in `ChangeBatch.changes` even when it also carries them
+   * in storage form (`ChangeBatch.stored`): the store's consumers read changes.
+   */
+  readonly changes?: boolean;
 }
 
 /** Position and lag of the source's replication slot. */

@@ -131,6 +131,50 @@ export interface ChangeBatch {
   readonly schemas: readonly (TableSchema & { readonly version: number })[];
   /** Set on batches of the initial snapshot: one table's rows, read at the slot's consistent point. */
   readonly snapshot?: SnapshotBatch;
+  /**
+   * Set on stream batches whose changes the source hands over in storage form: the store writes
+   * these instead of `changes`, which then holds every change only when the store asked for them
+   * (see {@link StreamStorage}).
+   */
+  readonly stored?: StreamStorage;
+}
+
+/**
+ * A stream batch in the form a store writes: inserts and updates that carry no old row, with every
+ * column sent, go column-wise per table schema version ({@link StreamRowGroup}); every other change
+ * (deletes, truncates, updates with an old row or unchanged TOASTed values) is a {@link Change} in
+ * `rest`. Each change knows its position in the batch, so the store numbers them in commit order.
+ */
+export interface StreamStorage {
+  /** Changes in the batch (group rows plus `rest`). */
+  readonly size: number;
+  readonly groups: readonly StreamRowGroup[];
+  readonly rest: readonly Change[];
+  /** Position in the batch of each change of `rest`. */
+  readonly restPositions: readonly number[];
+}
+
+/** Stream changes of one table schema version whose new row is carried column-wise. */
+export interface StreamRowGroup {
+  readonly table: string;
+  readonly schemaVersion: number;
+  /** The rows after the change, in the layout `snapshotColumnKind` gives for the schema version. */
+  readonly rows: SnapshotRows;
+  /** Per row, position in the batch. */
+  readonly positions: Int32Array;
+  /** Per row, the op's character code (`c` or `u`). */
+  readonly ops: Uint8Array;
+  readonly lsns: BigUint64Array;
+  readonly commitLsns: BigUint64Array;
+  /** µs since the Unix epoch. */
+  readonly commitTimes: BigInt64Array;
+  /** Transaction ids as little-endian uint64 (two uint32 words per row, the high one 0). */
+  readonly xids: Uint32Array;
+}
+
+/** How many changes a batch holds, whatever its form. */
+export function batchLength(batch: ChangeBatch): number {
+  return batch.snapshot?.rows.length ?? batch.stored?.size ?? batch.changes.length;
 }
 
 /** A batch of one table's initial snapshot: every row is a read (`r`) at the slot's consistent point. */

@@ -6,6 +6,7 @@
  * row, the largest cost of the stream after the store.
  */
 import type { Row } from '../../framework/types';
+import type { CopyRowSink } from './copy-binary-parser';
 import type { Decoder } from './pg-binary';
 
 /** An insert, update or delete whose tuples stay in `buf` until decoded. */
@@ -144,6 +145,33 @@ export function decodeTupleData(
     }
   }
   return row;
+}
+
+/**
+ * Writes the TupleData at `at` into `sink` as one row, when it sends every column of the shape in
+ * binary or as NULL; returns false, writing nothing, when a value is missing (an unchanged TOASTed
+ * value, a column added after the row) or is text.
+ */
+export function writeTupleColumns(shape: TupleShape, buf: Buffer, at: number, sink: CopyRowSink): boolean {
+  const n = buf.readInt16BE(at);
+  if (n !== shape.names.length) return false;
+  let p = at + 2;
+  for (let i = 0; i < n; i++) {
+    const kind = buf[p++];
+    if (kind === BINARY) p += 4 + buf.readInt32BE(p);
+    else if (kind !== NULL) return false;
+  }
+  p = at + 2;
+  for (let i = 0; i < n; i++) {
+    if (buf[p++] === NULL) sink.nullField(i);
+    else {
+      const len = buf.readInt32BE(p);
+      sink.field(i, buf, p + 4, p + 4 + len);
+      p += 4 + len;
+    }
+  }
+  sink.endRow();
+  return true;
 }
 
 function unknownKind(kind: number | undefined): Error {

@@ -8,7 +8,8 @@ import { formatLsn, parseLsn, type Change, type ChangeBatch, type Lsn, type Row,
 import { decoderFor, PgTypeResolver, type Decoder } from './pg-binary';
 import type { CatalogQuery } from './pg-catalog';
 import { describeServer, quoteIdent, sqlState } from './pg-connection';
-import { decodeTupleData, isRowMessage, parseRowMessage, type RowMessage } from './pgoutput-rows';
+import { decodeTupleData, isRowMessage, parseRowMessage, writeTupleColumns, type RowMessage } from './pgoutput-rows';
+import { StreamBatchBuilder } from './stream-batch';
 
 /** Microseconds between the Unix epoch and PostgreSQL's epoch (2000-01-01). */
 const PG_EPOCH_MICROS = 946_684_800_000_000n;
@@ -107,6 +108,8 @@ export interface StreamContext {
   readonly heartbeatMs: number;
   /** The server's wal_sender_timeout in ms (0: none). */
   readonly walSenderTimeoutMs: number;
+  /** True when the server encoding is UTF-8: text values are then stored as the bytes received. */
+  readonly utf8Server: boolean;
   readonly resolver: PgTypeResolver;
   readonly catalog: CatalogQuery;
   readonly logger: Logger;
@@ -242,10 +245,11 @@ export class PgoutputStream {
   }
 
   /**
-   * Yields batches of the transactions that commit after `from`. A batch is cut at `batchSize`
-   * changes, mid-transaction if need be (`complete: false`), or at a commit when nothing more is
-   * queued. While idle, an empty complete batch carries the server's WAL position as a heartbeat
-   * checkpoint, so the slot does not hold WAL back when the captured tables are quiet.
+   * Yields batches of the transactions that commit after `from`, in storage form (`stored`; with
+   * `options.changes`, also as changes). A batch is cut at `batchSize` changes, mid-transaction if
+   * need be (`complete: false`), or at a commit when nothing more is queued. While idle, an empty
+   * complete batch carries the server's WAL position as a heartbeat checkpoint, so the slot does not
+   * hold WAL back when the captured tables are quiet.
    */
   async *batches(options: FollowOptions = {}): AsyncGenerator<ChangeBatch> {
     const { ctx } = this;
@@ -271,14 +275,13 @@ export class PgoutputStream {
     const onAbort = () => this.queue.end();
     options.signal?.addEventListener('abort', onAbort, { once: true });
 
-    let changes: Change[] = [];
+    const built = new StreamBatchBuilder({ changes: options.changes ?? true, utf8Server: ctx.utf8Server, batchSize: ctx.batchSize });
     let schemas: (TableSchema & { version: number })[] = [];
     let txn: { commitLsn: Lsn; commitTime: bigint; xid: number; skip: boolean } | undefined;
     let checkpoint = this.from;
     let lastHeartbeat = Date.now();
     const take = () => {
-      const batch = { changes, schemas, complete: txn === undefined, checkpoint };
-      changes = [];
+      const batch = built.take(txn === undefined, checkpoint, schemas);
       schemas = [];
       return batch;
     };
@@ -290,14 +293,14 @@ export class PgoutputStream {
         if (this.paused && this.queue.length < LOW_WATER) this.setPaused(false);
         if (item === undefined) {
           if (this.queue.done) return;
-          if (txn === undefined && changes.length > 0) yield take();
+          if (txn === undefined && built.size > 0) yield take();
           continue;
         }
         if (item.kind === 'keepalive') {
           // The walsender sends a keepalive whenever it catches up; while we lag, data follows it.
-          if (txn === undefined && changes.length > 0 && this.queuedData === 0) yield take();
+          if (txn === undefined && built.size > 0 && this.queuedData === 0) yield take();
           if (item.replyRequested) this.sendStatus(false);
-          const idle = txn === undefined && changes.length === 0 && this.queue.length === 0;
+          const idle = txn === undefined && built.size === 0 && this.queue.length === 0;
           const due = until !== undefined || Date.now() - lastHeartbeat >= ctx.heartbeatMs;
           if (idle && item.walEnd > checkpoint && due) {
             lastHeartbeat = Date.now();
@@ -331,19 +334,30 @@ export class PgoutputStream {
           case 'update':
           case 'delete': {
             if (!txn || txn.skip) break;
-            const change = this.decodeRowChange(msg, item.lsn, txn);
-            if (change === undefined) break;
+            const state = this.relations.get(msg.relationOid);
+            if (!state) break;
             // Cut a full batch only when another change follows, so that a transaction ending
             // exactly at the batch size completes in its last batch (not in an empty one after it).
-            if (changes.length >= ctx.batchSize) yield take();
-            changes.push(change);
+            if (built.size >= ctx.batchSize) yield take();
+            // An insert, or an update without the old row: its new row goes column-wise when complete.
+            if (msg.tag !== 'delete' && msg.oldAt < 0 && writeTupleColumns(state, msg.buf, msg.newAt, built.rowsOf(state.schema))) {
+              const op = msg.tag === 'insert' ? 'c' : 'u';
+              const change = built.wantsChanges ? this.decodeRowChange(state, msg, item.lsn, txn) : undefined;
+              built.addRow(state.schema, op, item.lsn, txn.commitLsn, txn.commitTime, txn.xid, change);
+              break;
+            }
+            const change = this.decodeRowChange(state, msg, item.lsn, txn);
+            // Unchanged TOASTed values are filled from the row's last image, which the store finds
+            // among typed rows only once they are written: those go in a batch of their own first.
+            if (change.unchangedToast && built.hasRows) yield take();
+            built.addChange(change);
             break;
           }
           case 'truncate':
             if (!txn || txn.skip) break;
             for (const change of this.decodeTruncate(msg, item.lsn, txn)) {
-              if (changes.length >= ctx.batchSize) yield take();
-              changes.push(change);
+              if (built.size >= ctx.batchSize) yield take();
+              built.addChange(change);
             }
             break;
           case 'commit': {
@@ -353,10 +367,10 @@ export class PgoutputStream {
             if (skipped) break;
             checkpoint = end;
             // Cut at a commit when the batch is full or no more change data is waiting (latency).
-            if (changes.length >= ctx.batchSize || this.queuedData === 0 || (until !== undefined && end >= until)) {
+            if (built.size >= ctx.batchSize || this.queuedData === 0 || (until !== undefined && end >= until)) {
               yield take();
             }
-            if (until !== undefined && end >= until && changes.length === 0) return;
+            if (until !== undefined && end >= until && built.size === 0) return;
             break;
           }
           default:
@@ -431,10 +445,8 @@ export class PgoutputStream {
     return out;
   }
 
-  /** The change of an insert, update or delete, or undefined for a relation not captured. */
-  private decodeRowChange(msg: RowMessage, lsn: Lsn, txn: { commitLsn: Lsn; commitTime: bigint; xid: number }): Change | undefined {
-    const state = this.relations.get(msg.relationOid);
-    if (!state) return undefined;
+  /** The change of an insert, update or delete of a captured relation. */
+  private decodeRowChange(state: RelationState, msg: RowMessage, lsn: Lsn, txn: { commitLsn: Lsn; commitTime: bigint; xid: number }): Change {
     const { buf, newAt, oldAt, oldIsKey } = msg;
     // Literal objects (one shape for every change), not spreads: this runs once per row.
     const { table, version: schemaVersion } = state.schema;

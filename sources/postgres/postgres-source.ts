@@ -134,6 +134,7 @@ export class PostgresSource implements Source {
         batchSize: this.settings.ingest.batchSize,
         heartbeatMs: this.settings.ingest.heartbeatSeconds * 1000,
         walSenderTimeoutMs: await this.walSenderTimeoutMs(),
+        utf8Server: (await this.query('SHOW server_encoding', [])).rows[0]?.server_encoding === 'UTF8',
         resolver: this.resolver,
         catalog: this.query,
         logger: this.logger,

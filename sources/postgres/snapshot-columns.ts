@@ -40,8 +40,10 @@ const TS_HI_MAX = Math.floor(((DAY_MAX + 1) * MS_PER_DAY * 1000) / TWO_32) - 1;
 interface ColumnWriter {
   write(row: number, buf: Buffer, start: number, end: number): void;
   writeNull(row: number): void;
-  /** The column for rows [0, length); the writer starts a new batch afterwards. */
-  take(length: number): SnapshotColumn;
+  /** The column for rows [0, length); the writer starts a new batch, with room for `capacity` rows. */
+  take(length: number, capacity: number): SnapshotColumn;
+  /** Makes room for `capacity` rows, keeping those written. */
+  grow(capacity: number): void;
 }
 
 class FixedWriter implements ColumnWriter {
@@ -55,7 +57,7 @@ class FixedWriter implements ColumnWriter {
 
   constructor(
     private readonly kind: FixedSnapshotColumn['kind'],
-    private readonly capacity: number,
+    private capacity: number,
     /** The Value decoder, for overrides. */
     private readonly decode: Decoder,
   ) {
@@ -64,12 +66,24 @@ class FixedWriter implements ColumnWriter {
   }
 
   private reset(): void {
-    this.data = new Uint8Array(this.capacity * this.width);
-    this.i16 = new Int16Array(this.data.buffer);
-    this.i32 = new Int32Array(this.data.buffer, 0, (this.data.byteLength >> 2));
-    this.u32 = new Uint32Array(this.data.buffer, 0, (this.data.byteLength >> 2));
+    this.setData(new Uint8Array(this.capacity * this.width));
     this.nulls = undefined;
     this.overrides = undefined;
+  }
+
+  private setData(data: Uint8Array): void {
+    this.data = data;
+    this.i16 = new Int16Array(data.buffer, 0, data.byteLength >> 1);
+    this.i32 = new Int32Array(data.buffer, 0, data.byteLength >> 2);
+    this.u32 = new Uint32Array(data.buffer, 0, data.byteLength >> 2);
+  }
+
+  grow(capacity: number): void {
+    const data = new Uint8Array(capacity * this.width);
+    data.set(this.data);
+    this.setData(data);
+    if (this.nulls) this.nulls = grown(this.nulls, capacity);
+    this.capacity = capacity;
   }
 
   write(row: number, buf: Buffer, s: number, end: number): void {
@@ -142,13 +156,14 @@ class FixedWriter implements ColumnWriter {
     (this.nulls ??= new Uint8Array(this.capacity))[row] = 1;
   }
 
-  take(length: number): SnapshotColumn {
+  take(length: number, capacity: number): SnapshotColumn {
     const column: FixedSnapshotColumn = {
       kind: this.kind,
       data: this.data.subarray(0, length * this.width),
       nulls: this.nulls?.subarray(0, length),
       overrides: this.overrides,
     };
+    this.capacity = capacity;
     this.reset();
     return column;
   }
@@ -163,7 +178,7 @@ class TextWriter implements ColumnWriter {
 
   constructor(
     private readonly kind: 'text' | 'plain-text',
-    private readonly capacity: number,
+    private capacity: number,
     /** How the field's bytes become the value's text: copied (from `skip` on), or decoded and written. */
     private readonly copy: { readonly skip: number; readonly check?: (buf: Buffer, start: number) => void } | undefined,
     private readonly decode: Decoder,
@@ -205,12 +220,20 @@ class TextWriter implements ColumnWriter {
     this.offsets[row + 1] = this.used;
   }
 
-  take(length: number): SnapshotColumn {
+  grow(capacity: number): void {
+    this.offsets = grown(this.offsets, capacity + 1);
+    if (this.nulls) this.nulls = grown(this.nulls, capacity);
+    this.capacity = capacity;
+  }
+
+  take(length: number, capacity: number): SnapshotColumn {
     // A plain Uint8Array: the store takes a view per value, and Buffer's subarray costs more.
     const column = { kind: this.kind, bytes: new Uint8Array(this.bytes.buffer, this.bytes.byteOffset, this.used), offsets: this.offsets.subarray(0, length + 1), nulls: this.nulls?.subarray(0, length) };
-    this.bytes = Buffer.allocUnsafe(Math.max(64 * 1024, this.bytes.length));
+    // Room for about as many bytes as this batch took (small batches stay small).
+    this.bytes = Buffer.allocUnsafe(Math.min(Math.max(1024, this.used + (this.used >> 2)), Math.max(64 * 1024, this.bytes.length)));
     this.used = 0;
-    this.offsets = new Int32Array(this.capacity + 1);
+    this.capacity = capacity;
+    this.offsets = new Int32Array(capacity + 1);
     this.nulls = undefined;
     return column;
   }
@@ -229,12 +252,21 @@ class ValueWriter implements ColumnWriter {
     this.values[row] = null;
   }
 
+  grow(): void {}
+
   take(length: number): SnapshotColumn {
     const values = this.values;
     values.length = length;
     this.values = [];
     return { kind: 'value', values };
   }
+}
+
+/** A copy of `array` with room for `length` elements. */
+function grown<T extends Uint8Array | Int32Array>(array: T, length: number): T {
+  const out = new (array.constructor as new (n: number) => T)(length);
+  out.set(array);
+  return out;
 }
 
 function checkJsonbVersion(buf: Buffer, start: number): void {
@@ -259,19 +291,22 @@ function writerFor(column: ColumnSchema, capacity: number, utf8Server: boolean):
 }
 
 /**
- * A {@link CopyRowSink} building column-wise snapshot rows for one table: `onFull` is called when
- * `capacity` rows are built, and must {@link take} them (which starts anew).
+ * A {@link CopyRowSink} building column-wise rows of one table schema: `onFull` is called when
+ * `capacity` rows are built, and must {@link take} them (which starts anew). With `initialCapacity`,
+ * buffers start that small and double as rows come (the stream's batches are often a row or two).
  */
 export class SnapshotColumnsBuilder implements CopyRowSink {
   private readonly writers: ColumnWriter[];
   private row = 0;
+  private room: number;
 
   constructor(
     columns: readonly ColumnSchema[],
     private readonly capacity: number,
-    private readonly options: { readonly utf8Server: boolean; readonly onFull: () => void },
+    private readonly options: { readonly utf8Server: boolean; readonly onFull?: () => void; readonly initialCapacity?: number },
   ) {
-    this.writers = columns.map((c) => writerFor(c, capacity, options.utf8Server));
+    this.room = Math.min(capacity, options.initialCapacity ?? capacity);
+    this.writers = columns.map((c) => writerFor(c, this.room, options.utf8Server));
   }
 
   /** Rows built since the last {@link take}. */
@@ -288,12 +323,21 @@ export class SnapshotColumnsBuilder implements CopyRowSink {
   }
 
   endRow(): void {
-    if (++this.row >= this.capacity) this.options.onFull();
+    if (++this.row < this.room) return;
+    if (this.row >= this.capacity && this.options.onFull) this.options.onFull();
+    else {
+      // Without onFull, `capacity` only bounds the first allocations.
+      this.room = this.row >= this.capacity ? this.room * 2 : Math.min(this.capacity, this.room * 2);
+      for (const w of this.writers) w.grow(this.room);
+    }
   }
 
   take(): SnapshotRows {
     const length = this.row;
     this.row = 0;
-    return { length, columns: this.writers.map((w) => w.take(length)) };
+    // The next batch starts with room for about as many rows as this one.
+    const initial = this.options.initialCapacity;
+    if (initial !== undefined) this.room = Math.min(this.capacity, Math.max(initial, 2 ** Math.ceil(Math.log2(Math.max(1, length)))));
+    return { length, columns: this.writers.map((w) => w.take(length, this.room)) };
   }
 }

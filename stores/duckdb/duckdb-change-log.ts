@@ -12,11 +12,24 @@ import {
   type DuckDBConnection,
 } from '@duckdb/node-api';
 import type { ChangeConsumer, ChangeLog, ChangeLogState, ChangeLogTableStats } from '../../framework/interfaces';
-import type { ChangeBatch, ColumnSchema, Row, SnapshotBatch, TableSchema } from '../../framework/types';
+import type { Change, ChangeBatch, ColumnSchema, Row, SnapshotBatch, StreamStorage, TableSchema } from '../../framework/types';
 import { decodeRow, encodeRow, encodeValue, keyPrefix, rowEncoder } from '../../framework/value-json';
 import { FeatureflowError } from '../../framework/errors';
 import { openDuckDB, quoteIdent, type DuckDBDatabase } from './duckdb-database';
-import { changeLogViewSql, snapshotSelectSql, snapshotStorageName, SnapshotTableWriter, type SnapshotTableInfo } from './snapshot-tables';
+import {
+  changeLogViewSql,
+  consecutiveSeqBytes,
+  positionedSeqBytes,
+  snapshotLayout,
+  snapshotSelectSql,
+  snapshotStorageName,
+  streamLayout,
+  streamSelectSql,
+  streamStorageName,
+  TypedTableWriter,
+  type SnapshotTableInfo,
+  type StreamTableInfo,
+} from './typed-tables';
 
 /** Rows per DuckDB data chunk (DuckDB's vector size). */
 const CHUNK_ROWS = 2048;
@@ -62,6 +75,12 @@ CREATE TABLE IF NOT EXISTS _snapshot_tables (
   commit_time BIGINT NOT NULL,
   schema_version INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS _stream_tables (
+  table_name VARCHAR NOT NULL,
+  schema_version INTEGER NOT NULL,
+  storage VARCHAR NOT NULL,
+  PRIMARY KEY (table_name, schema_version)
+);
 `;
 
 const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
@@ -96,20 +115,27 @@ const ARRAY_INDEX = /^(0|[1-9][0-9]*)$/;
 
 /**
  * The durable change log in a DuckDB file: the initial snapshot in typed tables (`_snapshot__<table>`,
- * listed in `_snapshot_tables`), the stream in `_changes` (bulk-written through the data-chunk
- * appender), both read through the view `change_log`; `_schemas` and `_checkpoint`. A complete batch,
- * the consumers' writes and the checkpoint commit in one DuckDB transaction: exactly once.
+ * listed in `_snapshot_tables`), the stream's inserts and updates without an old row in typed tables
+ * per schema version (`_stream__<table>__v<n>`, listed in `_stream_tables`), every other change in
+ * `_changes` as JSON, all bulk-written through data-chunk appenders and read through the view
+ * `change_log`; `_schemas` and `_checkpoint`. A complete batch, the consumers' writes and the
+ * checkpoint commit in one DuckDB transaction: exactly once.
  */
 export class DuckDBChangeLog implements ChangeLog {
   private db: DuckDBDatabase | undefined;
   private appender: DuckDBAppender | undefined;
   private inTransaction = false;
   private seq = 0n;
+  /** `seq` when the open transaction began, restored by a rollback. */
+  private seqAtBegin = 0n;
   private readonly schemaCache = new Map<string, TableSchema & { version: number }>();
   private readonly keyColumns = new Map<string, readonly string[]>();
   private readonly consumers: ChangeConsumer<DuckDBConnection>[] = [];
   /** The snapshot table being written (one per source table, in one transaction). */
-  private snapshotWriter: { table: string; writer: SnapshotTableWriter; rows: number } | undefined;
+  private snapshotWriter: { table: string; writer: TypedTableWriter; rows: number } | undefined;
+  /** Stream tables by `table#version`, and the appenders open on them. */
+  private streamTables = new Map<string, StreamTableInfo>();
+  private readonly streamWriters = new Map<string, TypedTableWriter>();
 
   /** `readOnly` opens the file for reading only (no DDL, no appender, consumers not opened): for `status`. */
   constructor(
@@ -148,11 +174,17 @@ export class DuckDBChangeLog implements ChangeLog {
     }
     await this.db.connection.run(DDL);
     for (const schema of await this.schemas()) this.remember(schema);
+    await this.loadStreamTables();
     const reader = await this.db.connection.runAndReadAll(
       'SELECT greatest((SELECT coalesce(max(seq), 0) FROM _changes), (SELECT coalesce(max(seq_base + rows), 0) FROM _snapshot_tables))',
     );
     this.seq = BigInt(reader.getRows()[0]![0] as bigint);
-    await this.db.connection.run(changeLogViewSql(await this.snapshotTables()));
+    for (const t of this.streamTables.values()) {
+      const seqColumn = streamLayout(t.schema.columns).meta[0]!.name;
+      const max = (await this.db.connection.runAndReadAll(`SELECT max(${quoteIdent(seqColumn)}) FROM ${quoteIdent(t.storage)}`)).getRows()[0]![0];
+      if (max !== null && BigInt(max as bigint) > this.seq) this.seq = BigInt(max as bigint);
+    }
+    await this.updateView();
     this.appender = await this.db.connection.createAppender('_changes');
     // Consumers check their definitions at start-up, not only at the first batch; a refusal leaves
     // the file closed and untouched.
@@ -207,9 +239,11 @@ export class DuckDBChangeLog implements ChangeLog {
     const c = this.connection;
     await c.run('BEGIN');
     try {
+      this.closeStreamWriters();
       for (const t of await this.snapshotTables()) await c.run(`DROP TABLE IF EXISTS ${quoteIdent(t.storage)}`);
-      await c.run('DELETE FROM _changes; DELETE FROM _schemas; DELETE FROM _snapshot_tables; DELETE FROM _checkpoint;');
-      await c.run(changeLogViewSql([]));
+      for (const t of this.streamTables.values()) await c.run(`DROP TABLE IF EXISTS ${quoteIdent(t.storage)}`);
+      await c.run('DELETE FROM _changes; DELETE FROM _schemas; DELETE FROM _snapshot_tables; DELETE FROM _stream_tables; DELETE FROM _checkpoint;');
+      await c.run(changeLogViewSql([], []));
       await c.run('INSERT INTO _checkpoint VALUES (1, $1, $2, NULL, $3, now())', [args.slot, JSON.stringify(args.tables), args.lsn]);
       for (const consumer of this.consumers) await consumer.reset?.(c);
       await c.run('COMMIT');
@@ -220,6 +254,7 @@ export class DuckDBChangeLog implements ChangeLog {
     this.seq = 0n;
     this.schemaCache.clear();
     this.keyColumns.clear();
+    this.streamTables.clear();
   }
 
   async apply(batch: ChangeBatch): Promise<void> {
@@ -227,6 +262,7 @@ export class DuckDBChangeLog implements ChangeLog {
     if (!this.inTransaction) {
       await c.run('BEGIN');
       this.inTransaction = true;
+      this.seqAtBegin = this.seq;
     }
     try {
       for (const schema of batch.schemas) {
@@ -239,15 +275,16 @@ export class DuckDBChangeLog implements ChangeLog {
         this.remember(schema);
       }
       if (batch.snapshot) await this.appendSnapshot(batch.snapshot);
-      else this.append(batch);
+      else if (batch.stored) await this.appendStored(batch.stored);
+      else this.append(batch.changes);
       if (this.consumers.length > 0) {
-        this.appender!.flushSync();
-        this.snapshotWriter?.writer.flush();
+        this.flushAll();
         for (const consumer of this.consumers) await consumer.apply(c, batch);
       }
       if (batch.complete) {
-        this.appender!.flushSync();
+        this.flushAll();
         const endsSnapshotTable = this.endSnapshotTable();
+        this.closeStreamWriters();
         // One round trip, no prepared statement: this ends every batch. A failed UPDATE skips the COMMIT.
         await c.run(`UPDATE _checkpoint SET lsn = ${BigInt(batch.checkpoint)}, updated_at = now() WHERE id = 1; COMMIT`);
         this.inTransaction = false;
@@ -271,7 +308,7 @@ export class DuckDBChangeLog implements ChangeLog {
       if (!schema) throw new Error(`snapshot rows of ${snapshot.table} arrived before its schema (version ${snapshot.schemaVersion})`);
       const storage = snapshotStorageName(snapshot.table);
       if ((this.options.snapshotCompression ?? 'fast') === 'fast') await c.run(`SET disabled_compression_methods = '${FAST_SNAPSHOT_DISABLED}'`);
-      const writer = await SnapshotTableWriter.create(c, storage, schema.columns);
+      const writer = await TypedTableWriter.create(c, storage, snapshotLayout(schema.columns));
       this.snapshotWriter = { table: snapshot.table, writer, rows: 0 };
       await c.run('DELETE FROM _snapshot_tables WHERE table_name = $1', [snapshot.table]);
       await c.run('INSERT INTO _snapshot_tables VALUES ($1, 0, false, $2, $3, $4, $5, $6)', [
@@ -282,9 +319,9 @@ export class DuckDBChangeLog implements ChangeLog {
         snapshot.commitTime,
         snapshot.schemaVersion,
       ]);
-      await c.run(changeLogViewSql(await this.snapshotTables()));
+      await this.updateView();
     }
-    this.snapshotWriter.writer.append(snapshot.rows, this.seq + 1n);
+    this.snapshotWriter.writer.append(snapshot.rows, [consecutiveSeqBytes(this.seq + 1n, snapshot.rows.length)]);
     this.seq += BigInt(snapshot.rows.length);
     this.snapshotWriter.rows += snapshot.rows.length;
     // The table's batches commit together with its last one: only that one needs recording.
@@ -313,9 +350,81 @@ export class DuckDBChangeLog implements ChangeLog {
     });
   }
 
-  /** Appends the batch's changes to `_changes` through data chunks. */
-  private append(batch: ChangeBatch): void {
-    const changes = batch.changes;
+  /** (Re)creates the view `change_log` over `_changes` and every typed table. */
+  private async updateView(): Promise<void> {
+    await this.connection.run(changeLogViewSql(await this.snapshotTables(), [...this.streamTables.values()]));
+  }
+
+  /** Reads `_stream_tables` (at open, and after a rollback, which may have dropped tables created in it). */
+  private async loadStreamTables(): Promise<void> {
+    const rows = (
+      await this.connection.runAndReadAll('SELECT table_name, schema_version, storage FROM _stream_tables ORDER BY table_name, schema_version')
+    ).getRows() as [string, number, string][];
+    this.streamTables = new Map();
+    for (const [table, version, storage] of rows) {
+      const schema = this.schemaCache.get(`${table}#${version}`);
+      if (schema) this.streamTables.set(`${table}#${version}`, { table, storage, schema });
+    }
+  }
+
+  /**
+   * Appends a stream batch in storage form: each group to its table version's typed storage (created,
+   * and added to `change_log`, with the version's first rows), the rest to `_changes`, each change
+   * numbered by its position in the batch.
+   */
+  private async appendStored(stored: StreamStorage): Promise<void> {
+    const base = this.seq;
+    for (const group of stored.groups) {
+      const key = `${group.table}#${group.schemaVersion}`;
+      let writer = this.streamWriters.get(key);
+      if (!writer) {
+        const schema = this.schemaCache.get(key);
+        if (!schema) throw new Error(`stream rows of ${group.table} arrived before its schema (version ${group.schemaVersion})`);
+        const layout = streamLayout(schema.columns);
+        let table = this.streamTables.get(key);
+        if (table) writer = await TypedTableWriter.open(this.connection, table.storage, layout);
+        else {
+          table = { table: group.table, storage: streamStorageName(group.table, group.schemaVersion), schema };
+          writer = await TypedTableWriter.create(this.connection, table.storage, layout);
+          await this.connection.run('INSERT INTO _stream_tables VALUES ($1, $2, $3)', [table.table, group.schemaVersion, table.storage]);
+          this.streamTables.set(key, table);
+          await this.updateView();
+        }
+        this.streamWriters.set(key, writer);
+      }
+      const bytes = (a: ArrayBufferView) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+      writer.append(group.rows, [
+        positionedSeqBytes(base, group.positions),
+        group.ops,
+        bytes(group.lsns),
+        bytes(group.commitLsns),
+        bytes(group.commitTimes),
+        bytes(group.xids),
+      ]);
+    }
+    this.append(stored.rest, stored.restPositions);
+    this.seq = base + BigInt(stored.size);
+  }
+
+  /** Flushes every appender into the open transaction. */
+  private flushAll(): void {
+    this.appender!.flushSync();
+    this.snapshotWriter?.writer.flush();
+    for (const writer of this.streamWriters.values()) writer.flush();
+  }
+
+  /** Closes the stream tables' appenders, dropping anything they hold. */
+  private closeStreamWriters(): void {
+    for (const writer of this.streamWriters.values()) writer.discard();
+    this.streamWriters.clear();
+  }
+
+  /**
+   * Appends changes to `_changes` through data chunks, numbered in order after the log's last `seq`,
+   * or, with `positions`, each at `seq` + 1 + its position (and the log's `seq` is left to the caller).
+   */
+  private append(changes: readonly Change[], positions?: readonly number[]): void {
+    const base = this.seq;
     // Consecutive changes mostly share table version, commit time and xid: convert each once per run.
     let table: string | undefined;
     let version = 0;
@@ -329,8 +438,8 @@ export class DuckDBChangeLog implements ChangeLog {
       const cols: unknown[][] = CHANGE_COLUMNS.map(() => new Array(n));
       for (let i = 0; i < n; i++) {
         const ch = changes[start + i]!;
-        this.seq += 1n;
-        cols[0]![i] = this.seq;
+        if (positions) cols[0]![i] = base + BigInt(positions[start + i]! + 1);
+        else cols[0]![i] = this.seq += 1n;
         cols[1]![i] = ch.table;
         cols[2]![i] = ch.op;
         if (ch.table !== table || ch.schemaVersion !== version) {
@@ -389,13 +498,17 @@ export class DuckDBChangeLog implements ChangeLog {
     const hadSnapshotTable = this.snapshotWriter !== undefined;
     this.snapshotWriter?.writer.discard();
     this.snapshotWriter = undefined;
+    this.closeStreamWriters();
     try {
       this.appender?.clear();
     } catch {
       // The appender may already be empty.
     }
     await this.connection.run('ROLLBACK');
+    this.seq = this.seqAtBegin;
     if (hadSnapshotTable) await this.connection.run('RESET disabled_compression_methods');
+    // Stream tables created in the rolled-back transaction are gone.
+    await this.loadStreamTables();
   }
 
   /**
@@ -404,8 +517,7 @@ export class DuckDBChangeLog implements ChangeLog {
    */
   async lastRows(table: string, keys: readonly Row[]): Promise<(Row | null)[]> {
     if (keys.length === 0) return [];
-    this.appender!.flushSync();
-    this.snapshotWriter?.writer.flush();
+    this.flushAll();
     const keyColumns = this.keyColumnsOf(table, keys[0]!);
     const encoded = keys.map((key) => encodeKey(key, keyColumns)!);
     const found = new Map<string, Row>();
@@ -417,8 +529,13 @@ export class DuckDBChangeLog implements ChangeLog {
       ][];
       for (const [key, after, version] of rows) found.set(key, decodeRow(after, this.schemaCache.get(`${table}#${version}`)?.columns ?? []));
     };
+    // The stream: `_changes` and the table's typed stream rows (whose keys are computed per row).
+    const stream = [
+      'SELECT seq, table_name, key, after, schema_version FROM _changes',
+      ...[...this.streamTables.values()].filter((t) => t.table === table).map((t) => `SELECT seq, table_name, key, after, schema_version FROM (${streamSelectSql(t)})`),
+    ];
     await lookup(
-      `SELECT key, after, schema_version FROM _changes
+      `SELECT key, after, schema_version FROM (${stream.join(' UNION ALL ')})
         WHERE table_name = $1 AND after IS NOT NULL AND key IN (SELECT unnest($2))
         QUALIFY row_number() OVER (PARTITION BY key ORDER BY seq DESC) = 1`,
       encoded,
@@ -463,6 +580,7 @@ export class DuckDBChangeLog implements ChangeLog {
   async close(): Promise<void> {
     if (!this.db) return;
     await this.rollback().catch(() => undefined);
+    this.closeStreamWriters();
     try {
       this.appender?.closeSync();
     } catch {

@@ -6,7 +6,7 @@ import { FeatureRegistry, type FeatureDefinitions } from '../../framework/featur
 import type { FeatureView } from '../../framework/features/feature-view';
 import { describeChanges, describeView, fingerprint } from '../../framework/features/fingerprint';
 import type { ChangeConsumer } from '../../framework/interfaces';
-import type { Change, ChangeBatch, ColumnSchema, Op, TableSchema } from '../../framework/types';
+import { batchLength, type Change, type ChangeBatch, type ColumnSchema, type Op, type TableSchema } from '../../framework/types';
 import { decodeRow } from '../../framework/value-json';
 import {
   FEATURE_CATALOG_DDL,
@@ -186,7 +186,7 @@ export class FeatureTables implements ChangeConsumer<DuckDBConnection> {
     await writer.create(c);
     await writer.load(c);
     const maxSeq = BigInt(((await c.runAndReadAll('SELECT coalesce(max(seq), 0) FROM change_log')).getRows()[0]![0] as bigint) ?? 0n);
-    const upTo = maxSeq - BigInt(batch?.snapshot?.rows.length ?? batch?.changes.length ?? 0);
+    const upTo = maxSeq - BigInt(batch ? batchLength(batch) : 0);
     let replayed = 0;
     const deadLetters: DeadLetter[] = [];
     // In windows of seq rather than LIMIT pages: the snapshot's rows get their seq in the view.

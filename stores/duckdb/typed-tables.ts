@@ -1,11 +1,12 @@
 /**
- * The initial snapshot in typed per-table storage: `_snapshot__<schema.table>` holds one row per
- * snapshot read with DuckDB types (SMALLINT…DOUBLE, BOOLEAN, DATE, TIMESTAMP[TZ], VARCHAR), appended
- * from column-wise {@link SnapshotRows} with bulk copies, numbered by a `_ff_seq` column that
- * continues the log's `seq`; `_changes` holds the stream. The view
- * `change_log` joins both with the columns of `_changes`, printing each snapshot row's key and row in
- * the JSON form of `framework/value-json.ts` (the key byte for byte as `encodeKey` writes it, so the
- * keys of snapshot reads and streamed changes compare equal as text).
+ * Typed per-table storage of the change log. `_snapshot__<schema.table>` holds one row per snapshot
+ * read, and `_stream__<schema.table>__v<version>` the stream's inserts and updates without an old row
+ * of one schema version, with DuckDB types (SMALLINT…DOUBLE, BOOLEAN, DATE, TIMESTAMP[TZ], VARCHAR),
+ * appended from column-wise {@link SnapshotRows} with bulk copies, numbered by a `_ff_seq` column in
+ * the log's `seq`; `_changes` holds every other change as JSON. The view `change_log` joins them all
+ * with the columns of `_changes`, printing each typed row's key and row in the JSON form of
+ * `framework/value-json.ts` (the key byte for byte as `encodeKey` writes it, so keys from any storage
+ * compare equal as text).
  */
 import duckdb from '@duckdb/node-bindings';
 import {
@@ -19,7 +20,9 @@ import {
   SMALLINT,
   TIMESTAMP,
   TIMESTAMPTZ,
+  UBIGINT,
   UINTEGER,
+  UTINYINT,
   VARCHAR,
   type DuckDBAppender,
   type DuckDBConnection,
@@ -66,9 +69,21 @@ export interface SnapshotTableInfo {
   readonly commitTime: bigint;
 }
 
+/** One stream table as recorded in `_stream_tables`: a table's typed stream rows of one schema version. */
+export interface StreamTableInfo {
+  readonly table: string;
+  readonly storage: string;
+  readonly schema: TableSchema & { readonly version: number };
+}
+
 /** Where a table's snapshot rows are stored. */
 export function snapshotStorageName(table: string): string {
   return `_snapshot__${table}`;
+}
+
+/** Where a table's typed stream rows of one schema version are stored. */
+export function streamStorageName(table: string, version: number): string {
+  return `_stream__${table}__v${version}`;
 }
 
 /** A schema column in storage: its layout, DuckDB type, and the name of its override column if any. */
@@ -79,16 +94,53 @@ interface StoredColumn {
   readonly override: string | undefined;
 }
 
-/** The name of the column holding each row's `seq`: `_ff_seq`, prefixed with `_` while a table column has the name. */
-function seqColumnName(columns: readonly ColumnSchema[]): string {
-  const names = new Set(columns.map((c) => c.name));
-  let name = '_ff_seq';
-  while (names.has(name)) name = `_${name}`;
-  return name;
+/** A column of a typed table besides the table's own: seq, and for the stream op, LSNs, time, xid. */
+interface MetaColumn {
+  /** `_ff_<what>`, prefixed with `_` while a table column (or another meta column) has the name. */
+  readonly name: string;
+  readonly type: DuckDBType;
+  /** Bytes per value in the writer's input. */
+  readonly width: number;
 }
 
-function storedColumns(columns: readonly ColumnSchema[]): StoredColumn[] {
-  const names = new Set([...columns.map((c) => c.name), seqColumnName(columns)]);
+const SNAPSHOT_META = [{ what: 'seq', type: BIGINT, width: 8 }];
+const STREAM_META = [
+  { what: 'seq', type: BIGINT, width: 8 },
+  { what: 'op', type: UTINYINT, width: 1 },
+  { what: 'lsn', type: UBIGINT, width: 8 },
+  { what: 'commit_lsn', type: UBIGINT, width: 8 },
+  { what: 'commit_time', type: TIMESTAMPTZ, width: 8 },
+  { what: 'xid', type: UBIGINT, width: 8 },
+];
+
+/** How a typed table stores rows of a schema: meta columns first, then the table's columns and their overrides. */
+export interface TypedLayout {
+  readonly meta: readonly MetaColumn[];
+  readonly stored: readonly StoredColumn[];
+}
+
+function layoutOf(columns: readonly ColumnSchema[], meta: readonly { what: string; type: DuckDBType; width: number }[]): TypedLayout {
+  const names = new Set(columns.map((c) => c.name));
+  const metaColumns = meta.map(({ what, type, width }) => {
+    let name = `_ff_${what}`;
+    while (names.has(name)) name = `_${name}`;
+    names.add(name);
+    return { name, type, width };
+  });
+  return { meta: metaColumns, stored: storedColumns(columns, names) };
+}
+
+/** The layout of a table's snapshot storage. */
+export function snapshotLayout(columns: readonly ColumnSchema[]): TypedLayout {
+  return layoutOf(columns, SNAPSHOT_META);
+}
+
+/** The layout of a table's stream storage (one schema version). */
+export function streamLayout(columns: readonly ColumnSchema[]): TypedLayout {
+  return layoutOf(columns, STREAM_META);
+}
+
+function storedColumns(columns: readonly ColumnSchema[], names: Set<string>): StoredColumn[] {
   return columns.map((column) => {
     const kind = snapshotColumnKind(column);
     let override: string | undefined;
@@ -101,10 +153,10 @@ function storedColumns(columns: readonly ColumnSchema[]): StoredColumn[] {
   });
 }
 
-/** `CREATE TABLE` of a table's snapshot storage. */
-export function snapshotTableDdl(storage: string, columns: readonly ColumnSchema[]): string {
-  const defs: string[] = [`${quoteIdent(seqColumnName(columns))} BIGINT NOT NULL`];
-  for (const s of storedColumns(columns)) {
+/** `CREATE TABLE` of typed storage. */
+function typedTableDdl(storage: string, layout: TypedLayout): string {
+  const defs: string[] = layout.meta.map((m) => `${quoteIdent(m.name)} ${m.type.toString()} NOT NULL`);
+  for (const s of layout.stored) {
     defs.push(`${quoteIdent(s.column.name)} ${s.type.toString()}`);
     if (s.override) defs.push(`${quoteIdent(s.override)} VARCHAR`);
   }
@@ -185,62 +237,79 @@ function jsonObjectOf(columns: readonly StoredColumn[], asKey: boolean): string 
 
 const CHANGES_COLUMNS = 'seq, table_name, op, key, before, after, lsn, commit_lsn, commit_time, xid, schema_version';
 
+/** The key and row of a typed table's rows in JSON, as `encodeKey` and `encodeRow` write them. */
+function keyAndRowSql(schema: TableSchema, stored: readonly StoredColumn[]): string {
+  const keys = schema.keyColumns.map((k) => stored.find((s) => s.column.name === k)!).filter(Boolean);
+  return `${jsonObjectOf(keys, true)} AS key, CAST(NULL AS VARCHAR) AS before, ${jsonObjectOf(stored, false)} AS after`;
+}
+
 /** A table's snapshot rows in the columns of `_changes`. */
 export function snapshotSelectSql(t: SnapshotTableInfo): string {
-  const stored = storedColumns(t.schema.columns);
-  const keys = t.schema.keyColumns.map((k) => stored.find((s) => s.column.name === k)!).filter(Boolean);
+  const { meta, stored } = snapshotLayout(t.schema.columns);
   return (
-    `SELECT ${quoteIdent(seqColumnName(t.schema.columns))} AS seq, ${quoteLiteral(t.table)} AS table_name, 'r' AS op, ` +
-    `${jsonObjectOf(keys, true)} AS key, CAST(NULL AS VARCHAR) AS before, ${jsonObjectOf(stored, false)} AS after, ` +
+    `SELECT ${quoteIdent(meta[0]!.name)} AS seq, ${quoteLiteral(t.table)} AS table_name, 'r' AS op, ${keyAndRowSql(t.schema, stored)}, ` +
     `CAST(${t.lsn} AS UBIGINT) AS lsn, CAST(${t.lsn} AS UBIGINT) AS commit_lsn, ` +
     `to_timestamp(0) + to_microseconds(CAST(${t.commitTime} AS BIGINT)) AS commit_time, CAST(0 AS UBIGINT) AS xid, ` +
     `CAST(${t.schema.version} AS INTEGER) AS schema_version FROM ${quoteIdent(t.storage)}`
   );
 }
 
-/** `CREATE OR REPLACE VIEW change_log`: `_changes` and every snapshot table, in the columns of `_changes`. */
-export function changeLogViewSql(tables: readonly SnapshotTableInfo[]): string {
-  const parts = [`SELECT ${CHANGES_COLUMNS} FROM _changes`, ...tables.map(snapshotSelectSql)];
+/** A table's typed stream rows of one schema version in the columns of `_changes`. */
+export function streamSelectSql(t: StreamTableInfo): string {
+  const { meta, stored } = streamLayout(t.schema.columns);
+  const [seq, op, lsn, commitLsn, commitTime, xid] = meta.map((m) => quoteIdent(m.name));
+  return (
+    `SELECT ${seq} AS seq, ${quoteLiteral(t.table)} AS table_name, chr(CAST(${op} AS INTEGER)) AS op, ${keyAndRowSql(t.schema, stored)}, ` +
+    `${lsn} AS lsn, ${commitLsn} AS commit_lsn, ${commitTime} AS commit_time, ${xid} AS xid, ` +
+    `CAST(${t.schema.version} AS INTEGER) AS schema_version FROM ${quoteIdent(t.storage)}`
+  );
+}
+
+/** `CREATE OR REPLACE VIEW change_log`: `_changes` and every typed table, in the columns of `_changes`. */
+export function changeLogViewSql(snapshots: readonly SnapshotTableInfo[], streams: readonly StreamTableInfo[]): string {
+  const parts = [`SELECT ${CHANGES_COLUMNS} FROM _changes`, ...snapshots.map(snapshotSelectSql), ...streams.map(streamSelectSql)];
   return `CREATE OR REPLACE VIEW change_log AS ${parts.join('\nUNION ALL ')}`;
 }
 
-/** Appends column-wise snapshot rows to a table's snapshot storage through data chunks. */
-export class SnapshotTableWriter {
-  private readonly stored: StoredColumn[];
+/** Appends column-wise rows to a typed table through data chunks. */
+export class TypedTableWriter {
   private readonly types: DuckDBType[];
+  private pending = false;
 
   private constructor(
     private readonly appender: DuckDBAppender,
-    columns: readonly ColumnSchema[],
+    private readonly layout: TypedLayout,
   ) {
-    this.stored = storedColumns(columns);
-    this.types = [BIGINT, ...this.stored.flatMap((s) => (s.override ? [s.type, VARCHAR] : [s.type]))];
+    this.types = [...layout.meta.map((m) => m.type), ...layout.stored.flatMap((s) => (s.override ? [s.type, VARCHAR] : [s.type]))];
   }
 
-  /** Creates the storage table (inside the caller's transaction) and an appender on it. */
-  static async create(c: DuckDBConnection, storage: string, columns: readonly ColumnSchema[]): Promise<SnapshotTableWriter> {
+  /** Creates the storage table (inside the caller's transaction), replacing any, and an appender on it. */
+  static async create(c: DuckDBConnection, storage: string, layout: TypedLayout): Promise<TypedTableWriter> {
     await c.run(`DROP TABLE IF EXISTS ${quoteIdent(storage)}`);
-    await c.run(snapshotTableDdl(storage, columns));
-    return new SnapshotTableWriter(await c.createAppender(storage), columns);
+    await c.run(typedTableDdl(storage, layout));
+    return TypedTableWriter.open(c, storage, layout);
   }
 
-  /** Appends `rows`, numbering them `firstSeq`, `firstSeq + 1`, … */
-  append(rows: SnapshotRows, firstSeq: bigint): void {
-    const seqWords = new Int32Array(CHUNK_ROWS * 2);
+  /** An appender on existing storage. */
+  static async open(c: DuckDBConnection, storage: string, layout: TypedLayout): Promise<TypedTableWriter> {
+    return new TypedTableWriter(await c.createAppender(storage), layout);
+  }
+
+  /**
+   * Appends `rows`; `meta` holds, per meta column of the layout, the little-endian bytes of every
+   * row's value (`width` bytes each).
+   */
+  append(rows: SnapshotRows, meta: readonly Uint8Array[]): void {
+    if (rows.length > 0) this.pending = true;
     for (let start = 0; start < rows.length; start += CHUNK_ROWS) {
       const n = Math.min(CHUNK_ROWS, rows.length - start);
       const chunk = DuckDBDataChunk.create(this.types, n);
-      // seq as little-endian int64 words (seq stays far below 2^53).
-      const first = Number(firstSeq) + start;
-      for (let r = 0; r < n; r++) {
-        const seq = first + r;
-        const hi = Math.floor(seq / 4294967296);
-        seqWords[r * 2] = seq - hi * 4294967296;
-        seqWords[r * 2 + 1] = hi;
-      }
-      duckdb.copy_data_to_vector(duckdb.data_chunk_get_vector(chunk.chunk, 0), 0, seqWords.buffer, 0, n * 8);
-      let v = 1;
-      this.stored.forEach((s, i) => {
+      let v = 0;
+      this.layout.meta.forEach((m, i) => {
+        const bytes = meta[i]!;
+        duckdb.copy_data_to_vector(duckdb.data_chunk_get_vector(chunk.chunk, v++), 0, bytes.buffer as ArrayBuffer, bytes.byteOffset + start * m.width, n * m.width);
+      });
+      this.layout.stored.forEach((s, i) => {
         const column = rows.columns[i]!;
         const vector = duckdb.data_chunk_get_vector(chunk.chunk, v++);
         const validity = new ValidityMask(n);
@@ -281,8 +350,11 @@ export class SnapshotTableWriter {
     }
   }
 
+  /** Flushes what was appended since the last flush into the open transaction. */
   flush(): void {
+    if (!this.pending) return;
     this.appender.flushSync();
+    this.pending = false;
   }
 
   /** Closes the appender; call after {@link flush}. */
@@ -299,6 +371,27 @@ export class SnapshotTableWriter {
       // The table goes with the transaction either way.
     }
   }
+}
+
+/** `seq` values `first`, `first + 1`, … for `length` rows, as little-endian int64 bytes (seq stays far below 2^53). */
+export function consecutiveSeqBytes(first: bigint, length: number): Uint8Array {
+  return seqBytes(length, Number(first), (r) => r);
+}
+
+/** `seq` values `base + 1 + positions[r]`, as little-endian int64 bytes. */
+export function positionedSeqBytes(base: bigint, positions: Int32Array): Uint8Array {
+  return seqBytes(positions.length, Number(base) + 1, (r) => positions[r]!);
+}
+
+function seqBytes(length: number, first: number, offset: (row: number) => number): Uint8Array {
+  const words = new Int32Array(length * 2);
+  for (let r = 0; r < length; r++) {
+    const seq = first + offset(r);
+    const hi = Math.floor(seq / 4294967296);
+    words[r * 2] = seq - hi * 4294967296;
+    words[r * 2 + 1] = hi;
+  }
+  return new Uint8Array(words.buffer);
 }
 
 function setValidity(vector: duckdb.Vector, mask: ValidityMask): void {
