@@ -24,6 +24,7 @@ import {
   snapshotSelectSql,
   snapshotStorageName,
   streamLayout,
+  streamMetaColumn,
   streamSelectSql,
   streamStorageName,
   TypedTableWriter,
@@ -124,6 +125,8 @@ const ARRAY_INDEX = /^(0|[1-9][0-9]*)$/;
 export class DuckDBChangeLog implements ChangeLog {
   private db: DuckDBDatabase | undefined;
   private appender: DuckDBAppender | undefined;
+  /** True while `_changes`' appender holds rows not yet flushed. */
+  private appended = false;
   private inTransaction = false;
   private seq = 0n;
   /** `seq` when the open transaction began, restored by a rollback. */
@@ -170,6 +173,7 @@ export class DuckDBChangeLog implements ChangeLog {
     }
     if (this.options.readOnly) {
       for (const schema of await this.schemas()) this.remember(schema);
+      await this.loadStreamTables();
       return;
     }
     await this.db.connection.run(DDL);
@@ -180,8 +184,7 @@ export class DuckDBChangeLog implements ChangeLog {
     );
     this.seq = BigInt(reader.getRows()[0]![0] as bigint);
     for (const t of this.streamTables.values()) {
-      const seqColumn = streamLayout(t.schema.columns).meta[0]!.name;
-      const max = (await this.db.connection.runAndReadAll(`SELECT max(${quoteIdent(seqColumn)}) FROM ${quoteIdent(t.storage)}`)).getRows()[0]![0];
+      const max = (await this.db.connection.runAndReadAll(`SELECT max(${streamMetaColumn(t, 'seq')}) FROM ${quoteIdent(t.storage)}`)).getRows()[0]![0];
       if (max !== null && BigInt(max as bigint) > this.seq) this.seq = BigInt(max as bigint);
     }
     await this.updateView();
@@ -196,14 +199,20 @@ export class DuckDBChangeLog implements ChangeLog {
     }
   }
 
-  /** Refuses a file whose change log has the layout of an earlier featureflow, before anything is written to it. */
+  /**
+   * Refuses a file whose change log has the layout of an earlier featureflow, before anything is
+   * written to it: snapshots as JSON (no `_snapshot_tables.storage`), or typed tables without float
+   * overrides and stream tables (no `_stream_tables`).
+   */
   private async checkLayout(): Promise<void> {
     const rows = (
       await this.connection.runAndReadAll(
-        `SELECT count(*) FILTER (WHERE column_name = 'storage'), count(*) FROM information_schema.columns WHERE table_name = '_snapshot_tables'`,
+        `SELECT count(*) FILTER (WHERE column_name = 'storage'), count(*),
+                (SELECT count(*) FROM information_schema.tables WHERE table_name = '_stream_tables')
+           FROM information_schema.columns WHERE table_name = '_snapshot_tables'`,
       )
-    ).getRows()[0] as [bigint, bigint];
-    if (Number(rows[1]) > 0 && Number(rows[0]) === 0) {
+    ).getRows()[0] as [bigint, bigint, bigint];
+    if (Number(rows[1]) > 0 && (Number(rows[0]) === 0 || Number(rows[2]) === 0)) {
       throw new FeatureflowError(
         'FF_STORE_FORMAT',
         `the change log in ${this.path} was written by an earlier featureflow, whose layout this version does not read; ` +
@@ -220,9 +229,13 @@ export class DuckDBChangeLog implements ChangeLog {
     const done = (
       await this.connection.runAndReadAll('SELECT count(*) FROM _snapshot_tables WHERE done')
     ).getRows()[0]![0] as bigint;
+    // The newest commit time of every storage: `_changes`, snapshots, and each stream table.
+    const streamTimes = [...this.streamTables.values()].map(
+      (t) => `(SELECT epoch_us(max(${streamMetaColumn(t, 'commit_time')})) FROM ${quoteIdent(t.storage)})`,
+    );
     const last = (
       await this.connection.runAndReadAll(
-        'SELECT greatest((SELECT epoch_us(max(commit_time)) FROM _changes), (SELECT max(commit_time) FROM _snapshot_tables))',
+        `SELECT greatest((SELECT epoch_us(max(commit_time)) FROM _changes), (SELECT max(commit_time) FROM _snapshot_tables)${streamTimes.map((t) => `, ${t}`).join('')})`,
       )
     ).getRows()[0]![0] as bigint | null;
     return {
@@ -408,7 +421,8 @@ export class DuckDBChangeLog implements ChangeLog {
 
   /** Flushes every appender into the open transaction. */
   private flushAll(): void {
-    this.appender!.flushSync();
+    if (this.appended) this.appender!.flushSync();
+    this.appended = false;
     this.snapshotWriter?.writer.flush();
     for (const writer of this.streamWriters.values()) writer.flush();
   }
@@ -467,6 +481,7 @@ export class DuckDBChangeLog implements ChangeLog {
       const chunk = DuckDBDataChunk.create(CHANGE_COLUMNS, n);
       chunk.setColumns(cols as never);
       this.appender!.appendDataChunk(chunk);
+      this.appended = true;
     }
   }
 
@@ -500,6 +515,7 @@ export class DuckDBChangeLog implements ChangeLog {
     this.snapshotWriter = undefined;
     this.closeStreamWriters();
     try {
+      this.appended = false;
       this.appender?.clear();
     } catch {
       // The appender may already be empty.
