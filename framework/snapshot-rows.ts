@@ -81,8 +81,9 @@ export interface FixedSnapshotColumn {
   /** One byte per row, 1 where the value is null; undefined when none is. */
   readonly nulls: Uint8Array | undefined;
   /**
-   * Rows whose value the fixed layout cannot hold or a store could not print exactly (±infinity,
-   * dates and times outside the years 1000–9999): the JSON text of the Value, by row index.
+   * Rows whose value the fixed layout cannot hold or a store could not keep or print exactly
+   * (±infinity, dates and times outside the years 1000–9999, a float's -0): the JSON text of the
+   * Value, by row index.
    */
   readonly overrides: ReadonlyMap<number, string> | undefined;
 }

@@ -102,6 +102,11 @@ class FixedWriter implements ColumnWriter {
         d[row] = buf[s] !== 0 ? 1 : 0;
         return;
       case 'float32': {
+        // -0 goes to the overrides: DuckDB's run-length encoding takes -0 and 0 for one value.
+        if (buf[s] === 0x80 && buf[s + 1] === 0 && buf.readUInt16BE(s + 2) === 0) {
+          this.override(row, buf, s, end);
+          return;
+        }
         const o = row * 4;
         d[o] = buf[s + 3]!;
         d[o + 1] = buf[s + 2]!;
@@ -111,6 +116,10 @@ class FixedWriter implements ColumnWriter {
       }
       case 'int64':
       case 'float64': {
+        if (this.kind === 'float64' && buf[s] === 0x80 && buf[s + 1] === 0 && buf.readUInt16BE(s + 2) === 0 && buf.readUInt32BE(s + 4) === 0) {
+          this.override(row, buf, s, end);
+          return;
+        }
         const o = row * 8;
         d[o] = buf[s + 7]!;
         d[o + 1] = buf[s + 6]!;

@@ -54,7 +54,7 @@ const DUCKDB_TYPES: Readonly<Record<SnapshotColumnKind, DuckDBType>> = {
 };
 
 /** Kinds whose values may not fit the native type: they get a VARCHAR column of overrides. */
-const HAS_OVERRIDES = new Set<SnapshotColumnKind>(['date', 'timestamp', 'timestamptz']);
+const HAS_OVERRIDES = new Set<SnapshotColumnKind>(['date', 'timestamp', 'timestamptz', 'float32', 'float64']);
 
 /** One snapshot table as recorded in `_snapshot_tables`. */
 export interface SnapshotTableInfo {
@@ -96,6 +96,7 @@ interface StoredColumn {
 
 /** A column of a typed table besides the table's own: seq, and for the stream op, LSNs, time, xid. */
 interface MetaColumn {
+  readonly what: string;
   /** `_ff_<what>`, prefixed with `_` while a table column (or another meta column) has the name. */
   readonly name: string;
   readonly type: DuckDBType;
@@ -125,7 +126,7 @@ function layoutOf(columns: readonly ColumnSchema[], meta: readonly { what: strin
     let name = `_ff_${what}`;
     while (names.has(name)) name = `_${name}`;
     names.add(name);
-    return { name, type, width };
+    return { what, name, type, width };
   });
   return { meta: metaColumns, stored: storedColumns(columns, names) };
 }
@@ -138,6 +139,11 @@ export function snapshotLayout(columns: readonly ColumnSchema[]): TypedLayout {
 /** The layout of a table's stream storage (one schema version). */
 export function streamLayout(columns: readonly ColumnSchema[]): TypedLayout {
   return layoutOf(columns, STREAM_META);
+}
+
+/** The quoted name of a stream table's `seq` or commit time column. */
+export function streamMetaColumn(t: StreamTableInfo, what: 'seq' | 'commit_time'): string {
+  return quoteIdent(streamLayout(t.schema.columns).meta.find((m) => m.what === what)!.name);
 }
 
 function storedColumns(columns: readonly ColumnSchema[], names: Set<string>): StoredColumn[] {
@@ -330,14 +336,17 @@ export class TypedTableWriter {
           const width = FIXED_WIDTH[kind]!;
           duckdb.copy_data_to_vector(vector, 0, data.buffer as ArrayBuffer, data.byteOffset + start * width, n * width);
           if (nulls) for (let r = 0; r < n; r++) if (nulls[start + r]) validity.setNull(r);
-          const overridden = new ValidityMask(n);
           if (s.override) {
             const overrideVector = duckdb.data_chunk_get_vector(chunk.chunk, v++);
-            for (let r = 0; r < n; r++) {
-              const text = overrides?.get(start + r);
-              if (text === undefined) overridden.setNull(r);
-              else {
+            // Every row null but the overridden ones (mostly none).
+            const overridden = new ValidityMask(n);
+            overridden.bytes = new Uint8Array(Math.ceil(n / 64) * 8);
+            if (overrides) {
+              for (const [row, text] of overrides) {
+                if (row < start || row >= start + n) continue;
+                const r = row - start;
                 validity.setNull(r);
+                overridden.bytes[r >> 3]! |= 1 << (r & 7);
                 duckdb.vector_assign_string_element(overrideVector, r, text);
               }
             }
