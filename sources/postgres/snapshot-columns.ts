@@ -15,7 +15,7 @@ import {
 import type { ColumnSchema } from '../../framework/types';
 import { encodeValue } from '../../framework/value-json';
 import type { CopyRowSink } from './copy-binary-parser';
-import { decoderFor, type Decoder } from './pg-binary';
+import { decoderFor, numericTextBound, writeNumericText, type Decoder } from './pg-binary';
 
 const TWO_32 = 4294967296;
 /** µs from 1970-01-01 to 2000-01-01 (PostgreSQL's epoch). */
@@ -188,9 +188,13 @@ class TextWriter implements ColumnWriter {
   constructor(
     private readonly kind: 'text' | 'plain-text',
     private capacity: number,
-    /** How the field's bytes become the value's text: copied (from `skip` on), or decoded and written. */
+    /**
+     * How the field's bytes become the value's text: copied (from `skip` on), written as text by
+     * `encode` (at most `bound` bytes), or else decoded and written.
+     */
     private readonly copy: { readonly skip: number; readonly check?: (buf: Buffer, start: number) => void } | undefined,
     private readonly decode: Decoder,
+    private readonly encode?: { readonly bound: (buf: Buffer, start: number) => number; readonly write: (buf: Buffer, start: number, out: Uint8Array, at: number) => number },
   ) {
     this.bytes = Buffer.allocUnsafe(64 * 1024);
     this.offsets = new Int32Array(capacity + 1);
@@ -216,6 +220,9 @@ class TextWriter implements ColumnWriter {
         for (let i = from; i < end; i++) bytes[at++] = buf[i]!;
       } else buf.copy(this.bytes, this.used, from, end);
       this.used += n;
+    } else if (this.encode) {
+      this.reserve(this.encode.bound(buf, start));
+      this.used = this.encode.write(buf, start, this.bytes, this.used);
     } else {
       const text = this.decode(buf, start, end) as string;
       this.reserve(Buffer.byteLength(text));
@@ -291,7 +298,7 @@ function writerFor(column: ColumnSchema, capacity: number, utf8Server: boolean):
       if (!utf8Server) return new TextWriter(kind, capacity, undefined, decode);
       return new TextWriter(kind, capacity, column.type === 'jsonb' ? { skip: 1, check: checkJsonbVersion } : { skip: 0 }, decode);
     case 'plain-text':
-      return new TextWriter(kind, capacity, undefined, decode);
+      return new TextWriter(kind, capacity, undefined, decode, column.type === 'numeric' ? { bound: numericTextBound, write: writeNumericText } : undefined);
     case 'value':
       return new ValueWriter(decode);
     default:
