@@ -28,7 +28,14 @@ import {
   type DuckDBConnection,
   type DuckDBType,
 } from '@duckdb/node-api';
-import { FIXED_WIDTH, snapshotColumnKind, type FixedSnapshotColumn, type SnapshotColumnKind, type SnapshotRows } from '../../framework/snapshot-rows';
+import {
+  FIXED_WIDTH,
+  snapshotColumnKind,
+  type FixedSnapshotColumn,
+  type SnapshotColumnKind,
+  type SnapshotRows,
+  type TextSnapshotColumn,
+} from '../../framework/snapshot-rows';
 import type { ColumnSchema, TableSchema } from '../../framework/types';
 import { keyPrefix } from '../../framework/value-json';
 import { ValidityMask } from './chunk-columns';
@@ -52,6 +59,9 @@ const DUCKDB_TYPES: Readonly<Record<SnapshotColumnKind, DuckDBType>> = {
   'plain-text': VARCHAR,
   value: VARCHAR,
 };
+
+/** The longest string DuckDB keeps inside its 16-byte string header. */
+const INLINE_MAX = 12;
 
 /** Kinds whose values may not fit the native type: they get a VARCHAR column of overrides. */
 const HAS_OVERRIDES = new Set<SnapshotColumnKind>(['date', 'timestamp', 'timestamptz', 'float32', 'float64']);
@@ -281,6 +291,9 @@ export function changeLogViewSql(snapshots: readonly SnapshotTableInfo[], stream
 export class TypedTableWriter {
   private readonly types: DuckDBType[];
   private pending = false;
+  /** A chunk's worth of inlined strings, and the rows of the longer ones (see appendText). */
+  private readonly inline = new Uint8Array(CHUNK_ROWS * 16);
+  private readonly longRows = new Int32Array(CHUNK_ROWS);
 
   private constructor(
     private readonly appender: DuckDBAppender,
@@ -326,11 +339,7 @@ export class TypedTableWriter {
             else duckdb.vector_assign_string_element(vector, r, text);
           }
         } else if (column.kind === 'text' || column.kind === 'plain-text') {
-          const { bytes, offsets, nulls } = column;
-          for (let r = 0; r < n; r++) {
-            if (nulls?.[start + r]) validity.setNull(r);
-            else duckdb.vector_assign_string_element_len(vector, r, bytes.subarray(offsets[start + r]!, offsets[start + r + 1]!));
-          }
+          this.appendText(vector, column, start, n, validity);
         } else {
           const { kind, data, nulls, overrides } = column as FixedSnapshotColumn;
           const width = FIXED_WIDTH[kind]!;
@@ -356,6 +365,39 @@ export class TypedTableWriter {
         setValidity(vector, validity);
       });
       this.appender.appendDataChunk(chunk);
+    }
+  }
+
+  /**
+   * Rows [start, start + n) of a text column into `vector`. A string of at most 12 bytes is written
+   * in place as DuckDB's inlined `duckdb_string_t` (uint32 length, then the bytes, zero-padded), all
+   * of them with one copy; longer ones go through the C API one by one (their bytes live in the
+   * vector's string heap).
+   */
+  private appendText(vector: duckdb.Vector, column: TextSnapshotColumn, start: number, n: number, validity: ValidityMask): void {
+    const { bytes, offsets, nulls } = column;
+    const inline = this.inline;
+    inline.fill(0, 0, n * 16);
+    let longRows = 0;
+    for (let r = 0; r < n; r++) {
+      if (nulls?.[start + r]) {
+        validity.setNull(r);
+        continue;
+      }
+      const from = offsets[start + r]!;
+      const length = offsets[start + r + 1]! - from;
+      if (length > INLINE_MAX) {
+        this.longRows[longRows++] = r;
+        continue;
+      }
+      const at = r * 16;
+      inline[at] = length;
+      for (let i = 0; i < length; i++) inline[at + 4 + i] = bytes[from + i]!;
+    }
+    duckdb.copy_data_to_vector(vector, 0, inline.buffer as ArrayBuffer, 0, n * 16);
+    for (let k = 0; k < longRows; k++) {
+      const r = this.longRows[k]!;
+      duckdb.vector_assign_string_element_len(vector, r, bytes.subarray(offsets[start + r]!, offsets[start + r + 1]!));
     }
   }
 
