@@ -88,7 +88,7 @@ export class FeatureStore implements OfflineStore {
   async export(request: ExportRequest, out: string, options: ExportOptions = {}): Promise<ExportResult> {
     const query = 'trainingSet' in request ? await this.trainingSetQuery(request.trainingSet) : await this.snapshotQuery(request.view, request.asOf === undefined ? null : instant(request.asOf));
     try {
-      return await writeExport(this.connection, query, out, options);
+      return await this.withQueryMemory(() => writeExport(this.connection, query, out, options));
     } finally {
       await query.cleanup();
     }
@@ -96,9 +96,26 @@ export class FeatureStore implements OfflineStore {
 
   private async read(query: FeatureQuery): Promise<arrow.Table> {
     try {
-      return await queryArrow(this.connection, query.sql, [], { fieldMetadata: query.fieldMetadata });
+      return await this.withQueryMemory(() => queryArrow(this.connection, query.sql, [], { fieldMetadata: query.fieldMetadata }));
     } finally {
       await query.cleanup();
+    }
+  }
+
+  /**
+   * Runs a feature query with at least {@link QUERY_MEMORY_LIMIT} of DuckDB memory. An ingesting
+   * process caps its DuckDB at `store.memoryLimit` (64 MB by default) to bound its RSS; a training
+   * set's parallel joins on that instance ran out of it now and then.
+   */
+  private async withQueryMemory<T>(run: () => Promise<T>): Promise<T> {
+    const limit = (await this.connection.runAndReadAll(`SELECT current_setting('memory_limit')`)).getRows()[0]![0] as string;
+    const bytes = parseMemory(limit);
+    if (bytes === undefined || bytes >= QUERY_MEMORY_BYTES) return run();
+    await this.connection.run(`SET memory_limit = '${QUERY_MEMORY_LIMIT}'`);
+    try {
+      return await run();
+    } finally {
+      await this.connection.run(`SET memory_limit = '${limit.replaceAll("'", "''")}'`);
     }
   }
 
@@ -295,4 +312,16 @@ export async function openFeatureStore(path: string, options: { readonly definit
   const store = new FeatureStore(db.connection, options);
   store.close = () => db.close();
   return store;
+}
+
+/** The DuckDB memory a feature query gets at least. */
+const QUERY_MEMORY_LIMIT = '256MB';
+const QUERY_MEMORY_BYTES = 256 * 1000 * 1000;
+const MEMORY_UNITS: Readonly<Record<string, number>> = { b: 1, kb: 1e3, mb: 1e6, gb: 1e9, tb: 1e12, kib: 2 ** 10, mib: 2 ** 20, gib: 2 ** 30, tib: 2 ** 40 };
+
+/** Bytes of a DuckDB memory setting as it prints it (`61.0 MiB`), or undefined. */
+function parseMemory(text: string): number | undefined {
+  const match = /^\s*([\d.]+)\s*([a-z]+)\s*$/i.exec(text);
+  const unit = match ? MEMORY_UNITS[match[2]!.toLowerCase()] : undefined;
+  return match && unit ? Number(match[1]) * unit : undefined;
 }
