@@ -129,7 +129,10 @@ export interface ChangeLog {
    * leaves the transaction open for the next batch.
    */
   apply(batch: ChangeBatch): Promise<void>;
-  /** Discards an open transaction (after a stream failure mid-transaction); any time. */
+  /**
+   * Discards an open transaction (after a stream failure mid-transaction); with none open, releases
+   * what the log keeps between batches (the engine calls it when a run of batches ends); any time.
+   */
   rollback(): Promise<void>;
   /**
    * The latest known row of `table` for each key (for unchanged TOAST values), null where none, in the

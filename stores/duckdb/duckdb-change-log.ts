@@ -136,7 +136,7 @@ export class DuckDBChangeLog implements ChangeLog {
   private readonly consumers: ChangeConsumer<DuckDBConnection>[] = [];
   /** The snapshot table being written (one per source table, in one transaction). */
   private snapshotWriter: { table: string; writer: TypedTableWriter; rows: number } | undefined;
-  /** Stream tables by `table#version`, and the appenders open on them. */
+  /** Stream tables by `table#version`, and the appenders open on them (kept across batches, released by {@link rollback}). */
   private streamTables = new Map<string, StreamTableInfo>();
   private readonly streamWriters = new Map<string, TypedTableWriter>();
 
@@ -297,7 +297,6 @@ export class DuckDBChangeLog implements ChangeLog {
       if (batch.complete) {
         this.flushAll();
         const endsSnapshotTable = this.endSnapshotTable();
-        this.closeStreamWriters();
         // One round trip, no prepared statement: this ends every batch. A failed UPDATE skips the COMMIT.
         await c.run(`UPDATE _checkpoint SET lsn = ${BigInt(batch.checkpoint)}, updated_at = now() WHERE id = 1; COMMIT`);
         this.inTransaction = false;
@@ -508,7 +507,11 @@ export class DuckDBChangeLog implements ChangeLog {
   }
 
   async rollback(): Promise<void> {
-    if (!this.inTransaction) return;
+    if (!this.inTransaction) {
+      // Between runs: the stream tables' appenders, kept open across batches, are released.
+      this.closeStreamWriters();
+      return;
+    }
     this.inTransaction = false;
     const hadSnapshotTable = this.snapshotWriter !== undefined;
     this.snapshotWriter?.writer.discard();

@@ -291,6 +291,12 @@ export function changeLogViewSql(snapshots: readonly SnapshotTableInfo[], stream
 export class TypedTableWriter {
   private readonly types: DuckDBType[];
   private pending = false;
+  /**
+   * One data chunk, reset for each append (the appender copies what it is given): a chunk made per
+   * append costs a native object per column, and the stream appends a few rows many times a second.
+   */
+  private chunk: DuckDBDataChunk | undefined;
+  private vectors: duckdb.Vector[] | undefined;
   /** A chunk's worth of inlined strings, and the rows of the longer ones (see appendText). */
   private readonly inline = new Uint8Array(CHUNK_ROWS * 16);
   private readonly longRows = new Int32Array(CHUNK_ROWS);
@@ -322,15 +328,15 @@ export class TypedTableWriter {
     if (rows.length > 0) this.pending = true;
     for (let start = 0; start < rows.length; start += CHUNK_ROWS) {
       const n = Math.min(CHUNK_ROWS, rows.length - start);
-      const chunk = DuckDBDataChunk.create(this.types, n);
+      const chunk = this.chunkOf(n);
       let v = 0;
       this.layout.meta.forEach((m, i) => {
         const bytes = meta[i]!;
-        duckdb.copy_data_to_vector(duckdb.data_chunk_get_vector(chunk.chunk, v++), 0, bytes.buffer as ArrayBuffer, bytes.byteOffset + start * m.width, n * m.width);
+        duckdb.copy_data_to_vector(this.vectors![v++]!, 0, bytes.buffer as ArrayBuffer, bytes.byteOffset + start * m.width, n * m.width);
       });
       this.layout.stored.forEach((s, i) => {
         const column = rows.columns[i]!;
-        const vector = duckdb.data_chunk_get_vector(chunk.chunk, v++);
+        const vector = this.vectors![v++]!;
         const validity = new ValidityMask(n);
         if (column.kind === 'value') {
           for (let r = 0; r < n; r++) {
@@ -346,7 +352,7 @@ export class TypedTableWriter {
           duckdb.copy_data_to_vector(vector, 0, data.buffer as ArrayBuffer, data.byteOffset + start * width, n * width);
           if (nulls) for (let r = 0; r < n; r++) if (nulls[start + r]) validity.setNull(r);
           if (s.override) {
-            const overrideVector = duckdb.data_chunk_get_vector(chunk.chunk, v++);
+            const overrideVector = this.vectors![v++]!;
             // Every row null but the overridden ones (mostly none).
             const overridden = new ValidityMask(n);
             overridden.bytes = new Uint8Array(Math.ceil(n / 64) * 8);
@@ -366,6 +372,16 @@ export class TypedTableWriter {
       });
       this.appender.appendDataChunk(chunk);
     }
+  }
+
+  /** The writer's data chunk, emptied, holding `n` rows. */
+  private chunkOf(n: number): DuckDBDataChunk {
+    if (!this.chunk) {
+      this.chunk = DuckDBDataChunk.create(this.types);
+      this.vectors = this.types.map((_, i) => duckdb.data_chunk_get_vector(this.chunk!.chunk, i));
+    } else this.chunk.reset();
+    this.chunk.rowCount = n;
+    return this.chunk;
   }
 
   /**
