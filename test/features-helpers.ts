@@ -3,9 +3,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type * as arrow from 'apache-arrow';
 import type { FeatureDefinitions } from '../framework/features';
-import type { Change, ChangeBatch, Op, Row, TableSchema } from '../framework/types';
+import type { Change, ChangeBatch, Op, Row } from '../framework/types';
 import { DuckDBChangeLog } from '../stores/duckdb/duckdb-change-log';
 import { FeatureTables } from '../stores/duckdb/feature-tables';
+import { ITEMS } from '../framework/testing/items';
 
 /** A small deterministic PRNG (mulberry32), so a failing seed can be replayed. */
 export function prng(seed: number): () => number {
@@ -19,16 +20,7 @@ export function prng(seed: number): () => number {
   };
 }
 
-export const ITEMS: TableSchema & { version: number } = {
-  table: 'public.items',
-  version: 1,
-  keyColumns: ['id'],
-  columns: [
-    { name: 'id', type: 'int4', array: false, typeOid: 23, key: true },
-    { name: 'value', type: 'float8', array: false, typeOid: 701, key: false },
-    { name: 'name', type: 'text', array: false, typeOid: 25, key: false },
-  ],
-};
+export { ITEMS };
 
 export const T0 = 1_700_000_000_000_000n;
 

@@ -6,20 +6,12 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { entity, featureView, float64, text } from '../../framework/features';
-import type { Change, ChangeBatch, TableSchema } from '../../framework/types';
+import type { Change, ChangeBatch } from '../../framework/types';
 import { DuckDBChangeLog } from '../../stores/duckdb/duckdb-change-log';
 import { FeatureTables } from '../../stores/duckdb/feature-tables';
+import { ITEMS } from '../../framework/testing/items';
 
-export const ITEMS: TableSchema & { version: number } = {
-  table: 'public.items',
-  version: 1,
-  keyColumns: ['id'],
-  columns: [
-    { name: 'id', type: 'int4', array: false, typeOid: 23, key: true },
-    { name: 'value', type: 'float8', array: false, typeOid: 701, key: false },
-    { name: 'name', type: 'text', array: false, typeOid: 25, key: false },
-  ],
-};
+export { ITEMS };
 
 export const itemView = featureView({
   name: 'items',
