@@ -21,6 +21,7 @@ import {
   consecutiveSeqBytes,
   positionedSeqBytes,
   snapshotLayout,
+  keyPrefilter,
   snapshotSelectSql,
   snapshotStorageName,
   streamLayout,
@@ -548,10 +549,13 @@ export class DuckDBChangeLog implements ChangeLog {
       ][];
       for (const [key, after, version] of rows) found.set(key, decodeRow(after, this.schemaCache.get(`${table}#${version}`)?.columns ?? []));
     };
-    // The stream: `_changes` and the table's typed stream rows (whose keys are computed per row).
+    // The stream: `_changes` and the table's typed stream rows, narrowed on a native key column
+    // before their keys are printed.
     const stream = [
       'SELECT seq, table_name, key, after, schema_version FROM _changes',
-      ...[...this.streamTables.values()].filter((t) => t.table === table).map((t) => `SELECT seq, table_name, key, after, schema_version FROM (${streamSelectSql(t)})`),
+      ...[...this.streamTables.values()]
+        .filter((t) => t.table === table)
+        .map((t) => `SELECT seq, table_name, key, after, schema_version FROM (${streamSelectSql(t, keyPrefilter(t.schema, keys))})`),
     ];
     await lookup(
       `SELECT key, after, schema_version FROM (${stream.join(' UNION ALL ')})
@@ -559,11 +563,13 @@ export class DuckDBChangeLog implements ChangeLog {
         QUALIFY row_number() OVER (PARTITION BY key ORDER BY seq DESC) = 1`,
       encoded,
     );
-    const missing = encoded.filter((key) => !found.has(key));
+    const missing = keys.filter((_, i) => !found.has(encoded[i]!));
     const snapshot = (await this.snapshotTables()).find((t) => t.table === table);
     if (missing.length > 0 && snapshot) {
-      // The key is computed for every snapshot row, the row only for those that match.
-      await lookup(`SELECT key, after, schema_version FROM (${snapshotSelectSql(snapshot)}) WHERE table_name = $1 AND key IN (SELECT unnest($2))`, missing);
+      await lookup(
+        `SELECT key, after, schema_version FROM (${snapshotSelectSql(snapshot, keyPrefilter(snapshot.schema, missing))}) WHERE table_name = $1 AND key IN (SELECT unnest($2))`,
+        missing.map((key) => encodeKey(key, keyColumns)!),
+      );
     }
     return encoded.map((key) => found.get(key) ?? null);
   }

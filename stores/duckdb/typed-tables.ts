@@ -36,7 +36,7 @@ import {
   type SnapshotRows,
   type TextSnapshotColumn,
 } from '../../framework/snapshot-rows';
-import type { ColumnSchema, TableSchema } from '../../framework/types';
+import type { ColumnSchema, Row, TableSchema, Value } from '../../framework/types';
 import { keyPrefix } from '../../framework/value-json';
 import { ValidityMask } from './chunk-columns';
 import { quoteIdent, quoteLiteral } from './duckdb-database';
@@ -259,31 +259,67 @@ function keyAndRowSql(schema: TableSchema, stored: readonly StoredColumn[]): str
   return `${jsonObjectOf(keys, true)} AS key, CAST(NULL AS VARCHAR) AS before, ${jsonObjectOf(stored, false)} AS after`;
 }
 
-/** A table's snapshot rows in the columns of `_changes`. */
-export function snapshotSelectSql(t: SnapshotTableInfo): string {
+/** A table's snapshot rows in the columns of `_changes` (only those matching `where`, on the storage's columns, if given). */
+export function snapshotSelectSql(t: SnapshotTableInfo, where?: string): string {
   const { meta, stored } = snapshotLayout(t.schema.columns);
   return (
     `SELECT ${quoteIdent(meta[0]!.name)} AS seq, ${quoteLiteral(t.table)} AS table_name, 'r' AS op, ${keyAndRowSql(t.schema, stored)}, ` +
     `CAST(${t.lsn} AS UBIGINT) AS lsn, CAST(${t.lsn} AS UBIGINT) AS commit_lsn, ` +
     `to_timestamp(0) + to_microseconds(CAST(${t.commitTime} AS BIGINT)) AS commit_time, CAST(0 AS UBIGINT) AS xid, ` +
-    `CAST(${t.schema.version} AS INTEGER) AS schema_version FROM ${quoteIdent(t.storage)}`
+    `CAST(${t.schema.version} AS INTEGER) AS schema_version FROM ${quoteIdent(t.storage)}${where ? ` WHERE ${where}` : ''}`
   );
 }
 
-/** A table's typed stream rows of one schema version in the columns of `_changes`. */
-export function streamSelectSql(t: StreamTableInfo): string {
+/** A table's typed stream rows of one schema version in the columns of `_changes` (only those matching `where`, if given). */
+export function streamSelectSql(t: StreamTableInfo, where?: string): string {
   const { meta, stored } = streamLayout(t.schema.columns);
   const [seq, op, lsn, commitLsn, commitTime, xid] = meta.map((m) => quoteIdent(m.name));
   return (
     `SELECT ${seq} AS seq, ${quoteLiteral(t.table)} AS table_name, chr(CAST(${op} AS INTEGER)) AS op, ${keyAndRowSql(t.schema, stored)}, ` +
     `${lsn} AS lsn, ${commitLsn} AS commit_lsn, ${commitTime} AS commit_time, ${xid} AS xid, ` +
-    `CAST(${t.schema.version} AS INTEGER) AS schema_version FROM ${quoteIdent(t.storage)}`
+    `CAST(${t.schema.version} AS INTEGER) AS schema_version FROM ${quoteIdent(t.storage)}${where ? ` WHERE ${where}` : ''}`
   );
+}
+
+/**
+ * A condition on a typed table's own columns that every row with one of `keys` meets: the first key
+ * column stored natively (integers, bool, text) whose values in `keys` all have that column's type,
+ * `IN` those values; undefined when no column qualifies. It narrows a key lookup before each row's
+ * key is printed as JSON (which is what the lookup then compares).
+ */
+export function keyPrefilter(schema: TableSchema, keys: readonly Row[]): string | undefined {
+  for (const name of schema.keyColumns) {
+    const column = schema.columns.find((c) => c.name === name);
+    if (!column) continue;
+    const kind = snapshotColumnKind(column);
+    const literals = new Set<string>();
+    for (const key of keys) literals.add(nativeLiteral(kind, key[name]) ?? '');
+    if (keys.length > 0 && !literals.has('')) return `${quoteIdent(name)} IN (${[...literals].join(', ')})`;
+  }
+  return undefined;
+}
+
+/** The SQL literal of a key value in a natively stored column of `kind`, or undefined. */
+function nativeLiteral(kind: SnapshotColumnKind, value: Value | undefined): string | undefined {
+  switch (kind) {
+    case 'int16':
+    case 'int32':
+    case 'uint32':
+    case 'int64':
+      return (typeof value === 'number' && Number.isInteger(value)) || typeof value === 'bigint' ? String(value) : undefined;
+    case 'bool':
+      return typeof value === 'boolean' ? String(value) : undefined;
+    case 'text':
+    case 'plain-text':
+      return typeof value === 'string' ? quoteLiteral(value) : undefined;
+    default:
+      return undefined;
+  }
 }
 
 /** `CREATE OR REPLACE VIEW change_log`: `_changes` and every typed table, in the columns of `_changes`. */
 export function changeLogViewSql(snapshots: readonly SnapshotTableInfo[], streams: readonly StreamTableInfo[]): string {
-  const parts = [`SELECT ${CHANGES_COLUMNS} FROM _changes`, ...snapshots.map(snapshotSelectSql), ...streams.map(streamSelectSql)];
+  const parts = [`SELECT ${CHANGES_COLUMNS} FROM _changes`, ...snapshots.map((t) => snapshotSelectSql(t)), ...streams.map((t) => streamSelectSql(t))];
   return `CREATE OR REPLACE VIEW change_log AS ${parts.join('\nUNION ALL ')}`;
 }
 
