@@ -7,7 +7,7 @@ describe('configuration', () => {
     const config = resolveConfig({ source: { tables: ['orders', 'sales.items', 'orders'] } }, { DATABASE_URL: 'postgres://h/db', FEATUREFLOW_DUCKDB: 'x.duckdb' });
     expect(config.source).toEqual({ connectionString: 'postgres://h/db', tables: ['public.orders', 'sales.items'], slot: 'featureflow', publication: 'featureflow' });
     expect(config.store).toEqual({ path: 'x.duckdb', memoryLimit: '64MB', snapshotCompression: 'fast' });
-    expect(config.ingest).toEqual({ batchSize: 10_000, snapshotBatchSize: 5_000, heartbeatSeconds: 5, maxBackoffSeconds: 30 });
+    expect(config.ingest).toEqual({ batchSize: 10_000, snapshotBatchSize: 8_192, heartbeatSeconds: 5, maxBackoffSeconds: 30 });
     expect(Object.isFrozen(config.source.tables)).toBe(true);
     // An explicit value wins over the environment.
     expect(resolveConfig({ source: { tables: ['t'], connectionString: 'postgres://explicit/db' } }, { DATABASE_URL: 'postgres://env/db' }).source.connectionString).toBe(
