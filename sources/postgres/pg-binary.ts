@@ -15,6 +15,15 @@ export type Decoder = (buf: Buffer, start: number, end: number) => Value;
 // Scalars
 
 const decodeBool: Decoder = (buf, start) => buf[start] !== 0;
+/**
+ * Big-endian integers at `s`, read byte by byte: `Buffer#readInt16BE` and its kin check their
+ * arguments on every call, which shows in loops over every field of a snapshot.
+ */
+export const int16At = (buf: Uint8Array, s: number): number => ((buf[s]! << 24) >> 16) | buf[s + 1]!;
+export const uint16At = (buf: Uint8Array, s: number): number => (buf[s]! << 8) | buf[s + 1]!;
+export const int32At = (buf: Uint8Array, s: number): number => (buf[s]! << 24) | (buf[s + 1]! << 16) | (buf[s + 2]! << 8) | buf[s + 3]!;
+export const uint32At = (buf: Uint8Array, s: number): number => int32At(buf, s) >>> 0;
+
 const decodeInt2: Decoder = (buf, start) => buf.readInt16BE(start);
 const decodeInt4: Decoder = (buf, start) => buf.readInt32BE(start);
 const decodeOid: Decoder = (buf, start) => buf.readUInt32BE(start);
@@ -95,8 +104,8 @@ const NUMERIC_SPECIAL: Readonly<Record<number, Buffer>> = {
 
 /** Most bytes {@link writeNumericText} writes for the numeric at `buf[start]`. */
 export function numericTextBound(buf: Buffer, start: number): number {
-  const weight = buf.readInt16BE(start + 2);
-  const dscale = buf.readInt16BE(start + 6);
+  const weight = int16At(buf, start + 2);
+  const dscale = int16At(buf, start + 6);
   return 12 + Math.max(0, weight + 1) * 4 + dscale;
 }
 
@@ -106,10 +115,10 @@ export function numericTextBound(buf: Buffer, start: number): number {
  * {@link numericTextBound} bytes free.
  */
 export function writeNumericText(buf: Buffer, start: number, out: Uint8Array, at: number): number {
-  const ndigits = buf.readInt16BE(start);
-  const weight = buf.readInt16BE(start + 2);
-  const sign = buf.readUInt16BE(start + 4);
-  const dscale = buf.readInt16BE(start + 6);
+  const ndigits = int16At(buf, start);
+  const weight = int16At(buf, start + 2);
+  const sign = uint16At(buf, start + 4);
+  const dscale = int16At(buf, start + 6);
   if (sign !== NUMERIC_POS && sign !== NUMERIC_NEG) {
     const special = NUMERIC_SPECIAL[sign];
     if (!special) throw new Error(`invalid numeric sign 0x${sign.toString(16)} in binary data`);

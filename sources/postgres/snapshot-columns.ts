@@ -15,7 +15,7 @@ import {
 import type { ColumnSchema } from '../../framework/types';
 import { encodeValue } from '../../framework/value-json';
 import type { CopyRowSink } from './copy-binary-parser';
-import { decoderFor, numericTextBound, writeNumericText, type Decoder } from './pg-binary';
+import { decoderFor, int16At, int32At, numericTextBound, uint16At, uint32At, writeNumericText, type Decoder } from './pg-binary';
 
 const TWO_32 = 4294967296;
 /** µs from 1970-01-01 to 2000-01-01 (PostgreSQL's epoch). */
@@ -90,20 +90,20 @@ class FixedWriter implements ColumnWriter {
     const d = this.data;
     switch (this.kind) {
       case 'int16':
-        this.i16[row] = buf.readInt16BE(s);
+        this.i16[row] = int16At(buf, s);
         return;
       case 'int32':
-        this.i32[row] = buf.readInt32BE(s);
+        this.i32[row] = int32At(buf, s);
         return;
       case 'uint32':
-        this.u32[row] = buf.readUInt32BE(s);
+        this.u32[row] = uint32At(buf, s);
         return;
       case 'bool':
         d[row] = buf[s] !== 0 ? 1 : 0;
         return;
       case 'float32': {
         // -0 goes to the overrides: DuckDB's run-length encoding takes -0 and 0 for one value.
-        if (buf[s] === 0x80 && buf[s + 1] === 0 && buf.readUInt16BE(s + 2) === 0) {
+        if (buf[s] === 0x80 && buf[s + 1] === 0 && uint16At(buf, s + 2) === 0) {
           this.override(row, buf, s, end);
           return;
         }
@@ -116,7 +116,7 @@ class FixedWriter implements ColumnWriter {
       }
       case 'int64':
       case 'float64': {
-        if (this.kind === 'float64' && buf[s] === 0x80 && buf[s + 1] === 0 && buf.readUInt16BE(s + 2) === 0 && buf.readUInt32BE(s + 4) === 0) {
+        if (this.kind === 'float64' && buf[s] === 0x80 && buf[s + 1] === 0 && uint16At(buf, s + 2) === 0 && uint32At(buf, s + 4) === 0) {
           this.override(row, buf, s, end);
           return;
         }
@@ -132,19 +132,19 @@ class FixedWriter implements ColumnWriter {
         return;
       }
       case 'date': {
-        const day = buf.readInt32BE(s);
+        const day = int32At(buf, s);
         if (day >= DAY_MIN && day <= DAY_MAX) this.i32[row] = day + EPOCH_SHIFT_DAYS;
         else this.override(row, buf, s, end);
         return;
       }
       case 'timestamp':
       case 'timestamptz': {
-        const hi = buf.readInt32BE(s);
+        const hi = int32At(buf, s);
         if (hi < TS_HI_MIN || hi > TS_HI_MAX) {
           this.override(row, buf, s, end);
           return;
         }
-        let lo = buf.readUInt32BE(s + 4) + SHIFT_LO;
+        let lo = uint32At(buf, s + 4) + SHIFT_LO;
         let carry = 0;
         if (lo >= TWO_32) {
           lo -= TWO_32;
