@@ -114,13 +114,15 @@ describe('snapshot storage', () => {
     }
   });
 
-  test('a file in the layout of an earlier featureflow is refused with FF_STORE_FORMAT and left as it was', async () => {
+  // Earlier layouts: the snapshot as JSON rows (no `storage`), then typed snapshot tables whose float
+  // columns had no overrides, before the stream's typed tables (no `_stream_tables`).
+  test.each([
+    ['JSON snapshot', 'CREATE TABLE _snapshot_tables (table_name VARCHAR PRIMARY KEY, rows BIGINT NOT NULL, done BOOLEAN NOT NULL)'],
+    ['typed snapshot, no stream tables', 'CREATE TABLE _snapshot_tables (table_name VARCHAR PRIMARY KEY, rows BIGINT NOT NULL, done BOOLEAN NOT NULL, storage VARCHAR)'],
+  ])('a file in an earlier layout (%s) is refused with FF_STORE_FORMAT and left as it was', async (_layout, ddl) => {
     const path = testConfig(['unused']).store.path;
     const old = await openDuckDB(path);
-    await old.connection.run(
-      'CREATE TABLE _snapshot_tables (table_name VARCHAR PRIMARY KEY, rows BIGINT NOT NULL, done BOOLEAN NOT NULL); ' +
-        "INSERT INTO _snapshot_tables VALUES ('public.t', 3, true)",
-    );
+    await old.connection.run(`${ddl}; INSERT INTO _snapshot_tables (table_name, rows, done) VALUES ('public.t', 3, true)`);
     old.close();
     const error = await new DuckDBChangeLog(path).open().then(
       () => undefined,
