@@ -367,30 +367,35 @@ function arrayDecoder(element: Decoder): Decoder {
     if (ndim < 0 || ndim > MAXDIM) throw new Error(`invalid array dimension count ${ndim} in binary data`);
     const dims: number[] = [];
     for (let d = 0; d < ndim; d++) dims.push(buf.readInt32BE(start + 12 + 8 * d));
-    let pos = start + 12 + 8 * ndim;
-    const level = (d: number): Value[] => {
-      const n = dims[d]!;
-      const out: Value[] = new Array(n);
-      for (let i = 0; i < n; i++) {
-        if (d + 1 < ndim) {
-          out[i] = level(d + 1);
-          continue;
-        }
-        if (pos + 4 > end) throw new Error('truncated array in binary data');
-        const len = buf.readInt32BE(pos);
-        pos += 4;
-        if (len < 0) {
-          out[i] = null;
-        } else {
-          if (pos + len > end) throw new Error('truncated array element in binary data');
-          out[i] = element(buf, pos, pos + len);
-          pos += len;
-        }
-      }
-      return out;
-    };
-    return level(0);
+    const cursor = { pos: start + 12 + 8 * ndim };
+    return arrayLevel(element, buf, end, dims, 0, cursor);
   };
+}
+
+/**
+ * Dimension `d` of an array whose elements start at `cursor.pos`; a function of its own rather than
+ * a closure per value (tsx's name-keeping wrapper would run for each).
+ */
+function arrayLevel(element: Decoder, buf: Buffer, end: number, dims: readonly number[], d: number, cursor: { pos: number }): Value[] {
+  const n = dims[d]!;
+  const out: Value[] = new Array(n);
+  for (let i = 0; i < n; i++) {
+    if (d + 1 < dims.length) {
+      out[i] = arrayLevel(element, buf, end, dims, d + 1, cursor);
+      continue;
+    }
+    if (cursor.pos + 4 > end) throw new Error('truncated array in binary data');
+    const len = buf.readInt32BE(cursor.pos);
+    cursor.pos += 4;
+    if (len < 0) {
+      out[i] = null;
+    } else {
+      if (cursor.pos + len > end) throw new Error('truncated array element in binary data');
+      out[i] = element(buf, cursor.pos, cursor.pos + len);
+      cursor.pos += len;
+    }
+  }
+  return out;
 }
 
 // ---------------------------------------------------------------------------------------------
