@@ -340,11 +340,13 @@ export class PgoutputStream {
             // exactly at the batch size completes in its last batch (not in an empty one after it).
             if (built.size >= ctx.batchSize) yield take();
             // An insert, or an update without the old row: its new row goes column-wise when complete.
-            if (msg.tag !== 'delete' && msg.oldAt < 0 && writeTupleColumns(state, msg.buf, msg.newAt, built.rowsOf(state.schema))) {
-              const op = msg.tag === 'insert' ? 'c' : 'u';
-              const change = built.wantsChanges ? this.decodeRowChange(state, msg, item.lsn, txn) : undefined;
-              built.addRow(state.schema, op, item.lsn, txn.commitLsn, txn.commitTime, txn.xid, change);
-              break;
+            if (msg.tag !== 'delete' && msg.oldAt < 0) {
+              const group = built.groupOf(state.schema);
+              if (writeTupleColumns(state, msg.buf, msg.newAt, group.columns)) {
+                const change = built.wantsChanges ? this.decodeRowChange(state, msg, item.lsn, txn) : undefined;
+                built.addRow(group, msg.tag === 'insert' ? 'c' : 'u', item.lsn, txn.commitLsn, txn.commitTime, txn.xid, change);
+                break;
+              }
             }
             const change = this.decodeRowChange(state, msg, item.lsn, txn);
             // Unchanged TOASTed values are filled from the row's last image, which the store finds

@@ -12,7 +12,7 @@ import { SnapshotColumnsBuilder } from './snapshot-columns';
 const INITIAL_ROWS = 64;
 
 /** Column-wise rows of one table schema version, with each row's place and commit data. */
-class GroupBuilder {
+export class GroupBuilder {
   readonly columns: SnapshotColumnsBuilder;
   private length = 0;
   private positions = new Int32Array(INITIAL_ROWS);
@@ -105,24 +105,23 @@ export class StreamBatchBuilder {
     return this.filled.size > 0;
   }
 
-  /** True when the caller must also add each change of a row it wrote with {@link addRow}. */
+  /** True when the caller must also pass each row's change to {@link addRow}. */
   get wantsChanges(): boolean {
     return this.options.changes;
   }
 
-  /** The columns builder to write a row of `schema` into; call {@link addRow} after writing it. */
-  rowsOf(schema: TableSchema & { readonly version: number }): SnapshotColumnsBuilder {
+  /** The group of `schema`'s rows: write a row into its `columns`, then call {@link addRow}. */
+  groupOf(schema: TableSchema & { readonly version: number }): GroupBuilder {
     let group = this.groups.get(schema);
     if (!group) {
       group = new GroupBuilder(schema, this.options.batchSize, this.options.utf8Server);
       this.groups.set(schema, group);
     }
-    return group.columns;
+    return group;
   }
 
-  /** Records the row just written to `rowsOf(schema)`; `change` is its Change when {@link wantsChanges}. */
-  addRow(schema: object, op: 'c' | 'u', lsn: Lsn, commitLsn: Lsn, commitTime: bigint, xid: number, change?: Change): void {
-    const group = this.groups.get(schema)!;
+  /** Records the row just written to `group.columns`; `change` is its Change when {@link wantsChanges}. */
+  addRow(group: GroupBuilder, op: 'c' | 'u', lsn: Lsn, commitLsn: Lsn, commitTime: bigint, xid: number, change?: Change): void {
     group.add(this.count++, op === 'c' ? 0x63 : 0x75, lsn, commitLsn, commitTime, xid);
     this.filled.add(group);
     if (change) this.changes.push(change);
