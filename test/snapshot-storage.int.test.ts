@@ -3,6 +3,7 @@ import type pg from 'pg';
 import { FeatureflowError } from '../framework/errors';
 import { DuckDBChangeLog } from '../stores/duckdb/duckdb-change-log';
 import { openDuckDB } from '../stores/duckdb/duckdb-database';
+import { snapshotStorageName, streamStorageName } from '../stores/duckdb/typed-tables';
 import { pgClient, randomName, testConfig } from './helpers';
 import { compareWithPostgres, ingestUntilCaughtUp } from './ingest-harness';
 
@@ -109,6 +110,53 @@ describe('snapshot storage', () => {
         [3, null, '"0044-03-15T12:00:00.000000Z BC"', '"0044-03-15 BC"'],
         [4, null, '"294276-12-31T23:59:59.999999Z"', '"5874897-12-31"'],
       ]);
+    } finally {
+      db.close();
+    }
+  });
+
+  test('text of every length, one- to four-byte characters, from the snapshot and the stream: DuckDB holds, orders and matches it as PostgreSQL does', async () => {
+    const table = randomName('snap_text');
+    await client.query(`CREATE TABLE ${table} (n int PRIMARY KEY, t text, doc jsonb)`);
+    // Lengths around DuckDB's 12-byte inline limit, characters cut by its 4-byte prefix, long runs,
+    // nulls and empty strings among them, over more rows than a DuckDB chunk (2 048).
+    const rows = (from: number, to: number) => `
+      INSERT INTO ${table}
+      SELECT n, CASE n % 8 WHEN 0 THEN NULL WHEN 1 THEN '' WHEN 2 THEN repeat('a', n % 14)
+                           WHEN 3 THEN repeat('é', n % 9) WHEN 4 THEN repeat('x', 12) || n
+                           WHEN 5 THEN repeat('😀', n % 6) || n WHEN 6 THEN 'ab✓' || md5(n::text)
+                           ELSE md5(n::text) || repeat('z', n % 300) END,
+             CASE WHEN n % 5 = 0 THEN NULL ELSE jsonb_build_object('n', n, 's', repeat('ü', n % 20)) END
+        FROM generate_series(${from}, ${to}) n`;
+    await client.query(rows(1, 5000));
+    await client.query(`INSERT INTO ${table} VALUES (0, repeat('long ✓ ', 40000), '{"big": "${'y'.repeat(70000)}"}')`);
+    const config = testConfig([table]);
+    await ingestUntilCaughtUp(config);
+    await client.query(rows(5001, 9000)); // one transaction: typed stream rows, several chunks
+    await ingestUntilCaughtUp(config);
+    const { diff, state } = await compareWithPostgres(client, config, table);
+    expect(diff).toEqual({ missing: [], extra: [] });
+    expect(state.size).toBe(9001);
+
+    const db = await openDuckDB(config.store.path, { readOnly: true });
+    try {
+      const stored = `SELECT n, t FROM "${snapshotStorageName(`public.${table}`)}" UNION ALL SELECT n, t FROM "${streamStorageName(`public.${table}`, 1)}"`;
+      // Order and equality over the stored bytes, as PostgreSQL sees them byte-wise (COLLATE "C").
+      const ordered = (await db.connection.runAndReadAll(`SELECT n FROM (${stored}) ORDER BY t, n`)).getRows().map((r) => r[0]);
+      const { rows: expected } = await client.query(`SELECT n FROM ${table} ORDER BY t COLLATE "C", n`);
+      expect(ordered).toEqual(expected.map((r) => r.n));
+      // Equality and length, checked against PostgreSQL's values, for a value of every kind.
+      const { rows: probes } = await client.query(
+        `SELECT t, count(*)::int AS rows, octet_length(t) AS bytes FROM ${table}
+          WHERE t IN (SELECT t FROM ${table} WHERE n IN (0, 1, 2, 3, 4, 5, 6, 7, 13, 6004, 6005, 6006, 6007, 8999)) GROUP BY t`,
+      );
+      expect(probes.length).toBe(14);
+      for (const probe of probes) {
+        const found = (
+          await db.connection.runAndReadAll(`SELECT count(*)::INT, min(octet_length(encode(t))) FROM (${stored}) WHERE t = $1`, [probe.t])
+        ).getRows();
+        expect(found, `${probe.bytes} bytes`).toEqual([[probe.rows, BigInt(probe.bytes)]]);
+      }
     } finally {
       db.close();
     }
