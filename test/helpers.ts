@@ -32,9 +32,10 @@ export function testConfig(tables: string[], overrides: Partial<FeatureflowConfi
   const dir = mkdtempSync(join(tmpdir(), 'featureflow-test-'));
   return resolveConfig({
     source: { connectionString: url, tables, slot: randomName('slot'), publication: randomName('pub') },
-    store: { path: join(dir, 'featureflow.duckdb') },
     logLevel: process.env.FEATUREFLOW_TEST_LOG ?? 'silent',
     ...overrides,
+    // Store settings merge with the test's own file.
+    store: { path: join(dir, 'featureflow.duckdb'), ...overrides.store },
   });
 }
 

@@ -162,6 +162,31 @@ describe('snapshot storage', () => {
     }
   });
 
+  test.each([
+    ['fast', ['Uncompressed']],
+    ['small', ['Dictionary']],
+  ] as const)('store.compression %s: snapshot and stream tables are compressed that way', async (compression, expected) => {
+    const table = randomName('snap_compress');
+    await client.query(`CREATE TABLE ${table} (n int PRIMARY KEY, t text)`);
+    const fill = (from: number, to: number) => `INSERT INTO ${table} SELECT n, 'category-' || (n % 4) FROM generate_series(${from}, ${to}) n`;
+    await client.query(fill(1, 5000));
+    const config = testConfig([table], { store: { compression } });
+    await ingestUntilCaughtUp(config);
+    await client.query(fill(5001, 10000));
+    await ingestUntilCaughtUp(config);
+    const db = await openDuckDB(config.store.path, { readOnly: true });
+    try {
+      for (const storage of [snapshotStorageName(`public.${table}`), streamStorageName(`public.${table}`, 1)]) {
+        const methods = (
+          await db.connection.runAndReadAll(`SELECT DISTINCT compression FROM pragma_storage_info($1) WHERE column_name = 't' AND segment_type = 'VARCHAR'`, [`"${storage}"`])
+        ).getRows();
+        expect(methods.map((r) => r[0]), storage).toEqual(expected);
+      }
+    } finally {
+      db.close();
+    }
+  });
+
   // Earlier layouts: the snapshot as JSON rows (no `storage`), then typed snapshot tables whose float
   // columns had no overrides, before the stream's typed tables (no `_stream_tables`).
   test.each([

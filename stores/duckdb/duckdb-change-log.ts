@@ -88,12 +88,6 @@ CREATE TABLE IF NOT EXISTS _stream_tables (
 const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 
 /**
- * DuckDB's costly compression methods (strings, floats), left out while a snapshot is written with
- * `store.snapshotCompression: 'fast'`; integer encodings (bitpacking, RLE, constant) stay.
- */
-const FAST_SNAPSHOT_DISABLED = 'fsst,dict_fsst,dictionary,alp,alprd,chimp,patas,zstd';
-
-/**
  * Encodes the key columns of a row in a fixed order, so equal keys give equal strings. An int8 within
  * ±2^53 is written as the JSON number an int2 or int4 would be: widening a key column
  * (`ALTER COLUMN id TYPE int8`) must not change the identity of the rows already in the log.
@@ -144,7 +138,7 @@ export class DuckDBChangeLog implements ChangeLog {
   /** `readOnly` opens the file for reading only (no DDL, no appender, consumers not opened): for `status`. */
   constructor(
     private readonly path: string,
-    private readonly options: { readonly readOnly?: boolean; readonly memoryLimit?: string; readonly snapshotCompression?: 'fast' | 'small' } = {},
+    private readonly options: { readonly readOnly?: boolean; readonly memoryLimit?: string; readonly compression?: 'fast' | 'small' } = {},
   ) {}
 
   /** Adds a consumer applied inside each batch's transaction (feature tables). Before {@link open}. */
@@ -164,7 +158,7 @@ export class DuckDBChangeLog implements ChangeLog {
 
   async open(): Promise<void> {
     if (this.db) return;
-    this.db = await openDuckDB(this.path, this.options);
+    this.db = await openDuckDB(this.path, { ...this.options, compression: this.options.compression ?? 'fast' });
     try {
       await this.checkLayout();
     } catch (error) {
@@ -297,11 +291,10 @@ export class DuckDBChangeLog implements ChangeLog {
       }
       if (batch.complete) {
         this.flushAll();
-        const endsSnapshotTable = this.endSnapshotTable();
+        this.endSnapshotTable();
         // One round trip, no prepared statement: this ends every batch. A failed UPDATE skips the COMMIT.
         await c.run(`UPDATE _checkpoint SET lsn = ${BigInt(batch.checkpoint)}, updated_at = now() WHERE id = 1; COMMIT`);
         this.inTransaction = false;
-        if (endsSnapshotTable) await c.run('RESET disabled_compression_methods');
       }
     } catch (error) {
       await this.rollback();
@@ -320,7 +313,6 @@ export class DuckDBChangeLog implements ChangeLog {
       const schema = this.schemaCache.get(`${snapshot.table}#${snapshot.schemaVersion}`);
       if (!schema) throw new Error(`snapshot rows of ${snapshot.table} arrived before its schema (version ${snapshot.schemaVersion})`);
       const storage = snapshotStorageName(snapshot.table);
-      if ((this.options.snapshotCompression ?? 'fast') === 'fast') await c.run(`SET disabled_compression_methods = '${FAST_SNAPSHOT_DISABLED}'`);
       const writer = await TypedTableWriter.create(c, storage, snapshotLayout(schema.columns));
       this.snapshotWriter = { table: snapshot.table, writer, rows: 0 };
       await c.run('DELETE FROM _snapshot_tables WHERE table_name = $1', [snapshot.table]);
@@ -343,13 +335,12 @@ export class DuckDBChangeLog implements ChangeLog {
     }
   }
 
-  /** Flushes and closes the snapshot table's appender (before a commit or the next table); false when none was open. */
-  private endSnapshotTable(): boolean {
-    if (!this.snapshotWriter) return false;
+  /** Flushes and closes the snapshot table's appender, if one is open (before a commit or the next table). */
+  private endSnapshotTable(): void {
+    if (!this.snapshotWriter) return;
     this.snapshotWriter.writer.flush();
     this.snapshotWriter.writer.close();
     this.snapshotWriter = undefined;
-    return true;
   }
 
   /** The snapshot tables recorded in `_snapshot_tables`, with their schemas. */
@@ -514,7 +505,6 @@ export class DuckDBChangeLog implements ChangeLog {
       return;
     }
     this.inTransaction = false;
-    const hadSnapshotTable = this.snapshotWriter !== undefined;
     this.snapshotWriter?.writer.discard();
     this.snapshotWriter = undefined;
     this.closeStreamWriters();
@@ -526,7 +516,6 @@ export class DuckDBChangeLog implements ChangeLog {
     }
     await this.connection.run('ROLLBACK');
     this.seq = this.seqAtBegin;
-    if (hadSnapshotTable) await this.connection.run('RESET disabled_compression_methods');
     // Stream tables created in the rolled-back transaction are gone.
     await this.loadStreamTables();
   }

@@ -20,6 +20,14 @@ export interface DuckDBDatabase {
  * 1M-row snapshot 490 MB at 64 MB, 530–600 MB at 256 MB, at the same speed (bench/snapshot.ts).
  */
 const CHECKPOINT_THRESHOLD = '64MB';
+/**
+ * DuckDB's costly compression methods (strings, floats), left out with `store.compression: 'fast'`;
+ * integer encodings (bitpacking, RLE, constant) stay. On the 1M-insert stream benchmark the
+ * checkpoints' FSST, zstd and dictionary analysis took ~2 s of CPU on DuckDB's threads, enough to
+ * slow the server's own decoding on two cores: 0.90–1.00× pg_recvlogical with every method, 1.09–1.17×
+ * without these (bench/streaming.ts).
+ */
+const FAST_DISABLED = 'fsst,dict_fsst,dictionary,alp,alprd,chimp,patas,zstd';
 /** Default buffer pool of a writing process. */
 export const DEFAULT_MEMORY_LIMIT = '64MB';
 
@@ -27,7 +35,10 @@ export const DEFAULT_MEMORY_LIMIT = '64MB';
  * Opens (creating folders as needed) a DuckDB file. DuckDB allows one writing process per file; a
  * second one gets FF_STORE_LOCKED naming the file and the fix.
  */
-export async function openDuckDB(path: string, options: { readOnly?: boolean; memoryLimit?: string } = {}): Promise<DuckDBDatabase> {
+export async function openDuckDB(
+  path: string,
+  options: { readOnly?: boolean; memoryLimit?: string; compression?: 'fast' | 'small' } = {},
+): Promise<DuckDBDatabase> {
   if (path !== ':memory:' && !options.readOnly) mkdirSync(dirname(path), { recursive: true });
   let instance: DuckDBInstance;
   try {
@@ -50,6 +61,8 @@ export async function openDuckDB(path: string, options: { readOnly?: boolean; me
     throw error;
   }
   const connection = await instance.connect();
+  // Not taken as an instance option (DuckDB 1.5 ignores it there): set for the whole instance.
+  if (options.compression === 'fast' && !options.readOnly) await connection.run(`SET GLOBAL disabled_compression_methods = '${FAST_DISABLED}'`);
   let closed = false;
   return {
     path,

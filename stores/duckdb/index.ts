@@ -10,7 +10,7 @@ export * from './features';
 export function duckdbStoreModule(): ContainerModule {
   return new ContainerModule(({ bind }) => {
     bind(TOKENS.ChangeLog)
-      .toResolvedValue((config) => new DuckDBChangeLog(config.store.path, { memoryLimit: config.store.memoryLimit, snapshotCompression: config.store.snapshotCompression }), [TOKENS.Config])
+      .toResolvedValue((config) => new DuckDBChangeLog(config.store.path, { memoryLimit: config.store.memoryLimit, compression: config.store.compression }), [TOKENS.Config])
       .inSingletonScope()
       .onDeactivation((log) => log.close());
   });
