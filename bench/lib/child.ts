@@ -20,12 +20,15 @@ export interface IngestChild {
   kill(): void;
 }
 
+/** The V8 flag the `featureflow` CLI runs with (the shebang of bin/featureflow.js). */
+const CLI_NODE_ARGS = ['--max-semi-space-size=32'];
+
 /**
- * Spawns `node --import tsx bench/lib/ingest-child.ts <spec>`. Extra node flags (e.g. `--cpu-prof
- * --cpu-prof-dir=/tmp/prof`) come from the environment variable `FF_BENCH_NODE_ARGS`.
+ * Spawns `node --import tsx bench/lib/ingest-child.ts <spec>` with the CLI's node flags. Extra node
+ * flags (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`) come from the environment variable `FF_BENCH_NODE_ARGS`.
  */
 export function startIngestChild(spec: ChildSpec): IngestChild {
-  const nodeArgs = (process.env.FF_BENCH_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
+  const nodeArgs = [...CLI_NODE_ARGS, ...(process.env.FF_BENCH_NODE_ARGS ?? '').split(/\s+/).filter(Boolean)];
   const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', CHILD, JSON.stringify(spec)], {
     stdio: ['pipe', 'pipe', 'inherit'],
   });
