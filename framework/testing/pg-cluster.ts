@@ -100,7 +100,8 @@ export async function startPgCluster(options: PgClusterOptions = {}): Promise<Pg
     fsync: 'off',
     full_page_writes: 'off',
     max_wal_senders: 20,
-    max_replication_slots: 40,
+    // Each test keeps its own slot (an idle slot only holds WAL back in this throwaway cluster).
+    max_replication_slots: 100,
     max_connections: 200,
     wal_sender_timeout: '60s',
     TimeZone: 'UTC',
