@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type pg from 'pg';
 import { parseLsn } from '../framework/types';
+import { pino } from 'pino';
 import { closeContainer, createContainer, TOKENS } from '../index';
 import { pgClient, randomName, testConfig, waitFor } from './helpers';
 import { compareWithPostgres, ingestUntilCaughtUp } from './ingest-harness';
@@ -113,6 +114,39 @@ describe('schema changes mid-stream', () => {
     const keys = new Set(changes.filter((c) => c.after?.id === 5 || c.after?.id === 5n).map((c) => c.key));
     expect(keys.size).toBe(1);
   });
+  test('columns added with a default: a warning names them and the fix, the stream goes on', async () => {
+    const table = randomName('schema_default');
+    await client.query(`CREATE TABLE ${table} (id int4 PRIMARY KEY, a int4)`);
+    await client.query(`INSERT INTO ${table} SELECT g, g FROM generate_series(1, 10) g`);
+    const config = testConfig([table]);
+    await ingestUntilCaughtUp(config);
+    // A constant default (kept as the column's missing value), none, and a volatile one (a rewrite):
+    // PostgreSQL writes no change for the rows that were there.
+    await client.query(`ALTER TABLE ${table} ADD COLUMN fixed int4 DEFAULT 7, ADD COLUMN plain text, ADD COLUMN drawn float8 DEFAULT random()`);
+    await client.query(`UPDATE ${table} SET a = 0 WHERE id = 1`);
+    await client.query(`INSERT INTO ${table} (id, a) VALUES (11, 11)`);
+
+    const logged: { level: number; msg: string; table?: string; columns?: string[] }[] = [];
+    const container = await createContainer(config);
+    try {
+      container.rebind(TOKENS.Logger).toConstantValue(pino({ level: 'warn' }, { write: (line: string) => logged.push(JSON.parse(line)) }));
+      const engine = await container.getAsync(TOKENS.IngestEngine);
+      await engine.run({ untilCaughtUp: true });
+    } finally {
+      await closeContainer(container);
+    }
+    expect(logged).toHaveLength(1);
+    expect(logged[0]).toMatchObject({ table: `public.${table}`, columns: ['fixed', 'drawn'] });
+    expect(logged[0]!.msg).toMatch(/rows not changed since keep no value .*`featureflow teardown --yes`/);
+    // The rows changed after the ALTER reached the log whole, with PostgreSQL's values; the nine
+    // others lack the defaults, as the warning says.
+    const { changes, diff } = await compareWithPostgres(client, config, table);
+    expect([diff.missing.length, diff.extra.length]).toEqual([9, 9]);
+    const { rows } = await client.query(`SELECT id, a, fixed, plain, drawn FROM ${table} WHERE id IN (1, 11) ORDER BY id`);
+    const streamed = changes.filter((c) => c.op !== 'r').map((c) => c.after);
+    expect(streamed).toEqual(rows);
+  });
+
   test('widening the primary key (int4 → int8) keeps each row\'s identity in the log', async () => {
     // Regression: int4 keys were logged as {"id":5} and int8 keys as {"id":"5"}, so after the ALTER
     // every updated row appeared twice in the rebuilt state.

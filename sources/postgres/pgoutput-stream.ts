@@ -6,7 +6,7 @@ import { FeatureflowError } from '../../framework/errors';
 import type { FollowOptions } from '../../framework/interfaces';
 import { formatLsn, parseLsn, type Change, type ChangeBatch, type Lsn, type Row, type TableSchema } from '../../framework/types';
 import { decoderFor, PgTypeResolver, type Decoder } from './pg-binary';
-import type { CatalogQuery } from './pg-catalog';
+import { columnsFilledWithoutChanges, type CatalogQuery } from './pg-catalog';
 import { describeServer, quoteIdent, sqlState } from './pg-connection';
 import { decodeTupleData, isRowMessage, parseRowMessage, writeTupleColumns, type RowMessage } from './pgoutput-rows';
 import { StreamBatchBuilder } from './stream-batch';
@@ -421,6 +421,17 @@ export class PgoutputStream {
       this.latest.set(table, schema);
       schemas.push(schema);
       this.ctx.logger.info({ table, version: schema.version }, 'table schema changed in the stream');
+      const added = previous ? names.filter((n) => !previous.columns.some((c) => c.name === n)) : [];
+      const filled = added.length > 0 ? await columnsFilledWithoutChanges(this.ctx.catalog, table, added) : [];
+      if (filled.length > 0) {
+        // PostgreSQL gives the rows that existed before the ALTER the default without writing a change.
+        this.ctx.logger.warn(
+          { table, columns: filled, version: schema.version },
+          'columns were added with a default: rows not changed since keep no value for them in the change log, ' +
+            'while PostgreSQL shows the default. To have the values, take a new snapshot: `featureflow teardown --yes`, ' +
+            'then ingest into a new store.path',
+        );
+      }
     }
     this.relations.set(msg.relationOid, {
       schema,
