@@ -62,6 +62,8 @@ const DUCKDB_TYPES: Readonly<Record<SnapshotColumnKind, DuckDBType>> = {
 
 /** The longest string DuckDB keeps inside its 16-byte string header. */
 const INLINE_MAX = 12;
+/** Most bytes of a chunk's text column handed to DuckDB as one string (see appendText). */
+const ONE_CALL_MAX = 256 * 1024 * 1024;
 
 /** Kinds whose values may not fit the native type: they get a VARCHAR column of overrides. */
 const HAS_OVERRIDES = new Set<SnapshotColumnKind>(['date', 'timestamp', 'timestamptz', 'float32', 'float64']);
@@ -456,10 +458,12 @@ export class TypedTableWriter {
       }
       for (let i = 0; i < length; i++) inline[at + 4 + i] = bytes[from + i]!;
     }
-    if (longRows > 0) {
-      const base = offsets[start]!;
+    const base = offsets[start]!;
+    const total = offsets[start + n]! - base;
+    const oneCall = total <= ONE_CALL_MAX;
+    if (longRows > 0 && oneCall) {
       // More than 12 bytes in all (a long string is among them): never inlined, so row 0 holds a pointer.
-      duckdb.vector_assign_string_element_len(vector, 0, bytes.subarray(base, offsets[start + n]!));
+      duckdb.vector_assign_string_element_len(vector, 0, bytes.subarray(base, base + total));
       const head = duckdb.vector_get_data(vector, 16);
       const low = (head[8]! | (head[9]! << 8) | (head[10]! << 16) | (head[11]! << 24)) >>> 0;
       const high = (head[12]! | (head[13]! << 8) | (head[14]! << 16) | (head[15]! << 24)) >>> 0;
@@ -472,6 +476,11 @@ export class TypedTableWriter {
       }
     }
     duckdb.copy_data_to_vector(vector, 0, inline.buffer as ArrayBuffer, 0, n * 16);
+    // Rows whose bytes are too many for one string (DuckDB's lengths are 32-bit): one call per long string.
+    for (let k = 0; !oneCall && k < longRows; k++) {
+      const r = this.longRows[k]!;
+      duckdb.vector_assign_string_element_len(vector, r, bytes.subarray(offsets[start + r]!, offsets[start + r + 1]!));
+    }
   }
 
   /** Flushes what was appended since the last flush into the open transaction. */
