@@ -20,17 +20,19 @@ export interface IngestChild {
   kill(): void;
 }
 
-/** The V8 flag the `featureflow` CLI runs with (the shebang of bin/featureflow.js). */
+/** The V8 flag and the environment the `featureflow` CLI runs with (the shebang of bin/featureflow.js). */
 const CLI_NODE_ARGS = ['--max-semi-space-size=32'];
+const CLI_ENV = { MALLOC_ARENA_MAX: '2' };
 
 /**
- * Spawns `node --import tsx bench/lib/ingest-child.ts <spec>` with the CLI's node flags. Extra node
+ * Spawns `node --import tsx bench/lib/ingest-child.ts <spec>` with the CLI's node flags and environment. Extra node
  * flags (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`) come from the environment variable `FF_BENCH_NODE_ARGS`.
  */
 export function startIngestChild(spec: ChildSpec): IngestChild {
   const nodeArgs = [...CLI_NODE_ARGS, ...(process.env.FF_BENCH_NODE_ARGS ?? '').split(/\s+/).filter(Boolean)];
   const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', CHILD, JSON.stringify(spec)], {
     stdio: ['pipe', 'pipe', 'inherit'],
+    env: { ...CLI_ENV, ...process.env },
   });
   let onReady: () => void = () => undefined;
   const ready = new Promise<void>((resolve) => (onReady = resolve));
