@@ -19,7 +19,7 @@ export const ErrorCodes = {
   FF_PG_SLOT_LOST: { retriable: false, summary: 'the replication slot vanished or fell behind the checkpoint' },
   FF_PG_REPLICATION: { retriable: true, summary: 'the replication stream failed' },
   FF_TOAST_UNFILLED: { retriable: false, summary: 'an unchanged TOAST value has no earlier image of its row to be filled from' },
-  FF_TABLES_CHANGED: { retriable: false, summary: 'the configured tables differ from those already ingested' },
+  FF_TABLES_CHANGED: { retriable: false, summary: 'a table the change log holds is no longer configured' },
   FF_STORE_LOCKED: { retriable: false, summary: 'the DuckDB file is in use by another process' },
   FF_STORE_FORMAT: { retriable: false, summary: 'the DuckDB file was written in an older layout of the change log' },
   FF_FEATURE_DEFINITION: { retriable: false, summary: 'a feature definition is invalid' },

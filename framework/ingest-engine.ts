@@ -56,7 +56,7 @@ export class IngestEngine {
     const { signal } = options;
     await this.log.open();
     let state = await this.log.state();
-    if (state.tables) this.checkTables(state.tables);
+    const added = state.tables ? this.addedTables(state.tables) : [];
     let prepared = await this.source.prepare();
     const until = options.untilCaughtUp ? await this.source.currentPosition() : undefined;
     let snapshotted = false;
@@ -69,6 +69,11 @@ export class IngestEngine {
         this.logger.warn('the previous snapshot did not finish; taking it again from the start');
       }
       applied += await this.snapshot(options);
+      snapshotted = true;
+      state = await this.log.state();
+      if (signal?.aborted) return { snapshotted, changesApplied: applied, checkpoint: state.checkpoint };
+    } else if (added.length > 0) {
+      applied += await this.snapshot(options, { tables: added, checkpoint: state.checkpoint! });
       snapshotted = true;
       state = await this.log.state();
       if (signal?.aborted) return { snapshotted, changesApplied: applied, checkpoint: state.checkpoint };
@@ -85,6 +90,7 @@ export class IngestEngine {
           until,
           schemas: await this.log.schemas(),
           changes: this.log.needsChanges,
+          tableStarts: current.tableStarts,
           ...(current.lastCommitTime === null ? {} : { minCommitTime: current.lastCommitTime }),
         })) {
           // Changes stored column-wise never lack a value: only `rest` may need filling.
@@ -128,12 +134,19 @@ export class IngestEngine {
     }
   }
 
-  private async snapshot(options: IngestOptions): Promise<number> {
-    const point = await this.source.beginSnapshot();
+  /**
+   * The initial snapshot of every table; or, with `added`, of tables added to the configuration of a
+   * log that already follows its slot: read in a temporary slot's snapshot, their batches carrying
+   * the log's checkpoint, each joining the log's tables as its snapshot commits. The stream then skips
+   * their changes committed before that snapshot (`FollowOptions.tableStarts`).
+   */
+  private async snapshot(options: IngestOptions, added?: { readonly tables: readonly string[]; readonly checkpoint: Lsn }): Promise<number> {
+    const point = await this.source.beginSnapshot({ added: added !== undefined });
     let rows = 0;
     try {
-      await this.log.reset({ slot: this.config.source.slot, tables: this.config.source.tables, lsn: point.lsn });
-      for await (const batch of readAhead(this.source.snapshot({ changes: this.log.needsChanges }))) {
+      if (added) this.logger.info({ tables: added.tables, lsn: formatLsn(point.lsn) }, 'taking a snapshot of the tables added to the configuration');
+      else await this.log.reset({ slot: this.config.source.slot, tables: this.config.source.tables, lsn: point.lsn });
+      for await (const batch of readAhead(this.source.snapshot({ changes: this.log.needsChanges, ...added }))) {
         await this.log.apply(batch);
         rows += batchLength(batch);
         await options.onBatch?.(batchInfo(batch));
@@ -148,17 +161,19 @@ export class IngestEngine {
     return rows;
   }
 
-  private checkTables(stored: readonly string[]): void {
+  /** The configured tables the log does not hold yet (each gets a snapshot of its own); a table no longer configured is refused. */
+  private addedTables(stored: readonly string[]): string[] {
     const configured = this.config.source.tables;
-    const same = stored.length === configured.length && stored.every((t) => configured.includes(t));
-    if (!same) {
+    const removed = stored.filter((t) => !configured.includes(t));
+    if (removed.length > 0) {
       throw new FeatureflowError(
         'FF_TABLES_CHANGED',
-        `the change log in ${this.config.store.path} was built for tables ${stored.join(', ')} but the configuration ` +
-          `lists ${configured.join(', ')}; restore source.tables, or start a new log: run \`featureflow teardown --yes\` ` +
-          'and point store.path at a new file (or delete the old one)',
+        `the change log in ${this.config.store.path} holds tables ${removed.join(', ')}, which the configuration no longer ` +
+          `lists (it lists ${configured.join(', ')}); add them back to source.tables (tables can be added, not removed), ` +
+          'or start a new log: run `featureflow teardown --yes` and point store.path at a new file (or delete the old one)',
       );
     }
+    return configured.filter((t) => !stored.includes(t));
   }
 
   /**

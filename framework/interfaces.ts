@@ -27,6 +27,12 @@ export interface FollowOptions {
    * feature history must follow commit order.
    */
   readonly minCommitTime?: bigint;
+  /**
+   * Per table, the LSN its snapshot was taken at, where later than the start of the stream (a table
+   * added to a running log): the table's changes in transactions committed before it are in its
+   * snapshot, and are skipped.
+   */
+  readonly tableStarts?: ReadonlyMap<string, Lsn>;
   /** Schemas already stored, so that new schema versions seen in the stream are numbered after them. */
   readonly schemas?: readonly (TableSchema & { readonly version: number })[];
   /**
@@ -57,13 +63,19 @@ export interface SlotStatus {
 export interface Source {
   /** Checks the server and the tables, creates the publication if missing. May be called first. */
   prepare(): Promise<PrepareResult>;
-  /** Drops any old slot and creates it anew, exporting a snapshot; call after {@link prepare}. */
-  beginSnapshot(): Promise<SnapshotPoint>;
   /**
-   * Reads every table in the exported snapshot in bounded batches of rows (`ChangeBatch.snapshot`);
-   * with `changes`, each batch also holds its rows as `r` changes. After {@link beginSnapshot}.
+   * Drops any old slot and creates it anew, exporting a snapshot; call after {@link prepare}. With
+   * `added` (tables added to a log that already follows the slot), the slot stays and a temporary
+   * one exports the snapshot.
    */
-  snapshot(options?: { readonly changes?: boolean }): AsyncIterable<ChangeBatch>;
+  beginSnapshot(options?: { readonly added?: boolean }): Promise<SnapshotPoint>;
+  /**
+   * Reads every table (or only `tables`) in the exported snapshot in bounded batches of rows
+   * (`ChangeBatch.snapshot`); with `changes`, each batch also holds its rows as `r` changes. Batches
+   * carry the snapshot's LSN as their checkpoint, or `checkpoint` when given (a table added to a log
+   * that has moved past it). After {@link beginSnapshot}.
+   */
+  snapshot(options?: { readonly changes?: boolean; readonly tables?: readonly string[]; readonly checkpoint?: Lsn }): AsyncIterable<ChangeBatch>;
   /** Releases the exported snapshot; after {@link snapshot} is exhausted (or failed). */
   endSnapshot(): Promise<void>;
   /** Streams committed transactions after `from` (a checkpoint), in order, as bounded batches; after {@link prepare}. */
@@ -92,6 +104,8 @@ export interface ChangeLogState {
   readonly slot: string | null;
   /** The newest commit time in the log (µs since the Unix epoch), or null when empty. */
   readonly lastCommitTime: bigint | null;
+  /** The LSN each table's completed snapshot was taken at. */
+  readonly tableStarts: ReadonlyMap<string, Lsn>;
 }
 
 /** Rows per table in the change log. */

@@ -115,6 +115,8 @@ export interface StreamContext {
   readonly logger: Logger;
   /** Latest schema per table already stored, to number new versions after them. */
   readonly knownSchemas: ReadonlyMap<string, TableSchema & { version: number }>;
+  /** Per table added to a running log, its snapshot's LSN: its changes committed before are skipped (see FollowOptions). */
+  readonly tableStarts: ReadonlyMap<string, Lsn>;
 }
 
 /** Builds the 34-byte standby status update ('r'): write, flush and apply positions and the clock. */
@@ -335,7 +337,7 @@ export class PgoutputStream {
           case 'delete': {
             if (!txn || txn.skip) break;
             const state = this.relations.get(msg.relationOid);
-            if (!state) break;
+            if (!state || this.inTableSnapshot(state.schema.table, txn.commitLsn)) break;
             // Cut a full batch only when another change follows, so that a transaction ending
             // exactly at the batch size completes in its last batch (not in an empty one after it).
             if (built.size >= ctx.batchSize) yield take();
@@ -452,10 +454,16 @@ export class PgoutputStream {
     const common = { lsn, commitLsn: txn.commitLsn, commitTime: txn.commitTime, xid: txn.xid };
     for (const rel of msg.relations) {
       const state = this.relations.get(rel.relationOid);
-      if (!state) continue;
+      if (!state || this.inTableSnapshot(state.schema.table, txn.commitLsn)) continue;
       out.push({ ...common, table: state.schema.table, op: 't', key: null, before: null, after: null, schemaVersion: state.schema.version });
     }
     return out;
+  }
+
+  /** Whether a change of `table` committed at `commitLsn` is already in the table's own later snapshot. */
+  private inTableSnapshot(table: string, commitLsn: Lsn): boolean {
+    const start = this.ctx.tableStarts.get(table);
+    return start !== undefined && commitLsn < start;
   }
 
   /** The change of an insert, update or delete of a captured relation. */

@@ -80,15 +80,20 @@ export class PostgresSource implements Source {
     });
   }
 
-  async beginSnapshot(): Promise<SnapshotPoint> {
+  async beginSnapshot(options: { readonly added?: boolean } = {}): Promise<SnapshotPoint> {
     const client = await this.catalog();
     const slot = this.settings.source.slot;
-    await this.dropSlot(client, slot);
+    if (!options.added) await this.dropSlot(client, slot);
     const replication = await connectClient({ ...this.config, replication: 'database' } as pg.ClientConfig);
     this.replication = replication;
     try {
-      // The exported snapshot lives as long as this connection stays open and idle.
-      const { rows } = await replication.query(`CREATE_REPLICATION_SLOT ${quoteIdent(slot)} LOGICAL pgoutput EXPORT_SNAPSHOT`);
+      // The exported snapshot lives as long as this connection stays open and idle. Tables added to a
+      // running log are read in the snapshot of a temporary slot (dropped with the connection): the
+      // stream of the log's own slot then skips their changes committed before its consistent point.
+      const create = options.added
+        ? `CREATE_REPLICATION_SLOT ${quoteIdent(`${slot.slice(0, 57)}_added`)} TEMPORARY LOGICAL pgoutput EXPORT_SNAPSHOT`
+        : `CREATE_REPLICATION_SLOT ${quoteIdent(slot)} LOGICAL pgoutput EXPORT_SNAPSHOT`;
+      const { rows } = await replication.query(create);
       const { rows: now } = await client.query(`SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::int8 AS micros`);
       this.exported = { name: rows[0].snapshot_name, lsn: parseLsn(rows[0].consistent_point), time: BigInt(now[0].micros) };
     } catch (error) {
@@ -99,14 +104,18 @@ export class PostgresSource implements Source {
     return { lsn: this.exported.lsn };
   }
 
-  async *snapshot(options: { readonly changes?: boolean } = {}): AsyncGenerator<ChangeBatch> {
+  async *snapshot(
+    options: { readonly changes?: boolean; readonly tables?: readonly string[]; readonly checkpoint?: Lsn } = {},
+  ): AsyncGenerator<ChangeBatch> {
     if (!this.exported) throw new Error('snapshot() needs beginSnapshot() first');
+    const { tables } = options;
     yield* readSnapshot({
       clientConfig: this.config,
       snapshotName: this.exported.name,
       lsn: this.exported.lsn,
+      checkpoint: options.checkpoint ?? this.exported.lsn,
       time: this.exported.time,
-      tables: this.schemas.map((s) => ({ ...s, version: 1 })),
+      tables: this.schemas.filter((s) => !tables || tables.includes(s.table)).map((s) => ({ ...s, version: 1 })),
       batchSize: this.settings.ingest.snapshotBatchSize,
       changes: options.changes ?? false,
     });
@@ -139,6 +148,7 @@ export class PostgresSource implements Source {
         catalog: this.query,
         logger: this.logger,
         knownSchemas: this.knownSchemas,
+        tableStarts: options.tableStarts ?? new Map(),
       },
       from,
     );

@@ -14,6 +14,8 @@ export interface SnapshotPlan {
   readonly snapshotName: string;
   /** The slot's consistent point: the LSN stamped on every read. */
   readonly lsn: Lsn;
+  /** The checkpoint the batches carry: `lsn`, or the log's own for a table added to it later. */
+  readonly checkpoint: Lsn;
   /** When the snapshot was taken, µs since the Unix epoch. */
   readonly time: bigint;
   readonly tables: readonly (TableSchema & { version: number })[];
@@ -68,7 +70,7 @@ export async function* readSnapshot(plan: SnapshotPlan): AsyncGenerator<ChangeBa
         const out: ChangeBatch = {
           changes: part.changes,
           complete: done,
-          checkpoint: plan.lsn,
+          checkpoint: plan.checkpoint,
           schemas: first ? [schema] : [],
           snapshot: { table: schema.table, done, rows: part.rows, schemaVersion: schema.version, lsn: plan.lsn, commitTime: plan.time },
         };

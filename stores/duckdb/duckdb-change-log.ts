@@ -218,12 +218,10 @@ export class DuckDBChangeLog implements ChangeLog {
 
   async state(): Promise<ChangeLogState> {
     const rows = (await this.connection.runAndReadAll('SELECT slot, tables, lsn FROM _checkpoint WHERE id = 1')).getRows();
-    if (rows.length === 0) return { checkpoint: null, snapshotDone: false, tables: null, slot: null, lastCommitTime: null };
+    if (rows.length === 0) return { checkpoint: null, snapshotDone: false, tables: null, slot: null, lastCommitTime: null, tableStarts: new Map() };
     const [slot, tables, lsn] = rows[0]! as [string, string, bigint | null];
     const tableList = JSON.parse(tables) as string[];
-    const done = (
-      await this.connection.runAndReadAll('SELECT count(*) FROM _snapshot_tables WHERE done')
-    ).getRows()[0]![0] as bigint;
+    const done = (await this.connection.runAndReadAll('SELECT table_name, lsn FROM _snapshot_tables WHERE done')).getRows() as [string, bigint][];
     // The newest commit time of every storage: `_changes`, snapshots, and each stream table.
     const streamTimes = [...this.streamTables.values()].map(
       (t) => `(SELECT epoch_us(max(${streamMetaColumn(t, 'commit_time')})) FROM ${quoteIdent(t.storage)})`,
@@ -236,9 +234,10 @@ export class DuckDBChangeLog implements ChangeLog {
     return {
       lastCommitTime: last === null ? null : BigInt(last),
       checkpoint: lsn === null ? null : BigInt(lsn),
-      snapshotDone: Number(done) === tableList.length,
+      snapshotDone: done.length === tableList.length,
       tables: tableList,
       slot,
+      tableStarts: new Map(done.map(([table, start]) => [table, BigInt(start)])),
     };
   }
 
@@ -329,9 +328,12 @@ export class DuckDBChangeLog implements ChangeLog {
     this.snapshotWriter.writer.append(snapshot.rows, [consecutiveSeqBytes(this.seq + 1n, snapshot.rows.length)]);
     this.seq += BigInt(snapshot.rows.length);
     this.snapshotWriter.rows += snapshot.rows.length;
-    // The table's batches commit together with its last one: only that one needs recording.
+    // The table's batches commit together with its last one: only that one needs recording. A table
+    // added to a running log joins the log's tables with it.
     if (snapshot.done) {
       await c.run('UPDATE _snapshot_tables SET rows = $2, done = true WHERE table_name = $1', [snapshot.table, this.snapshotWriter.rows]);
+      const tables = JSON.parse((await c.runAndReadAll('SELECT tables FROM _checkpoint WHERE id = 1')).getRows()[0]![0] as string) as string[];
+      if (!tables.includes(snapshot.table)) await c.run('UPDATE _checkpoint SET tables = $1 WHERE id = 1', [JSON.stringify([...tables, snapshot.table])]);
     }
   }
 
