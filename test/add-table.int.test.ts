@@ -1,9 +1,8 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type pg from 'pg';
-import type { ResolvedConfig } from '../framework/config';
 import { FeatureflowError } from '../framework/errors';
 import { parseLsn } from '../framework/types';
-import { pgClient, randomName, readChangeLog, testConfig } from './helpers';
+import { pgClient, randomName, readChangeLog, testConfig, withTables } from './helpers';
 import { compareWithPostgres, ingestUntilCaughtUp } from './ingest-harness';
 
 // A table added to `source.tables` of a log that already follows its slot is read in a snapshot of
@@ -17,11 +16,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await client?.end();
 });
-
-/** The same log (file, slot, publication) configured with other tables. */
-function withTables(config: ResolvedConfig, tables: string[]): ResolvedConfig {
-  return Object.freeze({ ...config, source: Object.freeze({ ...config.source, tables }) });
-}
 
 describe('a table added to source.tables later', () => {
   test('is snapshotted on its own while writers change both tables, then streamed: both equal PostgreSQL, nothing logged twice', async () => {

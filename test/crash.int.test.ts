@@ -5,7 +5,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import type pg from 'pg';
 import type { ResolvedConfig } from '../framework/config';
 import { openDuckDB } from '../stores/duckdb/duckdb-database';
-import { pgClient, randomName, readChangeLog, testConfig, waitFor } from './helpers';
+import { pgClient, randomName, readChangeLog, testConfig, waitFor, withTables } from './helpers';
 import { compareWithPostgres, inTransaction } from './ingest-harness';
 
 // The ingest process is killed with SIGKILL (no cleanup of any kind) during the snapshot and during
@@ -134,6 +134,52 @@ describe('SIGKILL of the ingest process', () => {
     // The first run's slot was replaced, not left behind.
     const slots = await client.query('SELECT count(*)::int AS n FROM pg_replication_slots WHERE slot_name = $1', [config.source.slot]);
     expect(slots.rows[0].n).toBe(1);
+  });
+
+  test('during the snapshot of a table added later: the next run takes it again, the log\'s slot and other table untouched', async () => {
+    const kept = randomName('crash_kept');
+    const added = randomName('crash_added');
+    await client.query(`CREATE TABLE ${kept} (id int PRIMARY KEY, v int NOT NULL)`);
+    await client.query(`INSERT INTO ${kept} SELECT g, g FROM generate_series(1, 100) g`);
+    await client.query(`CREATE TABLE ${added} (id int PRIMARY KEY, v text NOT NULL)`);
+    await client.query(`INSERT INTO ${added} SELECT g, 'v' || g FROM generate_series(1, 20000) g`);
+    const config = testConfig([kept], { ingest: { snapshotBatchSize: 1000, heartbeatSeconds: 1 } });
+    await new IngestChild(config, { untilCaughtUp: true }).finished();
+
+    const both = withTables(config, [`public.${kept}`, `public.${added}`]);
+    const xids: number[] = [];
+    const change = async () => {
+      xids.push(await inTransaction(client, () => client.query(`UPDATE ${kept} SET v = v + 1 WHERE id % 10 = 0`)));
+      await client.query(`UPDATE ${added} SET v = 'changed' WHERE id % 100 = $1`, [xids.length]);
+    };
+    await change();
+    const first = new IngestChild(both, { freeze: { snapshotBatches: 6 } });
+    await first.waitForLine('6 snapshot batches', (lines) => lines.filter((l) => l.snapshot).length === 6);
+    await first.kill();
+    const partial = await readChangeLog(config.store.path);
+    expect(partial.changes.filter((c) => c.table === `public.${added}`)).toHaveLength(0);
+    // The temporary slot went with the killed process's connection; the log's own slot stays.
+    await waitFor('the temporary slot to go', async () => {
+      const { rows } = await client.query(`SELECT count(*)::int AS n FROM pg_replication_slots WHERE slot_name = $1`, [`${config.source.slot}_added`]);
+      return rows[0].n === 0;
+    });
+    const { rows: slots } = await client.query('SELECT count(*)::int AS n FROM pg_replication_slots WHERE slot_name = $1', [config.source.slot]);
+    expect(slots[0].n).toBe(1);
+
+    await change();
+    const second = new IngestChild(both, { untilCaughtUp: true });
+    expect((await second.finished()).snapshotted).toBe(true);
+    for (const t of [kept, added]) {
+      const { diff } = await compareWithPostgres(client, both, t);
+      expect(diff, t).toEqual({ missing: [], extra: [] });
+    }
+    const { changes } = await readChangeLog(config.store.path);
+    const counts = perXid(changes.filter((c) => c.table === `public.${kept}`));
+    expect([...counts.keys()].sort()).toEqual([...xids].sort());
+    for (const n of counts.values()) expect(n).toBe(10);
+    const reads = changes.filter((c) => c.op === 'r' && c.table === `public.${added}`);
+    expect(reads).toHaveLength(20000);
+    expect(new Set(reads.map((c) => c.key)).size).toBe(20000);
   });
 
   test('during streaming, in the middle of a large transaction and between transactions: each transaction once', async () => {

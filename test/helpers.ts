@@ -39,6 +39,11 @@ export function testConfig(tables: string[], overrides: Partial<FeatureflowConfi
   });
 }
 
+/** The same log (file, slot, publication) configured with other tables. */
+export function withTables(config: ResolvedConfig, tables: string[]): ResolvedConfig {
+  return Object.freeze({ ...config, source: Object.freeze({ ...config.source, tables }) });
+}
+
 /** A row of the change log as stored. */
 export interface LoggedChange {
   seq: bigint;
