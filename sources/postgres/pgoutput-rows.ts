@@ -108,8 +108,10 @@ export interface TupleShape {
 /**
  * Decodes the TupleData at `at` into a row of the columns it sends. NULL is null; an unchanged TOASTed
  * value ('u') is left out, and for a new tuple it takes the old row's value when the message carries
- * one (`old`, REPLICA IDENTITY FULL), else its column is listed in `unchanged` (filled later from the
- * log). A key tuple (`keyOnly`) gives only the non-null key columns: the others are placeholders.
+ * one (`old`: the whole old row under REPLICA IDENTITY FULL; with `old.keyOnly`, the old key, which
+ * PostgreSQL sends when a key column is TOASTed, for the key columns only), else its column is listed
+ * in `unchanged` (filled later from the log). A key tuple (`keyOnly`) gives only the non-null key
+ * columns: the others are placeholders.
  */
 export function decodeTupleData(
   shape: TupleShape,
@@ -117,7 +119,7 @@ export function decodeTupleData(
   at: number,
   keyOnly: boolean,
   unchanged?: string[],
-  old?: { buf: Buffer; at: number },
+  old?: { buf: Buffer; at: number; keyOnly: boolean },
 ): Row {
   const { names, decoders, keyFlags } = shape;
   const row: Row = {};
@@ -134,7 +136,7 @@ export function decodeTupleData(
       if (!keyOnly) row[names[i]!] = null;
     } else if (kind === UNCHANGED) {
       if (keyOnly) continue;
-      const previous = old ? field(old.buf, old.at, i) : undefined;
+      const previous = old && (!old.keyOnly || keyFlags[i]) ? field(old.buf, old.at, i) : undefined;
       if (previous?.kind === BINARY) row[names[i]!] = decoders[i]!(old!.buf, previous.start, previous.end);
       else if (previous?.kind === NULL) row[names[i]!] = null;
       else unchanged?.push(names[i]!);

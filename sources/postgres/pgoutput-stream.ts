@@ -478,9 +478,18 @@ export class PgoutputStream {
     } else if (msg.tag === 'update') {
       const unchanged: string[] = [];
       // pgoutput sends 'u' for an unchanged TOASTed value: the old row's value under REPLICA IDENTITY
-      // FULL ('O'), else listed in unchangedToast and filled later from the last known row.
-      const after = decodeTupleData(state, buf, newAt, false, unchanged, oldAt >= 0 && !oldIsKey ? { buf, at: oldAt } : undefined);
+      // FULL ('O'), a key column's from the old key ('K', sent when the key is TOASTed), else listed in
+      // unchangedToast and filled later from the last known row.
+      const after = decodeTupleData(state, buf, newAt, false, unchanged, oldAt >= 0 ? { buf, at: oldAt, keyOnly: oldIsKey } : undefined);
       const before = oldAt >= 0 ? decodeTupleData(state, buf, oldAt, oldIsKey) : null;
+      const unknownKey = unchanged.find((c) => state.schema.keyColumns.includes(c));
+      if (unknownKey !== undefined) {
+        throw new FeatureflowError(
+          'FF_TOAST_UNFILLED',
+          `an update of ${table} left its TOASTed key column ${unknownKey} unchanged and PostgreSQL sent no old key to tell ` +
+            'the row by; set REPLICA IDENTITY FULL on the table, then take a new snapshot: `featureflow teardown --yes`, then `featureflow ingest`',
+        );
+      }
       const change: Change = { lsn, commitLsn, commitTime, xid, table, schemaVersion, op: 'u', key: this.keyOf(state, after), before, after };
       if (unchanged.length > 0) change.unchangedToast = unchanged;
       return change;
