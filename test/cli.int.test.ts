@@ -78,6 +78,11 @@ describe('featureflow CLI', () => {
     await db.end();
   });
 
+  test('the bin runs as an executable, as npx runs it (its shebang passes Node a flag and a variable through env -S)', async () => {
+    const { stdout } = await run(BIN, ['--help'], { timeout: 60_000 });
+    expect(stdout).toMatch(/^Usage: featureflow/);
+  });
+
   test('a missing config says how to make one, with a non-zero exit', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'featureflow-cli-'));
     const result = await cli(['ingest'], dir);
