@@ -1,7 +1,7 @@
 import { inject, injectable } from 'inversify';
 import type { Logger } from 'pino';
 import type { ResolvedConfig } from './config';
-import { FeatureflowError, isRetriable } from './errors';
+import { FeatureflowError, isRetriable, TableRereadNeeded } from './errors';
 import type { ChangeLog, Source } from './interfaces';
 import { TOKENS } from './tokens';
 import { batchLength, formatLsn, type Change, type ChangeBatch, type Lsn, type Row } from './types';
@@ -105,6 +105,16 @@ export class IngestEngine {
         if (until !== undefined || signal?.aborted) break;
       } catch (error) {
         await this.log.rollback();
+        if (error instanceof TableRereadNeeded && !signal?.aborted) {
+          this.logger.warn(
+            { table: error.table, columns: error.columns },
+            'columns were added with a default, which PostgreSQL gives the rows already there without a change in the WAL: reading the table again',
+          );
+          const versions = (await this.log.schemas()).filter((s) => s.table === error.table).map((s) => s.version);
+          const reread = { version: Math.max(0, ...versions) + 1 };
+          applied += await this.snapshot(options, { tables: [error.table], checkpoint: (await this.log.state()).checkpoint!, reread });
+          continue;
+        }
         if (!isRetriable(error) || signal?.aborted) throw error;
         this.logger.warn({ err: describe(error), retryInMs: backoffMs }, 'replication stream failed; reconnecting');
         await sleep(backoffMs, signal);
@@ -140,11 +150,14 @@ export class IngestEngine {
    * the log's checkpoint, each joining the log's tables as its snapshot commits. The stream then skips
    * their changes committed before that snapshot (`FollowOptions.tableStarts`).
    */
-  private async snapshot(options: IngestOptions, added?: { readonly tables: readonly string[]; readonly checkpoint: Lsn }): Promise<number> {
+  private async snapshot(
+    options: IngestOptions,
+    added?: { readonly tables: readonly string[]; readonly checkpoint: Lsn; readonly reread?: { readonly version: number } },
+  ): Promise<number> {
     const point = await this.source.beginSnapshot({ added: added !== undefined });
     let rows = 0;
     try {
-      if (added) this.logger.info({ tables: added.tables, lsn: formatLsn(point.lsn) }, 'taking a snapshot of the tables added to the configuration');
+      if (added) this.logger.info({ tables: added.tables, lsn: formatLsn(point.lsn) }, added.reread ? 'reading the table again' : 'taking a snapshot of the tables added to the configuration');
       else await this.log.reset({ slot: this.config.source.slot, tables: this.config.source.tables, lsn: point.lsn });
       for await (const batch of readAhead(this.source.snapshot({ changes: this.log.needsChanges, ...added }))) {
         await this.log.apply(batch);

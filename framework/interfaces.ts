@@ -73,9 +73,16 @@ export interface Source {
    * Reads every table (or only `tables`) in the exported snapshot in bounded batches of rows
    * (`ChangeBatch.snapshot`); with `changes`, each batch also holds its rows as `r` changes. Batches
    * carry the snapshot's LSN as their checkpoint, or `checkpoint` when given (a table added to a log
-   * that has moved past it). After {@link beginSnapshot}.
+   * that has moved past it). With `reread` (a table read again mid-stream, see TableRereadNeeded),
+   * the table's schema is read anew as version `reread.version`, and its rows come as stream rows
+   * (`ChangeBatch.stored`) after a truncate, the last batch carrying `tableStart`. After {@link beginSnapshot}.
    */
-  snapshot(options?: { readonly changes?: boolean; readonly tables?: readonly string[]; readonly checkpoint?: Lsn }): AsyncIterable<ChangeBatch>;
+  snapshot(options?: {
+    readonly changes?: boolean;
+    readonly tables?: readonly string[];
+    readonly checkpoint?: Lsn;
+    readonly reread?: { readonly version: number };
+  }): AsyncIterable<ChangeBatch>;
   /** Releases the exported snapshot; after {@link snapshot} is exhausted (or failed). */
   endSnapshot(): Promise<void>;
   /** Streams committed transactions after `from` (a checkpoint), in order, as bounded batches; after {@link prepare}. */

@@ -137,6 +137,11 @@ export interface ChangeBatch {
    * (see {@link StreamStorage}).
    */
   readonly stored?: StreamStorage;
+  /**
+   * Set on the last batch of a table read again mid-stream: the stream skips the table's changes
+   * committed before `lsn` (its new snapshot holds them), a position the store keeps with the batch.
+   */
+  readonly tableStart?: { readonly table: string; readonly lsn: Lsn };
 }
 
 /**

@@ -3,7 +3,7 @@ import type { Container } from 'inversify';
 import type pg from 'pg';
 import { closeContainer, createContainer, TOKENS } from '../index';
 import type { ResolvedConfig } from '../framework/config';
-import { bool, entity, featureView, float64, text, timestamp, type FeatureDefinitions } from '../framework/features';
+import { bool, entity, featureView, float64, int32, text, timestamp, type FeatureDefinitions } from '../framework/features';
 import type { DuckDBChangeLog } from '../stores/duckdb/duckdb-change-log';
 import { FeatureStore } from '../stores/duckdb/feature-store';
 import { pgClient, randomName, testConfig } from './helpers';
@@ -110,6 +110,45 @@ describe('feature views over a real PostgreSQL stream', () => {
       const status = (await store.status()).find((s) => s.view === 'profile')!;
       expect(status).toMatchObject({ active: true, deadLetters: 0, entities: (await pgRows(client, table)).length });
       expect(status.watermark).toMatch(/^[0-9A-F]+\/[0-9A-F]+$/);
+    });
+  });
+
+  test('a column added with a default: the view follows the table read again; a new version reading the column has it on every row', async () => {
+    const table = randomName('tiers');
+    const client = await pgClient();
+    clients.push(client);
+    await client.query(`CREATE TABLE ${table} (id int PRIMARY KEY, balance numeric(12,2))`);
+    await client.query(`INSERT INTO ${table} SELECT g, g FROM generate_series(1, 50) g`);
+    const tiers = (version: number) =>
+      featureView({
+        name: 'tiers',
+        version,
+        entity: customer,
+        source: table,
+        features: version === 1 ? { balance: float64 } : { balance: float64, tier: int32 },
+        transform:
+          version === 1
+            ? (row) => ({ balance: row.balance === null ? null : Number(row.balance) })
+            : (row) => ({ balance: row.balance === null ? null : Number(row.balance), tier: row.tier as number | null }),
+      });
+    const config = testConfig([table], { features: { views: [tiers(1)] } });
+    await ingest(config);
+    const pgTiers = async () => (await client.query(`SELECT id, balance::float8 AS balance, tier FROM ${table} ORDER BY id`)).rows;
+    const before = (await client.query(`SELECT id, balance::float8 AS balance FROM ${table} ORDER BY id`)).rows.map((r) => [r.id, r.balance]);
+    const t1 = BigInt((await client.query(`SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::int8::text AS t`)).rows[0].t);
+    await client.query(`ALTER TABLE ${table} ADD COLUMN tier int DEFAULT 3`);
+    await client.query(`UPDATE ${table} SET tier = 5, balance = 0 WHERE id = 1`);
+    await client.query(`DELETE FROM ${table} WHERE id = 2`);
+    await ingest(config, async (store) => {
+      expect(rowsOf(await store.latest('tiers')).map((r) => [r.id, r.balance])).toEqual((await pgTiers()).map((r) => [r.id, r.balance]));
+      expect(rowsOf(await store.asOf('tiers', t1)).map((r) => [r.id, r.balance])).toEqual(before);
+    });
+    // Version 2 reads the new column: built from the log, every row has its default (or its value).
+    const bumped = { ...config, features: { views: [tiers(1), tiers(2)] } } as ResolvedConfig;
+    await ingest(bumped, async (store) => {
+      const current = rowsOf(await store.latest({ name: 'tiers', version: 2 })).map((r) => [r.id, r.balance, r.tier]);
+      expect(current).toEqual((await pgTiers()).map((r) => [r.id, r.balance, r.tier]));
+      expect(current.filter(([, , tier]) => tier === 3)).toHaveLength(48);
     });
   });
 

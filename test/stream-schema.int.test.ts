@@ -4,7 +4,7 @@ import { parseLsn } from '../framework/types';
 import { pino } from 'pino';
 import { closeContainer, createContainer, TOKENS } from '../index';
 import { pgClient, randomName, testConfig, waitFor } from './helpers';
-import { compareWithPostgres, ingestUntilCaughtUp } from './ingest-harness';
+import { compareWithPostgres, inTransaction, ingestUntilCaughtUp } from './ingest-harness';
 
 // Schema changes arrive in the stream as new Relation messages. Each one becomes a new schema
 // version in `_schemas`; changes before and after it are decoded with the schema they were written in.
@@ -114,17 +114,27 @@ describe('schema changes mid-stream', () => {
     const keys = new Set(changes.filter((c) => c.after?.id === 5 || c.after?.id === 5n).map((c) => c.key));
     expect(keys.size).toBe(1);
   });
-  test('columns added with a default: a warning names them and the fix, the stream goes on', async () => {
+  test('columns added with a default: the table is read again, the log equals PostgreSQL, the other table\'s changes kept once', async () => {
     const table = randomName('schema_default');
+    const other = randomName('schema_other');
     await client.query(`CREATE TABLE ${table} (id int4 PRIMARY KEY, a int4)`);
     await client.query(`INSERT INTO ${table} SELECT g, g FROM generate_series(1, 10) g`);
-    const config = testConfig([table]);
+    await client.query(`CREATE TABLE ${other} (id int4 PRIMARY KEY, n int4)`);
+    await client.query(`INSERT INTO ${other} SELECT g, 0 FROM generate_series(1, 5) g`);
+    const config = testConfig([table, other]);
     await ingestUntilCaughtUp(config);
-    // A constant default (kept as the column's missing value), none, and a volatile one (a rewrite):
-    // PostgreSQL writes no change for the rows that were there.
-    await client.query(`ALTER TABLE ${table} ADD COLUMN fixed int4 DEFAULT 7, ADD COLUMN plain text, ADD COLUMN drawn float8 DEFAULT random()`);
-    await client.query(`UPDATE ${table} SET a = 0 WHERE id = 1`);
-    await client.query(`INSERT INTO ${table} (id, a) VALUES (11, 11)`);
+    await client.query(`UPDATE ${table} SET a = 100 WHERE id = 10`);
+    // In one transaction: a change of the other table, then a constant default (kept as the column's
+    // missing value), none, and a volatile one (a rewrite): PostgreSQL writes no change for the rows
+    // that were there. Then changes under the new shape, before and after the table is read again.
+    const xid = await inTransaction(client, async () => {
+      await client.query(`UPDATE ${other} SET n = 1 WHERE id = 1`);
+      await client.query(`ALTER TABLE ${table} ADD COLUMN fixed int4 DEFAULT 7, ADD COLUMN plain text, ADD COLUMN drawn float8 DEFAULT random()`);
+      await client.query(`UPDATE ${table} SET a = 0 WHERE id = 1`);
+      await client.query(`INSERT INTO ${table} (id, a) VALUES (11, 11)`);
+      await client.query(`UPDATE ${other} SET n = 2 WHERE id = 2`);
+    });
+    await client.query(`UPDATE ${table} SET fixed = 8 WHERE id = 2`);
 
     const logged: { level: number; msg: string; table?: string; columns?: string[] }[] = [];
     const container = await createContainer(config);
@@ -137,14 +147,33 @@ describe('schema changes mid-stream', () => {
     }
     expect(logged).toHaveLength(1);
     expect(logged[0]).toMatchObject({ table: `public.${table}`, columns: ['fixed', 'drawn'] });
-    expect(logged[0]!.msg).toMatch(/rows not changed since keep no value .*`featureflow teardown --yes`/);
-    // The rows changed after the ALTER reached the log whole, with PostgreSQL's values; the nine
-    // others lack the defaults, as the warning says.
-    const { changes, diff } = await compareWithPostgres(client, config, table);
-    expect([diff.missing.length, diff.extra.length]).toEqual([9, 9]);
-    const { rows } = await client.query(`SELECT id, a, fixed, plain, drawn FROM ${table} WHERE id IN (1, 11) ORDER BY id`);
-    const streamed = changes.filter((c) => c.op !== 'r').map((c) => c.after);
-    expect(streamed).toEqual(rows);
+    expect(logged[0]!.msg).toMatch(/reading the table again/);
+
+    for (const t of [table, other]) {
+      const { diff } = await compareWithPostgres(client, config, t);
+      expect(diff, t).toEqual({ missing: [], extra: [] });
+    }
+    const { changes } = await compareWithPostgres(client, config, table);
+    const own = changes.filter((c) => c.table === `public.${table}`);
+    // The first snapshot, the update before the ALTER, then the table read again after a truncate:
+    // the rows as PostgreSQL has them, defaults included (and the update made after the ALTER).
+    expect(own.map((c) => c.op).join('')).toBe(`${'r'.repeat(10)}ut${'r'.repeat(11)}`);
+    const reread = own.filter((c, i) => c.op === 'r' && i > 10);
+    expect(reread.every((c) => c.after!.fixed === (c.after!.id === 2 ? 8 : 7) && typeof c.after!.drawn === 'number')).toBe(true);
+    expect(reread.find((c) => c.after!.id === 1)!.after!.a).toBe(0);
+    // The other table's changes in the transaction that carried the ALTER: each once.
+    const otherStreamed = changes.filter((c) => c.table === `public.${other}` && c.op !== 'r');
+    expect(otherStreamed.map((c) => [c.xid, c.after!.id])).toEqual([
+      [xid, 1],
+      [xid, 2],
+    ]);
+    // The next run streams on, reading nothing again.
+    await client.query(`UPDATE ${table} SET fixed = 9 WHERE id = 3`);
+    const again = await ingestUntilCaughtUp(config);
+    expect(again.snapshotted).toBe(false);
+    const after = await compareWithPostgres(client, config, table);
+    expect(after.diff).toEqual({ missing: [], extra: [] });
+    expect(after.changes.filter((c) => c.table === `public.${table}`).map((c) => c.op).join('')).toBe(`${'r'.repeat(10)}ut${'r'.repeat(11)}u`);
   });
 
   test('widening the primary key (int4 → int8) keeps each row\'s identity in the log', async () => {

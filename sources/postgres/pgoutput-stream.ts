@@ -2,7 +2,7 @@ import type pg from 'pg';
 import { LogicalReplicationService, PgoutputPlugin, type Pgoutput } from 'pg-logical-replication';
 import type { Logger } from 'pino';
 import { AsyncQueue } from '../../framework/async-queue';
-import { FeatureflowError } from '../../framework/errors';
+import { FeatureflowError, TableRereadNeeded } from '../../framework/errors';
 import type { FollowOptions } from '../../framework/interfaces';
 import { formatLsn, parseLsn, type Change, type ChangeBatch, type Lsn, type Row, type TableSchema } from '../../framework/types';
 import { decoderFor, PgTypeResolver, type Decoder } from './pg-binary';
@@ -425,15 +425,9 @@ export class PgoutputStream {
       this.ctx.logger.info({ table, version: schema.version }, 'table schema changed in the stream');
       const added = previous ? names.filter((n) => !previous.columns.some((c) => c.name === n)) : [];
       const filled = added.length > 0 ? await columnsFilledWithoutChanges(this.ctx.catalog, table, added) : [];
-      if (filled.length > 0) {
-        // PostgreSQL gives the rows that existed before the ALTER the default without writing a change.
-        this.ctx.logger.warn(
-          { table, columns: filled, version: schema.version },
-          'columns were added with a default: rows not changed since keep no value for them in the change log, ' +
-            'while PostgreSQL shows the default. To have the values, take a new snapshot: `featureflow teardown --yes`, ' +
-            'then ingest into a new store.path',
-        );
-      }
+      // PostgreSQL gives the rows that existed before the ALTER the default without writing a change:
+      // the table is read again (this transaction and the rest of the stream follow after).
+      if (filled.length > 0) throw new TableRereadNeeded(table, filled);
     }
     this.relations.set(msg.relationOid, {
       schema,

@@ -105,17 +105,20 @@ export class PostgresSource implements Source {
   }
 
   async *snapshot(
-    options: { readonly changes?: boolean; readonly tables?: readonly string[]; readonly checkpoint?: Lsn } = {},
+    options: { readonly changes?: boolean; readonly tables?: readonly string[]; readonly checkpoint?: Lsn; readonly reread?: { readonly version: number } } = {},
   ): AsyncGenerator<ChangeBatch> {
     if (!this.exported) throw new Error('snapshot() needs beginSnapshot() first');
-    const { tables } = options;
+    const { tables, reread } = options;
+    // A table read again has changed shape since prepare(): its schema comes from the catalog anew.
+    const schemas = reread && tables ? await this.withCatalog((client) => readTableSchemas(client, tables, this.resolver, this.where)) : this.schemas;
     yield* readSnapshot({
       clientConfig: this.config,
       snapshotName: this.exported.name,
       lsn: this.exported.lsn,
       checkpoint: options.checkpoint ?? this.exported.lsn,
       time: this.exported.time,
-      tables: this.schemas.filter((s) => !tables || tables.includes(s.table)).map((s) => ({ ...s, version: 1 })),
+      tables: schemas.filter((s) => !tables || tables.includes(s.table)).map((s) => ({ ...s, version: reread?.version ?? 1 })),
+      reread: reread !== undefined,
       batchSize: this.settings.ingest.snapshotBatchSize,
       changes: options.changes ?? false,
     });

@@ -22,6 +22,11 @@ export interface SnapshotPlan {
   readonly batchSize: number;
   /** Also hand out every row as an `r` change (for consumers of changes). */
   readonly changes?: boolean;
+  /**
+   * A table read again mid-stream: its rows go out as stream rows (`ChangeBatch.stored`, op `r`)
+   * after a truncate of the table, and the last batch carries the table's new start (`tableStart`).
+   */
+  readonly reread?: boolean;
 }
 
 /**
@@ -67,13 +72,14 @@ export async function* readSnapshot(plan: SnapshotPlan): AsyncGenerator<ChangeBa
       // snapshot is taken again from the start anyway, and one commit per table spares the store a
       // WAL write and checkpoint per batch.
       const batch = (part: { rows: SnapshotRows; changes: Change[] }, done: boolean): ChangeBatch => {
-        const out: ChangeBatch = {
-          changes: part.changes,
-          complete: done,
-          checkpoint: plan.checkpoint,
-          schemas: first ? [schema] : [],
-          snapshot: { table: schema.table, done, rows: part.rows, schemaVersion: schema.version, lsn: plan.lsn, commitTime: plan.time },
-        };
+        const common = { complete: done, checkpoint: plan.checkpoint, schemas: first ? [schema] : [] };
+        const out: ChangeBatch = plan.reread
+          ? { ...common, ...rereadPart(plan, schema, part, first), ...(done ? { tableStart: { table: schema.table, lsn: plan.lsn } } : {}) }
+          : {
+              ...common,
+              changes: part.changes,
+              snapshot: { table: schema.table, done, rows: part.rows, schemaVersion: schema.version, lsn: plan.lsn, commitTime: plan.time },
+            };
         first = false;
         return out;
       };
@@ -89,6 +95,44 @@ export async function* readSnapshot(plan: SnapshotPlan): AsyncGenerator<ChangeBa
       await client.end().catch(() => undefined);
     }
   }
+}
+
+/**
+ * Rows of a table read again, as the stream's storage holds them: reads (`r`) at the snapshot's
+ * point, after (in the first part) a truncate that ends the table's earlier rows.
+ */
+function rereadPart(
+  plan: SnapshotPlan,
+  schema: TableSchema & { version: number },
+  part: { rows: SnapshotRows; changes: Change[] },
+  first: boolean,
+): Pick<ChangeBatch, 'changes' | 'stored'> {
+  const at = { lsn: plan.lsn, commitLsn: plan.lsn, commitTime: plan.time, xid: 0 };
+  const truncate: Change[] = first ? [{ ...at, table: schema.table, op: 't', key: null, before: null, after: null, schemaVersion: schema.version }] : [];
+  const n = part.rows.length;
+  const positions = new Int32Array(n);
+  for (let i = 0; i < n; i++) positions[i] = truncate.length + i;
+  return {
+    changes: plan.changes ? [...truncate, ...part.changes] : [],
+    stored: {
+      size: truncate.length + n,
+      groups: [
+        {
+          table: schema.table,
+          schemaVersion: schema.version,
+          rows: part.rows,
+          positions,
+          ops: new Uint8Array(n).fill('r'.charCodeAt(0)),
+          lsns: new BigUint64Array(n).fill(plan.lsn),
+          commitLsns: new BigUint64Array(n).fill(plan.lsn),
+          commitTimes: new BigInt64Array(n).fill(plan.time),
+          xids: new Uint32Array(n * 2),
+        },
+      ],
+      rest: truncate,
+      restPositions: truncate.map(() => 0),
+    },
+  };
 }
 
 /** A snapshot row as a read (`r`) change. */

@@ -83,6 +83,10 @@ CREATE TABLE IF NOT EXISTS _stream_tables (
   storage VARCHAR NOT NULL,
   PRIMARY KEY (table_name, schema_version)
 );
+CREATE TABLE IF NOT EXISTS _table_starts (
+  table_name VARCHAR PRIMARY KEY,
+  lsn UBIGINT NOT NULL
+);
 `;
 
 const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
@@ -222,6 +226,9 @@ export class DuckDBChangeLog implements ChangeLog {
     const [slot, tables, lsn] = rows[0]! as [string, string, bigint | null];
     const tableList = JSON.parse(tables) as string[];
     const done = (await this.connection.runAndReadAll('SELECT table_name, lsn FROM _snapshot_tables WHERE done')).getRows() as [string, bigint][];
+    // Tables read again mid-stream start later than their snapshot (files from before have no such table).
+    const hasStarts = (await this.connection.runAndReadAll(`SELECT count(*) FROM duckdb_tables() WHERE table_name = '_table_starts'`)).getRows()[0]![0];
+    const rereads = hasStarts ? ((await this.connection.runAndReadAll('SELECT table_name, lsn FROM _table_starts')).getRows() as [string, bigint][]) : [];
     // The newest commit time of every storage: `_changes`, snapshots, and each stream table.
     const streamTimes = [...this.streamTables.values()].map(
       (t) => `(SELECT epoch_us(max(${streamMetaColumn(t, 'commit_time')})) FROM ${quoteIdent(t.storage)})`,
@@ -237,7 +244,7 @@ export class DuckDBChangeLog implements ChangeLog {
       snapshotDone: done.length === tableList.length,
       tables: tableList,
       slot,
-      tableStarts: new Map(done.map(([table, start]) => [table, BigInt(start)])),
+      tableStarts: new Map([...done, ...rereads].map(([table, start]) => [table, BigInt(start)])),
     };
   }
 
@@ -249,7 +256,7 @@ export class DuckDBChangeLog implements ChangeLog {
       this.closeStreamWriters();
       for (const t of await this.snapshotTables()) await c.run(`DROP TABLE IF EXISTS ${quoteIdent(t.storage)}`);
       for (const t of this.streamTables.values()) await c.run(`DROP TABLE IF EXISTS ${quoteIdent(t.storage)}`);
-      await c.run('DELETE FROM _changes; DELETE FROM _schemas; DELETE FROM _snapshot_tables; DELETE FROM _stream_tables; DELETE FROM _checkpoint;');
+      await c.run('DELETE FROM _changes; DELETE FROM _schemas; DELETE FROM _snapshot_tables; DELETE FROM _stream_tables; DELETE FROM _table_starts; DELETE FROM _checkpoint;');
       await c.run(changeLogViewSql([], []));
       await c.run('INSERT INTO _checkpoint VALUES (1, $1, $2, NULL, $3, now())', [args.slot, JSON.stringify(args.tables), args.lsn]);
       for (const consumer of this.consumers) await consumer.reset?.(c);
@@ -291,6 +298,7 @@ export class DuckDBChangeLog implements ChangeLog {
       if (batch.complete) {
         this.flushAll();
         this.endSnapshotTable();
+        if (batch.tableStart) await c.run('INSERT OR REPLACE INTO _table_starts VALUES ($1, $2)', [batch.tableStart.table, batch.tableStart.lsn]);
         // One round trip, no prepared statement: this ends every batch. A failed UPDATE skips the COMMIT.
         await c.run(`UPDATE _checkpoint SET lsn = ${BigInt(batch.checkpoint)}, updated_at = now() WHERE id = 1; COMMIT`);
         this.inTransaction = false;
