@@ -182,6 +182,41 @@ describe('SIGKILL of the ingest process', () => {
     expect(new Set(reads.map((c) => c.key)).size).toBe(20000);
   });
 
+  test('while a table is read again after ADD COLUMN … DEFAULT: the next run reads it again, once, and nothing else is lost', async () => {
+    const table = randomName('crash_reread');
+    const other = randomName('crash_reread_other');
+    await client.query(`CREATE TABLE ${table} (id int PRIMARY KEY, v text NOT NULL)`);
+    await client.query(`INSERT INTO ${table} SELECT g, 'v' || g FROM generate_series(1, 20000) g`);
+    await client.query(`CREATE TABLE ${other} (id int PRIMARY KEY, n int NOT NULL)`);
+    await client.query(`INSERT INTO ${other} VALUES (1, 0)`);
+    const config = testConfig([table, other], { ingest: { snapshotBatchSize: 1000, heartbeatSeconds: 1 } });
+    await new IngestChild(config, { untilCaughtUp: true }).finished();
+
+    const xid = await inTransaction(client, async () => {
+      await client.query(`UPDATE ${other} SET n = 1`);
+      await client.query(`ALTER TABLE ${table} ADD COLUMN fixed int DEFAULT 7`);
+      await client.query(`UPDATE ${table} SET v = 'changed' WHERE id = 1`);
+    });
+    // Killed after five batches of the table read again (its only batches that leave a transaction open).
+    const first = new IngestChild(config, { freeze: { incompleteBatches: 5 } });
+    await first.waitForLine('5 batches of the re-read', (lines) => lines.filter((l) => l.event === 'batch' && !l.complete).length === 5);
+    await first.kill();
+    const partial = await readChangeLog(config.store.path);
+    expect(partial.changes.filter((c) => c.table === `public.${table}` && c.op !== 'r')).toHaveLength(0);
+    expect(partial.changes.filter((c) => c.table === `public.${table}`)).toHaveLength(20000);
+
+    const second = new IngestChild(config, { untilCaughtUp: true });
+    await second.finished();
+    for (const t of [table, other]) {
+      const { diff } = await compareWithPostgres(client, config, t);
+      expect(diff, t).toEqual({ missing: [], extra: [] });
+    }
+    const { changes } = await readChangeLog(config.store.path);
+    const ops = changes.filter((c) => c.table === `public.${table}`).map((c) => c.op);
+    expect(ops.join('')).toBe(`${'r'.repeat(20000)}t${'r'.repeat(20000)}`);
+    expect([...perXid(changes.filter((c) => c.table === `public.${other}`))]).toEqual([[xid, 1]]);
+  });
+
   test('during streaming, in the middle of a large transaction and between transactions: each transaction once', async () => {
     const table = randomName('crash_stream');
     await client.query(`CREATE TABLE ${table} (id int PRIMARY KEY, n int NOT NULL, v text)`);
