@@ -146,8 +146,8 @@ export interface ChangeBatch {
 
 /**
  * A stream batch in the form a store writes: inserts and updates that carry no old row, with every
- * column sent, go column-wise per table schema version ({@link StreamRowGroup}); every other change
- * (deletes, truncates, updates with an old row or unchanged TOASTed values) is a {@link Change} in
+ * column sent, and deletes (their old row) go column-wise per table schema version ({@link StreamRowGroup});
+ * every other change (truncates, updates with an old row or unchanged TOASTed values) is a {@link Change} in
  * `rest`. Each change knows its position in the batch, so the store numbers them in commit order.
  */
 export interface StreamStorage {
@@ -163,11 +163,11 @@ export interface StreamStorage {
 export interface StreamRowGroup {
   readonly table: string;
   readonly schemaVersion: number;
-  /** The rows after the change, in the layout `snapshotColumnKind` gives for the schema version. */
+  /** The rows after the change (before it, for a delete), in the layout `snapshotColumnKind` gives for the schema version. */
   readonly rows: SnapshotRows;
   /** Per row, position in the batch. */
   readonly positions: Int32Array;
-  /** Per row, the op's character code (`c` or `u`). */
+  /** Per row, the op's character code (`c`, `u`, `d`; `r` for a table read again). */
   readonly ops: Uint8Array;
   readonly lsns: BigUint64Array;
   readonly commitLsns: BigUint64Array;

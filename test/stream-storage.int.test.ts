@@ -94,7 +94,7 @@ interface Workload {
 }
 
 /**
- * Inserts, key-unchanged updates (typed), primary-key updates and deletes (JSON) on the awkward table
+ * Inserts, key-unchanged updates and deletes (typed), primary-key updates (JSON) on the awkward table
  * `a`, interleaved with changes of the plain table `b` (`id int PRIMARY KEY, v text`) in the same
  * transactions; one row per statement, so the order of the changes is known.
  */
@@ -117,7 +117,7 @@ async function awkwardWorkload(a: string, b: string): Promise<Workload> {
   };
   const deleteA = async (key: readonly string[]) => {
     await client.query(`DELETE FROM ${a} WHERE id = $1 AND k = $2`, [...key]);
-    ops.push({ table: qa, op: 'd', key, storage: 'json', tx });
+    ops.push({ table: qa, op: 'd', key, storage: 'typed', tx });
   };
   const b_ = async (sql: string, op: 'c' | 'u' | 'd' | 't', key: number | null, storage: 'typed' | 'json') => {
     await client.query(sql.replaceAll('%B%', b));
@@ -150,13 +150,13 @@ async function awkwardWorkload(a: string, b: string): Promise<Workload> {
     await updateA(r[2]!, nulls);
     await updateA(r[5]!, `op = 'z', ts__json = 'y', "key" = 'kk', _ff_seq = 99, ts = '-infinity'`);
     await updateA(r[4]!, `t = 'five again', f8 = -0.0`);
-    await b_(`DELETE FROM %B% WHERE id = 3`, 'd', 3, 'json');
+    await b_(`DELETE FROM %B% WHERE id = 3`, 'd', 3, 'typed');
     await updateA(r[7]!, 'k = $1', ['new\\key "q"'], ['5', 'new\\key "q"']);
     await client.query(`UPDATE ${a} SET f8 = '-0', d = '0001-01-01 BC' WHERE id = 5`);
     ops.push({ table: qa, op: 'u', key: ['5', 'new\\key "q"'], storage: 'typed', tx });
     await deleteA(['7000', 'k7']);
     await deleteA(keyOf(r[1]!));
-    await b_(`DELETE FROM %B% WHERE id = 20`, 'd', 20, 'json');
+    await b_(`DELETE FROM %B% WHERE id = 20`, 'd', 20, 'typed');
     await b_(`INSERT INTO %B% VALUES (5, 'five', 5)`, 'c', 5, 'typed');
     await b_(`TRUNCATE %B%`, 't', null, 'json');
     await insertA(r[8]!);
@@ -532,7 +532,7 @@ describe('stream storage: typed stream tables and _changes, read through change_
       2: ['c', 'u', 'u', 'u'],
       3: ['c', 'u'],
       4: ['c', 'u', 'c'],
-      5: ['c', 'u'],
+      5: ['c', 'u', 'd'],
     };
     for (const [version, storage] of streamTables) {
       const rows = await query<[string]>(config, `SELECT chr(CAST(_ff_op AS INTEGER)) FROM "${storage}" ORDER BY _ff_seq`);
@@ -652,8 +652,10 @@ describe('stream storage: typed stream tables and _changes, read through change_
     ];
     for (const round of rounds) {
       for (const sql of round) await client.query(sql);
-      typed += round.filter((s) => s.startsWith('INSERT') || (s.startsWith('UPDATE') && !s.includes('SET id'))).length;
-      json += round.length - round.filter((s) => s.startsWith('INSERT') || (s.startsWith('UPDATE') && !s.includes('SET id'))).length;
+      // Primary-key updates go to _changes, every other change to the typed table.
+      const typedHere = round.filter((s) => !s.includes('SET id')).length;
+      typed += typedHere;
+      json += round.length - typedHere;
       const result = await ingestUntilCaughtUp(config);
       expect(result.snapshotted).toBe(false);
       expect(result.changesApplied).toBe(round.length);
@@ -709,7 +711,7 @@ describe('stream storage: typed stream tables and _changes, read through change_
     expect.soft(signs('f4'), 'float4').toEqual(values);
   });
 
-  test('REPLICA IDENTITY FULL: deletes and updates (JSON) find typed inserts by their key text, every column in the key', async () => {
+  test('REPLICA IDENTITY FULL: deletes (typed) and updates (JSON) find typed inserts by their key text, every column in the key', async () => {
     const table = randomName('strm_full');
     await client.query(
       `CREATE TABLE ${table} (n int, t text, big int8, f8 float8, f4 float4, ts timestamptz, d date, u uuid, num numeric, b bool, iv interval, by bytea)`,
@@ -734,9 +736,13 @@ describe('stream storage: typed stream tables and _changes, read through change_
     // The keys of the deletes and of the updates' old rows are the typed inserts' keys, as text.
     const inserted = new Set(changes.filter((c) => c.op === 'c').map((c) => c.key));
     expect(inserted.size).toBe(6);
-    const rows = await query<[string, string]>(config, `SELECT op, key FROM _changes WHERE op = 'd' ORDER BY seq`);
+    const rows = await query<[string, string]>(config, `SELECT op, key FROM change_log WHERE op = 'd' ORDER BY seq`);
     expect(rows).toHaveLength(4);
     for (const [, key] of rows.slice(0, 3)) expect(inserted.has(key), key).toBe(true);
+    // The deletes are typed rows, their old row (every column) printed as the key is.
+    const [[typedDeletes]] = await query<[bigint]>(config, `SELECT count(*) FROM "_stream__public.${table}__v1" WHERE _ff_op = ${'d'.charCodeAt(0)}`);
+    expect(Number(typedDeletes)).toBe(4);
+    for (const c of changes.filter((c) => c.op === 'd')) expect(Object.keys(c.before!)).toEqual(Object.keys(JSON.parse(c.key!)));
   });
 
   test('a batch of typed rows larger than a DuckDB chunk: nulls and overrides stay on their rows', async () => {
@@ -767,7 +773,7 @@ describe('stream storage: typed stream tables and _changes, read through change_
     const { diff } = await compareWithPostgres(client, config, table);
     expect(diff).toEqual({ missing: [], extra: [] });
     const [[typedRows]] = await query<[bigint]>(config, `SELECT count(*) FROM "_stream__public.${table}__v1"`);
-    expect(Number(typedRows)).toBe(5000 + 1666);
+    expect(Number(typedRows)).toBe(5000 + 1666 + 500);
     await expectSeqInCommitOrder(config);
   });
 
@@ -806,6 +812,6 @@ describe('stream storage: typed stream tables and _changes, read through change_
     expect(seqs).toHaveLength(420);
     expect(await query(config, 'SELECT table_name, schema_version FROM _stream_tables')).toEqual([[`public.${table}`, 1]]);
     const [[typedRows]] = await query<[bigint]>(config, `SELECT count(*) FROM "_stream__public.${table}__v1"`);
-    expect(Number(typedRows)).toBe(410);
+    expect(Number(typedRows)).toBe(420);
   });
 });

@@ -341,12 +341,13 @@ export class PgoutputStream {
             // Cut a full batch only when another change follows, so that a transaction ending
             // exactly at the batch size completes in its last batch (not in an empty one after it).
             if (built.size >= ctx.batchSize) yield take();
-            // An insert, or an update without the old row: its new row goes column-wise when complete.
-            if (msg.tag !== 'delete' && msg.oldAt < 0) {
+            // An insert, or an update without the old row: its new row goes column-wise when complete;
+            // a delete: its old row (the key, or every column under REPLICA IDENTITY FULL).
+            if (msg.tag === 'delete' || msg.oldAt < 0) {
               const group = built.groupOf(state.schema);
-              if (writeTupleColumns(state, msg.buf, msg.newAt, group.columns)) {
+              if (writeTupleColumns(state, msg.buf, msg.tag === 'delete' ? msg.oldAt : msg.newAt, group.columns)) {
                 const change = built.wantsChanges ? this.decodeRowChange(state, msg, item.lsn, txn) : undefined;
-                built.addRow(group, msg.tag === 'insert' ? 'c' : 'u', item.lsn, txn.commitLsn, txn.commitTime, txn.xid, change);
+                built.addRow(group, msg.tag === 'insert' ? 'c' : msg.tag === 'update' ? 'u' : 'd', item.lsn, txn.commitLsn, txn.commitTime, txn.xid, change);
                 break;
               }
             }

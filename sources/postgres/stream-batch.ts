@@ -1,6 +1,6 @@
 /**
  * Builds the stream's batches in storage form ({@link StreamStorage}): inserts and updates without an
- * old row go column-wise into one {@link StreamRowGroup} per table schema version, their bytes copied
+ * old row (their new row) and deletes (their old row) go column-wise into one {@link StreamRowGroup} per table schema version, their bytes copied
  * from the pgoutput message as the snapshot copies COPY fields; every other change is a
  * {@link Change}. With `changes`, every change is also decoded into a Change for the store's
  * consumers.
@@ -120,9 +120,13 @@ export class StreamBatchBuilder {
     return group;
   }
 
-  /** Records the row just written to `group.columns`; `change` is its Change when {@link wantsChanges}. */
-  addRow(group: GroupBuilder, op: 'c' | 'u', lsn: Lsn, commitLsn: Lsn, commitTime: bigint, xid: number, change?: Change): void {
-    group.add(this.count++, op === 'c' ? 0x63 : 0x75, lsn, commitLsn, commitTime, xid);
+  /**
+   * Records the row just written to `group.columns` (the new row of an insert or update, the old one
+   * of a delete: its key, or every column under REPLICA IDENTITY FULL); `change` is its Change when
+   * {@link wantsChanges}.
+   */
+  addRow(group: GroupBuilder, op: 'c' | 'u' | 'd', lsn: Lsn, commitLsn: Lsn, commitTime: bigint, xid: number, change?: Change): void {
+    group.add(this.count++, op.charCodeAt(0), lsn, commitLsn, commitTime, xid);
     this.filled.add(group);
     if (change) this.changes.push(change);
   }

@@ -115,7 +115,7 @@ const ARRAY_INDEX = /^(0|[1-9][0-9]*)$/;
 
 /**
  * The durable change log in a DuckDB file: the initial snapshot in typed tables (`_snapshot__<table>`,
- * listed in `_snapshot_tables`), the stream's inserts and updates without an old row in typed tables
+ * listed in `_snapshot_tables`), the stream's inserts and updates without an old row and deletes in typed tables
  * per schema version (`_stream__<table>__v<n>`, listed in `_stream_tables`), every other change in
  * `_changes` as JSON, all bulk-written through data-chunk appenders and read through the view
  * `change_log`; `_schemas` and `_checkpoint`. A complete batch, the consumers' writes and the

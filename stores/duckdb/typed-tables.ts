@@ -1,7 +1,7 @@
 /**
  * Typed per-table storage of the change log. `_snapshot__<schema.table>` holds one row per snapshot
  * read, and `_stream__<schema.table>__v<version>` the stream's inserts and updates without an old row
- * of one schema version, with DuckDB types (SMALLINT…DOUBLE, BOOLEAN, DATE, TIMESTAMP[TZ], VARCHAR),
+ * (their new row) and deletes (their old row) of one schema version, with DuckDB types (SMALLINT…DOUBLE, BOOLEAN, DATE, TIMESTAMP[TZ], VARCHAR),
  * appended from column-wise {@link SnapshotRows} with bulk copies, numbered by a `_ff_seq` column in
  * the log's `seq`; `_changes` holds every other change as JSON. The view `change_log` joins them all
  * with the columns of `_changes`, printing each typed row's key and row in the JSON form of
@@ -255,10 +255,18 @@ function jsonObjectOf(columns: readonly StoredColumn[], asKey: boolean): string 
 
 const CHANGES_COLUMNS = 'seq, table_name, op, key, before, after, lsn, commit_lsn, commit_time, xid, schema_version';
 
-/** The key and row of a typed table's rows in JSON, as `encodeKey` and `encodeRow` write them. */
-function keyAndRowSql(schema: TableSchema, stored: readonly StoredColumn[]): string {
+/**
+ * The key and rows of a typed table's rows in JSON, as `encodeKey` and `encodeRow` write them. With
+ * `op` (the stream's op column), a delete's row is its old row, `before`: the key columns (every
+ * column under REPLICA IDENTITY FULL), in table order; else the row is `after`.
+ */
+function keyAndRowSql(schema: TableSchema, stored: readonly StoredColumn[], op?: string): string {
   const keys = schema.keyColumns.map((k) => stored.find((s) => s.column.name === k)!).filter(Boolean);
-  return `${jsonObjectOf(keys, true)} AS key, CAST(NULL AS VARCHAR) AS before, ${jsonObjectOf(stored, false)} AS after`;
+  const key = `${jsonObjectOf(keys, true)} AS key`;
+  if (!op) return `${key}, CAST(NULL AS VARCHAR) AS before, ${jsonObjectOf(stored, false)} AS after`;
+  const old = stored.filter((s) => schema.keyColumns.includes(s.column.name));
+  const isDelete = `${op} = ${'d'.charCodeAt(0)}`;
+  return `${key}, CASE WHEN ${isDelete} THEN ${jsonObjectOf(old, false)} END AS before, CASE WHEN NOT ${isDelete} THEN ${jsonObjectOf(stored, false)} END AS after`;
 }
 
 /** A table's snapshot rows in the columns of `_changes` (only those matching `where`, on the storage's columns, if given). */
@@ -277,7 +285,7 @@ export function streamSelectSql(t: StreamTableInfo, where?: string): string {
   const { meta, stored } = streamLayout(t.schema.columns);
   const [seq, op, lsn, commitLsn, commitTime, xid] = meta.map((m) => quoteIdent(m.name));
   return (
-    `SELECT ${seq} AS seq, ${quoteLiteral(t.table)} AS table_name, chr(CAST(${op} AS INTEGER)) AS op, ${keyAndRowSql(t.schema, stored)}, ` +
+    `SELECT ${seq} AS seq, ${quoteLiteral(t.table)} AS table_name, chr(CAST(${op} AS INTEGER)) AS op, ${keyAndRowSql(t.schema, stored, op)}, ` +
     `${lsn} AS lsn, ${commitLsn} AS commit_lsn, ${commitTime} AS commit_time, ${xid} AS xid, ` +
     `CAST(${t.schema.version} AS INTEGER) AS schema_version FROM ${quoteIdent(t.storage)}${where ? ` WHERE ${where}` : ''}`
   );
