@@ -42,21 +42,6 @@ export class FeatureflowError extends Error {
   }
 }
 
-/**
- * Raised by a source when a table's rows changed without changes in the stream: columns added with
- * a default (PostgreSQL's missing value, or a rewrite) give the rows already there a value the WAL
- * never carries. The engine reads the table again in a snapshot of its own and follows on.
- */
-export class TableRereadNeeded extends Error {
-  constructor(
-    readonly table: string,
-    readonly columns: readonly string[],
-  ) {
-    super(`${table} must be read again: columns ${columns.join(', ')} were added with a default`);
-    this.name = 'TableRereadNeeded';
-  }
-}
-
 /** True when the error (or a FeatureflowError wrapping it) is worth retrying. */
 export function isRetriable(error: unknown): boolean {
   if (error instanceof FeatureflowError) return error.retriable;

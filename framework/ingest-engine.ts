@@ -1,7 +1,7 @@
 import { inject, injectable } from 'inversify';
 import type { Logger } from 'pino';
 import type { ResolvedConfig } from './config';
-import { FeatureflowError, isRetriable, TableRereadNeeded } from './errors';
+import { FeatureflowError, isRetriable } from './errors';
 import type { ChangeLog, Source } from './interfaces';
 import { TOKENS } from './tokens';
 import { batchLength, formatLsn, type Change, type ChangeBatch, type Lsn, type Row } from './types';
@@ -82,7 +82,16 @@ export class IngestEngine {
     let backoffMs = 250;
     while (!signal?.aborted) {
       const current = await this.log.state();
+      // Tables whose rows changed without changes in the stream are read again before following on.
+      if (current.rereads.length > 0) {
+        for (const table of current.rereads) {
+          const versions = (await this.log.schemas()).filter((s) => s.table === table).map((s) => s.version);
+          applied += await this.snapshot(options, { tables: [table], checkpoint: current.checkpoint!, reread: { version: Math.max(0, ...versions) + 1 } });
+        }
+        continue;
+      }
       const from = current.checkpoint!;
+      let rereadNext = false;
       try {
         this.logger.info({ from: formatLsn(from), until: until === undefined ? undefined : formatLsn(until) }, 'following the replication stream');
         for await (const batch of this.source.follow(from, {
@@ -100,21 +109,23 @@ export class IngestEngine {
           applied += batchLength(batch);
           backoffMs = 250;
           await options.onBatch?.(batchInfo(batch));
+          if (batch.rereads) {
+            for (const [table, columns] of Object.entries(batch.rereads)) {
+              this.logger.warn(
+                { table, columns },
+                'columns were added with a default, which PostgreSQL gives the rows already there without a change in the WAL: reading the table again',
+              );
+            }
+            // The transaction that changed them is durable (and the tables recorded with it): stop following to read them.
+            rereadNext = true;
+            break;
+          }
         }
         await this.log.rollback();
+        if (rereadNext) continue;
         if (until !== undefined || signal?.aborted) break;
       } catch (error) {
         await this.log.rollback();
-        if (error instanceof TableRereadNeeded && !signal?.aborted) {
-          this.logger.warn(
-            { table: error.table, columns: error.columns },
-            'columns were added with a default, which PostgreSQL gives the rows already there without a change in the WAL: reading the table again',
-          );
-          const versions = (await this.log.schemas()).filter((s) => s.table === error.table).map((s) => s.version);
-          const reread = { version: Math.max(0, ...versions) + 1 };
-          applied += await this.snapshot(options, { tables: [error.table], checkpoint: (await this.log.state()).checkpoint!, reread });
-          continue;
-        }
         if (!isRetriable(error) || signal?.aborted) throw error;
         this.logger.warn({ err: describe(error), retryInMs: backoffMs }, 'replication stream failed; reconnecting');
         await sleep(backoffMs, signal);

@@ -73,7 +73,7 @@ export interface Source {
    * Reads every table (or only `tables`) in the exported snapshot in bounded batches of rows
    * (`ChangeBatch.snapshot`); with `changes`, each batch also holds its rows as `r` changes. Batches
    * carry the snapshot's LSN as their checkpoint, or `checkpoint` when given (a table added to a log
-   * that has moved past it). With `reread` (a table read again mid-stream, see TableRereadNeeded),
+   * that has moved past it). With `reread` (a table read again mid-stream, see `ChangeBatch.rereads`),
    * the table's schema is read anew as version `reread.version`, and its rows come as stream rows
    * (`ChangeBatch.stored`) after a truncate, the last batch carrying `tableStart`. After {@link beginSnapshot}.
    */
@@ -113,6 +113,8 @@ export interface ChangeLogState {
   readonly lastCommitTime: bigint | null;
   /** The LSN each table's completed snapshot was taken at. */
   readonly tableStarts: ReadonlyMap<string, Lsn>;
+  /** Tables to read again before following on (see `ChangeBatch.rereads`). */
+  readonly rereads: readonly string[];
 }
 
 /** Rows per table in the change log. */

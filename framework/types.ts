@@ -142,6 +142,13 @@ export interface ChangeBatch {
    * committed before `lsn` (its new snapshot holds them), a position the store keeps with the batch.
    */
   readonly tableStart?: { readonly table: string; readonly lsn: Lsn };
+  /**
+   * Tables whose rows changed without changes in the stream, in a transaction this batch completes:
+   * columns added with a default (PostgreSQL's missing value, or a rewrite) give the rows already
+   * there a value the WAL never carries. The store records them with the batch; the engine then
+   * reads them again ({@link ChangeLogState}'s `rereads`), by table the columns that caused it.
+   */
+  readonly rereads?: Readonly<Record<string, readonly string[]>>;
 }
 
 /**

@@ -15,7 +15,7 @@ describe('production container', () => {
     const status = await source.status();
     expect(status.exists).toBe(false);
     await log.open();
-    expect(await log.state()).toEqual({ checkpoint: null, snapshotDone: false, tables: null, slot: null, lastCommitTime: null, tableStarts: new Map() });
+    expect(await log.state()).toEqual({ checkpoint: null, snapshotDone: false, tables: null, slot: null, lastCommitTime: null, tableStarts: new Map(), rereads: [] });
     expect(existsSync(config.store.path)).toBe(true);
     await closeContainer(container);
     // After close, the DuckDB file can be opened by another instance (the lock is released).

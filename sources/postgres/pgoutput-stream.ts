@@ -2,7 +2,7 @@ import type pg from 'pg';
 import { LogicalReplicationService, PgoutputPlugin, type Pgoutput } from 'pg-logical-replication';
 import type { Logger } from 'pino';
 import { AsyncQueue } from '../../framework/async-queue';
-import { FeatureflowError, TableRereadNeeded } from '../../framework/errors';
+import { FeatureflowError } from '../../framework/errors';
 import type { FollowOptions } from '../../framework/interfaces';
 import { formatLsn, parseLsn, type Change, type ChangeBatch, type Lsn, type Row, type TableSchema } from '../../framework/types';
 import { decoderFor, PgTypeResolver, type Decoder } from './pg-binary';
@@ -96,6 +96,8 @@ interface RelationState {
   names: string[];
   /** Per column: flagged as key by the Relation message (what a 'K' tuple carries). */
   keyFlags: boolean[];
+  /** The table's changes committed before this are in its own later snapshot (FollowOptions.tableStarts). */
+  start: Lsn;
 }
 
 /** Everything the stream needs from its owner. */
@@ -282,9 +284,16 @@ export class PgoutputStream {
     let txn: { commitLsn: Lsn; commitTime: bigint; xid: number; skip: boolean } | undefined;
     let checkpoint = this.from;
     let lastHeartbeat = Date.now();
+    // Tables to read again (ChangeBatch.rereads), handed out with the batch that completes their transaction.
+    let rereads: Record<string, string[]> | undefined;
     const take = () => {
-      const batch = built.take(txn === undefined, checkpoint, schemas);
+      const complete = txn === undefined;
+      let batch = built.take(complete, checkpoint, schemas);
       schemas = [];
+      if (complete && rereads) {
+        batch = { ...batch, rereads };
+        rereads = undefined;
+      }
       return batch;
     };
     try {
@@ -329,15 +338,17 @@ export class PgoutputStream {
             if (!txn.skip) minCommitTime = commitTime;
             break;
           }
-          case 'relation':
-            await this.onRelation(msg, schemas);
+          case 'relation': {
+            const filled = await this.onRelation(msg, schemas, txn?.commitLsn);
+            if (filled && txn && !txn.skip) (rereads ??= {})[filled.table] = filled.columns;
             break;
+          }
           case 'insert':
           case 'update':
           case 'delete': {
             if (!txn || txn.skip) break;
             const state = this.relations.get(msg.relationOid);
-            if (!state || this.inTableSnapshot(state.schema.table, txn.commitLsn)) break;
+            if (!state || txn.commitLsn < state.start) break;
             // Cut a full batch only when another change follows, so that a transaction ending
             // exactly at the batch size completes in its last batch (not in an empty one after it).
             if (built.size >= ctx.batchSize) yield take();
@@ -371,8 +382,9 @@ export class PgoutputStream {
             txn = undefined;
             if (skipped) break;
             checkpoint = end;
-            // Cut at a commit when the batch is full or no more change data is waiting (latency).
-            if (built.size >= ctx.batchSize || this.queuedData === 0 || (until !== undefined && end >= until)) {
+            // Cut at a commit when the batch is full or no more change data is waiting (latency), or
+            // when tables are to be read again.
+            if (built.size >= ctx.batchSize || this.queuedData === 0 || (until !== undefined && end >= until) || rereads) {
               yield take();
             }
             if (until !== undefined && end >= until && built.size === 0) return;
@@ -388,9 +400,19 @@ export class PgoutputStream {
     }
   }
 
-  private async onRelation(msg: Pgoutput.MessageRelation, schemas: (TableSchema & { version: number })[]): Promise<void> {
+  /**
+   * Takes a Relation message: a new schema version when the shape changed. Returns the columns it
+   * added that rows already in the table hold a value in without changes in the stream (a default),
+   * if any: the table is then to be read again.
+   */
+  private async onRelation(
+    msg: Pgoutput.MessageRelation,
+    schemas: (TableSchema & { version: number })[],
+    commitLsn: Lsn | undefined,
+  ): Promise<{ table: string; columns: string[] } | undefined> {
     const table = `${msg.schema}.${msg.name}`;
-    if (!this.ctx.tables.has(table)) return;
+    if (!this.ctx.tables.has(table)) return undefined;
+    let filled: string[] = [];
     const previous = this.latest.get(table);
     const columns = [];
     for (const col of msg.columns) {
@@ -418,24 +440,31 @@ export class PgoutputStream {
     }
     const candidate = { table, columns: columns.map((c) => ({ ...c, key: keyColumns.includes(c.name) })), keyColumns };
     let schema: TableSchema & { version: number };
+    const start = this.ctx.tableStarts.get(table) ?? 0n;
     if (previous && sameSchema(previous, candidate)) schema = previous;
-    else {
+    else if (commitLsn !== undefined && commitLsn < start) {
+      // The transaction's changes of the table are in the table's own later snapshot (and skipped):
+      // the shape it had then is no version of the log. A change after that snapshot comes with a
+      // Relation message of its own whenever the shape differs from the snapshot's.
+      schema = { ...candidate, version: previous?.version ?? 0 };
+    } else {
       schema = { ...candidate, version: (previous?.version ?? 0) + 1 };
       this.latest.set(table, schema);
       schemas.push(schema);
       this.ctx.logger.info({ table, version: schema.version }, 'table schema changed in the stream');
-      const added = previous ? names.filter((n) => !previous.columns.some((c) => c.name === n)) : [];
-      const filled = added.length > 0 ? await columnsFilledWithoutChanges(this.ctx.catalog, table, added) : [];
       // PostgreSQL gives the rows that existed before the ALTER the default without writing a change:
-      // the table is read again (this transaction and the rest of the stream follow after).
-      if (filled.length > 0) throw new TableRereadNeeded(table, filled);
+      // the table is to be read again once this transaction is durable.
+      const added = previous ? names.filter((n) => !previous.columns.some((c) => c.name === n)) : [];
+      if (added.length > 0) filled = await columnsFilledWithoutChanges(this.ctx.catalog, table, added);
     }
     this.relations.set(msg.relationOid, {
       schema,
       decoders: schema.columns.map((c) => decoderFor(c.type, c.array)),
       names,
       keyFlags: msg.columns.map((c) => (c.flags & 1) === 1),
+      start,
     });
+    return filled.length > 0 ? { table, columns: filled } : undefined;
   }
 
   private keyOf(state: RelationState, row: Row): Row {
@@ -449,16 +478,10 @@ export class PgoutputStream {
     const common = { lsn, commitLsn: txn.commitLsn, commitTime: txn.commitTime, xid: txn.xid };
     for (const rel of msg.relations) {
       const state = this.relations.get(rel.relationOid);
-      if (!state || this.inTableSnapshot(state.schema.table, txn.commitLsn)) continue;
+      if (!state || txn.commitLsn < state.start) continue;
       out.push({ ...common, table: state.schema.table, op: 't', key: null, before: null, after: null, schemaVersion: state.schema.version });
     }
     return out;
-  }
-
-  /** Whether a change of `table` committed at `commitLsn` is already in the table's own later snapshot. */
-  private inTableSnapshot(table: string, commitLsn: Lsn): boolean {
-    const start = this.ctx.tableStarts.get(table);
-    return start !== undefined && commitLsn < start;
   }
 
   /** The change of an insert, update or delete of a captured relation. */

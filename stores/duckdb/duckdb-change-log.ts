@@ -85,7 +85,8 @@ CREATE TABLE IF NOT EXISTS _stream_tables (
 );
 CREATE TABLE IF NOT EXISTS _table_starts (
   table_name VARCHAR PRIMARY KEY,
-  lsn UBIGINT NOT NULL
+  -- NULL: to be read again (see ChangeBatch.rereads)
+  lsn UBIGINT
 );
 `;
 
@@ -222,13 +223,14 @@ export class DuckDBChangeLog implements ChangeLog {
 
   async state(): Promise<ChangeLogState> {
     const rows = (await this.connection.runAndReadAll('SELECT slot, tables, lsn FROM _checkpoint WHERE id = 1')).getRows();
-    if (rows.length === 0) return { checkpoint: null, snapshotDone: false, tables: null, slot: null, lastCommitTime: null, tableStarts: new Map() };
+    if (rows.length === 0) return { checkpoint: null, snapshotDone: false, tables: null, slot: null, lastCommitTime: null, tableStarts: new Map(), rereads: [] };
     const [slot, tables, lsn] = rows[0]! as [string, string, bigint | null];
     const tableList = JSON.parse(tables) as string[];
     const done = (await this.connection.runAndReadAll('SELECT table_name, lsn FROM _snapshot_tables WHERE done')).getRows() as [string, bigint][];
     // Tables read again mid-stream start later than their snapshot (files from before have no such table).
     const hasStarts = (await this.connection.runAndReadAll(`SELECT count(*) FROM duckdb_tables() WHERE table_name = '_table_starts'`)).getRows()[0]![0];
-    const rereads = hasStarts ? ((await this.connection.runAndReadAll('SELECT table_name, lsn FROM _table_starts')).getRows() as [string, bigint][]) : [];
+    const starts = hasStarts ? ((await this.connection.runAndReadAll('SELECT table_name, lsn FROM _table_starts ORDER BY table_name')).getRows() as [string, bigint | null][]) : [];
+    const rereads = starts.filter(([, start]) => start !== null) as [string, bigint][];
     // The newest commit time of every storage: `_changes`, snapshots, and each stream table.
     const streamTimes = [...this.streamTables.values()].map(
       (t) => `(SELECT epoch_us(max(${streamMetaColumn(t, 'commit_time')})) FROM ${quoteIdent(t.storage)})`,
@@ -245,6 +247,7 @@ export class DuckDBChangeLog implements ChangeLog {
       tables: tableList,
       slot,
       tableStarts: new Map([...done, ...rereads].map(([table, start]) => [table, BigInt(start)])),
+      rereads: starts.filter(([, start]) => start === null).map(([table]) => table),
     };
   }
 
@@ -299,6 +302,7 @@ export class DuckDBChangeLog implements ChangeLog {
         this.flushAll();
         this.endSnapshotTable();
         if (batch.tableStart) await c.run('INSERT OR REPLACE INTO _table_starts VALUES ($1, $2)', [batch.tableStart.table, batch.tableStart.lsn]);
+        for (const table of Object.keys(batch.rereads ?? {})) await c.run('INSERT OR REPLACE INTO _table_starts VALUES ($1, NULL)', [table]);
         // One round trip, no prepared statement: this ends every batch. A failed UPDATE skips the COMMIT.
         await c.run(`UPDATE _checkpoint SET lsn = ${BigInt(batch.checkpoint)}, updated_at = now() WHERE id = 1; COMMIT`);
         this.inTransaction = false;
