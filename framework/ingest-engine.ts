@@ -82,17 +82,18 @@ export class IngestEngine {
     let backoffMs = 250;
     while (!signal?.aborted) {
       const current = await this.log.state();
-      // Tables whose rows changed without changes in the stream are read again before following on.
-      if (current.rereads.length > 0) {
-        for (const table of current.rereads) {
-          const versions = (await this.log.schemas()).filter((s) => s.table === table).map((s) => s.version);
-          applied += await this.snapshot(options, { tables: [table], checkpoint: current.checkpoint!, reread: { version: Math.max(0, ...versions) + 1 } });
-        }
-        continue;
-      }
       const from = current.checkpoint!;
       let rereadNext = false;
       try {
+        // Tables whose rows changed without changes in the stream are read again before following on
+        // (a failure here is retried like the stream's).
+        if (current.rereads.length > 0) {
+          for (const table of current.rereads) {
+            const versions = (await this.log.schemas()).filter((s) => s.table === table).map((s) => s.version);
+            applied += await this.snapshot(options, { tables: [table], checkpoint: from, reread: { version: Math.max(0, ...versions) + 1 } });
+          }
+          continue;
+        }
         this.logger.info({ from: formatLsn(from), until: until === undefined ? undefined : formatLsn(until) }, 'following the replication stream');
         for await (const batch of this.source.follow(from, {
           signal,
