@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type pg from 'pg';
 import { FeatureflowError } from '../framework/errors';
 import { parseLsn } from '../framework/types';
-import { pgClient, randomName, readChangeLog, testConfig, withTables } from './helpers';
+import { createPartitionedTable, pgClient, randomName, readChangeLog, testConfig, withTables } from './helpers';
 import { compareWithPostgres, ingestUntilCaughtUp } from './ingest-harness';
 
 // A table added to `source.tables` of a log that already follows its slot is read in a snapshot of
@@ -81,6 +81,26 @@ describe('a table added to source.tables later', () => {
     expect(new Set(secondStreamed.map((c) => c.xid)).size).toBe(secondStreamed.length);
     // The second table's snapshot came after the first's, in the same log.
     expect(secondSnapshot[0]!.seq > of(first).filter((c) => c.op === 'r').at(-1)!.seq).toBe(true);
+  });
+
+  test('a partitioned table added later: its partitions\' rows under it, a row moving across partitions after', async () => {
+    const first = randomName('added_plain');
+    const parted = randomName('added_parted');
+    await client.query(`CREATE TABLE ${first} (id int PRIMARY KEY, v int)`);
+    await client.query(`INSERT INTO ${first} SELECT g, g FROM generate_series(1, 10) g`);
+    await createPartitionedTable(client, parted, 10);
+    const config = testConfig([first]);
+    await ingestUntilCaughtUp(config);
+    await client.query(`UPDATE ${parted} SET v = 0 WHERE id = 1`);
+    const both = withTables(config, [`public.${first}`, `public.${parted}`]);
+    await ingestUntilCaughtUp(both);
+    await client.query(`UPDATE ${parted} SET region = 'eu' WHERE id = 3`);
+    await client.query(`UPDATE ${first} SET v = 9 WHERE id = 4`);
+    await ingestUntilCaughtUp(both);
+    for (const t of [first, parted]) {
+      const { diff } = await compareWithPostgres(client, both, t);
+      expect(diff, t).toEqual({ missing: [], extra: [] });
+    }
   });
 
   test('a table no longer configured is refused with FF_TABLES_CHANGED naming it, nothing written', async () => {

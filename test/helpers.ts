@@ -39,6 +39,17 @@ export function testConfig(tables: string[], overrides: Partial<FeatureflowConfi
   });
 }
 
+/**
+ * Creates `table` partitioned by list on `region` ('eu', 'us'), with `rows` rows (id 1…rows, even ids
+ * in 'eu'): key (id, region), a column v = id.
+ */
+export async function createPartitionedTable(client: pg.Client, table: string, rows: number): Promise<void> {
+  await client.query(`CREATE TABLE ${table} (id int, region text, v int, PRIMARY KEY (id, region)) PARTITION BY LIST (region)`);
+  await client.query(`CREATE TABLE ${table}_eu PARTITION OF ${table} FOR VALUES IN ('eu')`);
+  await client.query(`CREATE TABLE ${table}_us PARTITION OF ${table} FOR VALUES IN ('us')`);
+  await client.query(`INSERT INTO ${table} SELECT g, CASE WHEN g % 2 = 0 THEN 'eu' ELSE 'us' END, g FROM generate_series(1, ${rows}) g`);
+}
+
 /** The same log (file, slot, publication) configured with other tables. */
 export function withTables(config: ResolvedConfig, tables: string[]): ResolvedConfig {
   return Object.freeze({ ...config, source: Object.freeze({ ...config.source, tables }) });

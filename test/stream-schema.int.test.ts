@@ -177,6 +177,34 @@ describe('schema changes mid-stream', () => {
     expect(after.changes.filter((c) => c.table === `public.${table}`).map((c) => c.op).join('')).toBe(`${'r'.repeat(10)}uuct${'r'.repeat(11)}u`);
   });
 
+  test('defaults added to two tables in one transaction (one under REPLICA IDENTITY FULL), a truncate after: both read again, equal PostgreSQL', async () => {
+    const a = randomName('schema_two_a');
+    const b = randomName('schema_two_b');
+    await client.query(`CREATE TABLE ${a} (id int PRIMARY KEY, v int)`);
+    await client.query(`CREATE TABLE ${b} (n int, t text)`);
+    await client.query(`ALTER TABLE ${b} REPLICA IDENTITY FULL`);
+    await client.query(`INSERT INTO ${a} SELECT g, g FROM generate_series(1, 30) g`);
+    await client.query(`INSERT INTO ${b} SELECT g, 't' || g FROM generate_series(1, 30) g`);
+    const config = testConfig([a, b]);
+    await ingestUntilCaughtUp(config);
+    await inTransaction(client, async () => {
+      await client.query(`ALTER TABLE ${a} ADD COLUMN x int DEFAULT 1`);
+      await client.query(`ALTER TABLE ${b} ADD COLUMN y text DEFAULT 'yy'`);
+      await client.query(`UPDATE ${a} SET v = 0 WHERE id = 1`);
+      await client.query(`DELETE FROM ${b} WHERE n = 2`);
+    });
+    await client.query(`TRUNCATE ${a}`);
+    await client.query(`INSERT INTO ${a} VALUES (100, 1, 5)`);
+    await ingestUntilCaughtUp(config);
+    await client.query(`UPDATE ${b} SET t = 'z' WHERE n = 3`);
+    await ingestUntilCaughtUp(config);
+    for (const t of [a, b]) {
+      const { diff, changes } = await compareWithPostgres(client, config, t);
+      expect(diff, t).toEqual({ missing: [], extra: [] });
+      expect(changes.filter((c) => c.table === `public.${t}` && c.op === 't').length, t).toBeGreaterThanOrEqual(1);
+    }
+  });
+
   test('widening the primary key (int4 → int8) keeps each row\'s identity in the log', async () => {
     // Regression: int4 keys were logged as {"id":5} and int8 keys as {"id":"5"}, so after the ALTER
     // every updated row appeared twice in the rebuilt state.

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type pg from 'pg';
-import { pgClient, randomName, testConfig } from './helpers';
+import { createPartitionedTable, pgClient, randomName, testConfig } from './helpers';
 import { compareWithPostgres, ingestUntilCaughtUp } from './ingest-harness';
 
 // Tables of less common shapes, snapshotted then changed by the stream, against PostgreSQL.
@@ -62,10 +62,7 @@ describe('tables of other shapes', () => {
 
   test('a partitioned table: rows of every partition under the parent, an update moving a row across partitions', async () => {
     const table = randomName('parted');
-    await client.query(`CREATE TABLE ${table} (id int, region text, v int, PRIMARY KEY (id, region)) PARTITION BY LIST (region)`);
-    await client.query(`CREATE TABLE ${table}_eu PARTITION OF ${table} FOR VALUES IN ('eu')`);
-    await client.query(`CREATE TABLE ${table}_us PARTITION OF ${table} FOR VALUES IN ('us')`);
-    await client.query(`INSERT INTO ${table} SELECT g, CASE WHEN g % 2 = 0 THEN 'eu' ELSE 'us' END, g FROM generate_series(1, 20) g`);
+    await createPartitionedTable(client, table, 20);
     const config = testConfig([table]);
     await ingestUntilCaughtUp(config);
     await client.query(`UPDATE ${table} SET v = v + 1 WHERE id < 5`);
