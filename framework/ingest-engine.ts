@@ -174,7 +174,7 @@ export class IngestEngine {
       for await (const batch of readAhead(this.source.snapshot({ changes: this.log.needsChanges, ...added }))) {
         await this.log.apply(batch);
         rows += batchLength(batch);
-        await options.onBatch?.(batchInfo(batch));
+        await options.onBatch?.(batchInfo(batch, added?.reread ? added.tables[0] : undefined));
         if (options.signal?.aborted) break;
       }
     } finally {
@@ -253,8 +253,13 @@ export class IngestEngine {
   }
 }
 
-function batchInfo(batch: ChangeBatch): BatchInfo {
+/** What onBatch hears of a batch; `reread` names the table a batch of a table read again belongs to (its rows come as stream rows). */
+function batchInfo(batch: ChangeBatch, reread?: string): BatchInfo {
   const tables: Record<string, number> = {};
+  if (reread) {
+    tables[reread] = batchLength(batch);
+    return { changes: batchLength(batch), tables, checkpoint: batch.checkpoint, complete: batch.complete, snapshot: { table: reread, done: batch.complete } };
+  }
   const snapshot = batch.snapshot;
   if (snapshot) {
     tables[snapshot.table] = snapshot.rows.length;

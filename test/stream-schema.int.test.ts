@@ -137,14 +137,17 @@ describe('schema changes mid-stream', () => {
     await client.query(`UPDATE ${table} SET fixed = 8 WHERE id = 2`);
 
     const logged: { level: number; msg: string; table?: string; columns?: string[] }[] = [];
+    const reported: { table: string; done: boolean }[] = [];
     const container = await createContainer(config);
     try {
       container.rebind(TOKENS.Logger).toConstantValue(pino({ level: 'warn' }, { write: (line: string) => logged.push(JSON.parse(line)) }));
       const engine = await container.getAsync(TOKENS.IngestEngine);
-      await engine.run({ untilCaughtUp: true });
+      await engine.run({ untilCaughtUp: true, onBatch: (b) => void (b.snapshot && reported.push(b.snapshot)) });
     } finally {
       await closeContainer(container);
     }
+    // Progress hears the re-read as a snapshot of the table.
+    expect(reported.at(-1)).toEqual({ table: `public.${table}`, done: true });
     expect(logged).toHaveLength(1);
     expect(logged[0]).toMatchObject({ table: `public.${table}`, columns: ['fixed', 'drawn'] });
     expect(logged[0]!.msg).toMatch(/reading the table again/);
