@@ -157,24 +157,25 @@ export class IngestEngine {
   }
 
   /**
-   * The initial snapshot of every table; or, with `added`, of tables added to the configuration of a
-   * log that already follows its slot: read in a temporary slot's snapshot, their batches carrying
-   * the log's checkpoint, each joining the log's tables as its snapshot commits. The stream then skips
-   * their changes committed before that snapshot (`FollowOptions.tableStarts`).
+   * The initial snapshot of every table; or, with `partial`, of some tables of a log that already
+   * follows its slot (added to the configuration, or read again with `reread`): read in a temporary
+   * slot's snapshot, their batches carrying the log's checkpoint, an added table joining the log's
+   * tables as its snapshot commits. The stream then skips their changes committed before that
+   * snapshot (`FollowOptions.tableStarts`).
    */
   private async snapshot(
     options: IngestOptions,
-    added?: { readonly tables: readonly string[]; readonly checkpoint: Lsn; readonly reread?: { readonly version: number } },
+    partial?: { readonly tables: readonly string[]; readonly checkpoint: Lsn; readonly reread?: { readonly version: number } },
   ): Promise<number> {
-    const point = await this.source.beginSnapshot({ added: added !== undefined });
+    const point = await this.source.beginSnapshot({ temporary: partial !== undefined });
     let rows = 0;
     try {
-      if (added) this.logger.info({ tables: added.tables, lsn: formatLsn(point.lsn) }, added.reread ? 'reading the table again' : 'taking a snapshot of the tables added to the configuration');
+      if (partial) this.logger.info({ tables: partial.tables, lsn: formatLsn(point.lsn) }, partial.reread ? 'reading the table again' : 'taking a snapshot of the tables added to the configuration');
       else await this.log.reset({ slot: this.config.source.slot, tables: this.config.source.tables, lsn: point.lsn });
-      for await (const batch of readAhead(this.source.snapshot({ changes: this.log.needsChanges, ...added }))) {
+      for await (const batch of readAhead(this.source.snapshot({ changes: this.log.needsChanges, ...partial }))) {
         await this.log.apply(batch);
         rows += batchLength(batch);
-        await options.onBatch?.(batchInfo(batch, added?.reread ? added.tables[0] : undefined));
+        await options.onBatch?.(batchInfo(batch, partial?.reread ? partial.tables[0] : undefined));
         if (options.signal?.aborted) break;
       }
     } finally {

@@ -65,10 +65,10 @@ export interface Source {
   prepare(): Promise<PrepareResult>;
   /**
    * Drops any old slot and creates it anew, exporting a snapshot; call after {@link prepare}. With
-   * `added` (tables added to a log that already follows the slot), the slot stays and a temporary
-   * one exports the snapshot.
+   * `temporary` (tables added to a log that already follows the slot, or read again), the slot stays
+   * and a temporary one exports the snapshot.
    */
-  beginSnapshot(options?: { readonly added?: boolean }): Promise<SnapshotPoint>;
+  beginSnapshot(options?: { readonly temporary?: boolean }): Promise<SnapshotPoint>;
   /**
    * Reads every table (or only `tables`) in the exported snapshot in bounded batches of rows
    * (`ChangeBatch.snapshot`); with `changes`, each batch also holds its rows as `r` changes. Batches
@@ -111,7 +111,7 @@ export interface ChangeLogState {
   readonly slot: string | null;
   /** The newest commit time in the log (µs since the Unix epoch), or null when empty. */
   readonly lastCommitTime: bigint | null;
-  /** The LSN each table's completed snapshot was taken at. */
+  /** The LSN each table's completed snapshot was taken at (its latest, for a table read again). */
   readonly tableStarts: ReadonlyMap<string, Lsn>;
   /** Tables to read again before following on (see `ChangeBatch.rereads`). */
   readonly rereads: readonly string[];

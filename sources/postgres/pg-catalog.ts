@@ -183,18 +183,14 @@ async function slotExists(client: pg.Client, slot: string): Promise<boolean> {
  * Of `columns`, just added to `table`, those that rows already in the table may hold a value in
  * without any change in the WAL: a default PostgreSQL keeps as the column's missing value
  * (`ADD COLUMN … DEFAULT <constant>`), or one written by a table rewrite (a volatile default). Empty
- * when the table is gone (the stream may lag behind the catalog).
+ * when the table is gone (the stream may lag behind the catalog: `to_regclass` is then NULL).
  */
 export async function columnsFilledWithoutChanges(query: CatalogQuery, table: string, columns: readonly string[]): Promise<string[]> {
-  try {
-    const { rows } = await query(
-      `SELECT a.attname FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
-        WHERE a.attrelid = to_regclass($1) AND a.attname = ANY($2) AND NOT a.attisdropped AND (a.atthasmissing OR d.adbin IS NOT NULL)
-        ORDER BY a.attnum`,
-      [quoteTable(table), [...columns]],
-    );
-    return rows.map((r: { attname: string }) => r.attname);
-  } catch {
-    return [];
-  }
+  const { rows } = await query(
+    `SELECT a.attname FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+      WHERE a.attrelid = to_regclass($1) AND a.attname = ANY($2) AND NOT a.attisdropped AND (a.atthasmissing OR d.adbin IS NOT NULL)
+      ORDER BY a.attnum`,
+    [quoteTable(table), [...columns]],
+  );
+  return rows.map((r: { attname: string }) => r.attname);
 }

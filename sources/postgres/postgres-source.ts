@@ -80,17 +80,18 @@ export class PostgresSource implements Source {
     });
   }
 
-  async beginSnapshot(options: { readonly added?: boolean } = {}): Promise<SnapshotPoint> {
+  async beginSnapshot(options: { readonly temporary?: boolean } = {}): Promise<SnapshotPoint> {
     const client = await this.catalog();
     const slot = this.settings.source.slot;
-    if (!options.added) await this.dropSlot(client, slot);
+    if (!options.temporary) await this.dropSlot(client, slot);
     const replication = await connectClient({ ...this.config, replication: 'database' } as pg.ClientConfig);
     this.replication = replication;
     try {
       // The exported snapshot lives as long as this connection stays open and idle. Tables added to a
-      // running log are read in the snapshot of a temporary slot (dropped with the connection): the
-      // stream of the log's own slot then skips their changes committed before its consistent point.
-      const create = options.added
+      // running log, or read again, are read in the snapshot of a temporary slot (dropped with the
+      // connection): the stream of the log's own slot then skips their changes committed before its
+      // consistent point.
+      const create = options.temporary
         ? `CREATE_REPLICATION_SLOT ${quoteIdent(`${slot.slice(0, 57)}_added`)} TEMPORARY LOGICAL pgoutput EXPORT_SNAPSHOT`
         : `CREATE_REPLICATION_SLOT ${quoteIdent(slot)} LOGICAL pgoutput EXPORT_SNAPSHOT`;
       const { rows } = await replication.query(create);

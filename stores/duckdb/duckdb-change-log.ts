@@ -230,7 +230,7 @@ export class DuckDBChangeLog implements ChangeLog {
     // Tables read again mid-stream start later than their snapshot (files from before have no such table).
     const hasStarts = (await this.connection.runAndReadAll(`SELECT count(*) FROM duckdb_tables() WHERE table_name = '_table_starts'`)).getRows()[0]![0];
     const starts = hasStarts ? ((await this.connection.runAndReadAll('SELECT table_name, lsn FROM _table_starts ORDER BY table_name')).getRows() as [string, bigint | null][]) : [];
-    const rereads = starts.filter(([, start]) => start !== null) as [string, bigint][];
+    const laterStarts = starts.filter(([, start]) => start !== null) as [string, bigint][];
     // The newest commit time of every storage: `_changes`, snapshots, and each stream table.
     const streamTimes = [...this.streamTables.values()].map(
       (t) => `(SELECT epoch_us(max(${streamMetaColumn(t, 'commit_time')})) FROM ${quoteIdent(t.storage)})`,
@@ -246,7 +246,7 @@ export class DuckDBChangeLog implements ChangeLog {
       snapshotDone: done.length === tableList.length,
       tables: tableList,
       slot,
-      tableStarts: new Map([...done, ...rereads].map(([table, start]) => [table, BigInt(start)])),
+      tableStarts: new Map([...done, ...laterStarts].map(([table, start]) => [table, BigInt(start)])),
       rereads: starts.filter(([, start]) => start === null).map(([table]) => table),
     };
   }

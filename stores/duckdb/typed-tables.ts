@@ -1,7 +1,8 @@
 /**
  * Typed per-table storage of the change log. `_snapshot__<schema.table>` holds one row per snapshot
  * read, and `_stream__<schema.table>__v<version>` the stream's inserts and updates without an old row
- * (their new row) and deletes (their old row) of one schema version, with DuckDB types (SMALLINT…DOUBLE, BOOLEAN, DATE, TIMESTAMP[TZ], VARCHAR),
+ * (their new row) and deletes (their old row) of one schema version, with DuckDB types
+ * (SMALLINT…DOUBLE, BOOLEAN, DATE, TIMESTAMP[TZ], VARCHAR),
  * appended from column-wise {@link SnapshotRows} with bulk copies, numbered by a `_ff_seq` column in
  * the log's `seq`; `_changes` holds every other change as JSON. The view `change_log` joins them all
  * with the columns of `_changes`, printing each typed row's key and row in the JSON form of
@@ -455,10 +456,7 @@ export class TypedTableWriter {
       const from = offsets[start + r]!;
       const length = offsets[start + r + 1]! - from;
       const at = r * 16;
-      inline[at] = length;
-      inline[at + 1] = length >>> 8;
-      inline[at + 2] = length >>> 16;
-      inline[at + 3] = length >>> 24;
+      words[r * 4] = length;
       if (length > INLINE_MAX) {
         this.longRows[longRows++] = r;
         for (let i = 0; i < 4; i++) inline[at + 4 + i] = bytes[from + i]!;
