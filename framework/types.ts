@@ -6,6 +6,13 @@
 import type { SnapshotRows } from './snapshot-rows';
 
 /**
+ * A source's position in its commit order, as an unsigned 64-bit integer: a later change has a larger
+ * position. The source defines it (PostgreSQL: the LSN of the change or commit) and formats it for
+ * people; the framework stores, compares and hands positions back, and never parses them.
+ */
+export type Position = bigint;
+
+/**
  * A PostgreSQL log sequence number as an unsigned 64-bit integer. Always compare LSNs as bigints:
  * the textual form `16/B374D848` does not sort as a string.
  */

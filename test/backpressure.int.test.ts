@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { DuckDBConnection } from '@duckdb/node-api';
 import type pg from 'pg';
-import { startPgCluster, type PgCluster } from '../framework/testing/pg-cluster';
+import { startPgCluster, type PgCluster } from '../testing/pg-cluster';
 import type { ChangeBatch } from '../framework/types';
 import { closeContainer, createContainer, TOKENS } from '../index';
 import type { DuckDBChangeLog } from '../stores/duckdb/duckdb-change-log';

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type pg from 'pg';
 import type { ResolvedConfig } from '../framework/config';
 import { FeatureflowError, type ErrorCode } from '../framework/errors';
-import { freePort, startPgCluster, type PgCluster } from '../framework/testing/pg-cluster';
+import { freePort, startPgCluster, type PgCluster } from '../testing/pg-cluster';
 import { closeContainer, createContainer, TOKENS } from '../index';
 import { openDuckDB } from '../stores/duckdb/duckdb-database';
 import { pgClient, pgUrl, randomName, testConfig } from './helpers';

@@ -6,7 +6,7 @@ import type { FeatureDefinitions } from '../framework/features';
 import type { Change, ChangeBatch, Op, Row } from '../framework/types';
 import { DuckDBChangeLog } from '../stores/duckdb/duckdb-change-log';
 import { FeatureTables } from '../stores/duckdb/feature-tables';
-import { ITEMS } from '../framework/testing/items';
+import { ITEMS } from '../testing/items';
 
 /** A small deterministic PRNG (mulberry32), so a failing seed can be replayed. */
 export function prng(seed: number): () => number {

@@ -1,5 +1,5 @@
 import type { TestProject } from 'vitest/node';
-import { startPgCluster, type PgCluster } from '../framework/testing/pg-cluster';
+import { startPgCluster, type PgCluster } from '../testing/pg-cluster';
 
 let cluster: PgCluster | undefined;
 

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type pg from 'pg';
-import { startPgCluster, type PgCluster } from '../framework/testing/pg-cluster';
+import { startPgCluster, type PgCluster } from '../testing/pg-cluster';
 import { closeContainer, createContainer, TOKENS } from '../index';
 import { pgClient, randomName, readChangeLog, testConfig, waitFor } from './helpers';
 import { compareWithPostgres, inTransaction, startIngest } from './ingest-harness';

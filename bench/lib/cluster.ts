@@ -7,7 +7,7 @@ import { mkdtempSync, openSync, closeSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
-import { startPgCluster, type PgCluster } from '../../framework/testing/pg-cluster';
+import { startPgCluster, type PgCluster } from '../../testing/pg-cluster';
 import { monotonicMs } from './stats';
 
 export const PSQL = '/usr/bin/psql';

@@ -9,7 +9,7 @@ import { entity, featureView, float64, text } from '../../framework/features';
 import type { Change, ChangeBatch } from '../../framework/types';
 import { DuckDBChangeLog } from '../../stores/duckdb/duckdb-change-log';
 import { FeatureTables } from '../../stores/duckdb/feature-tables';
-import { ITEMS } from '../../framework/testing/items';
+import { ITEMS } from '../../testing/items';
 
 export { ITEMS };
 

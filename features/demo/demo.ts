@@ -19,7 +19,7 @@ import {
   text,
   TOKENS,
 } from '../../index';
-import { startPgCluster, type PgCluster } from '../../framework/testing/pg-cluster';
+import { startPgCluster, type PgCluster } from '../../testing/pg-cluster';
 import { openDuckDB } from '../../stores/duckdb';
 
 const TABLE = 'public.featureflow_demo_orders';
