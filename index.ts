@@ -3,24 +3,24 @@
  * source and the DuckDB store into the framework.
  */
 import type { Container } from 'inversify';
-import { buildContainer } from './framework/container';
-import { runCli } from './framework/cli/main';
-import { registerExportCommand } from './framework/cli/export-command';
-import { resolveConfig, type FeatureflowConfig, type ResolvedConfig } from './framework/config';
-import { postgresSourceModule } from './sources/postgres';
-import { duckdbStoreModule, featureTablesModule, inspectStore, openFeatureStore, type DuckDBChangeLog } from './stores/duckdb';
-import { featureStatus } from './stores/duckdb/feature-catalog';
-import { TOKENS } from './framework/tokens';
+import { buildContainer } from './framework/container.js';
+import { runCli } from './framework/cli/main.js';
+import { registerExportCommand } from './framework/cli/export-command.js';
+import { resolveConfig, type FeatureflowConfig, type ResolvedConfig } from './framework/config.js';
+import { postgresSourceModule } from './sources/postgres/index.js';
+import { duckdbStoreModule, featureTablesModule, inspectStore, openFeatureStore, type DuckDBChangeLog } from './stores/duckdb/index.js';
+import { featureStatus } from './stores/duckdb/feature-catalog.js';
+import { TOKENS } from './framework/tokens.js';
 
-export { defineConfig, resolveConfig } from './framework/config';
-export type { FeatureflowConfig, ResolvedConfig } from './framework/config';
-export { closeContainer } from './framework/container';
-export { FeatureflowError, ErrorCodes } from './framework/errors';
-export { TOKENS } from './framework/tokens';
-export * from './framework/types';
-export type * from './framework/interfaces';
-export * from './framework/features';
-export { FeatureStore, openFeatureStore } from './stores/duckdb';
+export { defineConfig, resolveConfig } from './framework/config.js';
+export type { FeatureflowConfig, ResolvedConfig } from './framework/config.js';
+export { closeContainer } from './framework/container.js';
+export { FeatureflowError, ErrorCodes } from './framework/errors.js';
+export { TOKENS } from './framework/tokens.js';
+export * from './framework/types.js';
+export type * from './framework/interfaces/index.js';
+export * from './framework/features/index.js';
+export { FeatureStore, openFeatureStore } from './stores/duckdb/index.js';
 // toTensors lives in 'featureflow/framework/tensors': loading TF.js is slow, so it is imported on demand.
 
 /** Builds the production container from a config (validated and frozen here). */

@@ -6,9 +6,9 @@
  */
 import { BOOLEAN, DOUBLE, DuckDBDataChunk, DuckDBTimestampTZValue, INTEGER, TIMESTAMPTZ, UBIGINT, VARCHAR, type DuckDBConnection } from '@duckdb/node-api';
 import { join } from 'node:path';
-import { openDuckDB } from '../stores/duckdb/duckdb-database';
-import { itemBatches, openItemStore } from './lib/features-fixture';
-import { ratioResult, type BenchResult } from './lib/types';
+import { openDuckDB } from '../stores/duckdb/duckdb-database.js';
+import { itemBatches, openItemStore } from './lib/features-fixture.js';
+import { ratioResult, type BenchResult } from './lib/types.js';
 
 const CHANGES = Number(process.env.FF_BENCH_FEATURE_CHANGES ?? 1_000_000);
 const KEYS = Math.max(1, Math.floor(CHANGES / 5));

@@ -4,11 +4,11 @@
  * Runs alternate; medians of three.
  */
 import { join } from 'node:path';
-import { FeatureStore } from '../stores/duckdb/feature-store';
-import { snapshotSql } from '../stores/duckdb/feature-query';
-import { fillItemHistory, openItemStore } from './lib/features-fixture';
-import { median } from './lib/stats';
-import { ratioResult, type BenchResult } from './lib/types';
+import { FeatureStore } from '../stores/duckdb/feature-store.js';
+import { snapshotSql } from '../stores/duckdb/feature-query.js';
+import { fillItemHistory, openItemStore } from './lib/features-fixture.js';
+import { median } from './lib/stats.js';
+import { ratioResult, type BenchResult } from './lib/types.js';
 
 const ROWS = Number(process.env.FF_BENCH_ARROW_ROWS ?? 1_000_000);
 

@@ -5,10 +5,10 @@
  * alternate; medians of three.
  */
 import { join } from 'node:path';
-import { FeatureStore } from '../stores/duckdb/feature-store';
-import { T0, fillItemHistory, openItemStore } from './lib/features-fixture';
-import { median } from './lib/stats';
-import { ratioResult, type BenchResult } from './lib/types';
+import { FeatureStore } from '../stores/duckdb/feature-store.js';
+import { T0, fillItemHistory, openItemStore } from './lib/features-fixture.js';
+import { median } from './lib/stats.js';
+import { ratioResult, type BenchResult } from './lib/types.js';
 
 const SPINE = Number(process.env.FF_BENCH_SPINE_ROWS ?? 1_000_000);
 const VERSIONS = Number(process.env.FF_BENCH_HISTORY_ROWS ?? 1_000_000);

@@ -8,10 +8,10 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type pg from 'pg';
-import { startIngestChild, type ChildSpec, type IngestChild } from './lib/child';
-import { connect, tempDir, withCluster } from './lib/cluster';
-import { monotonicMs, percentile } from './lib/stats';
-import { benchResult, type BenchResult } from './lib/types';
+import { startIngestChild, type ChildSpec, type IngestChild } from './lib/child.js';
+import { connect, tempDir, withCluster } from './lib/cluster.js';
+import { monotonicMs, percentile } from './lib/stats.js';
+import { benchResult, type BenchResult } from './lib/types.js';
 
 const RATES = [100, 1000];
 const SECONDS = Number(process.env.FF_BENCH_LATENCY_SECONDS ?? 5);

@@ -4,10 +4,10 @@
  * interleaved rounds, medians); and the ingest process's peak RSS against its RSS right after start-up.
  */
 import { join } from 'node:path';
-import { startIngestChild } from './lib/child';
-import { connect, createMixedTable, PSQL, runToolOk, tempDir, withCluster } from './lib/cluster';
-import { median } from './lib/stats';
-import { benchResult, ratioResult, type BenchResult } from './lib/types';
+import { startIngestChild } from './lib/child.js';
+import { connect, createMixedTable, PSQL, runToolOk, tempDir, withCluster } from './lib/cluster.js';
+import { median } from './lib/stats.js';
+import { benchResult, ratioResult, type BenchResult } from './lib/types.js';
 
 const ROWS = Number(process.env.FF_BENCH_SNAPSHOT_ROWS ?? 1_000_000);
 const RSS_TARGET_MB = 400;

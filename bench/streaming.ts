@@ -6,10 +6,10 @@
  * the server decodes it faster and the share of the ingest's own work is larger.
  */
 import { join } from 'node:path';
-import { startIngestChild } from './lib/child';
-import { connect, createMixedTable, mixedInsertSql, PG_RECVLOGICAL, runToolOk, tempDir, withCluster } from './lib/cluster';
-import { median } from './lib/stats';
-import { ratioResult, type BenchResult } from './lib/types';
+import { startIngestChild } from './lib/child.js';
+import { connect, createMixedTable, mixedInsertSql, PG_RECVLOGICAL, runToolOk, tempDir, withCluster } from './lib/cluster.js';
+import { median } from './lib/stats.js';
+import { ratioResult, type BenchResult } from './lib/types.js';
 
 const TRANSACTIONS = Number(process.env.FF_BENCH_STREAM_TXNS ?? 1000);
 const ROWS_PER_TRANSACTION = 1000;

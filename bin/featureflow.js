@@ -5,11 +5,9 @@
 // RSS unchanged (bench/snapshot.ts). Two glibc malloc arenas instead of one per thread (DuckDB's and
 // libuv's threads each got their own): the snapshot's peak RSS 331 MB instead of 357, streaming as
 // fast. The benchmarks start their ingest child with the same flag and variable.
-// The featureflow CLI. Sources are TypeScript; tsx compiles them on the fly with the project's
-// tsconfig (inversify's decorators need experimentalDecorators), whatever the working directory.
-import { fileURLToPath } from 'node:url';
-import { register } from 'tsx/esm/api';
+// The featureflow CLI, on the compiled package (`npm run build`, run by `prepare`).
+import { cli } from '../dist/index.js';
 
-register({ tsconfig: fileURLToPath(new URL('../tsconfig.json', import.meta.url)) });
-const { cli } = await import('../index.ts');
-process.exitCode = await cli(process.argv);
+// Exits at once with the code: a DuckDB or file-system call that never returns (a hung mount) must
+// not keep the process alive after its bounded wait has given up on it.
+process.exit(await cli(process.argv));

@@ -1,5 +1,5 @@
-import { FeatureflowError } from './errors';
-import type { FeatureDefinitions } from './features/feature-registry';
+import { FeatureflowError } from './errors.js';
+import type { FeatureDefinitions } from './features/feature-registry.js';
 
 /** featureflow's configuration, as written in `featureflow.config.ts` with {@link defineConfig}. */
 export interface FeatureflowConfig {
@@ -25,7 +25,7 @@ export interface PostgresSourceConfig {
   tables: string[];
   /** Replication slot name. Default `featureflow`. */
   slot?: string;
-  /** Publication name. Default `featureflow`. */
+  /** Publication name. Default: the slot's name (each change log needs a publication of its own). */
   publication?: string;
 }
 
@@ -41,6 +41,8 @@ export interface DuckDBStoreConfig {
    * less CPU, and the tables take about three times the space. `small` lets DuckDB choose every method.
    */
   compression?: 'fast' | 'small';
+  /** Most seconds opening the store may wait on the file system (a hung network mount never answers). Default 30. */
+  openTimeoutSeconds?: number;
 }
 
 export interface IngestConfig {
@@ -86,7 +88,8 @@ export function resolveConfig(config: FeatureflowConfig, env: NodeJS.ProcessEnv 
     problems.push('source.tables must list at least one table, e.g. tables: ["public.orders"]');
   }
   const slot = config.source?.slot ?? 'featureflow';
-  const publication = config.source?.publication ?? 'featureflow';
+  // Derived from the slot, so two change logs with slots of their own never share a publication.
+  const publication = config.source?.publication ?? slot;
   if (!/^[a-z0-9_]{1,63}$/.test(slot)) problems.push(`source.slot "${slot}" must be lower-case letters, digits and _ (PostgreSQL's rule for slot names)`);
   if (!IDENT.test(publication)) problems.push(`source.publication "${publication}" must be a plain identifier`);
   for (const t of tables ?? []) {
@@ -106,6 +109,10 @@ export function resolveConfig(config: FeatureflowConfig, env: NodeJS.ProcessEnv 
   const memoryLimit = config.store?.memoryLimit;
   if (memoryLimit !== undefined && !/^\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$/i.test(memoryLimit)) {
     problems.push(`store.memoryLimit ${JSON.stringify(memoryLimit)} must be a size such as "64MB" or "1GB"`);
+  }
+  const openTimeout = config.store?.openTimeoutSeconds;
+  if (openTimeout !== undefined && !(typeof openTimeout === 'number' && openTimeout > 0 && Number.isFinite(openTimeout))) {
+    problems.push(`store.openTimeoutSeconds must be a positive number, got ${String(openTimeout)}`);
   }
   const compression = config.store?.compression;
   if (compression !== undefined && compression !== 'fast' && compression !== 'small') {
@@ -129,6 +136,7 @@ export function resolveConfig(config: FeatureflowConfig, env: NodeJS.ProcessEnv 
       path: config.store?.path ?? env.FEATUREFLOW_DUCKDB ?? '.featureflow/featureflow.duckdb',
       memoryLimit: config.store?.memoryLimit ?? '64MB',
       compression: config.store?.compression ?? 'fast',
+      openTimeoutSeconds: config.store?.openTimeoutSeconds ?? 30,
     },
     ingest,
     logLevel: config.logLevel ?? env.FEATUREFLOW_LOG_LEVEL ?? 'info',

@@ -1,8 +1,8 @@
 import { Container, ContainerModule } from 'inversify';
-import type { ResolvedConfig } from './config';
-import { IngestEngine } from './ingest-engine';
-import { createLogger } from './logger';
-import { TOKENS } from './tokens';
+import type { ResolvedConfig } from './config.js';
+import { IngestEngine } from './ingest-engine.js';
+import { createLogger } from './logger.js';
+import { TOKENS } from './tokens.js';
 
 /** Binds what every featureflow process has: the frozen config, the root logger, the ingestion engine. */
 export function coreModule(config: ResolvedConfig): ContainerModule {

@@ -1,10 +1,10 @@
 import { inject, injectable } from 'inversify';
 import type { Logger } from 'pino';
-import type { ResolvedConfig } from './config';
-import { FeatureflowError, isRetriable } from './errors';
-import type { ChangeLog, Source } from './interfaces';
-import { TOKENS } from './tokens';
-import { batchLength, formatLsn, type Change, type ChangeBatch, type Lsn, type Row } from './types';
+import type { ResolvedConfig } from './config.js';
+import { FeatureflowError, isRetriable } from './errors.js';
+import type { ChangeLog, ChangeLogState, Source } from './interfaces/index.js';
+import { TOKENS } from './tokens.js';
+import { batchLength, formatLsn, type Change, type ChangeBatch, type Lsn, type Row } from './types.js';
 
 /** Options of one ingest run. */
 export interface IngestOptions {
@@ -22,8 +22,8 @@ export interface IngestOptions {
  */
 export interface BatchInfo {
   readonly changes: number;
-  /** Changes per table in this batch. */
-  readonly tables: Readonly<Record<string, number>>;
+  /** Changes per table and op (`r`, `c`, `u`, `d`, `t`) in this batch. */
+  readonly tables: Readonly<Record<string, Readonly<Record<string, number>>>>;
   readonly checkpoint: Lsn;
   /** Whether the batch completed a transaction (its checkpoint is durable). */
   readonly complete: boolean;
@@ -57,7 +57,7 @@ export class IngestEngine {
     await this.log.open();
     let state = await this.log.state();
     const added = state.tables ? this.addedTables(state.tables) : [];
-    let prepared = await this.source.prepare();
+    let prepared = await this.prepare(state);
     const until = options.untilCaughtUp ? await this.source.currentPosition() : undefined;
     let snapshotted = false;
     let applied = 0;
@@ -131,7 +131,7 @@ export class IngestEngine {
         this.logger.warn({ err: describe(error), retryInMs: backoffMs }, 'replication stream failed; reconnecting');
         await sleep(backoffMs, signal);
         backoffMs = Math.min(backoffMs * 2, this.config.ingest.maxBackoffSeconds * 1000);
-        prepared = await this.retryPrepare(signal);
+        prepared = await this.retryPrepare(await this.log.state(), signal);
         if (!prepared.slotExists) {
           throw new FeatureflowError(
             'FF_PG_SLOT_LOST',
@@ -144,10 +144,21 @@ export class IngestEngine {
     return { snapshotted, changesApplied: applied, checkpoint: (await this.log.state()).checkpoint };
   }
 
-  private async retryPrepare(signal?: AbortSignal) {
+  /**
+   * Has the source check the server and what the log recorded of it (refusing to resume past the
+   * log's checkpoint or from another log's slot), then records what it will create, durably, before
+   * it creates anything more.
+   */
+  private async prepare(state: ChangeLogState) {
+    const prepared = await this.source.prepare({ record: state.sourceRecord, checkpoint: state.snapshotDone ? state.checkpoint : null });
+    if (JSON.stringify(prepared.record) !== JSON.stringify(state.sourceRecord)) await this.log.saveSourceRecord(prepared.record);
+    return prepared;
+  }
+
+  private async retryPrepare(state: ChangeLogState, signal?: AbortSignal) {
     for (let delay = 250; ; delay = Math.min(delay * 2, this.config.ingest.maxBackoffSeconds * 1000)) {
       try {
-        return await this.source.prepare();
+        return await this.prepare(state);
       } catch (error) {
         if (!isRetriable(error) || signal?.aborted) throw error;
         this.logger.warn({ err: describe(error), retryInMs: delay }, 'PostgreSQL unavailable; retrying');
@@ -171,7 +182,7 @@ export class IngestEngine {
     let rows = 0;
     try {
       if (partial) this.logger.info({ tables: partial.tables, lsn: formatLsn(point.lsn) }, partial.reread ? 'reading the table again' : 'taking a snapshot of the tables added to the configuration');
-      else await this.log.reset({ slot: this.config.source.slot, tables: this.config.source.tables, lsn: point.lsn });
+      else await this.log.reset({ tables: this.config.source.tables, lsn: point.lsn });
       for await (const batch of readAhead(this.source.snapshot({ changes: this.log.needsChanges, ...partial }))) {
         await this.log.apply(batch);
         rows += batchLength(batch);
@@ -256,21 +267,22 @@ export class IngestEngine {
 
 /** What onBatch hears of a batch; `reread` names the table a batch of a table read again belongs to (its rows come as stream rows). */
 function batchInfo(batch: ChangeBatch, reread?: string): BatchInfo {
-  const tables: Record<string, number> = {};
-  if (reread) {
-    tables[reread] = batchLength(batch);
-    return { changes: batchLength(batch), tables, checkpoint: batch.checkpoint, complete: batch.complete, snapshot: { table: reread, done: batch.complete } };
-  }
+  const tables: Record<string, Record<string, number>> = {};
+  const count = (table: string, op: string, n = 1) => {
+    const ops = (tables[table] ??= {});
+    ops[op] = (ops[op] ?? 0) + n;
+  };
   const snapshot = batch.snapshot;
-  if (snapshot) {
-    tables[snapshot.table] = snapshot.rows.length;
-    return { changes: snapshot.rows.length, tables, checkpoint: batch.checkpoint, complete: batch.complete, snapshot: { table: snapshot.table, done: snapshot.done } };
-  }
-  if (batch.stored) {
-    for (const g of batch.stored.groups) tables[g.table] = (tables[g.table] ?? 0) + g.positions.length;
-    for (const c of batch.stored.rest) tables[c.table] = (tables[c.table] ?? 0) + 1;
-  } else for (const c of batch.changes) tables[c.table] = (tables[c.table] ?? 0) + 1;
-  return { changes: batchLength(batch), tables, checkpoint: batch.checkpoint, complete: batch.complete };
+  if (snapshot) count(snapshot.table, 'r', snapshot.rows.length);
+  else if (batch.stored) {
+    for (const g of batch.stored.groups) for (const op of g.ops) count(g.table, String.fromCharCode(op));
+    for (const c of batch.stored.rest) count(c.table, c.op);
+  } else for (const c of batch.changes) count(c.table, c.op);
+  const changes = batchLength(batch);
+  const base = { changes, tables, checkpoint: batch.checkpoint, complete: batch.complete };
+  if (snapshot) return { ...base, snapshot: { table: snapshot.table, done: snapshot.done } };
+  if (reread) return { ...base, snapshot: { table: reread, done: batch.complete } };
+  return base;
 }
 
 /**

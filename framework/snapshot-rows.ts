@@ -4,7 +4,7 @@
  * table column, in the layout {@link snapshotColumnKind} gives for the column's type; a store writes
  * them to typed storage in bulk. Both sides agree on the layout through this module only.
  */
-import type { ColumnSchema } from './types';
+import type { ColumnSchema } from './types.js';
 
 /**
  * How one column is laid out:

@@ -4,7 +4,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import * as arrow from 'apache-arrow';
-import { FeatureflowError } from './errors';
+import { FeatureflowError } from './errors.js';
 
 /** Options of {@link toTensors}. */
 export interface ToTensorsOptions {

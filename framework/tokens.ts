@@ -1,8 +1,8 @@
 import type { ServiceIdentifier } from 'inversify';
 import type { Logger } from 'pino';
-import type { ResolvedConfig } from './config';
-import type { ChangeLog, Source } from './interfaces';
-import type { IngestEngine } from './ingest-engine';
+import type { ResolvedConfig } from './config.js';
+import type { ChangeLog, Source } from './interfaces/index.js';
+import type { IngestEngine } from './ingest-engine.js';
 
 /** Typed DI tokens. Import tokens, not classes, to avoid import cycles. */
 export const TOKENS = {

@@ -3,7 +3,7 @@
  *
  * Values are exact: a PostgreSQL value is represented without loss in JavaScript (see {@link Value}).
  */
-import type { SnapshotRows } from './snapshot-rows';
+import type { SnapshotRows } from './snapshot-rows.js';
 
 /**
  * A source's position in its commit order, as an unsigned 64-bit integer: a later change has a larger

@@ -7,7 +7,7 @@
  * and jsonb values are strings holding their text. Decoding needs the schema to tell a bigint or a
  * bytea from a string.
  */
-import type { ColumnSchema, Row, Value } from './types';
+import type { ColumnSchema, Row, Value } from './types.js';
 
 // ---------------------------------------------------------------------------------------------
 // Encoding

@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type pg from 'pg';
-import { FeatureflowError } from '../framework/errors';
-import { parseLsn } from '../framework/types';
-import { createPartitionedTable, pgClient, randomName, readChangeLog, testConfig, withTables } from './helpers';
-import { compareWithPostgres, ingestUntilCaughtUp } from './ingest-harness';
+import { FeatureflowError } from '../framework/errors.js';
+import { parseLsn } from '../framework/types.js';
+import { createPartitionedTable, pgClient, randomName, readChangeLog, testConfig, withTables } from './helpers.js';
+import { compareWithPostgres, ingestUntilCaughtUp } from './ingest-harness.js';
 
 // A table added to `source.tables` of a log that already follows its slot is read in a snapshot of
 // its own (a temporary slot's), while the log's slot keeps its place; the stream then skips that

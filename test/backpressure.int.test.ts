@@ -1,11 +1,11 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { DuckDBConnection } from '@duckdb/node-api';
 import type pg from 'pg';
-import { startPgCluster, type PgCluster } from '../testing/pg-cluster';
-import type { ChangeBatch } from '../framework/types';
-import { closeContainer, createContainer, TOKENS } from '../index';
-import type { DuckDBChangeLog } from '../stores/duckdb/duckdb-change-log';
-import { pgClient, randomName, testConfig, waitFor } from './helpers';
+import { startPgCluster, type PgCluster } from '../testing/pg-cluster.js';
+import type { ChangeBatch } from '../framework/types.js';
+import { closeContainer, createContainer, TOKENS } from '../index.js';
+import type { DuckDBChangeLog } from '../stores/duckdb/duckdb-change-log.js';
+import { pgClient, randomName, testConfig, waitFor } from './helpers.js';
 
 // While the sink is slow (here: a consumer that takes longer than wal_sender_timeout on a batch) and
 // the socket is paused, standby status replies must keep going, or the walsender ends the stream.

@@ -1,12 +1,12 @@
 import { existsSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type pg from 'pg';
-import type { ResolvedConfig } from '../framework/config';
-import { FeatureflowError, type ErrorCode } from '../framework/errors';
-import { freePort, startPgCluster, type PgCluster } from '../testing/pg-cluster';
-import { closeContainer, createContainer, TOKENS } from '../index';
-import { openDuckDB } from '../stores/duckdb/duckdb-database';
-import { pgClient, pgUrl, randomName, testConfig } from './helpers';
+import type { ResolvedConfig } from '../framework/config.js';
+import { FeatureflowError, type ErrorCode } from '../framework/errors.js';
+import { freePort, startPgCluster, type PgCluster } from '../testing/pg-cluster.js';
+import { closeContainer, createContainer, TOKENS } from '../index.js';
+import { openDuckDB } from '../stores/duckdb/duckdb-database.js';
+import { pgClient, pgUrl, randomName, testConfig } from './helpers.js';
 
 // Each misconfiguration fails fast with its own code and a message naming the thing and the fix,
 // and leaves nothing behind: no slot, no publication, no change in the log.

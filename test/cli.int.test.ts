@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, test } from 'vitest';
-import { pgClient, pgUrl, randomName } from './helpers';
+import { pgClient, pgUrl, randomName } from './helpers.js';
 
 const run = promisify(execFile);
 const BIN = resolve('bin/featureflow.js');
@@ -31,7 +31,7 @@ describe('featureflow CLI', () => {
     writeFileSync(
       join(dir, 'featureflow.config.ts'),
       [
-        `import { defineConfig, entity, featureView, text } from ${JSON.stringify(resolve('index.ts'))};`,
+        `import { defineConfig, entity, featureView, text } from ${JSON.stringify(resolve('dist/index.js'))};`,
         `const row = entity({ name: 'row', keys: ['id'] });`,
         // A view that rejects one row: it goes to the dead-letter table, the rest applies.
         `const values = featureView({ name: 'vals', version: 1, entity: row, source: '${table}', features: { v: text },`,
@@ -104,7 +104,7 @@ describe('featureflow ingest without --until-caught-up', () => {
     writeFileSync(
       join(dir, 'featureflow.config.ts'),
       [
-        `import { defineConfig, entity, featureView, int32 } from ${JSON.stringify(resolve('index.ts'))};`,
+        `import { defineConfig, entity, featureView, int32 } from ${JSON.stringify(resolve('dist/index.js'))};`,
         `const row = entity({ name: 'row', keys: ['id'] });`,
         `const ids = featureView({ name: 'ids', version: 1, entity: row, source: '${table}', features: { id2: int32 },`,
         `  transform: (r) => { if (r.id === 42) throw new Error('no'); return { id2: (r.id as number) * 2 }; } });`,
@@ -118,7 +118,7 @@ describe('featureflow ingest without --until-caught-up', () => {
     let stdout = '';
     child.stdout.on('data', (d) => (stdout += d));
     const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
-    const { waitFor } = await import('./helpers');
+    const { waitFor } = await import('./helpers.js');
     await waitFor('the ingest to publish progress', () => existsSync(join(dir, '.featureflow', 'ingest-status.json')));
     await db.query(`INSERT INTO ${table} SELECT generate_series(101, 150)`);
     await waitFor('the stream to apply the inserts', async () => {
@@ -131,6 +131,8 @@ describe('featureflow ingest without --until-caught-up', () => {
     const report = JSON.parse(live.stdout);
     expect(report.changeLog.state).toMatch(/in use by a running ingest/);
     expect(report.featureViews).toMatchObject([{ view: 'ids', version: 1, deadLetters: 1 }]);
+    // Per-op counts add up to the totals (the snapshot's reads, then the stream's inserts).
+    expect(report.changeLog.tables).toEqual([{ table: `public.${table}`, changes: 150, byOp: { r: 100, c: 50 } }]);
     child.kill('SIGINT');
     expect(await exited).toBe(0);
     expect(stdout).toMatch(/snapshot taken; 150 changes applied/);

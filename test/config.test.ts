@@ -1,12 +1,12 @@
 import { describe, expect, test } from 'vitest';
-import { resolveConfig } from '../framework/config';
-import { FeatureflowError } from '../framework/errors';
+import { resolveConfig } from '../framework/config.js';
+import { FeatureflowError } from '../framework/errors.js';
 
 describe('configuration', () => {
   test('defaults fill in, tables are qualified, DATABASE_URL and FEATUREFLOW_DUCKDB override, the result is frozen', () => {
     const config = resolveConfig({ source: { tables: ['orders', 'sales.items', 'orders'] } }, { DATABASE_URL: 'postgres://h/db', FEATUREFLOW_DUCKDB: 'x.duckdb' });
     expect(config.source).toEqual({ connectionString: 'postgres://h/db', tables: ['public.orders', 'sales.items'], slot: 'featureflow', publication: 'featureflow' });
-    expect(config.store).toEqual({ path: 'x.duckdb', memoryLimit: '64MB', compression: 'fast' });
+    expect(config.store).toEqual({ path: 'x.duckdb', memoryLimit: '64MB', compression: 'fast', openTimeoutSeconds: 30 });
     expect(config.ingest).toEqual({ batchSize: 10_000, snapshotBatchSize: 8_192, heartbeatSeconds: 5, maxBackoffSeconds: 30 });
     expect(Object.isFrozen(config.source.tables)).toBe(true);
     // An explicit value wins over the environment.

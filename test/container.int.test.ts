@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'vitest';
-import { closeContainer, createContainer, TOKENS } from '../index';
-import { testConfig, randomName } from './helpers';
+import { closeContainer, createContainer, TOKENS } from '../index.js';
+import { testConfig, randomName } from './helpers.js';
 import { existsSync } from 'node:fs';
 
 describe('production container', () => {
@@ -15,7 +15,7 @@ describe('production container', () => {
     const status = await source.status();
     expect(status.exists).toBe(false);
     await log.open();
-    expect(await log.state()).toEqual({ checkpoint: null, snapshotDone: false, tables: null, slot: null, lastCommitTime: null, tableStarts: new Map(), rereads: [] });
+    expect(await log.state()).toEqual({ checkpoint: null, snapshotDone: false, tables: null, sourceRecord: null, lastCommitTime: null, tableStarts: new Map(), rereads: [] });
     expect(existsSync(config.store.path)).toBe(true);
     await closeContainer(container);
     // After close, the DuckDB file can be opened by another instance (the lock is released).

@@ -3,10 +3,10 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import type pg from 'pg';
-import type { ResolvedConfig } from '../framework/config';
-import { openDuckDB } from '../stores/duckdb/duckdb-database';
-import { pgClient, randomName, readChangeLog, testConfig, waitFor, withTables } from './helpers';
-import { compareWithPostgres, inTransaction } from './ingest-harness';
+import type { ResolvedConfig } from '../framework/config.js';
+import { openDuckDB } from '../stores/duckdb/duckdb-database.js';
+import { pgClient, randomName, readChangeLog, testConfig, waitFor, withTables } from './helpers.js';
+import { compareWithPostgres, inTransaction } from './ingest-harness.js';
 
 // The ingest process is killed with SIGKILL (no cleanup of any kind) during the snapshot and during
 // streaming, then started again with --until-caught-up. Nothing may be lost or applied twice.

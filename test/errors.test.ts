@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, test } from 'vitest';
-import { ErrorCodes } from '../framework/errors';
+import { ErrorCodes } from '../framework/errors.js';
 
 // The catalogue in framework/errors.ts and docs/errors.md must list the same codes, with the same
 // retriable flag (as fastify's errors test keeps its docs in step).

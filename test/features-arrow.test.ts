@@ -1,7 +1,7 @@
 import { DuckDBInstance } from '@duckdb/node-api';
 import { tableFromIPC, tableToIPC } from 'apache-arrow';
 import { afterAll, describe, expect, test } from 'vitest';
-import { queryArrow } from '../stores/duckdb/duckdb-arrow';
+import { queryArrow } from '../stores/duckdb/duckdb-arrow.js';
 
 const instance = await DuckDBInstance.create(':memory:');
 const c = await instance.connect();

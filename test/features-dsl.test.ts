@@ -17,11 +17,11 @@ import {
   text,
   timestamp,
   toMicros,
-} from '../framework/features';
-import { canonicalSource } from '../framework/features/fingerprint';
-import { toStoredValue } from '../framework/features/feature-values';
-import { ITEMS } from './features-helpers';
-import { activeCustomer, customerProfile } from '../features/customers';
+} from '../framework/features/index.js';
+import { canonicalSource } from '../framework/features/fingerprint.js';
+import { toStoredValue } from '../framework/features/feature-values.js';
+import { ITEMS } from './features-helpers.js';
+import { activeCustomer, customerProfile } from '../features/customers/index.js';
 
 const item = entity({ name: 'item', keys: ['id'] });
 

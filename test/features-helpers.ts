@@ -2,11 +2,11 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type * as arrow from 'apache-arrow';
-import type { FeatureDefinitions } from '../framework/features';
-import type { Change, ChangeBatch, Op, Row } from '../framework/types';
-import { DuckDBChangeLog } from '../stores/duckdb/duckdb-change-log';
-import { FeatureTables } from '../stores/duckdb/feature-tables';
-import { ITEMS } from '../testing/items';
+import type { FeatureDefinitions } from '../framework/features/index.js';
+import type { Change, ChangeBatch, Op, Row } from '../framework/types.js';
+import { DuckDBChangeLog } from '../stores/duckdb/duckdb-change-log.js';
+import { FeatureTables } from '../stores/duckdb/feature-tables.js';
+import { ITEMS } from '../testing/items.js';
 
 /** A small deterministic PRNG (mulberry32), so a failing seed can be replayed. */
 export function prng(seed: number): () => number {
@@ -136,7 +136,7 @@ export async function openLogWithFeatures(definitions: FeatureDefinitions, path?
   const tables = new FeatureTables(definitions);
   log.addConsumer(tables);
   await log.open();
-  if (!path) await log.reset({ slot: 'test', tables: [ITEMS.table], lsn: 1000n });
+  if (!path) await log.reset({ tables: [ITEMS.table], lsn: 1000n });
   return { log, tables, path: file };
 }
 

@@ -3,10 +3,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { tableFromIPC } from 'apache-arrow';
 import { afterEach, describe, expect, test } from 'vitest';
-import { entity, featureView, float64, tensor, text } from '../framework/features';
-import { FeatureStore, openFeatureStore } from '../stores/duckdb/feature-store';
-import type { DuckDBChangeLog } from '../stores/duckdb/duckdb-change-log';
-import { ITEMS, T0, openLogWithFeatures, prng, randomHistory, rowsOf, stateAt } from './features-helpers';
+import { entity, featureView, float64, tensor, text } from '../framework/features/index.js';
+import { FeatureStore, openFeatureStore } from '../stores/duckdb/feature-store.js';
+import type { DuckDBChangeLog } from '../stores/duckdb/duckdb-change-log.js';
+import { ITEMS, T0, openLogWithFeatures, prng, randomHistory, rowsOf, stateAt } from './features-helpers.js';
 
 const item = entity({ name: 'item', keys: ['id'] });
 const doubled = (version: number) =>

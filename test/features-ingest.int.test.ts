@@ -1,13 +1,13 @@
 import { afterEach, describe, expect, test } from 'vitest';
 import type { Container } from 'inversify';
 import type pg from 'pg';
-import { closeContainer, createContainer, TOKENS } from '../index';
-import type { ResolvedConfig } from '../framework/config';
-import { bool, entity, featureView, float64, int32, text, timestamp, type FeatureDefinitions } from '../framework/features';
-import type { DuckDBChangeLog } from '../stores/duckdb/duckdb-change-log';
-import { FeatureStore } from '../stores/duckdb/feature-store';
-import { pgClient, randomName, testConfig } from './helpers';
-import { prng, rowsOf } from './features-helpers';
+import { closeContainer, createContainer, TOKENS } from '../index.js';
+import type { ResolvedConfig } from '../framework/config.js';
+import { bool, entity, featureView, float64, int32, text, timestamp, type FeatureDefinitions } from '../framework/features/index.js';
+import type { DuckDBChangeLog } from '../stores/duckdb/duckdb-change-log.js';
+import { FeatureStore } from '../stores/duckdb/feature-store.js';
+import { pgClient, randomName, testConfig } from './helpers.js';
+import { prng, rowsOf } from './features-helpers.js';
 
 const containers: Container[] = [];
 const clients: pg.Client[] = [];

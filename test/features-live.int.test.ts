@@ -1,12 +1,12 @@
 import { describe, expect, test } from 'vitest';
 import type pg from 'pg';
-import { closeContainer, createContainer, TOKENS } from '../index';
-import { entity, featureView, float64 } from '../framework/features';
-import { openDuckDB } from '../stores/duckdb/duckdb-database';
-import { FeatureStore } from '../stores/duckdb/feature-store';
-import type { DuckDBChangeLog } from '../stores/duckdb/duckdb-change-log';
-import { pgClient, randomName, testConfig } from './helpers';
-import { startIngest } from './ingest-harness';
+import { closeContainer, createContainer, TOKENS } from '../index.js';
+import { entity, featureView, float64 } from '../framework/features/index.js';
+import { openDuckDB } from '../stores/duckdb/duckdb-database.js';
+import { FeatureStore } from '../stores/duckdb/feature-store.js';
+import type { DuckDBChangeLog } from '../stores/duckdb/duckdb-change-log.js';
+import { pgClient, randomName, testConfig } from './helpers.js';
+import { startIngest } from './ingest-harness.js';
 
 // Regression: PostgreSQL takes a commit's timestamp before the commit record's place in the WAL is
 // fixed, so concurrent commits (and commits racing the slot's creation, against the snapshot's time)

@@ -1,9 +1,9 @@
 import { afterEach, describe, expect, test } from 'vitest';
 import type { Container } from 'inversify';
-import { createContainer, closeContainer, TOKENS } from '../index';
-import { parseLsn } from '../framework/types';
-import { diffAgainstPostgres, pgClient, randomName, readChangeLog, replay, testConfig } from './helpers';
-import { startIngest } from './ingest-harness';
+import { createContainer, closeContainer, TOKENS } from '../index.js';
+import { parseLsn } from '../framework/types.js';
+import { diffAgainstPostgres, pgClient, randomName, readChangeLog, replay, testConfig } from './helpers.js';
+import { startIngest } from './ingest-harness.js';
 
 const containers: Container[] = [];
 afterEach(async () => {

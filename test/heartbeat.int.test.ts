@@ -1,10 +1,10 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type pg from 'pg';
-import { parseLsn } from '../framework/types';
-import { closeContainer, createContainer, TOKENS } from '../index';
-import { openDuckDB } from '../stores/duckdb/duckdb-database';
-import { pgClient, randomName, readChangeLog, testConfig, waitFor } from './helpers';
-import { compareWithPostgres, ingestUntilCaughtUp } from './ingest-harness';
+import { parseLsn } from '../framework/types.js';
+import { closeContainer, createContainer, TOKENS } from '../index.js';
+import { openDuckDB } from '../stores/duckdb/duckdb-database.js';
+import { pgClient, randomName, readChangeLog, testConfig, waitFor } from './helpers.js';
+import { compareWithPostgres, ingestUntilCaughtUp } from './ingest-harness.js';
 
 // The slot holds back WAL up to its confirmed_flush_lsn. When the captured tables are idle but the
 // server writes WAL elsewhere, heartbeats must still move that position, or WAL piles up.

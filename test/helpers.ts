@@ -4,11 +4,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { inject } from 'vitest';
-import { resolveConfig, type FeatureflowConfig, type ResolvedConfig } from '../framework/config';
-import { toPgParam, decodeRow } from '../framework/value-json';
-import type { ColumnSchema, Row, TableSchema } from '../framework/types';
-import { openDuckDB } from '../stores/duckdb/duckdb-database';
-import { quoteIdent, quoteTable } from '../sources/postgres/pg-connection';
+import { resolveConfig, type FeatureflowConfig, type ResolvedConfig } from '../framework/config.js';
+import { toPgParam, decodeRow } from '../framework/value-json.js';
+import type { ColumnSchema, Row, TableSchema } from '../framework/types.js';
+import { openDuckDB } from '../stores/duckdb/duckdb-database.js';
+import { quoteIdent, quoteTable } from '../sources/postgres/pg-connection.js';
 
 /** A random lower-case name for tables, slots and publications, unique per test. */
 export function randomName(prefix: string): string {
@@ -31,9 +31,10 @@ export async function pgClient(url = pgUrl()): Promise<pg.Client> {
 export function testConfig(tables: string[], overrides: Partial<FeatureflowConfig> = {}, url = pgUrl()): ResolvedConfig {
   const dir = mkdtempSync(join(tmpdir(), 'featureflow-test-'));
   return resolveConfig({
-    source: { connectionString: url, tables, slot: randomName('slot'), publication: randomName('pub') },
     logLevel: process.env.FEATUREFLOW_TEST_LOG ?? 'silent',
     ...overrides,
+    // Source settings merge with the test's own slot and publication.
+    source: { connectionString: url, tables, slot: randomName('slot'), publication: randomName('pub'), ...overrides.source },
     // Store settings merge with the test's own file.
     store: { path: join(dir, 'featureflow.duckdb'), ...overrides.store },
   });

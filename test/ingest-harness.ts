@@ -1,9 +1,9 @@
 import type pg from 'pg';
-import type { ResolvedConfig } from '../framework/config';
-import type { IngestOptions, IngestResult } from '../framework/ingest-engine';
-import { parseLsn, type Row, type TableSchema } from '../framework/types';
-import { closeContainer, createContainer, TOKENS } from '../index';
-import { diffAgainstPostgres, readChangeLog, replay, waitFor, type LoggedChange } from './helpers';
+import type { ResolvedConfig } from '../framework/config.js';
+import type { IngestOptions, IngestResult } from '../framework/ingest-engine.js';
+import { parseLsn, type Row, type TableSchema } from '../framework/types.js';
+import { closeContainer, createContainer, TOKENS } from '../index.js';
+import { diffAgainstPostgres, readChangeLog, replay, waitFor, type LoggedChange } from './helpers.js';
 
 /** One `ingest --until-caught-up` run in this process: a fresh container, closed afterwards. */
 export async function ingestUntilCaughtUp(config: ResolvedConfig, options: IngestOptions = {}): Promise<IngestResult> {

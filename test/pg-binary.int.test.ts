@@ -4,10 +4,10 @@ import { Writable } from 'node:stream';
 import pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
 import { afterAll, beforeAll, describe, expect, inject, test } from 'vitest';
-import type { ColumnSchema, Value } from '../framework/types';
-import { decodeRow, encodeRow, rowEncoder, toPgParam } from '../framework/value-json';
-import { CopyBinaryParser } from '../sources/postgres/copy-binary-parser';
-import { PgTypeResolver, decoderFor, numericTextBound, writeNumericText } from '../sources/postgres/pg-binary';
+import type { ColumnSchema, Value } from '../framework/types.js';
+import { decodeRow, encodeRow, rowEncoder, toPgParam } from '../framework/value-json.js';
+import { CopyBinaryParser } from '../sources/postgres/copy-binary-parser.js';
+import { PgTypeResolver, decoderFor, numericTextBound, writeNumericText } from '../sources/postgres/pg-binary.js';
 
 // PostgreSQL is the oracle: every decoded value is compared with PostgreSQL's own text output of the
 // same value (brought to our form by a small normaliser below), and pushed back through toPgParam to

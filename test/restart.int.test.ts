@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type pg from 'pg';
-import { startPgCluster, type PgCluster } from '../testing/pg-cluster';
-import { closeContainer, createContainer, TOKENS } from '../index';
-import { pgClient, randomName, readChangeLog, testConfig, waitFor } from './helpers';
-import { compareWithPostgres, inTransaction, startIngest } from './ingest-harness';
+import { startPgCluster, type PgCluster } from '../testing/pg-cluster.js';
+import { closeContainer, createContainer, TOKENS } from '../index.js';
+import { pgClient, randomName, readChangeLog, testConfig, waitFor } from './helpers.js';
+import { compareWithPostgres, inTransaction, startIngest } from './ingest-harness.js';
 
 // PostgreSQL restarts under a running ingest (its own cluster: the shared one must stay up for the
 // other test files). The engine reconnects with backoff, resumes from its checkpoint, and applies

@@ -1,11 +1,11 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type pg from 'pg';
-import { FeatureflowError } from '../framework/errors';
-import { DuckDBChangeLog } from '../stores/duckdb/duckdb-change-log';
-import { openDuckDB } from '../stores/duckdb/duckdb-database';
-import { snapshotStorageName, streamStorageName } from '../stores/duckdb/typed-tables';
-import { pgClient, randomName, testConfig } from './helpers';
-import { compareWithPostgres, ingestUntilCaughtUp } from './ingest-harness';
+import { FeatureflowError } from '../framework/errors.js';
+import { DuckDBChangeLog } from '../stores/duckdb/duckdb-change-log.js';
+import { openDuckDB } from '../stores/duckdb/duckdb-database.js';
+import { snapshotStorageName, streamStorageName } from '../stores/duckdb/typed-tables.js';
+import { pgClient, randomName, testConfig } from './helpers.js';
+import { compareWithPostgres, ingestUntilCaughtUp } from './ingest-harness.js';
 
 // The snapshot is stored in typed tables and read through the `change_log` view, which prints its
 // keys and rows as the stream's JSON. Keys are compared as text (replay, TOAST lookups, GROUP BY key):

@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type pg from 'pg';
-import type { BatchInfo } from '../framework/ingest-engine';
-import { closeContainer, createContainer, TOKENS } from '../index';
-import { pgClient, randomName, readChangeLog, testConfig } from './helpers';
-import { ingestUntilCaughtUp } from './ingest-harness';
+import type { BatchInfo } from '../framework/ingest-engine.js';
+import { closeContainer, createContainer, TOKENS } from '../index.js';
+import { pgClient, randomName, readChangeLog, testConfig } from './helpers.js';
+import { ingestUntilCaughtUp } from './ingest-harness.js';
 
 // A transaction larger than the batch size is cut into batches (complete: false until its commit),
 // applied in one DuckDB transaction: all of it or nothing, with memory bounded by the batch size.

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type pg from 'pg';
-import { pgClient, randomName, testConfig } from './helpers';
-import { compareWithPostgres, ingestUntilCaughtUp } from './ingest-harness';
+import { pgClient, randomName, testConfig } from './helpers.js';
+import { compareWithPostgres, ingestUntilCaughtUp } from './ingest-harness.js';
 
 // Every kind of change pgoutput sends: inserts, updates (also of the primary key), deletes and
 // truncates, for a keyed table and for a REPLICA IDENTITY FULL table without a primary key.

@@ -1,10 +1,10 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type pg from 'pg';
-import { parseLsn } from '../framework/types';
+import { parseLsn } from '../framework/types.js';
 import { pino } from 'pino';
-import { closeContainer, createContainer, TOKENS } from '../index';
-import { pgClient, randomName, testConfig, waitFor } from './helpers';
-import { compareWithPostgres, inTransaction, ingestUntilCaughtUp } from './ingest-harness';
+import { closeContainer, createContainer, TOKENS } from '../index.js';
+import { pgClient, randomName, testConfig, waitFor } from './helpers.js';
+import { compareWithPostgres, inTransaction, ingestUntilCaughtUp } from './ingest-harness.js';
 
 // Schema changes arrive in the stream as new Relation messages. Each one becomes a new schema
 // version in `_schemas`; changes before and after it are decoded with the schema they were written in.

@@ -1,15 +1,15 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { DuckDBConnection } from '@duckdb/node-api';
 import type pg from 'pg';
-import type { ResolvedConfig } from '../framework/config';
-import type { BatchInfo } from '../framework/ingest-engine';
-import type { Change, ChangeBatch, ColumnSchema } from '../framework/types';
-import { encodeRow, rowEncoder } from '../framework/value-json';
-import { closeContainer, createContainer, TOKENS } from '../index';
-import { DuckDBChangeLog, encodeKey } from '../stores/duckdb/duckdb-change-log';
-import { openDuckDB } from '../stores/duckdb/duckdb-database';
-import { pgClient, randomName, readChangeLog, testConfig } from './helpers';
-import { compareWithPostgres, inTransaction, ingestUntilCaughtUp } from './ingest-harness';
+import type { ResolvedConfig } from '../framework/config.js';
+import type { BatchInfo } from '../framework/ingest-engine.js';
+import type { Change, ChangeBatch, ColumnSchema } from '../framework/types.js';
+import { encodeRow, rowEncoder } from '../framework/value-json.js';
+import { closeContainer, createContainer, TOKENS } from '../index.js';
+import { DuckDBChangeLog, encodeKey } from '../stores/duckdb/duckdb-change-log.js';
+import { openDuckDB } from '../stores/duckdb/duckdb-database.js';
+import { pgClient, randomName, readChangeLog, testConfig } from './helpers.js';
+import { compareWithPostgres, inTransaction, ingestUntilCaughtUp } from './ingest-harness.js';
 
 // The stream's inserts, and updates without an old row, are stored column-wise in typed tables
 // `_stream__<schema.table>__v<version>`; every other change as JSON in `_changes`. The view

@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type pg from 'pg';
-import { FeatureflowError } from '../framework/errors';
-import { openDuckDB } from '../stores/duckdb/duckdb-database';
-import { pgClient, randomName, testConfig } from './helpers';
-import { compareWithPostgres, ingestUntilCaughtUp } from './ingest-harness';
+import { FeatureflowError } from '../framework/errors.js';
+import { openDuckDB } from '../stores/duckdb/duckdb-database.js';
+import { pgClient, randomName, testConfig } from './helpers.js';
+import { compareWithPostgres, ingestUntilCaughtUp } from './ingest-harness.js';
 
 // pgoutput sends 'u' (unchanged TOAST datum) for an out-of-line value an update did not rewrite. The
 // engine fills it from the row's previous image: earlier in the same batch, or the newest one in the

@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type pg from 'pg';
-import type { Row } from '../framework/types';
-import { pgClient, randomName, testConfig } from './helpers';
-import { compareWithPostgres, ingestUntilCaughtUp, latestSchema } from './ingest-harness';
+import type { Row } from '../framework/types.js';
+import { pgClient, randomName, testConfig } from './helpers.js';
+import { compareWithPostgres, ingestUntilCaughtUp, latestSchema } from './ingest-harness.js';
 
 // Every supported type through both paths: COPY binary in the exported snapshot, and pgoutput in
 // binary mode. PostgreSQL is the oracle for the rebuilt state; identical rows read by the two paths

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type pg from 'pg';
-import { createPartitionedTable, pgClient, randomName, testConfig } from './helpers';
-import { compareWithPostgres, ingestUntilCaughtUp } from './ingest-harness';
+import { createPartitionedTable, pgClient, randomName, testConfig } from './helpers.js';
+import { compareWithPostgres, ingestUntilCaughtUp } from './ingest-harness.js';
 
 // Tables of less common shapes, snapshotted then changed by the stream, against PostgreSQL.
 

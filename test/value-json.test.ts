@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'vitest';
-import type { ColumnSchema, Row } from '../framework/types';
-import { decodeRow, encodeRow, encodeValue, rowDecoder, rowEncoder, toPgParam } from '../framework/value-json';
+import type { ColumnSchema, Row } from '../framework/types.js';
+import { decodeRow, encodeRow, encodeValue, rowDecoder, rowEncoder, toPgParam } from '../framework/value-json.js';
 
 // Unit tests of the change-log JSON form. test/pg-binary.int.test.ts also round-trips every value
 // decoded from a real PostgreSQL through this form.

@@ -1,4 +1,4 @@
-import type { TableSchema } from '../framework/types';
+import type { TableSchema } from '../framework/types.js';
 
 /** A small captured table (`public.items`: id, value, name) for feature tests and benchmarks that feed changes directly. */
 export const ITEMS: TableSchema & { version: number } = {

@@ -1,9 +1,9 @@
 /** Starts {@link ./ingest-child.ts} and talks to it. */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import type { ChildResult, ChildSpec } from './ingest-child';
+import type { ChildResult, ChildSpec } from './ingest-child.js';
 
-export type { ChildResult, ChildSpec } from './ingest-child';
+export type { ChildResult, ChildSpec } from './ingest-child.js';
 
 const CHILD = fileURLToPath(new URL('./ingest-child.ts', import.meta.url));
 

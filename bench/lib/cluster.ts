@@ -7,8 +7,8 @@ import { mkdtempSync, openSync, closeSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
-import { startPgCluster, type PgCluster } from '../../testing/pg-cluster';
-import { monotonicMs } from './stats';
+import { startPgCluster, type PgCluster } from '../../testing/pg-cluster.js';
+import { monotonicMs } from './stats.js';
 
 export const PSQL = '/usr/bin/psql';
 export const PG_RECVLOGICAL = '/usr/bin/pg_recvlogical';

@@ -5,11 +5,11 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { entity, featureView, float64, text } from '../../framework/features';
-import type { Change, ChangeBatch } from '../../framework/types';
-import { DuckDBChangeLog } from '../../stores/duckdb/duckdb-change-log';
-import { FeatureTables } from '../../stores/duckdb/feature-tables';
-import { ITEMS } from '../../testing/items';
+import { entity, featureView, float64, text } from '../../framework/features/index.js';
+import type { Change, ChangeBatch } from '../../framework/types.js';
+import { DuckDBChangeLog } from '../../stores/duckdb/duckdb-change-log.js';
+import { FeatureTables } from '../../stores/duckdb/feature-tables.js';
+import { ITEMS } from '../../testing/items.js';
 
 export { ITEMS };
 
@@ -71,7 +71,7 @@ export async function openItemStore(): Promise<{ log: DuckDBChangeLog; tables: F
   const tables = new FeatureTables({ views: [itemView] });
   log.addConsumer(tables);
   await log.open();
-  await log.reset({ slot: 'bench', tables: [ITEMS.table], lsn: 1000n });
+  await log.reset({ tables: [ITEMS.table], lsn: 1000n });
   await log.apply({ changes: [], complete: true, checkpoint: 1000n, schemas: [ITEMS] });
   return {
     log,

@@ -8,8 +8,8 @@
  */
 import { createInterface } from 'node:readline';
 import { LogicalReplicationService, PgoutputPlugin, type Pgoutput } from 'pg-logical-replication';
-import { closeContainer, createContainer, TOKENS } from '../../index';
-import { monotonicMs } from './stats';
+import { closeContainer, createContainer, TOKENS } from '../../index.js';
+import { monotonicMs } from './stats.js';
 
 export interface ChildSpec {
   /**

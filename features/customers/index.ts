@@ -1,4 +1,4 @@
-import { bool, entity, featureView, float64, text, timestamp, type FeatureDefinitions } from '../../framework/features';
+import { bool, entity, featureView, float64, text, timestamp, type FeatureDefinitions } from '../../framework/features/index.js';
 
 /** The simple example's source table in PostgreSQL. */
 export const CUSTOMERS_TABLE_SQL =

@@ -18,9 +18,9 @@ import {
   resolveConfig,
   text,
   TOKENS,
-} from '../../index';
-import { startPgCluster, type PgCluster } from '../../testing/pg-cluster';
-import { openDuckDB } from '../../stores/duckdb';
+} from '../../index.js';
+import { startPgCluster, type PgCluster } from '../../testing/pg-cluster.js';
+import { openDuckDB } from '../../stores/duckdb/index.js';
 
 const TABLE = 'public.featureflow_demo_orders';
 const STORE = '.featureflow/demo.duckdb';
@@ -119,7 +119,7 @@ async function main(): Promise<void> {
     const seconds = (Date.now() - started) / 1000;
     const source = await container.getAsync(TOKENS.Source);
     const slot = await source.status();
-    await source.teardown();
+    await source.teardown((await (await container.getAsync(TOKENS.ChangeLog)).state()).sourceRecord);
     await closeContainer(container);
 
     say(`\nsnapshot: ${snapshotRows} rows; stream: ${streamed} changes from ${ops} writer transactions; ${seconds.toFixed(1)} s`);

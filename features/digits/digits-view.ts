@@ -1,5 +1,5 @@
-import { featureView, int32, tensor } from '../../framework/features';
-import { image } from './image';
+import { featureView, int32, tensor } from '../../framework/features/index.js';
+import { image } from './image.js';
 
 /**
  * Features of a table `digits(id int primary key, label int, pixels bytea)`: the 784 pixel bytes

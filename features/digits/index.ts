@@ -1,11 +1,11 @@
-import type { FeatureDefinitions } from '../../framework/features';
-import { digitClassifier } from './digit-classifier';
-import { digits } from './digits-view';
+import type { FeatureDefinitions } from '../../framework/features/index.js';
+import { digitClassifier } from './digit-classifier.js';
+import { digits } from './digits-view.js';
 
-export { image } from './image';
-export { digits, defineDigitsView } from './digits-view';
-export { digitClassifier } from './digit-classifier';
-export { DIGITS_TABLE_SQL } from './digits-table';
+export { image } from './image.js';
+export { digits, defineDigitsView } from './digits-view.js';
+export { digitClassifier } from './digit-classifier.js';
+export { DIGITS_TABLE_SQL } from './digits-table.js';
 
 /** The digits example's definitions, for `featureflow.config.ts`: `features: digitFeatures`. */
 export const digitFeatures: FeatureDefinitions = { views: [digits], services: [digitClassifier] };

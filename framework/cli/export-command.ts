@@ -1,11 +1,11 @@
 import { existsSync } from 'node:fs';
 import cliProgress from 'cli-progress';
 import { Command, Option } from 'commander';
-import type { ResolvedConfig } from '../config';
-import { FeatureflowError } from '../errors';
-import { FeatureRegistry } from '../features/feature-registry';
-import type { ExportProgress, ExportRequest, OfflineStore } from '../features/offline-store';
-import type { ConfigOptions } from './load-config';
+import type { ResolvedConfig } from '../config.js';
+import { FeatureflowError } from '../errors.js';
+import { FeatureRegistry } from '../features/feature-registry.js';
+import type { ExportProgress, ExportRequest, OfflineStore } from '../features/offline-store.js';
+import type { ConfigOptions } from './load-config.js';
 
 /** What the export command needs from the composition root. */
 export interface ExportCommandDeps {

@@ -1,8 +1,9 @@
-import { copyFileSync, existsSync, rmSync } from 'node:fs';
-import { basename, dirname, join, resolve } from 'node:path';
+import { existsSync } from 'node:fs';
+import { register } from 'node:module';
+import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { FeatureflowError } from '../errors';
-import { resolveConfig, type FeatureflowConfig, type ResolvedConfig } from '../config';
+import { FeatureflowError } from '../errors.js';
+import { resolveConfig, type FeatureflowConfig, type ResolvedConfig } from '../config.js';
 
 /** Options every command shares. */
 export interface ConfigOptions {
@@ -40,17 +41,62 @@ export async function loadConfig(options: ConfigOptions): Promise<ResolvedConfig
 }
 
 /**
- * Imports the config file as an ES module through the process's TypeScript loader, so it shares the
- * already loaded featureflow modules. A `.ts` file in a package without `"type": "module"` would load
- * as CommonJS, so a `.mts` copy beside it (relative imports keep working) is imported instead.
+ * The query that marks the config file's URL for {@link ESM_HOOK}. A `.ts` file in a package without
+ * `"type": "module"` would otherwise load as CommonJS, and its imports of featureflow (an ES module)
+ * would fail.
+ */
+const AS_ESM = 'featureflow-config=esm';
+/** A module loader hook (node:module `register`) that loads the marked config file as an ES module. */
+const ESM_HOOK = `export async function load(url, context, next) {
+  if (!url.includes('${AS_ESM}')) return next(url, context);
+  return { ...(await next(url, { ...context, format: 'module' })), format: 'module' };
+}`;
+let tsLoader: Promise<void> | undefined;
+
+/** Registers tsx's loader (TypeScript files only) and the hook above, once per process. */
+function registerTypeScript(): Promise<void> {
+  tsLoader ??= (async () => {
+    const { register: registerTsx } = await import('tsx/esm/api');
+    registerTsx();
+    register(`data:text/javascript,${encodeURIComponent(ESM_HOOK)}`);
+  })();
+  return tsLoader;
+}
+
+/**
+ * Imports the config file where it is, writing nothing beside it (its directory may be read-only):
+ * a TypeScript file through tsx's loader, as an ES module whatever the package type, in this
+ * process's module graph (so it shares the featureflow modules already loaded); anything else as it
+ * is. A syntax error names the user's file, line and column.
  */
 async function importConfig(path: string): Promise<FeatureflowConfig | undefined> {
-  const copy = join(dirname(path), `.${basename(path).replace(/\.[cm]?ts$/, '')}.${process.pid}.mts`);
-  copyFileSync(path, copy);
+  let mod: { default?: unknown };
   try {
-    const mod = (await import(pathToFileURL(copy).href)) as { default?: FeatureflowConfig };
-    return mod.default;
-  } finally {
-    rmSync(copy, { force: true });
+    if (/\.[cm]?ts$/.test(path)) {
+      await registerTypeScript();
+      mod = (await import(`${pathToFileURL(path).href}?${AS_ESM}`)) as { default?: unknown };
+    } else {
+      mod = (await import(pathToFileURL(path).href)) as { default?: unknown };
+    }
+  } catch (error) {
+    if (error instanceof FeatureflowError) throw error;
+    throw configError(path, error);
   }
+  return mod.default as FeatureflowConfig | undefined;
+}
+
+/** FF_CONFIG_INVALID for a config file that failed to load: where (file, line, column) and what. */
+function configError(path: string, error: unknown): FeatureflowError {
+  const message = String((error as Error)?.message ?? error);
+  // esbuild (through tsx): "Transform failed with 1 error:\n<file>:<line>:<column>: ERROR: <text>".
+  const transform = [...message.matchAll(/^(.+?):(\d+):(\d+): ERROR: (.+)$/gm)].filter((m) => m[1] === path);
+  if (transform.length > 0) {
+    const lines = transform.map((m) => `${path}:${m[2]}:${m[3]}: ${m[4]}`);
+    return new FeatureflowError('FF_CONFIG_INVALID', `the config file has a syntax error; fix it:\n  ${lines.join('\n  ')}`, { cause: error });
+  }
+  // A runtime error while the config ran: the first stack frame in the user's file says where.
+  const url = pathToFileURL(path).href;
+  const frame = String((error as Error)?.stack ?? '').split('\n').find((l) => l.includes(path) || l.includes(url));
+  const at = frame ? ` (${frame.trim().replace(/^at\s+/, '').replace(`${url}?${AS_ESM}`, path).replace(url, path)})` : '';
+  return new FeatureflowError('FF_CONFIG_INVALID', `loading the config file ${path} failed: ${message}${at}; fix the config`, { cause: error });
 }

@@ -1,15 +1,15 @@
 import { existsSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import type { Container } from 'inversify';
-import type { ResolvedConfig } from '../config';
-import { closeContainer } from '../container';
-import { FeatureflowError } from '../errors';
-import type { ChangeLogState, ChangeLogTableStats } from '../interfaces';
-import { TOKENS } from '../tokens';
-import { formatLsn } from '../types';
-import { loadConfig, type ConfigOptions } from './load-config';
-import { IngestProgressView } from './progress';
-import { readProgress, writeProgress, type FeatureViewSummary } from './status-file';
+import type { ResolvedConfig } from '../config.js';
+import { closeContainer } from '../container.js';
+import { FeatureflowError } from '../errors.js';
+import type { ChangeLogState, ChangeLogTableStats } from '../interfaces/index.js';
+import { TOKENS } from '../tokens.js';
+import { formatLsn } from '../types.js';
+import { loadConfig, type ConfigOptions } from './load-config.js';
+import { IngestProgressView } from './progress.js';
+import { readProgress, writeProgress, type FeatureViewSummary } from './status-file.js';
 
 /** What `status` learns from the offline store (read-only). */
 export interface StoreInspection {
@@ -94,9 +94,12 @@ export function buildProgram(deps: CliDeps): Command {
             untilCaughtUp: opts.untilCaughtUp,
             signal: controller.signal,
             onBatch: (b) => {
-              for (const [table, n] of Object.entries(b.tables)) {
+              for (const [table, ops] of Object.entries(b.tables)) {
                 const entry = counts.get(table) ?? { table, changes: 0, byOp: {} };
-                entry.changes += n;
+                for (const [op, n] of Object.entries(ops)) {
+                  entry.changes += n;
+                  entry.byOp[op] = (entry.byOp[op] ?? 0) + n;
+                }
                 counts.set(table, entry);
               }
               view.update(b);
@@ -190,12 +193,14 @@ export function buildProgram(deps: CliDeps): Command {
         throw new FeatureflowError('FF_CONFIG_INVALID', 'teardown drops the replication slot and publication; run it again with --yes to confirm');
       }
       await withContainer(cmd, async (container, config) => {
+        // What the log recorded of what it created: the slot and publication are dropped only if it did.
+        const record = existsSync(config.store.path) ? (await deps.inspectStore(config)).state.sourceRecord : null;
         const source = await container.getAsync(TOKENS.Source);
-        const result = await source.teardown();
-        process.stdout.write(
-          `slot ${config.source.slot}: ${result.slotDropped ? 'dropped' : 'did not exist'}; ` +
-            `publication ${config.source.publication}: ${result.publicationDropped ? 'dropped' : 'did not exist'}\n`,
-        );
+        const result = await source.teardown(record);
+        const left = '(left alone: this change log did not create it; drop it yourself if nothing uses it)';
+        const slotNote = result.slotDropped ? 'dropped' : result.notOwned.includes(`slot ${config.source.slot}`) ? left : 'did not exist';
+        const pubNote = result.publicationDropped ? 'dropped' : result.notOwned.includes(`publication ${config.source.publication}`) ? left : 'did not exist';
+        process.stdout.write(`slot ${config.source.slot}: ${slotNote}; publication ${config.source.publication}: ${pubNote}\n`);
       });
     });
 

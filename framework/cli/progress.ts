@@ -1,6 +1,6 @@
 import cliProgress from 'cli-progress';
-import type { BatchInfo } from '../ingest-engine';
-import { formatLsn } from '../types';
+import type { BatchInfo } from '../ingest-engine.js';
+import { formatLsn } from '../types.js';
 
 /**
  * Shows ingest progress on a terminal (a cli-progress bar per phase: snapshot rows, then streamed

@@ -1,7 +1,7 @@
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import type { FeatureViewStatus } from '../features/offline-store';
-import type { ChangeLogTableStats } from '../interfaces';
+import type { FeatureViewStatus } from '../features/offline-store.js';
+import type { ChangeLogTableStats } from '../interfaces/index.js';
 
 /**
  * DuckDB lets one process open a file for writing and no other process open it at all, so a running

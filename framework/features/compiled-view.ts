@@ -1,8 +1,8 @@
-import { FeatureflowError } from '../errors';
-import type { ColumnSchema, Row, TableSchema, Value } from '../types';
-import { typeName, type FeatureType } from './feature-types';
-import { toStoredValue, type StoredFeatureValue } from './feature-values';
-import type { FeatureView, TransformContext } from './feature-view';
+import { FeatureflowError } from '../errors.js';
+import type { ColumnSchema, Row, TableSchema, Value } from '../types.js';
+import { typeName, type FeatureType } from './feature-types.js';
+import { toStoredValue, type StoredFeatureValue } from './feature-values.js';
+import type { FeatureView, TransformContext } from './feature-view.js';
 
 /** A row the view rejected: the transform or filter threw, or returned a value of the wrong type. */
 export class FeatureRowError extends Error {

@@ -1,5 +1,5 @@
-import type { Value } from '../types';
-import { encodeValue } from '../value-json';
+import type { Value } from '../types.js';
+import { encodeValue } from '../value-json.js';
 
 const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 

@@ -1,4 +1,4 @@
-import { FeatureflowError } from '../errors';
+import { FeatureflowError } from '../errors.js';
 
 /** What feature values describe (a user, an image…), identified by key columns of the source tables. */
 export interface Entity {

@@ -1,6 +1,6 @@
-import { FeatureflowError } from '../errors';
-import type { FeatureService } from './feature-service';
-import type { FeatureView } from './feature-view';
+import { FeatureflowError } from '../errors.js';
+import type { FeatureService } from './feature-service.js';
+import type { FeatureView } from './feature-view.js';
 
 /** The feature definitions of a project, as `featureflow.config.ts` lists them (`features: { views, services }`). */
 export interface FeatureDefinitions {

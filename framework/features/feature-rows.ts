@@ -1,6 +1,6 @@
-import type { Op, Position, Value } from '../types';
-import type { StoredFeatureValue } from './feature-values';
-import type { FeatureView } from './feature-view';
+import type { Op, Position, Value } from '../types.js';
+import type { StoredFeatureValue } from './feature-values.js';
+import type { FeatureView } from './feature-view.js';
 
 /**
  * One entity's feature values after one change, as a view version computed them from the change's

@@ -1,5 +1,5 @@
-import { FeatureflowError } from '../errors';
-import type { FeatureSelection, FeatureView } from './feature-view';
+import { FeatureflowError } from '../errors.js';
+import type { FeatureSelection, FeatureView } from './feature-view.js';
 
 /** The features one model consumes, from one or more views. */
 export interface FeatureService {

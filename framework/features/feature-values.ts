@@ -1,5 +1,5 @@
-import { toMicros } from './instant';
-import { typeName, type FeatureType } from './feature-types';
+import { toMicros } from './instant.js';
+import { typeName, type FeatureType } from './feature-types.js';
 
 /**
  * A value in the form the offline store writes: number (float32, float64, int32), bigint (int64),

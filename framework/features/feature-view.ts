@@ -1,9 +1,9 @@
-import { qualifyTable } from '../config';
-import { FeatureflowError } from '../errors';
-import type { Op, Row } from '../types';
-import type { Entity } from './entity';
-import type { FeatureSchema, FeatureType, FeatureValues } from './feature-types';
-import { durationMicros } from './instant';
+import { qualifyTable } from '../config.js';
+import { FeatureflowError } from '../errors.js';
+import type { Op, Row } from '../types.js';
+import type { Entity } from './entity.js';
+import type { FeatureSchema, FeatureType, FeatureValues } from './feature-types.js';
+import { durationMicros } from './instant.js';
 
 /** What a transform or filter learns about the change besides the row. */
 export interface TransformContext {

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
-import { typeName } from './feature-types';
-import type { FeatureView } from './feature-view';
+import { typeName } from './feature-types.js';
+import type { FeatureView } from './feature-view.js';
 
 /** The parts of a view's definition that decide its table's contents (everything but the version). */
 export interface ViewDescriptor {

@@ -1,8 +1,8 @@
 /** The feature-definition DSL: entities, feature views, feature services and feature types. */
-export { entity, type Entity } from './entity';
-export { featureView, historyTableName, type FeatureView, type FeatureViewDefinition, type FeatureSelection, type Transform, type TransformContext } from './feature-view';
-export { featureService, type FeatureService } from './feature-service';
-export { FeatureRegistry, defineFeatures, type FeatureDefinitions } from './feature-registry';
+export { entity, type Entity } from './entity.js';
+export { featureView, historyTableName, type FeatureView, type FeatureViewDefinition, type FeatureSelection, type Transform, type TransformContext } from './feature-view.js';
+export { featureService, type FeatureService } from './feature-service.js';
+export { FeatureRegistry, defineFeatures, type FeatureDefinitions } from './feature-registry.js';
 export {
   bool,
   float32,
@@ -18,10 +18,10 @@ export {
   type FeatureValues,
   type ScalarType,
   type TensorType,
-} from './feature-types';
-export { compileView, entityKey, FeatureRowError, type CompiledView } from './compiled-view';
-export { describeView, fingerprint, describeChanges, type ViewDescriptor } from './fingerprint';
-export { toMicros, formatMicros, durationMicros } from './instant';
+} from './feature-types.js';
+export { compileView, entityKey, FeatureRowError, type CompiledView } from './compiled-view.js';
+export { describeView, fingerprint, describeChanges, type ViewDescriptor } from './fingerprint.js';
+export { toMicros, formatMicros, durationMicros } from './instant.js';
 export type {
   ExportManifest,
   ExportOptions,
@@ -33,4 +33,4 @@ export type {
   SpineInput,
   TrainingSetOptions,
   ViewRef,
-} from './offline-store';
+} from './offline-store.js';

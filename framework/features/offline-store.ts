@@ -1,6 +1,6 @@
 import type * as arrow from 'apache-arrow';
-import type { FeatureService } from './feature-service';
-import type { FeatureSelection, FeatureView } from './feature-view';
+import type { FeatureService } from './feature-service.js';
+import type { FeatureSelection, FeatureView } from './feature-view.js';
 
 /** A view version: a definition, a name (its highest version), or a name and a version. */
 export type ViewRef = FeatureView | string | { readonly name: string; readonly version?: number };

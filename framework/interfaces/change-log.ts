@@ -1,4 +1,5 @@
-import type { ChangeBatch, Lsn, Row, TableSchema } from '../types';
+import type { ChangeBatch, Lsn, Row, TableSchema } from '../types.js';
+import type { SourceRecord } from './source.js';
 
 /** What the change log holds about its own progress. */
 export interface ChangeLogState {
@@ -8,8 +9,8 @@ export interface ChangeLogState {
   readonly snapshotDone: boolean;
   /** Tables the log was started with (qualified names), or null when empty. */
   readonly tables: readonly string[] | null;
-  /** Slot the log follows. */
-  readonly slot: string | null;
+  /** What the source recorded of what it created for this log (see {@link SourceRecord}), or null. */
+  readonly sourceRecord: SourceRecord | null;
   /** The newest commit time in the log (µs since the Unix epoch), or null when empty. */
   readonly lastCommitTime: bigint | null;
   /** The LSN each table's completed snapshot was taken at (its latest, for a table read again). */
@@ -47,7 +48,9 @@ export interface ChangeLog {
   /** Progress markers; after {@link open}. */
   state(): Promise<ChangeLogState>;
   /** Forgets every change and starts a new snapshot at `lsn` for `tables`; after {@link open}. */
-  reset(args: { slot: string; tables: readonly string[]; lsn: Lsn }): Promise<void>;
+  reset(args: { tables: readonly string[]; lsn: Lsn }): Promise<void>;
+  /** Durably records what the source created (kept across {@link reset}); after {@link open}, outside a batch. */
+  saveSourceRecord(record: SourceRecord): Promise<void>;
   /**
    * Appends a batch. A complete batch commits with its checkpoint in one transaction; an incomplete one
    * leaves the transaction open for the next batch.

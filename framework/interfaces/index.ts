@@ -1,5 +1,5 @@
 /** The extension points of featureflow: one file per interface an adapter implements. */
-export type * from './source';
-export type * from './change-log';
-export type * from './online-store';
-export type * from './scorer';
+export type * from './source.js';
+export type * from './change-log.js';
+export type * from './online-store.js';
+export type * from './scorer.js';

@@ -1,7 +1,7 @@
-import type { FeatureRowBatch } from '../features/feature-rows';
-import type { StoredFeatureValue } from '../features/feature-values';
-import type { FeatureView } from '../features/feature-view';
-import type { Position, Value } from '../types';
+import type { FeatureRowBatch } from '../features/feature-rows.js';
+import type { StoredFeatureValue } from '../features/feature-values.js';
+import type { FeatureView } from '../features/feature-view.js';
+import type { Position, Value } from '../types.js';
 
 /** What an online read found for one entity. */
 export type OnlineValueStatus =

@@ -1,5 +1,5 @@
-import type { StoredFeatureValue } from '../features/feature-values';
-import type { FeatureService } from '../features/feature-service';
+import type { StoredFeatureValue } from '../features/feature-values.js';
+import type { FeatureService } from '../features/feature-service.js';
 
 /** One example to score: the service's features in its order (selections in order, features in selection order). */
 export type ScoringInput = readonly StoredFeatureValue[];

@@ -1,4 +1,22 @@
-import type { ChangeBatch, Lsn, TableSchema } from '../types';
+import type { ChangeBatch, Lsn, TableSchema } from '../types.js';
+
+/**
+ * What a source records in the change log about the things it created on its server (a replication
+ * slot, a publication…), as JSON: with it the source tells its own from another's, so it never
+ * resumes from, alters or drops what another change log uses. Only the source reads it.
+ */
+export type SourceRecord = Readonly<Record<string, unknown>>;
+
+/** What {@link Source.prepare} checks against. */
+export interface PrepareOptions {
+  /** What the change log recorded for the source, or null for a new log. */
+  readonly record: SourceRecord | null;
+  /**
+   * The change log's checkpoint once its snapshot is complete (else null): a source whose own
+   * position is already past it would skip the changes in between, and refuses to resume.
+   */
+  readonly checkpoint: Lsn | null;
+}
 
 /** What a source found while preparing: the schemas of the captured tables and the slot's state. */
 export interface PrepareResult {
@@ -6,6 +24,8 @@ export interface PrepareResult {
   readonly tables: readonly TableSchema[];
   /** True when the replication slot exists (before this call). */
   readonly slotExists: boolean;
+  /** What the change log must record (before the source creates anything further, see {@link SourceRecord}). */
+  readonly record: SourceRecord;
 }
 
 /** Where the initial snapshot starts and the stream takes over. */
@@ -61,8 +81,12 @@ export interface SlotStatus {
  * {@link follow}; {@link confirm} after each durable batch; {@link close} at the end.
  */
 export interface Source {
-  /** Checks the server and the tables, creates the publication if missing. May be called first. */
-  prepare(): Promise<PrepareResult>;
+  /**
+   * Checks the server, the tables and that what the log recorded is still its own (refusing a slot
+   * or publication another log uses, or a position past the log's checkpoint); creates the
+   * publication if missing. May be called first.
+   */
+  prepare(options: PrepareOptions): Promise<PrepareResult>;
   /**
    * Drops any old slot and creates it anew, exporting a snapshot; call after {@link prepare}. With
    * `temporary` (tables added to a log that already follows the slot, or read again), the slot stays
@@ -93,8 +117,11 @@ export interface Source {
   confirm(lsn: Lsn): void;
   /** Slot and publication state; any time. */
   status(): Promise<SlotStatus>;
-  /** Drops the slot and the publication; when nothing follows. */
-  teardown(): Promise<{ slotDropped: boolean; publicationDropped: boolean }>;
+  /**
+   * Drops the slot and the publication where `record` (the change log's) shows the log created them,
+   * and leaves anything else alone; when nothing follows.
+   */
+  teardown(record: SourceRecord | null): Promise<{ slotDropped: boolean; publicationDropped: boolean; notOwned: string[] }>;
   /** Closes every connection; idempotent. */
   close(): Promise<void>;
 }

@@ -7,8 +7,8 @@
  * trailer, a field count of -1. Chunks may split anything anywhere: rows inside a chunk are decoded in
  * place, and only the bytes of a row (or header) that straddles chunks are copied aside.
  */
-import type { Value } from '../../framework/types';
-import type { Decoder } from './pg-binary';
+import type { Value } from '../../framework/types.js';
+import type { Decoder } from './pg-binary.js';
 
 const SIGNATURE = Buffer.from('PGCOPY\n\xff\r\n\0', 'latin1');
 /** Signature, flags, extension length. */

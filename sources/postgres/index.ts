@@ -1,8 +1,8 @@
 import { ContainerModule } from 'inversify';
-import { TOKENS } from '../../framework/tokens';
-import { PostgresSource } from './postgres-source';
+import { TOKENS } from '../../framework/tokens.js';
+import { PostgresSource } from './postgres-source.js';
 
-export { PostgresSource } from './postgres-source';
+export { PostgresSource } from './postgres-source.js';
 
 /** Registers PostgreSQL as the change source. */
 export function postgresSourceModule(): ContainerModule {

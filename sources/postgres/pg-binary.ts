@@ -6,7 +6,7 @@
  * Wire formats follow PostgreSQL's `*_send` functions (src/backend/utils/adt/); the text forms follow
  * its `*_out` functions with `DateStyle=ISO`, `TimeZone=UTC` and `IntervalStyle=iso_8601`.
  */
-import type { Value } from '../../framework/types';
+import type { Value } from '../../framework/types.js';
 
 /** Decodes the field bytes `buf[start, end)`. The result never shares memory with `buf`. */
 export type Decoder = (buf: Buffer, start: number, end: number) => Value;

@@ -1,8 +1,8 @@
 import type pg from 'pg';
-import { FeatureflowError } from '../../framework/errors';
-import type { ColumnSchema, TableSchema } from '../../framework/types';
-import { PgTypeResolver } from './pg-binary';
-import { quoteIdent, quoteTable } from './pg-connection';
+import { FeatureflowError } from '../../framework/errors.js';
+import type { ColumnSchema, TableSchema } from '../../framework/types.js';
+import { PgTypeResolver } from './pg-binary.js';
+import { quoteIdent, quoteTable } from './pg-connection.js';
 
 /** A catalog query function, as `PgTypeResolver.resolve` takes it. */
 export type CatalogQuery = (sql: string, params: unknown[]) => Promise<{ rows: any[] }>;
@@ -131,47 +131,6 @@ export async function readTableSchemas(
     schemas.push({ table, columns, keyColumns });
   }
   return schemas;
-}
-
-/**
- * Creates the publication for exactly the configured tables, or brings an existing one to that set.
- * Creating it needs ownership of the tables (or superuser).
- */
-export async function ensurePublication(client: pg.Client, publication: string, tables: readonly string[], where: string): Promise<void> {
-  const list = tables.map(quoteTable).join(', ');
-  try {
-    const { rows } = await client.query(
-      `SELECT p.pubname, p.pubviaroot,
-              coalesce(array_agg(t.schemaname || '.' || t.tablename) FILTER (WHERE t.tablename IS NOT NULL), '{}') AS tables
-         FROM pg_publication p LEFT JOIN pg_publication_tables t ON t.pubname = p.pubname
-        WHERE p.pubname = $1 GROUP BY p.pubname, p.pubviaroot`,
-      [publication],
-    );
-    // Without publish_via_partition_root, changes of a partitioned table arrive under each partition's
-    // name, which is not a configured table: they would be dropped.
-    if (rows.length === 0) {
-      await client.query(`CREATE PUBLICATION ${quoteIdent(publication)} FOR TABLE ${list} WITH (publish_via_partition_root = true)`);
-      return;
-    }
-    // pg_publication_tables lists the partitions of a partitioned table unless pubviaroot is set.
-    const existing = new Set<string>(rows[0].tables);
-    if (!rows[0].pubviaroot) {
-      await client.query(`ALTER PUBLICATION ${quoteIdent(publication)} SET (publish_via_partition_root = true)`);
-    }
-    if (!rows[0].pubviaroot || existing.size !== tables.length || tables.some((t) => !existing.has(t))) {
-      await client.query(`ALTER PUBLICATION ${quoteIdent(publication)} SET TABLE ${list}`);
-    }
-  } catch (error) {
-    if ((error as { code?: string }).code === '42501') {
-      throw new FeatureflowError(
-        'FF_PG_PRIVILEGE',
-        `publication ${publication} cannot be created on ${where}: the role must own the tables ${tables.join(', ')} ` +
-          `(or be a superuser); create it once as the owner: CREATE PUBLICATION ${quoteIdent(publication)} FOR TABLE ${list}`,
-        { cause: error },
-      );
-    }
-    throw error;
-  }
 }
 
 async function slotExists(client: pg.Client, slot: string): Promise<boolean> {

@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { FeatureflowError } from '../../framework/errors';
+import { FeatureflowError } from '../../framework/errors.js';
 
 /** node-postgres settings for one role; `pg` reads the PG* variables itself for what is not given. */
 export function clientConfig(connectionString: string | undefined): pg.ClientConfig {

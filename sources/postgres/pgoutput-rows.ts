@@ -5,9 +5,9 @@
  * decoders. pg-logical-replication's own parser would first build a dictionary of Buffer views per
  * row, the largest cost of the stream after the store.
  */
-import type { Row } from '../../framework/types';
-import type { CopyRowSink } from './copy-binary-parser';
-import type { Decoder } from './pg-binary';
+import type { Row } from '../../framework/types.js';
+import type { CopyRowSink } from './copy-binary-parser.js';
+import type { Decoder } from './pg-binary.js';
 
 /** An insert, update or delete whose tuples stay in `buf` until decoded. */
 export interface RowMessage {

@@ -1,15 +1,15 @@
 import type pg from 'pg';
 import { LogicalReplicationService, PgoutputPlugin, type Pgoutput } from 'pg-logical-replication';
 import type { Logger } from 'pino';
-import { AsyncQueue } from '../../framework/async-queue';
-import { FeatureflowError } from '../../framework/errors';
-import type { FollowOptions } from '../../framework/interfaces';
-import { formatLsn, parseLsn, type Change, type ChangeBatch, type Lsn, type Row, type TableSchema } from '../../framework/types';
-import { decoderFor, PgTypeResolver, type Decoder } from './pg-binary';
-import { columnsFilledWithoutChanges, type CatalogQuery } from './pg-catalog';
-import { describeServer, quoteIdent, sqlState } from './pg-connection';
-import { decodeTupleData, isRowMessage, parseRowMessage, writeTupleColumns, type RowMessage } from './pgoutput-rows';
-import { StreamBatchBuilder } from './stream-batch';
+import { AsyncQueue } from '../../framework/async-queue.js';
+import { FeatureflowError } from '../../framework/errors.js';
+import type { FollowOptions } from '../../framework/interfaces/index.js';
+import { formatLsn, parseLsn, type Change, type ChangeBatch, type Lsn, type Row, type TableSchema } from '../../framework/types.js';
+import { decoderFor, PgTypeResolver, type Decoder } from './pg-binary.js';
+import { columnsFilledWithoutChanges, type CatalogQuery } from './pg-catalog.js';
+import { describeServer, quoteIdent, sqlState } from './pg-connection.js';
+import { decodeTupleData, isRowMessage, parseRowMessage, writeTupleColumns, type RowMessage } from './pgoutput-rows.js';
+import { StreamBatchBuilder } from './stream-batch.js';
 
 /** Microseconds between the Unix epoch and PostgreSQL's epoch (2000-01-01). */
 const PG_EPOCH_MICROS = 946_684_800_000_000n;

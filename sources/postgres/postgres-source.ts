@@ -1,16 +1,17 @@
 import pg from 'pg';
 import { inject, injectable } from 'inversify';
 import type { Logger } from 'pino';
-import type { ResolvedConfig } from '../../framework/config';
-import { FeatureflowError } from '../../framework/errors';
-import type { FollowOptions, PrepareResult, SlotStatus, SnapshotPoint, Source } from '../../framework/interfaces';
-import { TOKENS } from '../../framework/tokens';
-import { formatLsn, parseLsn, type ChangeBatch, type Lsn, type TableSchema } from '../../framework/types';
-import { PgTypeResolver } from './pg-binary';
-import { checkServer, ensurePublication, readTableSchemas, type CatalogQuery } from './pg-catalog';
-import { clientConfig, connectClient, describeServer, quoteIdent, sqlState } from './pg-connection';
-import { PgoutputStream } from './pgoutput-stream';
-import { readSnapshot } from './snapshot-reader';
+import type { ResolvedConfig } from '../../framework/config.js';
+import { FeatureflowError } from '../../framework/errors.js';
+import type { FollowOptions, PrepareOptions, PrepareResult, SlotStatus, SnapshotPoint, Source, SourceRecord } from '../../framework/interfaces/index.js';
+import { TOKENS } from '../../framework/tokens.js';
+import { formatLsn, parseLsn, type ChangeBatch, type Lsn, type TableSchema } from '../../framework/types.js';
+import { PgTypeResolver } from './pg-binary.js';
+import { checkServer, readTableSchemas, type CatalogQuery } from './pg-catalog.js';
+import { checkPublication, checkSlot, claimOf, dropOwnSlot, readSlot, type PostgresClaim } from './pg-ownership.js';
+import { clientConfig, connectClient, describeServer, quoteIdent, quoteTable, sqlState } from './pg-connection.js';
+import { PgoutputStream } from './pgoutput-stream.js';
+import { readSnapshot } from './snapshot-reader.js';
 
 /**
  * PostgreSQL as a change source: a publication for the configured tables, one pgoutput slot, an
@@ -70,20 +71,50 @@ export class PostgresSource implements Source {
 
   private readonly query: CatalogQuery = (sql, params) => this.withCatalog((client) => client.query(sql, params));
 
-  async prepare(): Promise<PrepareResult> {
+  async prepare(options: PrepareOptions): Promise<PrepareResult> {
+    const { slot, publication, tables } = this.settings.source;
     return this.withCatalog(async (client) => {
-      await checkServer(client, this.where, this.settings.source.slot);
-      this.schemas = await readTableSchemas(client, this.settings.source.tables, this.resolver, this.where);
-      await ensurePublication(client, this.settings.source.publication, this.settings.source.tables, this.where);
-      const { rows } = await client.query('SELECT 1 FROM pg_replication_slots WHERE slot_name = $1', [this.settings.source.slot]);
-      return { tables: this.schemas, slotExists: rows.length > 0 };
+      await checkServer(client, this.where, slot);
+      this.schemas = await readTableSchemas(client, tables, this.resolver, this.where);
+      const claim = claimOf(options.record, publication);
+      const { rows } = await client.query('SELECT current_database() AS db, pg_current_wal_insert_lsn()::text AS now');
+      const row = await readSlot(client, slot);
+      // The slot first: a log that may not resume changes nothing, the publication included.
+      if (row) checkSlot({ slot, row, claim, database: rows[0].db, checkpoint: options.checkpoint, where: this.where });
+      const partitioned = await this.partitionedTables(client);
+      const owned = await checkPublication(client, {
+        publication,
+        tables,
+        owned: claim?.publication === publication && claim.publicationOwned,
+        partitioned,
+        where: this.where,
+      });
+      const record: PostgresClaim = {
+        kind: 'postgres',
+        slot,
+        // A slot created from here on sits at or after the WAL position of now.
+        slotCreatedAfter: row && claim ? claim.slotCreatedAfter : rows[0].now,
+        publication,
+        publicationOwned: owned,
+      };
+      return { tables: this.schemas, slotExists: row !== null, record };
     });
+  }
+
+  /** The configured tables that are partitioned (published under their own name only with publish_via_partition_root). */
+  private async partitionedTables(client: pg.Client): Promise<string[]> {
+    const { rows } = await client.query(
+      `SELECT t FROM unnest($1::text[]) t JOIN pg_class c ON c.oid = to_regclass(t) WHERE c.relkind = 'p'`,
+      [this.settings.source.tables.map((t) => quoteTable(t))],
+    );
+    return rows.map((r: { t: string }) => r.t);
   }
 
   async beginSnapshot(options: { readonly temporary?: boolean } = {}): Promise<SnapshotPoint> {
     const client = await this.catalog();
     const slot = this.settings.source.slot;
-    if (!options.temporary) await this.dropSlot(client, slot);
+    // prepare() checked that a slot of this name is the log's own.
+    if (!options.temporary) await dropOwnSlot(client, slot, this.where);
     const replication = await connectClient({ ...this.config, replication: 'database' } as pg.ClientConfig);
     this.replication = replication;
     try {
@@ -208,32 +239,30 @@ export class PostgresSource implements Source {
     };
   }
 
-  async teardown(): Promise<{ slotDropped: boolean; publicationDropped: boolean }> {
+  async teardown(record: SourceRecord | null): Promise<{ slotDropped: boolean; publicationDropped: boolean; notOwned: string[] }> {
     const client = await this.catalog();
-    const slotDropped = await this.dropSlot(client, this.settings.source.slot);
-    const { rowCount } = await client.query('SELECT 1 FROM pg_publication WHERE pubname = $1', [this.settings.source.publication]);
-    if (rowCount) await client.query(`DROP PUBLICATION ${quoteIdent(this.settings.source.publication)}`);
-    return { slotDropped, publicationDropped: Boolean(rowCount) };
-  }
-
-  private async dropSlot(client: pg.Client, slot: string): Promise<boolean> {
-    let rows: { active_pid: number | null }[] = [];
-    // A walsender whose client died may hold the slot for a moment after the socket closed.
-    for (let attempt = 0; attempt < 50; attempt++) {
-      ({ rows } = await client.query('SELECT active_pid FROM pg_replication_slots WHERE slot_name = $1', [slot]));
-      if (rows.length === 0 || rows[0]!.active_pid === null) break;
-      await new Promise((r) => setTimeout(r, 200));
+    const { slot, publication } = this.settings.source;
+    const claim = claimOf(record, publication);
+    const notOwned: string[] = [];
+    let slotDropped = false;
+    const row = await readSlot(client, slot);
+    if (row) {
+      const { rows } = await client.query('SELECT current_database() AS db');
+      try {
+        checkSlot({ slot, row, claim, database: rows[0].db, checkpoint: null, where: this.where });
+        slotDropped = await dropOwnSlot(client, slot, this.where);
+      } catch (error) {
+        if (!(error instanceof FeatureflowError && error.code === 'FF_PG_SLOT_FOREIGN')) throw error;
+        notOwned.push(`slot ${slot}`);
+      }
     }
-    if (rows.length === 0) return false;
-    if (rows[0]!.active_pid !== null) {
-      throw new FeatureflowError(
-        'FF_PG_REPLICATION',
-        `replication slot ${slot} on ${this.where} is in use by another process (pid ${rows[0]!.active_pid}); stop the other ` +
-          'featureflow ingest, or configure another source.slot',
-      );
-    }
-    await client.query('SELECT pg_drop_replication_slot($1)', [slot]);
-    return true;
+    const { rowCount } = await client.query('SELECT 1 FROM pg_publication WHERE pubname = $1', [publication]);
+    let publicationDropped = false;
+    if (rowCount && claim?.publication === publication && claim.publicationOwned) {
+      await client.query(`DROP PUBLICATION ${quoteIdent(publication)}`);
+      publicationDropped = true;
+    } else if (rowCount) notOwned.push(`publication ${publication}`);
+    return { slotDropped, publicationDropped, notOwned };
   }
 
   async close(): Promise<void> {

@@ -11,11 +11,11 @@ import {
   type SnapshotColumn,
   type SnapshotColumnKind,
   type SnapshotRows,
-} from '../../framework/snapshot-rows';
-import type { ColumnSchema } from '../../framework/types';
-import { encodeValue } from '../../framework/value-json';
-import type { CopyRowSink } from './copy-binary-parser';
-import { decoderFor, int16At, int32At, numericTextBound, uint16At, uint32At, writeNumericText, type Decoder } from './pg-binary';
+} from '../../framework/snapshot-rows.js';
+import type { ColumnSchema } from '../../framework/types.js';
+import { encodeValue } from '../../framework/value-json.js';
+import type { CopyRowSink } from './copy-binary-parser.js';
+import { decoderFor, int16At, int32At, numericTextBound, uint16At, uint32At, writeNumericText, type Decoder } from './pg-binary.js';
 
 const TWO_32 = 4294967296;
 /** µs from 1970-01-01 to 2000-01-01 (PostgreSQL's epoch). */

@@ -1,11 +1,11 @@
 import type pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
-import type { SnapshotRows } from '../../framework/snapshot-rows';
-import type { Change, ChangeBatch, Lsn, Row, TableSchema, Value } from '../../framework/types';
-import { CopyBinaryParser, ValueRowSink, type CopyRowSink } from './copy-binary-parser';
-import { SnapshotColumnsBuilder } from './snapshot-columns';
-import { decoderFor } from './pg-binary';
-import { connectClient, quoteIdent, quoteTable } from './pg-connection';
+import type { SnapshotRows } from '../../framework/snapshot-rows.js';
+import type { Change, ChangeBatch, Lsn, Row, TableSchema, Value } from '../../framework/types.js';
+import { CopyBinaryParser, ValueRowSink, type CopyRowSink } from './copy-binary-parser.js';
+import { SnapshotColumnsBuilder } from './snapshot-columns.js';
+import { decoderFor } from './pg-binary.js';
+import { connectClient, quoteIdent, quoteTable } from './pg-connection.js';
 
 /** Where and how to read the snapshot. */
 export interface SnapshotPlan {

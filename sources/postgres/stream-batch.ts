@@ -5,8 +5,8 @@
  * {@link Change}. With `changes`, every change is also decoded into a Change for the store's
  * consumers.
  */
-import type { Change, ChangeBatch, Lsn, StreamRowGroup, TableSchema } from '../../framework/types';
-import { SnapshotColumnsBuilder } from './snapshot-columns';
+import type { Change, ChangeBatch, Lsn, StreamRowGroup, TableSchema } from '../../framework/types.js';
+import { SnapshotColumnsBuilder } from './snapshot-columns.js';
 
 /** Rows a group's buffers start with; they double as rows come. */
 const INITIAL_ROWS = 64;

@@ -11,11 +11,11 @@ import {
   type DuckDBAppender,
   type DuckDBConnection,
 } from '@duckdb/node-api';
-import type { ChangeConsumer, ChangeLog, ChangeLogState, ChangeLogTableStats } from '../../framework/interfaces';
-import type { Change, ChangeBatch, ColumnSchema, Row, SnapshotBatch, StreamStorage, TableSchema } from '../../framework/types';
-import { decodeRow, encodeRow, encodeValue, keyPrefix, rowEncoder } from '../../framework/value-json';
-import { FeatureflowError } from '../../framework/errors';
-import { openDuckDB, quoteIdent, type DuckDBDatabase } from './duckdb-database';
+import type { ChangeConsumer, ChangeLog, ChangeLogState, ChangeLogTableStats, SourceRecord } from '../../framework/interfaces/index.js';
+import type { Change, ChangeBatch, ColumnSchema, Row, SnapshotBatch, StreamStorage, TableSchema } from '../../framework/types.js';
+import { decodeRow, encodeRow, encodeValue, keyPrefix, rowEncoder } from '../../framework/value-json.js';
+import { FeatureflowError } from '../../framework/errors.js';
+import { openDuckDB, quoteIdent, quoteLiteral, type DuckDBDatabase, type OpenOptions } from './duckdb-database.js';
 import {
   changeLogViewSql,
   consecutiveSeqBytes,
@@ -31,12 +31,12 @@ import {
   TypedTableWriter,
   type SnapshotTableInfo,
   type StreamTableInfo,
-} from './typed-tables';
+} from './typed-tables.js';
 
 /** Rows per DuckDB data chunk (DuckDB's vector size). */
 const CHUNK_ROWS = 2048;
 
-const CHANGE_COLUMNS = [BIGINT, VARCHAR, VARCHAR, VARCHAR, VARCHAR, VARCHAR, UBIGINT, UBIGINT, TIMESTAMPTZ, UBIGINT, INTEGER];
+const CHANGE_COLUMNS = [BIGINT, VARCHAR, VARCHAR, VARCHAR, VARCHAR, VARCHAR, UBIGINT, UBIGINT, TIMESTAMPTZ, UBIGINT, INTEGER, VARCHAR];
 
 const DDL = `
 CREATE TABLE IF NOT EXISTS _changes (
@@ -50,7 +50,9 @@ CREATE TABLE IF NOT EXISTS _changes (
   commit_lsn UBIGINT NOT NULL,
   commit_time TIMESTAMPTZ NOT NULL,
   xid UBIGINT NOT NULL,
-  schema_version INTEGER NOT NULL
+  schema_version INTEGER NOT NULL,
+  -- An update's old key, where the old row came with it (a key change, REPLICA IDENTITY FULL).
+  old_key VARCHAR
 );
 CREATE TABLE IF NOT EXISTS _schemas (
   table_name VARCHAR NOT NULL,
@@ -65,7 +67,9 @@ CREATE TABLE IF NOT EXISTS _checkpoint (
   tables VARCHAR,
   lsn UBIGINT,
   snapshot_lsn UBIGINT,
-  updated_at TIMESTAMPTZ
+  updated_at TIMESTAMPTZ,
+  -- What the source created for this log (JSON, see SourceRecord).
+  source VARCHAR
 );
 CREATE TABLE IF NOT EXISTS _snapshot_tables (
   table_name VARCHAR PRIMARY KEY,
@@ -89,6 +93,31 @@ CREATE TABLE IF NOT EXISTS _table_starts (
   lsn UBIGINT
 );
 `;
+
+/**
+ * `current_rows('schema.table')`: the rows a table holds now, rebuilt from the log, one row per row
+ * of the table (`key`, `row` as JSON). Changes after the table's last truncate count (a table read
+ * again is logged as a truncate and its reads); each read or insert adds a row under its key, each
+ * delete removes one, and an update removes one under its old key (the new key when the old row did
+ * not come with it) and adds one under the new: so key changes leave no old key behind and, under
+ * REPLICA IDENTITY FULL without a primary key, duplicate rows keep their count. A key's row is its
+ * latest image.
+ */
+const CURRENT_ROWS_MACRO = `
+CREATE OR REPLACE MACRO current_rows(tbl) AS TABLE
+WITH c AS (
+  SELECT l.seq, l.op, l.key, l.after, x.old_key FROM change_log l
+    LEFT JOIN (SELECT seq, old_key FROM _changes WHERE old_key IS NOT NULL) x ON x.seq = l.seq
+   WHERE l.table_name = tbl
+), since AS (SELECT coalesce(max(seq), -1) AS s FROM c WHERE op = 't'),
+live AS (SELECT c.* FROM c, since WHERE c.seq > since.s AND c.op <> 't'),
+ev AS (
+  SELECT key AS k, seq, CASE WHEN op = 'd' THEN -1 ELSE 1 END AS delta, after FROM live
+  UNION ALL SELECT coalesce(old_key, key), seq, -1, NULL FROM live WHERE op = 'u'
+), counted AS (
+  SELECT k, CAST(sum(delta) AS BIGINT) AS n, arg_max(after, seq) FILTER (WHERE after IS NOT NULL) AS row FROM ev GROUP BY k
+)
+SELECT k AS key, row FROM counted, range(n) WHERE n > 0`;
 
 const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 
@@ -143,7 +172,7 @@ export class DuckDBChangeLog implements ChangeLog {
   /** `readOnly` opens the file for reading only (no DDL, no appender, consumers not opened): for `status`. */
   constructor(
     private readonly path: string,
-    private readonly options: { readonly readOnly?: boolean; readonly memoryLimit?: string; readonly compression?: 'fast' | 'small' } = {},
+    private readonly options: OpenOptions = {},
   ) {}
 
   /** Adds a consumer applied inside each batch's transaction (feature tables). Before {@link open}. */
@@ -177,6 +206,7 @@ export class DuckDBChangeLog implements ChangeLog {
       return;
     }
     await this.db.connection.run(DDL);
+    await this.migrate();
     for (const schema of await this.schemas()) this.remember(schema);
     await this.loadStreamTables();
     const reader = await this.db.connection.runAndReadAll(
@@ -188,6 +218,8 @@ export class DuckDBChangeLog implements ChangeLog {
       if (max !== null && BigInt(max as bigint) > this.seq) this.seq = BigInt(max as bigint);
     }
     await this.updateView();
+    // After change_log: DuckDB binds a macro's tables when it is created.
+    await this.db.connection.run(CURRENT_ROWS_MACRO);
     this.appender = await this.db.connection.createAppender('_changes');
     // Consumers check their definitions at start-up, not only at the first batch; a refusal leaves
     // the file closed and untouched.
@@ -222,9 +254,14 @@ export class DuckDBChangeLog implements ChangeLog {
   }
 
   async state(): Promise<ChangeLogState> {
-    const rows = (await this.connection.runAndReadAll('SELECT slot, tables, lsn FROM _checkpoint WHERE id = 1')).getRows();
-    if (rows.length === 0) return { checkpoint: null, snapshotDone: false, tables: null, slot: null, lastCommitTime: null, tableStarts: new Map(), rereads: [] };
-    const [slot, tables, lsn] = rows[0]! as [string, string, bigint | null];
+    const hasSource = await this.hasColumn('_checkpoint', 'source');
+    const rows = (await this.connection.runAndReadAll(`SELECT slot, tables, lsn, ${hasSource ? 'source' : 'NULL'} FROM _checkpoint WHERE id = 1`)).getRows();
+    const empty = { checkpoint: null, snapshotDone: false, tables: null, sourceRecord: null, lastCommitTime: null, tableStarts: new Map(), rereads: [] };
+    if (rows.length === 0) return empty;
+    const [slot, tables, lsn, source] = rows[0]! as [string | null, string | null, bigint | null, string | null];
+    // A log written before sources recorded what they created holds the slot it followed.
+    const sourceRecord = source !== null ? (JSON.parse(source) as SourceRecord) : slot !== null ? { slot } : null;
+    if (tables === null) return { ...empty, sourceRecord };
     const tableList = JSON.parse(tables) as string[];
     const done = (await this.connection.runAndReadAll('SELECT table_name, lsn FROM _snapshot_tables WHERE done')).getRows() as [string, bigint][];
     // Tables read again mid-stream start later than their snapshot (files from before have no such table).
@@ -245,15 +282,16 @@ export class DuckDBChangeLog implements ChangeLog {
       checkpoint: lsn === null ? null : BigInt(lsn),
       snapshotDone: done.length === tableList.length,
       tables: tableList,
-      slot,
+      sourceRecord,
       tableStarts: new Map([...done, ...laterStarts].map(([table, start]) => [table, BigInt(start)])),
       rereads: starts.filter(([, start]) => start === null).map(([table]) => table),
     };
   }
 
-  async reset(args: { slot: string; tables: readonly string[]; lsn: bigint }): Promise<void> {
+  async reset(args: { tables: readonly string[]; lsn: bigint }): Promise<void> {
     await this.rollback();
     const c = this.connection;
+    const { sourceRecord } = await this.state();
     await c.run('BEGIN');
     try {
       this.closeStreamWriters();
@@ -261,7 +299,11 @@ export class DuckDBChangeLog implements ChangeLog {
       for (const t of this.streamTables.values()) await c.run(`DROP TABLE IF EXISTS ${quoteIdent(t.storage)}`);
       await c.run('DELETE FROM _changes; DELETE FROM _schemas; DELETE FROM _snapshot_tables; DELETE FROM _stream_tables; DELETE FROM _table_starts; DELETE FROM _checkpoint;');
       await c.run(changeLogViewSql([], []));
-      await c.run('INSERT INTO _checkpoint VALUES (1, $1, $2, NULL, $3, now())', [args.slot, JSON.stringify(args.tables), args.lsn]);
+      await c.run('INSERT INTO _checkpoint (id, tables, lsn, snapshot_lsn, updated_at, source) VALUES (1, $1, NULL, $2, now(), $3)', [
+        JSON.stringify(args.tables),
+        args.lsn,
+        sourceRecord === null ? null : JSON.stringify(sourceRecord),
+      ]);
       for (const consumer of this.consumers) await consumer.reset?.(c);
       await c.run('COMMIT');
     } catch (error) {
@@ -272,6 +314,43 @@ export class DuckDBChangeLog implements ChangeLog {
     this.schemaCache.clear();
     this.keyColumns.clear();
     this.streamTables.clear();
+  }
+
+  async saveSourceRecord(record: SourceRecord): Promise<void> {
+    await this.connection.run(
+      `INSERT INTO _checkpoint (id, source, updated_at) VALUES (1, $1, now())
+         ON CONFLICT (id) DO UPDATE SET source = excluded.source, updated_at = excluded.updated_at`,
+      [JSON.stringify(record)],
+    );
+  }
+
+  /** Brings a file of an earlier version of this layout up to date (columns added since, filled). */
+  private async migrate(): Promise<void> {
+    const c = this.connection;
+    await c.run('ALTER TABLE _checkpoint ADD COLUMN IF NOT EXISTS source VARCHAR');
+    if (await this.hasColumn('_changes', 'old_key')) return;
+    await c.run('ALTER TABLE _changes ADD COLUMN old_key VARCHAR');
+    // Updates that came with their old row: their old key, as append() now writes it.
+    const rows = (
+      await c.runAndReadAll(`SELECT seq, table_name, before, schema_version FROM _changes WHERE op = 'u' AND before IS NOT NULL`)
+    ).getRows() as [bigint, string, string, number][];
+    if (rows.length === 0) return;
+    const schemas = new Map((await this.schemas()).map((s) => [`${s.table}#${s.version}`, s]));
+    const values = rows.map(([seq, table, before, version]) => {
+      const schema = schemas.get(`${table}#${version}`);
+      const oldKey = schema ? encodeKey(decodeRow(before, schema.columns), schema.keyColumns) : null;
+      return `(${BigInt(seq)}, ${oldKey === null ? 'NULL' : quoteLiteral(oldKey)})`;
+    });
+    for (let i = 0; i < values.length; i += 1000) {
+      await c.run(`UPDATE _changes SET old_key = v.k FROM (VALUES ${values.slice(i, i + 1000).join(', ')}) v(s, k) WHERE _changes.seq = v.s`);
+    }
+  }
+
+  private async hasColumn(table: string, column: string): Promise<boolean> {
+    const rows = (
+      await this.connection.runAndReadAll('SELECT count(*) FROM information_schema.columns WHERE table_name = $1 AND column_name = $2', [table, column])
+    ).getRows();
+    return Number(rows[0]![0]) > 0;
   }
 
   async apply(batch: ChangeBatch): Promise<void> {
@@ -482,6 +561,7 @@ export class DuckDBChangeLog implements ChangeLog {
         cols[8]![i] = timeValue;
         cols[9]![i] = xidValue;
         cols[10]![i] = ch.schemaVersion;
+        cols[11]![i] = ch.op === 'u' && ch.before !== null ? encodeKey(ch.before, this.keyColumnsOf(ch.table, ch.key)) : null;
       }
       const chunk = DuckDBDataChunk.create(CHANGE_COLUMNS, n);
       chunk.setColumns(cols as never);

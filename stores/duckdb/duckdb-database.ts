@@ -1,7 +1,7 @@
-import { mkdirSync } from 'node:fs';
+import { execFile } from 'node:child_process';
 import { dirname } from 'node:path';
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
-import { FeatureflowError } from '../../framework/errors';
+import { FeatureflowError } from '../../framework/errors.js';
 
 /** An open DuckDB file and one connection to it. `close()` is idempotent. */
 export interface DuckDBDatabase {
@@ -30,25 +30,42 @@ const CHECKPOINT_THRESHOLD = '64MB';
 const FAST_DISABLED = 'fsst,dict_fsst,dictionary,alp,alprd,chimp,patas,zstd';
 /** Default buffer pool of a writing process. */
 export const DEFAULT_MEMORY_LIMIT = '64MB';
+/** Default bound on the file-system calls of opening the store (a hung network mount never answers). */
+export const DEFAULT_OPEN_TIMEOUT_SECONDS = 30;
+
+/** Options of {@link openDuckDB}. */
+export interface OpenOptions {
+  readonly readOnly?: boolean;
+  readonly memoryLimit?: string;
+  readonly compression?: 'fast' | 'small';
+  /** Most seconds the file-system calls of opening may take. Default {@link DEFAULT_OPEN_TIMEOUT_SECONDS}. */
+  readonly openTimeoutSeconds?: number;
+}
 
 /**
  * Opens (creating folders as needed) a DuckDB file. DuckDB allows one writing process per file; a
- * second one gets FF_STORE_LOCKED naming the file and the fix.
+ * second one gets FF_STORE_LOCKED naming the file and the fix. A path that cannot hold the store (a
+ * folder, a file that is not DuckDB's, a folder that cannot be made) is refused with FF_STORE_PATH
+ * before DuckDB touches it, and every file-system call is bounded (FF_STORE_TIMEOUT): the event loop
+ * stays free meanwhile, so Ctrl-C works.
  */
-export async function openDuckDB(
-  path: string,
-  options: { readOnly?: boolean; memoryLimit?: string; compression?: 'fast' | 'small' } = {},
-): Promise<DuckDBDatabase> {
-  if (path !== ':memory:' && !options.readOnly) mkdirSync(dirname(path), { recursive: true });
+export async function openDuckDB(path: string, options: OpenOptions = {}): Promise<DuckDBDatabase> {
+  const seconds = options.openTimeoutSeconds ?? DEFAULT_OPEN_TIMEOUT_SECONDS;
+  const bounded = <T>(what: string, work: Promise<T>) => withTimeout(work, seconds, path, what);
+  if (path !== ':memory:') await checkStorePath(path, options.readOnly ?? false, bounded);
   let instance: DuckDBInstance;
   try {
-    instance = await DuckDBInstance.create(
-      path,
-      options.readOnly
-        ? { access_mode: 'READ_ONLY' }
-        : { checkpoint_threshold: CHECKPOINT_THRESHOLD, memory_limit: options.memoryLimit ?? DEFAULT_MEMORY_LIMIT },
+    instance = await bounded(
+      'DuckDB opening the file',
+      DuckDBInstance.create(
+        path,
+        options.readOnly
+          ? { access_mode: 'READ_ONLY' }
+          : { checkpoint_threshold: CHECKPOINT_THRESHOLD, memory_limit: options.memoryLimit ?? DEFAULT_MEMORY_LIMIT },
+      ),
     );
   } catch (error) {
+    if (error instanceof FeatureflowError) throw error;
     const message = String((error as Error)?.message ?? error);
     if (/lock/i.test(message)) {
       throw new FeatureflowError(
@@ -85,4 +102,103 @@ export function quoteIdent(name: string): string {
 /** Quotes a SQL string literal: doubles embedded single quotes. */
 export function quoteLiteral(text: string): string {
   return "'" + text.replaceAll("'", "''") + "'";
+}
+
+type Bounded = <T>(what: string, work: Promise<T>) => Promise<T>;
+
+/** Resolves as `work` does, or fails with FF_STORE_TIMEOUT after `seconds` (the work itself is left behind). */
+function withTimeout<T>(work: Promise<T>, seconds: number, path: string, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () =>
+        reject(
+          new FeatureflowError(
+            'FF_STORE_TIMEOUT',
+            `${what} for the store ${path} did not finish within ${seconds} s: the file system there does not answer ` +
+              '(a hung network or FUSE mount?); check the mount, or point store.path (FEATUREFLOW_DUCKDB) at a local disk',
+          ),
+        ),
+      seconds * 1000,
+    );
+  });
+  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** What {@link PROBE} found at a store path. */
+interface Probe {
+  readonly kind?: 'dir' | 'file' | 'other';
+  readonly size?: number;
+  readonly duckdb?: boolean;
+  readonly statError?: string;
+  readonly mkdirError?: string;
+}
+
+/**
+ * Looks at the store path (and makes its folder, with `create`) in a child process: a file-system
+ * call that never returns (a hung mount) would hold one of libuv's threads, and Node joins those
+ * threads when it exits, so the process could never end. A child can be killed.
+ */
+const PROBE = `
+const fs = require('node:fs');
+const [p, create] = process.argv.slice(1);
+const out = {};
+try {
+  const st = fs.statSync(p);
+  out.kind = st.isDirectory() ? 'dir' : st.isFile() ? 'file' : 'other';
+  out.size = st.size;
+  if (out.kind === 'file' && st.size > 0) {
+    const fd = fs.openSync(p, 'r');
+    const head = Buffer.alloc(12);
+    const n = fs.readSync(fd, head, 0, 12, 0);
+    fs.closeSync(fd);
+    out.duckdb = n === 12 && head.toString('latin1', 8, 12) === 'DUCK';
+  }
+} catch (error) {
+  out.statError = error.code;
+  if (error.code === 'ENOENT' && create === 'create') {
+    try { fs.mkdirSync(require('node:path').dirname(p), { recursive: true }); } catch (e) { out.mkdirError = e.code; }
+  }
+}
+process.stdout.write(JSON.stringify(out));
+`;
+
+async function probe(path: string, create: boolean, bounded: Bounded): Promise<Probe> {
+  let proc: ReturnType<typeof execFile> | undefined;
+  const child = new Promise<Probe>((resolve, reject) => {
+    proc = execFile(process.execPath, ['-e', PROBE, path, create ? 'create' : ''], (error, stdout) => {
+      if (error) reject(error);
+      else resolve(JSON.parse(stdout) as Probe);
+    });
+  });
+  try {
+    return await bounded(create ? 'creating the store folder' : 'reading the store path', child);
+  } finally {
+    // A child still waiting on the file system when the bound passed is killed with its wait.
+    if (proc?.exitCode === null) proc.kill('SIGKILL');
+  }
+}
+
+/** Refuses a store path that cannot hold a DuckDB file, and makes its folder (unless read-only). */
+async function checkStorePath(path: string, readOnly: boolean, bounded: Bounded): Promise<void> {
+  const refuse = (what: string, fix: string) => new FeatureflowError('FF_STORE_PATH', `the store path ${path} ${what}; ${fix}`);
+  const found = await probe(path, !readOnly, bounded);
+  const elsewhere = 'point store.path (FEATUREFLOW_DUCKDB) at a path in a folder';
+  if (found.statError === 'ENOTDIR') throw refuse('is under a file, not a folder', elsewhere);
+  if (found.statError === 'EACCES' || found.statError === 'EPERM') {
+    throw refuse('cannot be read (permission denied)', 'make its folder readable to this user, or point store.path elsewhere');
+  }
+  if (found.kind === 'dir') throw refuse('is a folder', `point store.path (FEATUREFLOW_DUCKDB) at a file, e.g. ${path.replace(/\/?$/, '/featureflow.duckdb')}`);
+  if (found.kind === 'other') throw refuse('is not a regular file (a pipe, socket or device)', 'point store.path (FEATUREFLOW_DUCKDB) at a file');
+  if (found.kind === 'file' && found.size! > 0 && !found.duckdb) {
+    throw refuse('is not a DuckDB file', 'point store.path (FEATUREFLOW_DUCKDB) at a new file (featureflow creates it), or at a change log featureflow wrote');
+  }
+  if (found.kind === 'file') return;
+  if (found.statError !== 'ENOENT') throw refuse(`cannot be read (${found.statError})`, 'check the path');
+  if (readOnly) throw refuse('does not exist', 'run `featureflow ingest` first, or fix store.path (FEATUREFLOW_DUCKDB)');
+  const code = found.mkdirError;
+  if (code === 'ENOTDIR' || code === 'EEXIST') throw refuse('is under a file, not a folder', elsewhere);
+  if (code !== undefined) {
+    throw refuse(`cannot be created: its folder ${dirname(path)} cannot be made (${code})`, 'create the folder with write access for this user, or point store.path elsewhere');
+  }
 }

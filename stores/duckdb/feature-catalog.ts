@@ -1,11 +1,11 @@
 import { DuckDBDataChunk, DuckDBTimestampTZValue, INTEGER, TIMESTAMPTZ, UBIGINT, VARCHAR, type DuckDBConnection } from '@duckdb/node-api';
-import type { ViewDescriptor } from '../../framework/features/fingerprint';
-import type { FeatureViewStatus } from '../../framework/features/offline-store';
-import { formatLsn } from '../../framework/types';
-import { quoteIdent, quoteLiteral } from './duckdb-database';
-import type { KeyColumn } from './feature-columns';
-import type { DeadLetter } from './feature-view-writer';
-import { checkLayout, newestRow, rowsTableOf } from './feature-layout';
+import type { ViewDescriptor } from '../../framework/features/fingerprint.js';
+import type { FeatureViewStatus } from '../../framework/features/offline-store.js';
+import { formatLsn } from '../../framework/types.js';
+import { quoteIdent, quoteLiteral } from './duckdb-database.js';
+import type { KeyColumn } from './feature-columns.js';
+import type { DeadLetter } from './feature-view-writer.js';
+import { checkLayout, newestRow, rowsTableOf } from './feature-layout.js';
 
 /**
  * `_feature_views` records every view version that has a history table (its fingerprint and

@@ -11,10 +11,10 @@ import {
   VARCHAR,
   type DuckDBType,
 } from '@duckdb/node-api';
-import { duckdbTypeName, type FeatureType } from '../../framework/features/feature-types';
-import type { ColumnSchema, Value } from '../../framework/types';
-import { encodeValue } from '../../framework/value-json';
-import { ValidityMask, type ChunkColumn } from './chunk-columns';
+import { duckdbTypeName, type FeatureType } from '../../framework/features/feature-types.js';
+import type { ColumnSchema, Value } from '../../framework/types.js';
+import { encodeValue } from '../../framework/value-json.js';
+import { ValidityMask, type ChunkColumn } from './chunk-columns.js';
 
 /** How one column of a history table is typed, created and filled in data chunks. */
 export interface ColumnCodec {

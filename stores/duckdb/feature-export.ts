@@ -2,12 +2,12 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { basename, dirname, extname, resolve } from 'node:path';
 import type { DuckDBConnection } from '@duckdb/node-api';
 import { tableToIPC } from 'apache-arrow';
-import { FeatureflowError } from '../../framework/errors';
-import { formatMicros } from '../../framework/features/instant';
-import type { ExportManifest, ExportOptions, ExportResult } from '../../framework/features/offline-store';
-import { formatLsn } from '../../framework/types';
-import { queryArrow } from './duckdb-arrow';
-import type { FeatureQuery } from './feature-query';
+import { FeatureflowError } from '../../framework/errors.js';
+import { formatMicros } from '../../framework/features/instant.js';
+import type { ExportManifest, ExportOptions, ExportResult } from '../../framework/features/offline-store.js';
+import { formatLsn } from '../../framework/types.js';
+import { queryArrow } from './duckdb-arrow.js';
+import type { FeatureQuery } from './feature-query.js';
 
 function formatOf(out: string, format?: 'parquet' | 'arrow'): 'parquet' | 'arrow' {
   if (format) return format;

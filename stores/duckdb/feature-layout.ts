@@ -1,6 +1,6 @@
 import type { DuckDBConnection } from '@duckdb/node-api';
-import { FeatureflowError } from '../../framework/errors';
-import { quoteIdent } from './duckdb-database';
+import { FeatureflowError } from '../../framework/errors.js';
+import { quoteIdent } from './duckdb-database.js';
 
 /**
  * Physical layout of a view version's history.

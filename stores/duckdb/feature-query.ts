@@ -1,8 +1,8 @@
-import type { FeatureType } from '../../framework/features/feature-types';
-import { formatMicros } from '../../framework/features/instant';
-import { quoteIdent } from './duckdb-database';
-import type { ViewRecord } from './feature-catalog';
-import { newestRow, rowsTableOf } from './feature-layout';
+import type { FeatureType } from '../../framework/features/feature-types.js';
+import { formatMicros } from '../../framework/features/instant.js';
+import { quoteIdent } from './duckdb-database.js';
+import type { ViewRecord } from './feature-catalog.js';
+import { newestRow, rowsTableOf } from './feature-layout.js';
 
 /**
  * The point-in-time rule of training sets, as exports record it in their manifest.

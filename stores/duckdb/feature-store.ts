@@ -1,19 +1,19 @@
 import { randomBytes } from 'node:crypto';
 import type { DuckDBConnection } from '@duckdb/node-api';
 import type * as arrow from 'apache-arrow';
-import { FeatureflowError } from '../../framework/errors';
-import { FeatureRegistry, type FeatureDefinitions } from '../../framework/features/feature-registry';
-import type { FeatureService } from '../../framework/features/feature-service';
-import type { ExportOptions, ExportRequest, ExportResult, FeatureViewStatus, OfflineStore, TrainingSetOptions, ViewRef } from '../../framework/features/offline-store';
-import { duckdbTypeName, parseTypeName } from '../../framework/features/feature-types';
-import type { FeatureSelection, FeatureView } from '../../framework/features/feature-view';
-import { describeChanges, describeView, fingerprint } from '../../framework/features/fingerprint';
-import { durationMicros, toMicros } from '../../framework/features/instant';
-import { openDuckDB, quoteIdent } from './duckdb-database';
-import { queryArrow } from './duckdb-arrow';
-import { featureStatus, readViewRecords, type ViewRecord } from './feature-catalog';
-import { writeExport } from './feature-export';
-import { checkLayout, rowsTableOf } from './feature-layout';
+import { FeatureflowError } from '../../framework/errors.js';
+import { FeatureRegistry, type FeatureDefinitions } from '../../framework/features/feature-registry.js';
+import type { FeatureService } from '../../framework/features/feature-service.js';
+import type { ExportOptions, ExportRequest, ExportResult, FeatureViewStatus, OfflineStore, TrainingSetOptions, ViewRef } from '../../framework/features/offline-store.js';
+import { duckdbTypeName, parseTypeName } from '../../framework/features/feature-types.js';
+import type { FeatureSelection, FeatureView } from '../../framework/features/feature-view.js';
+import { describeChanges, describeView, fingerprint } from '../../framework/features/fingerprint.js';
+import { durationMicros, toMicros } from '../../framework/features/instant.js';
+import { openDuckDB, quoteIdent } from './duckdb-database.js';
+import { queryArrow } from './duckdb-arrow.js';
+import { featureStatus, readViewRecords, type ViewRecord } from './feature-catalog.js';
+import { writeExport } from './feature-export.js';
+import { checkLayout, rowsTableOf } from './feature-layout.js';
 import {
   AS_OF_RULE,
   LATEST_RULE,
@@ -22,8 +22,8 @@ import {
   tensorMetadata,
   type FeatureQuery,
   type ViewSelection,
-} from './feature-query';
-import { loadSpine, spineTimeExpression } from './spine-loader';
+} from './feature-query.js';
+import { loadSpine, spineTimeExpression } from './spine-loader.js';
 
 /**
  * Reads feature history tables: the latest values, values as of a time (time travel), and

@@ -1,9 +1,9 @@
 import { ContainerModule } from 'inversify';
 import type { Logger } from 'pino';
-import type { FeatureDefinitions } from '../../framework/features/feature-registry';
-import { TOKENS } from '../../framework/tokens';
-import { DuckDBChangeLog } from './duckdb-change-log';
-import { FeatureTables, type FeatureTablesOptions } from './feature-tables';
+import type { FeatureDefinitions } from '../../framework/features/feature-registry.js';
+import { TOKENS } from '../../framework/tokens.js';
+import { DuckDBChangeLog } from './duckdb-change-log.js';
+import { FeatureTables, type FeatureTablesOptions } from './feature-tables.js';
 
 /**
  * Adds the history tables of `definitions` to a DuckDB change log as a consumer (applied in each

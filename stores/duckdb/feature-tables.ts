@@ -1,13 +1,13 @@
 import type { DuckDBConnection } from '@duckdb/node-api';
 import type { Logger } from 'pino';
-import { FeatureflowError } from '../../framework/errors';
-import { compileView, FeatureRowError, type CompiledView } from '../../framework/features/compiled-view';
-import { FeatureRegistry, type FeatureDefinitions } from '../../framework/features/feature-registry';
-import type { FeatureView } from '../../framework/features/feature-view';
-import { describeChanges, describeView, fingerprint } from '../../framework/features/fingerprint';
-import type { ChangeConsumer } from '../../framework/interfaces';
-import { batchLength, type Change, type ChangeBatch, type ColumnSchema, type Op, type TableSchema } from '../../framework/types';
-import { decodeRow } from '../../framework/value-json';
+import { FeatureflowError } from '../../framework/errors.js';
+import { compileView, FeatureRowError, type CompiledView } from '../../framework/features/compiled-view.js';
+import { FeatureRegistry, type FeatureDefinitions } from '../../framework/features/feature-registry.js';
+import type { FeatureView } from '../../framework/features/feature-view.js';
+import { describeChanges, describeView, fingerprint } from '../../framework/features/fingerprint.js';
+import type { ChangeConsumer } from '../../framework/interfaces/index.js';
+import { batchLength, type Change, type ChangeBatch, type ColumnSchema, type Op, type TableSchema } from '../../framework/types.js';
+import { decodeRow } from '../../framework/value-json.js';
 import {
   FEATURE_CATALOG_DDL,
   insertViewRecord,
@@ -16,9 +16,9 @@ import {
   setActive,
   writeDeadLetters,
   type ViewRecord,
-} from './feature-catalog';
-import { checkLayout, dropHistory } from './feature-layout';
-import { FeatureViewWriter, type DeadLetter } from './feature-view-writer';
+} from './feature-catalog.js';
+import { checkLayout, dropHistory } from './feature-layout.js';
+import { FeatureViewWriter, type DeadLetter } from './feature-view-writer.js';
 
 type VersionedSchema = TableSchema & { version: number };
 

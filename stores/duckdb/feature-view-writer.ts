@@ -1,13 +1,13 @@
 import { DuckDBTimestampTZValue, type DuckDBConnection, type DuckDBType } from '@duckdb/node-api';
-import { entityKey, FeatureRowError, type CompiledView } from '../../framework/features/compiled-view';
-import type { StoredFeatureValue } from '../../framework/features/feature-values';
-import type { FeatureView } from '../../framework/features/feature-view';
-import type { Change, TableSchema, Value } from '../../framework/types';
-import { encodeRow } from '../../framework/value-json';
-import { quoteIdent } from './duckdb-database';
-import { historyViewSql, newestRow, rowsTableOf } from './feature-layout';
-import { makeChunk } from './chunk-columns';
-import { featureCodec, HISTORY_COLUMNS, keyCodec, type ColumnCodec, type KeyColumn } from './feature-columns';
+import { entityKey, FeatureRowError, type CompiledView } from '../../framework/features/compiled-view.js';
+import type { StoredFeatureValue } from '../../framework/features/feature-values.js';
+import type { FeatureView } from '../../framework/features/feature-view.js';
+import type { Change, TableSchema, Value } from '../../framework/types.js';
+import { encodeRow } from '../../framework/value-json.js';
+import { quoteIdent } from './duckdb-database.js';
+import { historyViewSql, newestRow, rowsTableOf } from './feature-layout.js';
+import { makeChunk } from './chunk-columns.js';
+import { featureCodec, HISTORY_COLUMNS, keyCodec, type ColumnCodec, type KeyColumn } from './feature-columns.js';
 
 /** Rows per DuckDB data chunk (DuckDB's vector size). */
 const CHUNK_ROWS = 2048;

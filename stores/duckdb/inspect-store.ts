@@ -1,7 +1,7 @@
-import type { FeatureViewStatus } from '../../framework/features/offline-store';
-import type { ChangeLogState, ChangeLogTableStats } from '../../framework/interfaces';
-import { DuckDBChangeLog } from './duckdb-change-log';
-import { featureStatus } from './feature-catalog';
+import type { FeatureViewStatus } from '../../framework/features/offline-store.js';
+import type { ChangeLogState, ChangeLogTableStats } from '../../framework/interfaces/index.js';
+import { DuckDBChangeLog } from './duckdb-change-log.js';
+import { featureStatus } from './feature-catalog.js';
 
 /** What `featureflow status` reports of the offline store. */
 export interface StoreReport {

@@ -15,10 +15,10 @@ import {
   type DuckDBValue,
 } from '@duckdb/node-api';
 import * as arrow from 'apache-arrow';
-import { FeatureflowError } from '../../framework/errors';
-import { toMicros } from '../../framework/features/instant';
-import type { SpineInput } from '../../framework/features/offline-store';
-import { quoteIdent } from './duckdb-database';
+import { FeatureflowError } from '../../framework/errors.js';
+import { toMicros } from '../../framework/features/instant.js';
+import type { SpineInput } from '../../framework/features/offline-store.js';
+import { quoteIdent } from './duckdb-database.js';
 
 
 /** A spine loaded into a temporary table of the connection. */

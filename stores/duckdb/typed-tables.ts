@@ -36,11 +36,11 @@ import {
   type SnapshotColumnKind,
   type SnapshotRows,
   type TextSnapshotColumn,
-} from '../../framework/snapshot-rows';
-import type { ColumnSchema, Row, TableSchema, Value } from '../../framework/types';
-import { keyPrefix } from '../../framework/value-json';
-import { ValidityMask } from './chunk-columns';
-import { quoteIdent, quoteLiteral } from './duckdb-database';
+} from '../../framework/snapshot-rows.js';
+import type { ColumnSchema, Row, TableSchema, Value } from '../../framework/types.js';
+import { keyPrefix } from '../../framework/value-json.js';
+import { ValidityMask } from './chunk-columns.js';
+import { quoteIdent, quoteLiteral } from './duckdb-database.js';
 
 /** Rows per DuckDB data chunk (DuckDB's vector size). */
 const CHUNK_ROWS = 2048;
