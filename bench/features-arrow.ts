@@ -4,8 +4,8 @@
  * Runs alternate; medians of three.
  */
 import { join } from 'node:path';
-import { FeatureStore } from '../stores/duckdb/feature-store.js';
-import { snapshotSql } from '../stores/duckdb/feature-query.js';
+import { DuckDBOfflineStore } from '../stores/duckdb/offline/duckdb-offline-store.js';
+import { snapshotSql } from '../stores/duckdb/offline/feature-query.js';
 import { fillItemHistory, openItemStore } from './lib/features-fixture.js';
 import { median } from './lib/stats.js';
 import { ratioResult, type BenchResult } from './lib/types.js';
@@ -18,7 +18,7 @@ export async function run(): Promise<BenchResult[]> {
     const c = store.log.connection;
     // Every 20th entity ends deleted: 1/0.95 as many entities leave ROWS current rows.
     await fillItemHistory(store.log, Math.ceil(ROWS / 0.95), 2);
-    const features = new FeatureStore(c);
+    const features = new DuckDBOfflineStore(c);
     // The same query the export runs (each entity's newest row in the append-only base table, not a deletion).
     const record = (await features.views()).find((r) => r.name === 'items')!;
     const sql = snapshotSql({ record, features: ['doubled', 'name'], types: new Map() }, null);
@@ -36,12 +36,15 @@ export async function run(): Promise<BenchResult[]> {
     const rate = rows / (median(ours) / 1000);
     const reference = rows / (median(copy) / 1000);
     return [
-      ratioResult({
-        name: `export ${(rows / 1e6).toFixed(2)}M current rows of a view → Arrow IPC file`,
-        value: rate,
-        unit: 'rows/s',
-        reference: { name: 'DuckDB COPY (same query) TO parquet', value: reference, unit: 'rows/s' },
-      }, { atLeast: 0.3 }),
+      ratioResult(
+        {
+          name: `export ${(rows / 1e6).toFixed(2)}M current rows of a view → Arrow IPC file`,
+          value: rate,
+          unit: 'rows/s',
+          reference: { name: 'DuckDB COPY (same query) TO parquet', value: reference, unit: 'rows/s' },
+        },
+        { atLeast: 0.3 },
+      ),
     ];
   } finally {
     await store.close();

@@ -5,7 +5,7 @@
  * alternate; medians of three.
  */
 import { join } from 'node:path';
-import { FeatureStore } from '../stores/duckdb/feature-store.js';
+import { DuckDBOfflineStore } from '../stores/duckdb/offline/duckdb-offline-store.js';
 import { T0, fillItemHistory, openItemStore } from './lib/features-fixture.js';
 import { median } from './lib/stats.js';
 import { ratioResult, type BenchResult } from './lib/types.js';
@@ -26,13 +26,16 @@ export async function run(): Promise<BenchResult[]> {
                               make_timestamptz(${T0}::BIGINT - 3600000000 + (hash(range, 2) % ${(PER_ENTITY + 2) * 3_600_000_000})::BIGINT) AS event_timestamp,
                               (range % 10)::INTEGER AS label
                          FROM range(${SPINE})) TO '${spine}' (FORMAT parquet)`);
-    const features = new FeatureStore(c);
+    const features = new DuckDBOfflineStore(c);
     const ours: number[] = [];
     const bare: number[] = [];
     let rows = 0;
     for (let i = 0; i < 3; i++) {
       let started = performance.now();
-      const result = await features.export({ trainingSet: { spine, features: ['items'] } }, join(store.dir, `train-${i}.parquet`));
+      const result = await features.export(
+        { trainingSet: { spine, features: ['items'] } },
+        join(store.dir, `train-${i}.parquet`),
+      );
       ours.push(performance.now() - started);
       rows = result.rows;
       started = performance.now();
@@ -45,12 +48,15 @@ export async function run(): Promise<BenchResult[]> {
     const seconds = median(ours) / 1000;
     const reference = median(bare) / 1000;
     return [
-      ratioResult({
-        name: `training set ${SPINE / 1e6}M spine × ${VERSIONS / 1e6}M versions → Parquet`,
-        value: seconds,
-        unit: 's',
-        reference: { name: 'bare DuckDB ASOF JOIN → Parquet', value: reference, unit: 's' },
-      }, { atMost: 3 }),
+      ratioResult(
+        {
+          name: `training set ${SPINE / 1e6}M spine × ${VERSIONS / 1e6}M versions → Parquet`,
+          value: seconds,
+          unit: 's',
+          reference: { name: 'bare DuckDB ASOF JOIN → Parquet', value: reference, unit: 's' },
+        },
+        { atMost: 3 },
+      ),
     ];
   } finally {
     await store.close();

@@ -23,7 +23,13 @@ const DRAIN_MS = 2000;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Writes single-row transactions at `rate`/s for `seconds`, returning each one's commit time (after COMMIT returned). */
-async function pacedWrites(client: pg.Client, table: string, firstId: number, rate: number, seconds: number): Promise<number[]> {
+async function pacedWrites(
+  client: pg.Client,
+  table: string,
+  firstId: number,
+  rate: number,
+  seconds: number,
+): Promise<number[]> {
   const n = Math.round(rate * seconds);
   const interval = 1000 / rate;
   const committed: number[] = [];
@@ -31,7 +37,11 @@ async function pacedWrites(client: pg.Client, table: string, firstId: number, ra
   for (let i = 0; i < n; i++) {
     const ahead = start + i * interval - monotonicMs();
     if (ahead >= 1) await sleep(ahead);
-    await client.query({ name: `bench-insert-${table}`, text: `INSERT INTO ${table} (id, v) VALUES ($1, 'x')`, values: [firstId + i] });
+    await client.query({
+      name: `bench-insert-${table}`,
+      text: `INSERT INTO ${table} (id, v) VALUES ($1, 'x')`,
+      values: [firstId + i],
+    });
     committed.push(monotonicMs());
   }
   return committed;
@@ -65,12 +75,16 @@ async function pairUp(client: pg.Client, table: string, child: IngestChild): Pro
   await sleep(DRAIN_MS);
   child.stop();
   const { marks } = await child.result;
-  if (process.env.FF_BENCH_DEBUG) writeFileSync(`/tmp/featureflow-bench-${table}.json`, JSON.stringify({ marks, commits }));
+  if (process.env.FF_BENCH_DEBUG)
+    writeFileSync(`/tmp/featureflow-bench-${table}.json`, JSON.stringify({ marks, commits }));
   // marks: [transactions seen so far, when]; expand to one receipt time per transaction.
   const seenAt: number[] = [];
   for (const [count, at] of marks) while (seenAt.length < count) seenAt.push(at);
   // A transaction not seen by the end of the drain counts as never (an infinite latency fails the target).
-  return ranges.map(({ rate, from, to }) => ({ rate, latencies: commits.slice(from, to).map((c, i) => (seenAt[from + i] ?? Infinity) - c) }));
+  return ranges.map(({ rate, from, to }) => ({
+    rate,
+    latencies: commits.slice(from, to).map((c, i) => (seenAt[from + i] ?? Infinity) - c),
+  }));
 }
 
 export async function run(): Promise<BenchResult[]> {
@@ -88,7 +102,13 @@ export async function run(): Promise<BenchResult[]> {
         const reference = await measure(
           client,
           'bench_latency_raw',
-          startIngestChild({ ...base, mode: 'raw', tables: ['public.bench_latency_raw'], slot: 'bench_latency_raw', publication: 'bench_latency_raw' }),
+          startIngestChild({
+            ...base,
+            mode: 'raw',
+            tables: ['public.bench_latency_raw'],
+            slot: 'bench_latency_raw',
+            publication: 'bench_latency_raw',
+          }),
         );
         const ours = await measure(
           client,
@@ -113,7 +133,11 @@ export async function run(): Promise<BenchResult[]> {
                 name: `commit → durable p${p} @ ${rate} txn/s`,
                 value,
                 unit: 'ms',
-                reference: { name: `commit → Node receipt p${p}`, value: percentile(reference[i]!.latencies, p), unit: 'ms' },
+                reference: {
+                  name: `commit → Node receipt p${p}`,
+                  value: percentile(reference[i]!.latencies, p),
+                  unit: 'ms',
+                },
                 target: targeted ? `≤ ${P99_TARGET_MS} ms` : '(report)',
                 pass: targeted ? value <= P99_TARGET_MS : true,
               }),

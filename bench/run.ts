@@ -56,7 +56,8 @@ function table(outcomes: readonly ModuleOutcome[]): string {
   }
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const right = new Set([1, 4, 5]);
-  const line = (cells: string[]) => cells.map((c, i) => (right.has(i) ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join(' | ');
+  const line = (cells: string[]) =>
+    cells.map((c, i) => (right.has(i) ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join(' | ');
   return [line(header), widths.map((w) => '-'.repeat(w)).join('-|-'), ...rows.map(line)].join('\n');
 }
 
@@ -97,7 +98,8 @@ async function main(): Promise<number> {
   }
   const now = new Date().toISOString();
   const merged = { ...previous };
-  for (const o of outcomes) merged[o.module] = { ranAt: now, seconds: o.seconds, results: o.results, ...(o.error ? { error: o.error } : {}) };
+  for (const o of outcomes)
+    merged[o.module] = { ranAt: now, seconds: o.seconds, results: o.results, ...(o.error ? { error: o.error } : {}) };
   const machine = { node: process.version, cpus: cpus().length, cpu: cpus()[0]?.model };
   writeFileSync(resultsFile, JSON.stringify({ updatedAt: now, machine, modules: merged }, null, 2) + '\n');
   console.error(`[bench] wrote ${resultsFile}`);

@@ -29,7 +29,18 @@ export async function run(): Promise<BenchResult[]> {
       let startRss = 0;
       let cpuMs = 0;
       for (let round = 0; round < ROUNDS; round++) {
-        copyMs.push((await runToolOk(PSQL, ['-X', '-q', '-d', cluster.url, '-c', 'COPY bench_snapshot TO STDOUT (FORMAT binary)'])).ms);
+        copyMs.push(
+          (
+            await runToolOk(PSQL, [
+              '-X',
+              '-q',
+              '-d',
+              cluster.url,
+              '-c',
+              'COPY bench_snapshot TO STDOUT (FORMAT binary)',
+            ])
+          ).ms,
+        );
         const child = startIngestChild({
           mode: 'catch-up',
           url: cluster.url,
@@ -37,7 +48,9 @@ export async function run(): Promise<BenchResult[]> {
           slot: `bench_snapshot_${round}`,
           publication: 'bench_snapshot',
           storePath: join(dir.path, `featureflow-${round}.duckdb`),
-          ...(process.env.FF_BENCH_SNAPSHOT_BATCH ? { ingest: { snapshotBatchSize: Number(process.env.FF_BENCH_SNAPSHOT_BATCH) } } : {}),
+          ...(process.env.FF_BENCH_SNAPSHOT_BATCH
+            ? { ingest: { snapshotBatchSize: Number(process.env.FF_BENCH_SNAPSHOT_BATCH) } }
+            : {}),
         });
         const r = await child.result;
         if (r.snapshotRows !== ROWS) throw new Error(`the snapshot wrote ${r.snapshotRows} rows, expected ${ROWS}`);
@@ -50,16 +63,21 @@ export async function run(): Promise<BenchResult[]> {
       const copyRate = ROWS / (median(copyMs) / 1000);
       const rate = ROWS / (median(snapshotMs) / 1000);
       if (process.env.FF_BENCH_DEBUG) {
-        console.error(`featureflow: ${snapshotMs.map((m) => m.toFixed(0)).join(', ')} ms wall (last ${cpuMs.toFixed(0)} ms CPU, whole child); COPY ${copyMs.map((m) => m.toFixed(0)).join(', ')} ms`);
+        console.error(
+          `featureflow: ${snapshotMs.map((m) => m.toFixed(0)).join(', ')} ms wall (last ${cpuMs.toFixed(0)} ms CPU, whole child); COPY ${copyMs.map((m) => m.toFixed(0)).join(', ')} ms`,
+        );
       }
       const label = `${ROWS / 1e6}M`;
       return [
-        ratioResult({
-          name: `snapshot ${label} mixed rows → change log`,
-          value: rate,
-          unit: 'rows/s',
-          reference: { name: 'psql COPY binary > /dev/null', value: copyRate, unit: 'rows/s' },
-        }, { atLeast: 0.5 }),
+        ratioResult(
+          {
+            name: `snapshot ${label} mixed rows → change log`,
+            value: rate,
+            unit: 'rows/s',
+            reference: { name: 'psql COPY binary > /dev/null', value: copyRate, unit: 'rows/s' },
+          },
+          { atLeast: 0.5 },
+        ),
         benchResult({
           name: `snapshot ${label} peak RSS`,
           value: peakRss / MB,

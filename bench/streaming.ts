@@ -7,7 +7,15 @@
  */
 import { join } from 'node:path';
 import { startIngestChild } from './lib/child.js';
-import { connect, createMixedTable, mixedInsertSql, PG_RECVLOGICAL, runToolOk, tempDir, withCluster } from './lib/cluster.js';
+import {
+  connect,
+  createMixedTable,
+  mixedInsertSql,
+  PG_RECVLOGICAL,
+  runToolOk,
+  tempDir,
+  withCluster,
+} from './lib/cluster.js';
 import { median } from './lib/stats.js';
 import { ratioResult, type BenchResult } from './lib/types.js';
 
@@ -46,7 +54,11 @@ async function measure(kind: 'inserts' | 'deletes'): Promise<BenchResult> {
       for (let t = 0; t < TRANSACTIONS; t++) {
         const from = t * ROWS_PER_TRANSACTION + 1;
         const to = from + ROWS_PER_TRANSACTION - 1;
-        await client.query(kind === 'inserts' ? mixedInsertSql('bench_stream', from, to) : `DELETE FROM bench_stream WHERE id BETWEEN ${from} AND ${to}`);
+        await client.query(
+          kind === 'inserts'
+            ? mixedInsertSql('bench_stream', from, to)
+            : `DELETE FROM bench_stream WHERE id BETWEEN ${from} AND ${to}`,
+        );
       }
       const changes = TRANSACTIONS * ROWS_PER_TRANSACTION;
       const { rows } = await client.query('SELECT pg_current_wal_lsn()::text AS lsn');
@@ -57,9 +69,21 @@ async function measure(kind: 'inserts' | 'deletes'): Promise<BenchResult> {
       const ingestMs: number[] = [];
       for (let round = 0; round < ROUNDS; round++) {
         const recv = await runToolOk(PG_RECVLOGICAL, [
-          '-d', cluster.url, `--slot=bench_recv_${round}`, '--start', `--endpos=${endpos}`, '--no-loop',
-          '--plugin=pgoutput', '-o', 'proto_version=1', '-o', 'publication_names=bench_stream', '-o', 'binary=true',
-          '-f', '/dev/null',
+          '-d',
+          cluster.url,
+          `--slot=bench_recv_${round}`,
+          '--start',
+          `--endpos=${endpos}`,
+          '--no-loop',
+          '--plugin=pgoutput',
+          '-o',
+          'proto_version=1',
+          '-o',
+          'publication_names=bench_stream',
+          '-o',
+          'binary=true',
+          '-f',
+          '/dev/null',
         ]);
         recvMs.push(recv.ms);
         const r = await startIngestChild(specOf(round)).result;
@@ -67,14 +91,23 @@ async function measure(kind: 'inserts' | 'deletes'): Promise<BenchResult> {
         ingestMs.push(r.runMs);
       }
       if (process.env.FF_BENCH_DEBUG) {
-        console.error(`${kind}: featureflow ${ingestMs.map((m) => m.toFixed(0)).join(', ')} ms wall; pg_recvlogical ${recvMs.map((m) => m.toFixed(0)).join(', ')} ms`);
+        console.error(
+          `${kind}: featureflow ${ingestMs.map((m) => m.toFixed(0)).join(', ')} ms wall; pg_recvlogical ${recvMs.map((m) => m.toFixed(0)).join(', ')} ms`,
+        );
       }
-      return ratioResult({
-        name: `stream ${changes / 1e6}M ${kind} (${ROWS_PER_TRANSACTION}-row txns) → change log`,
-        value: changes / (median(ingestMs) / 1000),
-        unit: 'changes/s',
-        reference: { name: 'pg_recvlogical → /dev/null', value: changes / (median(recvMs) / 1000), unit: 'changes/s' },
-      }, { atLeast: 1.0 });
+      return ratioResult(
+        {
+          name: `stream ${changes / 1e6}M ${kind} (${ROWS_PER_TRANSACTION}-row txns) → change log`,
+          value: changes / (median(ingestMs) / 1000),
+          unit: 'changes/s',
+          reference: {
+            name: 'pg_recvlogical → /dev/null',
+            value: changes / (median(recvMs) / 1000),
+            unit: 'changes/s',
+          },
+        },
+        { atLeast: 1.0 },
+      );
     } finally {
       await client.end();
       dir.remove();

@@ -1,56 +1,102 @@
+import type { ContainerModule } from 'inversify';
 import { FeatureflowError } from './errors.js';
 import type { FeatureDefinitions } from './features/feature-registry.js';
+import type { FeatureService } from './features/feature-service.js';
+import type { ChangeLogState, ChangeLogTableStats, FeatureViewStatus, OfflineStore } from './interfaces/index.js';
+
+/**
+ * An adapter as the user's config composes it (Kysely's `dialect: new PostgresDialect(…)` is the
+ * model): each adapter folder's factory (`postgres({ … })`, `duckdb({ … })`) validates its own
+ * settings and returns one of these, with the container module that binds its classes.
+ */
+export interface Adapter<K extends string> {
+  readonly kind: K;
+  /** The adapter's name, e.g. `postgres`. */
+  readonly name: string;
+  /** Binds the adapter's implementations (and its third-party resources) into the container. */
+  readonly module: ContainerModule;
+}
+
+/** Where changes come from. */
+export interface SourceAdapter extends Adapter<'source'> {
+  /** The tables the source captures, where its settings name them: checked against the change log before the source touches its server. */
+  readonly tables?: readonly string[];
+  /** The same source capturing other tables (the CLI's `--tables`). */
+  withTables(tables: readonly string[]): SourceAdapter;
+}
+
+/** What `featureflow status` learns from the store without writing. */
+export interface StoreInspection {
+  readonly state: ChangeLogState;
+  readonly tables: readonly ChangeLogTableStats[];
+  readonly views: readonly FeatureViewStatus[];
+}
+
+/** Where the change log and the feature history are kept. */
+export interface StoreAdapter extends Adapter<'store'> {
+  /** Where the store is, for people (a file path). */
+  readonly location: string;
+  /** The file a running ingest publishes its progress in, for `status` (the store itself is locked then). */
+  readonly progressFile: string;
+  /** Reads progress and counts without writing; FF_STORE_LOCKED-like errors while an ingest holds it. */
+  inspect(): Promise<StoreInspection>;
+  /** A reader of the feature history (exports, training sets) outside an ingesting process; close it when done. */
+  openReader(definitions: FeatureDefinitions): Promise<OfflineStore>;
+}
+
+/** Where the latest feature values are served from (`memory()`, `redis({ url })`); its module binds `TOKENS.OnlineStore`. */
+export interface OnlineAdapter extends Adapter<'online'> {}
+
+/** A model scoring a feature service (`tfjs({ path, service })`); its module binds `TOKENS.Scorer`. */
+export interface ScorerAdapter extends Adapter<'scorer'> {
+  /** The feature service whose features the model takes. */
+  readonly service: FeatureService;
+}
+
+/** A place predictions are written to besides the store's own table (`postgresPredictions({ table })`); its module adds a `TOKENS.PredictionSink`. */
+export interface PredictionsAdapter extends Adapter<'predictions'> {}
+
+/** The HTTP service of `featureflow serve`. */
+export interface ServeConfig {
+  /** Address to listen on. Default `127.0.0.1` (only this machine); `0.0.0.0` to serve others. */
+  host?: string;
+  /** Port. Default 8080 (0: any free port). */
+  port?: number;
+  /** Bearer token every request must carry (`Authorization: Bearer …`). Default none. Never logged. */
+  token?: string;
+  /** Largest request body in bytes (larger: 413). Default 1 MiB. */
+  bodyLimitBytes?: number;
+}
 
 /** featureflow's configuration, as written in `featureflow.config.ts` with {@link defineConfig}. */
 export interface FeatureflowConfig {
-  /** Where to read changes from. */
-  source: PostgresSourceConfig;
-  /** The offline store (change log, feature tables). */
-  store?: DuckDBStoreConfig;
+  /** Where to read changes from, e.g. `postgres({ tables: ['public.orders'] })`. */
+  source: SourceAdapter;
+  /** The offline store (change log, feature history). Default `duckdb()`. */
+  store?: StoreAdapter;
   /** Ingestion tuning. */
   ingest?: IngestConfig;
   /** Log level: `fatal`, `error`, `warn`, `info`, `debug`, `trace`, `silent`. Default `info` (env `FEATUREFLOW_LOG_LEVEL`). */
   logLevel?: string;
   /** Feature views and services whose history tables ingest keeps current. Default none. */
   features?: FeatureDefinitions;
+  /** The online store `featureflow serve` keeps current. Default `memory()`. */
+  online?: OnlineAdapter;
+  /** The model `featureflow serve` scores every changed entity of its feature service with. Default none. */
+  model?: ScorerAdapter;
+  /** Further places predictions are written to (the store keeps its own table). Default none. */
+  predictions?: readonly PredictionsAdapter[];
+  /** The HTTP service of `featureflow serve`. */
+  serve?: ServeConfig;
 }
 
-export interface PostgresSourceConfig {
-  /**
-   * Connection string. Default: `DATABASE_URL`, else node-postgres reads `PGHOST`, `PGPORT`, `PGUSER`,
-   * `PGPASSWORD`, `PGDATABASE` itself. Never logged.
-   */
-  connectionString?: string;
-  /** Tables to capture, `schema.table` or `table` (schema `public`). Required, at least one. */
-  tables: string[];
-  /** Replication slot name. Default `featureflow`. */
-  slot?: string;
-  /** Publication name. Default: the slot's name (each change log needs a publication of its own). */
-  publication?: string;
-}
-
-export interface DuckDBStoreConfig {
-  /** Path of the DuckDB file. Default `.featureflow/featureflow.duckdb` (env `FEATUREFLOW_DUCKDB`). */
-  path?: string;
-  /** DuckDB `memory_limit` of the ingesting process (its buffer pool; more spills to the file). Default `64MB`. */
-  memoryLimit?: string;
-  /**
-   * How the ingest's DuckDB file is compressed (snapshot and stream tables, `_changes`, feature
-   * tables). `fast` (the default) keeps DuckDB's cheap integer encodings and leaves strings and floats
-   * uncompressed: the snapshot is written about twice as fast, the stream's checkpoints cost a third
-   * less CPU, and the tables take about three times the space. `small` lets DuckDB choose every method.
-   */
-  compression?: 'fast' | 'small';
-  /** Most seconds opening the store may wait on the file system (a hung network mount never answers). Default 30. */
-  openTimeoutSeconds?: number;
-}
-
+/** Ingestion tuning, for every source and store. */
 export interface IngestConfig {
   /** Most changes held in one batch before it is applied (large transactions are cut). Default 10 000. */
   batchSize?: number;
-  /** Rows per COPY batch during the snapshot. Default 8 192 (four of DuckDB's 2 048-row vectors). */
+  /** Rows per batch during a snapshot. Default 8 192 (four of DuckDB's 2 048-row vectors). */
   snapshotBatchSize?: number;
-  /** Seconds between standby status replies and heartbeats while idle. Default 5. */
+  /** Seconds between status replies to the source and heartbeats while idle. Default 5. */
   heartbeatSeconds?: number;
   /** Most seconds between reconnect attempts after the connection drops. Default 30. */
   maxBackoffSeconds?: number;
@@ -58,11 +104,15 @@ export interface IngestConfig {
 
 /** The configuration with every default filled in; frozen. */
 export interface ResolvedConfig {
-  readonly source: Readonly<Required<Omit<PostgresSourceConfig, 'connectionString'>>> & { readonly connectionString?: string };
-  readonly store: Readonly<Required<DuckDBStoreConfig>>;
+  readonly source: SourceAdapter;
+  readonly store: StoreAdapter;
   readonly ingest: Readonly<Required<IngestConfig>>;
   readonly logLevel: string;
   readonly features: FeatureDefinitions;
+  readonly online: OnlineAdapter;
+  readonly model: ScorerAdapter | null;
+  readonly predictions: readonly PredictionsAdapter[];
+  readonly serve: Readonly<Required<Omit<ServeConfig, 'token'>>> & { readonly token?: string };
 }
 
 /** Identity function that gives `featureflow.config.ts` its types. */
@@ -70,85 +120,96 @@ export function defineConfig(config: FeatureflowConfig): FeatureflowConfig {
   return config;
 }
 
-const IDENT = /^[A-Za-z_][A-Za-z0-9_$]*$/;
+/** What the composition root supplies: the adapter used when the config names none. */
+export interface ConfigDefaults {
+  readonly store: () => StoreAdapter;
+  readonly online: () => OnlineAdapter;
+}
 
-/** Qualifies a table name with `public` when it has no schema. */
-export function qualifyTable(name: string): string {
-  return name.includes('.') ? name : `public.${name}`;
+function isAdapter(value: unknown, kind: string): boolean {
+  return (
+    typeof value === 'object' && value !== null && (value as { kind?: unknown }).kind === kind && 'module' in value
+  );
 }
 
 /**
- * Validates a configuration, fills defaults and environment overrides (explicit value, then
- * `DATABASE_URL` / `PG*` as node-postgres reads them, then defaults), and deep-freezes the result.
+ * The configuration shape before adapters owned their settings (`source: { tables }`, `store: { path }`),
+ * refused with the shape to write instead.
  */
-export function resolveConfig(config: FeatureflowConfig, env: NodeJS.ProcessEnv = process.env): ResolvedConfig {
+function earlierShape(config: FeatureflowConfig): string[] {
   const problems: string[] = [];
-  const tables = config.source?.tables;
-  if (!Array.isArray(tables) || tables.length === 0) {
-    problems.push('source.tables must list at least one table, e.g. tables: ["public.orders"]');
+  const source = config.source as unknown;
+  if (source && typeof source === 'object' && !isAdapter(source, 'source')) {
+    const fields = Object.keys(source).join(', ');
+    problems.push(
+      `source is now an adapter: write source: postgres({ ${fields} }) (import { postgres } from 'featureflow'), ` +
+        'e.g. defineConfig({ source: postgres({ tables: ["public.orders"] }), store: duckdb({ path: ".featureflow/featureflow.duckdb" }) })',
+    );
   }
-  const slot = config.source?.slot ?? 'featureflow';
-  // Derived from the slot, so two change logs with slots of their own never share a publication.
-  const publication = config.source?.publication ?? slot;
-  if (!/^[a-z0-9_]{1,63}$/.test(slot)) problems.push(`source.slot "${slot}" must be lower-case letters, digits and _ (PostgreSQL's rule for slot names)`);
-  if (!IDENT.test(publication)) problems.push(`source.publication "${publication}" must be a plain identifier`);
-  for (const t of tables ?? []) {
-    if (typeof t !== 'string' || t.split('.').length > 2 || t.split('.').some((p) => p.length === 0)) {
-      problems.push(`source.tables entry ${JSON.stringify(t)} must be "table" or "schema.table"`);
-    }
+  const store = config.store as unknown;
+  if (store && typeof store === 'object' && !isAdapter(store, 'store')) {
+    problems.push(
+      `store is now an adapter: write store: duckdb({ ${Object.keys(store).join(', ')} }) (import { duckdb } from 'featureflow')`,
+    );
   }
-  const ingest = {
-    batchSize: config.ingest?.batchSize ?? 10_000,
-    snapshotBatchSize: config.ingest?.snapshotBatchSize ?? 8_192,
-    heartbeatSeconds: config.ingest?.heartbeatSeconds ?? 5,
-    maxBackoffSeconds: config.ingest?.maxBackoffSeconds ?? 30,
-  };
-  for (const [k, v] of Object.entries(ingest)) {
-    if (!(typeof v === 'number' && v > 0 && Number.isFinite(v))) problems.push(`ingest.${k} must be a positive number, got ${String(v)}`);
-  }
-  const memoryLimit = config.store?.memoryLimit;
-  if (memoryLimit !== undefined && !/^\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$/i.test(memoryLimit)) {
-    problems.push(`store.memoryLimit ${JSON.stringify(memoryLimit)} must be a size such as "64MB" or "1GB"`);
-  }
-  const openTimeout = config.store?.openTimeoutSeconds;
-  if (openTimeout !== undefined && !(typeof openTimeout === 'number' && openTimeout > 0 && Number.isFinite(openTimeout))) {
-    problems.push(`store.openTimeoutSeconds must be a positive number, got ${String(openTimeout)}`);
-  }
-  const compression = config.store?.compression;
-  if (compression !== undefined && compression !== 'fast' && compression !== 'small') {
-    problems.push(`store.compression must be "fast" or "small", got ${JSON.stringify(compression)}`);
-  }
-  if (config.store && 'snapshotCompression' in config.store) {
-    problems.push('store.snapshotCompression is now store.compression (it covers the stream\'s tables too); rename it');
-  }
-  if (problems.length > 0) {
-    throw new FeatureflowError('FF_CONFIG_INVALID', `invalid featureflow configuration:\n  - ${problems.join('\n  - ')}`);
-  }
-  const connectionString = config.source.connectionString ?? env.DATABASE_URL ?? undefined;
-  const resolved: ResolvedConfig = {
-    source: {
-      ...(connectionString ? { connectionString } : {}),
-      tables: [...new Set(tables.map(qualifyTable))],
-      slot,
-      publication,
-    },
-    store: {
-      path: config.store?.path ?? env.FEATUREFLOW_DUCKDB ?? '.featureflow/featureflow.duckdb',
-      memoryLimit: config.store?.memoryLimit ?? '64MB',
-      compression: config.store?.compression ?? 'fast',
-      openTimeoutSeconds: config.store?.openTimeoutSeconds ?? 30,
-    },
-    ingest,
-    logLevel: config.logLevel ?? env.FEATUREFLOW_LOG_LEVEL ?? 'info',
-    features: config.features ?? {},
-  };
-  return deepFreeze(resolved);
+  return problems;
 }
 
-function deepFreeze<T>(value: T): T {
-  if (value && typeof value === 'object') {
-    for (const v of Object.values(value)) deepFreeze(v);
-    Object.freeze(value);
+/**
+ * Validates a configuration (the adapters validated their own settings when made), fills defaults,
+ * and freezes the result. Every problem is listed at once, with its fix.
+ */
+export function resolveConfig(
+  config: FeatureflowConfig,
+  defaults: ConfigDefaults,
+  env: NodeJS.ProcessEnv = process.env,
+): ResolvedConfig {
+  const problems = earlierShape(config);
+  if (problems.length === 0 && !isAdapter(config?.source, 'source')) {
+    problems.push("source must be a source adapter, e.g. source: postgres({ tables: ['public.orders'] })");
   }
-  return value;
+  const ingest = {
+    batchSize: config?.ingest?.batchSize ?? 10_000,
+    snapshotBatchSize: config?.ingest?.snapshotBatchSize ?? 8_192,
+    heartbeatSeconds: config?.ingest?.heartbeatSeconds ?? 5,
+    maxBackoffSeconds: config?.ingest?.maxBackoffSeconds ?? 30,
+  };
+  for (const [k, v] of Object.entries(ingest)) {
+    if (!(typeof v === 'number' && v > 0 && Number.isFinite(v)))
+      problems.push(`ingest.${k} must be a positive number, got ${String(v)}`);
+  }
+  if (config?.online !== undefined && !isAdapter(config.online, 'online'))
+    problems.push('online must be an online store adapter: memory() or redis({ url })');
+  if (config?.model != null && !isAdapter(config.model, 'scorer'))
+    problems.push('model must be a model adapter, e.g. tfjs({ path, service })');
+  for (const p of config?.predictions ?? [])
+    if (!isAdapter(p, 'predictions'))
+      problems.push('predictions must list prediction sinks, e.g. postgresPredictions({ table })');
+  const serve = {
+    host: config?.serve?.host ?? '127.0.0.1',
+    port: config?.serve?.port ?? 8080,
+    bodyLimitBytes: config?.serve?.bodyLimitBytes ?? 1024 * 1024,
+    ...(config?.serve?.token ? { token: config.serve.token } : {}),
+  };
+  if (!(Number.isInteger(serve.port) && serve.port >= 0 && serve.port < 65536))
+    problems.push(`serve.port must be a port number, got ${String(serve.port)}`);
+  if (!(Number.isInteger(serve.bodyLimitBytes) && serve.bodyLimitBytes > 0))
+    problems.push(`serve.bodyLimitBytes must be a positive integer, got ${String(serve.bodyLimitBytes)}`);
+  if (problems.length > 0) {
+    throw new FeatureflowError(
+      'FF_CONFIG_INVALID',
+      `invalid featureflow configuration:\n  - ${problems.join('\n  - ')}`,
+    );
+  }
+  return Object.freeze({
+    source: config.source,
+    store: config.store ?? defaults.store(),
+    ingest: Object.freeze(ingest),
+    logLevel: config.logLevel ?? env.FEATUREFLOW_LOG_LEVEL ?? 'info',
+    features: config.features ?? {},
+    online: config.online ?? defaults.online(),
+    model: config.model ?? null,
+    predictions: Object.freeze([...(config.predictions ?? [])]),
+    serve: Object.freeze(serve),
+  });
 }

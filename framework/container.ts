@@ -1,14 +1,20 @@
 import { Container, ContainerModule } from 'inversify';
 import type { ResolvedConfig } from './config.js';
-import { IngestEngine } from './ingest-engine.js';
+import { FeatureRegistry } from './features/feature-registry.js';
+import { Materializer } from './features/materialize.js';
+import { IngestEngine } from './ingest/ingest-engine.js';
 import { createLogger } from './logger.js';
 import { TOKENS } from './tokens.js';
 
-/** Binds what every featureflow process has: the frozen config, the root logger, the ingestion engine. */
+/** Binds what every featureflow process has: the frozen config, the root logger, the feature definitions, the ingestion engine. */
 export function coreModule(config: ResolvedConfig): ContainerModule {
   return new ContainerModule(({ bind }) => {
     bind(TOKENS.Config).toConstantValue(config);
     bind(TOKENS.Logger).toConstantValue(createLogger(config.logLevel));
+    bind(TOKENS.FeatureRegistry).toConstantValue(new FeatureRegistry(config.features));
+    bind(TOKENS.Materializer)
+      .toResolvedValue((registry) => new Materializer(registry), [TOKENS.FeatureRegistry])
+      .inSingletonScope();
     bind(TOKENS.IngestEngine).to(IngestEngine).inSingletonScope();
   });
 }

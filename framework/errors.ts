@@ -1,66 +1,77 @@
 /**
- * The catalogue of featureflow's coded errors. Every error a user can meet has a code here, a message
- * that says what happened, to which thing, and the fix, and a `retriable` flag that the one retry
- * policy of the ingestion engine reads. `docs/errors.md` lists the same codes; a test keeps the two
- * in step.
+ * featureflow's coded errors. Every error a user can meet has a code, a message that says what
+ * happened, to which thing, and the fix, and a `retriable` flag that the one retry policy of the
+ * ingestion engine reads (and nothing else). The framework's own codes are here; each adapter
+ * declares its own in its `<name>-errors.ts` with {@link defineErrors}, where it also translates
+ * its third party's errors. `docs/errors.md` lists every code; a test keeps the two in step.
  */
-export const ErrorCodes = {
+
+/** What a code means, and whether the engine retries it. */
+export interface ErrorInfo {
+  readonly retriable: boolean;
+  readonly summary: string;
+}
+
+/** Codes to their meaning. */
+export type ErrorCatalog = Readonly<Record<string, ErrorInfo>>;
+
+const registry = new Map<string, ErrorInfo>();
+
+/** Registers a catalogue of codes (an adapter's, at import) and returns it. */
+export function defineErrors<C extends ErrorCatalog>(catalog: C): C {
+  for (const [code, info] of Object.entries(catalog)) registry.set(code, info);
+  return catalog;
+}
+
+/** Every code registered so far (the framework's, and those of the adapters imported). */
+export function registeredErrors(): ReadonlyMap<string, ErrorInfo> {
+  return registry;
+}
+
+/** The framework's codes. */
+export const ErrorCodes = defineErrors({
   FF_CONFIG_INVALID: { retriable: false, summary: 'the configuration is invalid' },
-  FF_PG_UNREACHABLE: { retriable: true, summary: 'PostgreSQL cannot be reached' },
-  FF_PG_DATABASE_MISSING: { retriable: false, summary: 'the database does not exist' },
-  FF_PG_SLOTS_EXHAUSTED: { retriable: false, summary: 'every replication slot of the server is in use' },
-  FF_PG_AUTH_FAILED: { retriable: false, summary: 'PostgreSQL refused the credentials' },
-  FF_PG_VERSION: { retriable: false, summary: 'the PostgreSQL server is older than 14' },
-  FF_PG_WAL_LEVEL: { retriable: false, summary: 'wal_level is not logical' },
-  FF_PG_PRIVILEGE: { retriable: false, summary: 'the role lacks a privilege featureflow needs' },
-  FF_PG_TABLE_MISSING: { retriable: false, summary: 'a configured table does not exist' },
-  FF_PG_NO_KEY: { retriable: false, summary: 'a table has no primary key and no REPLICA IDENTITY FULL' },
-  FF_PG_TYPE_UNSUPPORTED: { retriable: false, summary: 'a column has a type featureflow cannot decode exactly' },
-  FF_PG_SLOT_LOST: { retriable: false, summary: 'the replication slot vanished or fell behind the checkpoint' },
-  FF_PG_SLOT_FOREIGN: { retriable: false, summary: 'a replication slot of the configured name exists that this change log did not create' },
-  FF_PG_SLOT_AHEAD: { retriable: false, summary: "the replication slot's confirmed position is past the change log's checkpoint" },
-  FF_PG_PUBLICATION_FOREIGN: { retriable: false, summary: 'the publication holds tables this change log does not capture, or is not its own and lacks a table' },
-  FF_PG_REPLICATION: { retriable: true, summary: 'the replication stream failed' },
-  FF_TOAST_UNFILLED: { retriable: false, summary: 'an unchanged TOAST value has no earlier image of its row to be filled from' },
+  FF_TOAST_UNFILLED: {
+    retriable: false,
+    summary: 'an unchanged TOAST value has no earlier image of its row to be filled from',
+  },
   FF_TABLES_CHANGED: { retriable: false, summary: 'a table the change log holds is no longer configured' },
-  FF_STORE_LOCKED: { retriable: false, summary: 'the DuckDB file is in use by another process' },
-  FF_STORE_PATH: { retriable: false, summary: 'the store path cannot hold the DuckDB file' },
-  FF_STORE_TIMEOUT: { retriable: false, summary: 'the file system of the store path did not answer in time' },
-  FF_STORE_FORMAT: { retriable: false, summary: 'the DuckDB file was written in an older layout of the change log' },
   FF_FEATURE_DEFINITION: { retriable: false, summary: 'a feature definition is invalid' },
   FF_FEATURE_VERSION: { retriable: false, summary: 'a feature definition changed without a version bump' },
   FF_EXPORT: { retriable: false, summary: 'an export cannot be made as asked' },
-  FF_MODEL_LOAD: { retriable: false, summary: 'a model cannot be loaded from its files' },
-  FF_MODEL_INPUT: { retriable: false, summary: "a feature service's features do not fit the model's inputs" },
-  FF_SCORER_FAILED: { retriable: true, summary: 'a scoring worker crashed or its model failed while scoring' },
-  FF_SCORER_CLOSED: { retriable: false, summary: 'the scorer is not open' },
-  FF_ONLINE_UNREACHABLE: { retriable: true, summary: 'the online store cannot be reached' },
-  FF_ONLINE_AUTH: { retriable: false, summary: 'the online store refused the credentials or a command' },
-  FF_ONLINE_REFUSED: { retriable: true, summary: 'the online store refused a write for now' },
-} as const;
+  FF_SERVE_BAD_REQUEST: { retriable: false, summary: 'a request to the serving API is invalid' },
+  FF_SERVE_NOT_FOUND: {
+    retriable: false,
+    summary: 'a view, entity key, route or model asked of the serving API is unknown',
+  },
+  FF_SERVE_UNAUTHORIZED: {
+    retriable: false,
+    summary: 'a request to the serving API lacks the configured bearer token',
+  },
+  FF_SERVE_TOO_LARGE: { retriable: false, summary: 'a request body is larger than the serving API accepts' },
+  FF_SERVE_TIMEOUT: { retriable: true, summary: 'a view did not reach the position a request waited for in time' },
+  FF_SERVE_NOT_READY: { retriable: true, summary: 'the online store is not loaded yet, or cannot be reached' },
+  FF_SERVE_FAILED: { retriable: false, summary: 'a request to the serving API failed unexpectedly' },
+});
 
-export type ErrorCode = keyof typeof ErrorCodes;
+/** A code of the framework or of an adapter. */
+export type ErrorCode = string;
 
-/** An error with a stable code. `cause` keeps the original error (e.g. a PostgreSQL error with its SQLSTATE). */
+/** An error with a stable code. `cause` keeps the original error (e.g. a driver error with its own code). */
 export class FeatureflowError extends Error {
   readonly code: ErrorCode;
+  /** Worth retrying: set by whoever raises it (an adapter translating a third party's error), else the code's. */
   readonly retriable: boolean;
 
-  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options);
+  constructor(code: ErrorCode, message: string, options?: { readonly cause?: unknown; readonly retriable?: boolean }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'FeatureflowError';
     this.code = code;
-    this.retriable = ErrorCodes[code].retriable;
+    this.retriable = options?.retriable ?? registry.get(code)?.retriable ?? false;
   }
 }
 
-/** True when the error (or a FeatureflowError wrapping it) is worth retrying. */
+/** True when the error is a FeatureflowError marked retriable: adapters translate what is worth retrying. */
 export function isRetriable(error: unknown): boolean {
-  if (error instanceof FeatureflowError) return error.retriable;
-  const code = (error as { code?: string } | null)?.code;
-  // Connection-level failures (Node socket errors and PostgreSQL's admin shutdown / cannot connect now).
-  return (
-    code === 'ECONNREFUSED' || code === 'ECONNRESET' || code === 'EPIPE' || code === 'ETIMEDOUT' ||
-    code === '57P01' || code === '55006' || code === '57P02' || code === '57P03' || code === '08006' || code === '08003' || code === '08001'
-  );
+  return error instanceof FeatureflowError && error.retriable;
 }

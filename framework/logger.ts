@@ -10,7 +10,10 @@ export function createLogger(level: string): Logger {
     {
       level,
       base: undefined,
-      redact: { paths: ['connectionString', 'password', '*.connectionString', '*.password', 'row', 'after', 'before', 'key'], censor: '[redacted]' },
+      redact: {
+        paths: ['connectionString', 'password', '*.connectionString', '*.password', 'row', 'after', 'before', 'key'],
+        censor: '[redacted]',
+      },
     },
     pino.destination({ fd: 2, sync: true }),
   );

@@ -3,31 +3,28 @@
  *
  * Values are exact: a PostgreSQL value is represented without loss in JavaScript (see {@link Value}).
  */
-import type { SnapshotRows } from './snapshot-rows.js';
+import type { ColumnRows } from './column-rows.js';
 
 /**
  * A source's position in its commit order, as an unsigned 64-bit integer: a later change has a larger
- * position. The source defines it (PostgreSQL: the LSN of the change or commit) and formats it for
- * people; the framework stores, compares and hands positions back, and never parses them.
+ * position. The source defines it (PostgreSQL: the LSN of the change or of its commit); the framework
+ * stores, compares and hands positions back, and never interprets them.
  */
 export type Position = bigint;
 
 /**
- * A PostgreSQL log sequence number as an unsigned 64-bit integer. Always compare LSNs as bigints:
- * the textual form `16/B374D848` does not sort as a string.
+ * Parses the text form of a position, `X/Y`: its upper and lower 32 bits in hexadecimal (PostgreSQL's
+ * notation for an LSN). Compare positions as bigints: the text form does not sort as a string.
  */
-export type Lsn = bigint;
-
-/** Parses the textual `X/Y` form of an LSN. */
-export function parseLsn(text: string): Lsn {
+export function parsePosition(text: string): Position {
   const slash = text.indexOf('/');
-  if (slash < 0) throw new TypeError(`not an LSN: ${JSON.stringify(text)} (expected the form X/Y)`);
+  if (slash < 0) throw new TypeError(`not a position: ${JSON.stringify(text)} (expected the form X/Y)`);
   return (BigInt('0x' + text.slice(0, slash)) << 32n) | BigInt('0x' + text.slice(slash + 1));
 }
 
-/** Formats an LSN in PostgreSQL's textual `X/Y` form. */
-export function formatLsn(lsn: Lsn): string {
-  return `${(lsn >> 32n).toString(16).toUpperCase()}/${(lsn & 0xffffffffn).toString(16).toUpperCase()}`;
+/** The text form `X/Y` of a position (see {@link parsePosition}). */
+export function formatPosition(position: Position): string {
+  return `${(position >> 32n).toString(16).toUpperCase()}/${(position & 0xffffffffn).toString(16).toUpperCase()}`;
 }
 
 /**
@@ -86,6 +83,8 @@ export interface TableSchema {
 /** Change operations, as Debezium spells them: read (snapshot), create, update, delete, truncate. */
 export type Op = 'r' | 'c' | 'u' | 'd' | 't';
 
+/** A table schema with its version in the change log (a new version after each ALTER TABLE). */
+export type VersionedSchema = TableSchema & { readonly version: number };
 
 /** One row-level change, in commit order. */
 export interface Change {
@@ -98,18 +97,18 @@ export interface Change {
   readonly before: Row | null;
   /** The new row for reads, inserts and updates; null for deletes and truncates. */
   after: Row | null;
-  /** LSN of this change (for snapshot reads: the slot's consistent point). */
-  readonly lsn: Lsn;
-  /** LSN of the transaction's commit record (for snapshot reads: the consistent point). */
-  readonly commitLsn: Lsn;
+  /** Position of this change (for snapshot reads: the snapshot's point). */
+  readonly position: Position;
+  /** Position of the transaction's commit (for snapshot reads: the snapshot's point). */
+  readonly commitPosition: Position;
   /** Commit time in microseconds since the Unix epoch, UTC. */
   readonly commitTime: bigint;
   /** Transaction id (0 for snapshot reads). */
   readonly xid: number;
-  /** Version of the table's schema the row was decoded with (see {@link TableSchema}). */
+  /** Version of the table's schema the row was decoded with (see {@link VersionedSchema}). */
   readonly schemaVersion: number;
   /**
-   * Columns whose value PostgreSQL did not send because an unchanged TOASTed value was not rewritten
+   * Columns whose value the source did not send because an unchanged TOASTed value was not rewritten
    * (pgoutput's 'u' tuple kind). The ingestion engine fills them from the last known row before the
    * change reaches any store; a stored change never lists any.
    */
@@ -117,38 +116,58 @@ export interface Change {
 }
 
 /**
- * A bounded run of changes in commit order. A batch may end in the middle of a transaction
+ * Changes of one table schema version carried column-wise: reads, inserts and updates that carry no
+ * old row (their new row), and deletes (their old row: the key, or every column under REPLICA
+ * IDENTITY FULL), with each row's op, place in the batch and commit data.
+ */
+export interface RowGroup {
+  readonly table: string;
+  readonly schemaVersion: number;
+  /** The rows, in the layout `columnKind` gives for the schema version's columns. */
+  readonly rows: ColumnRows;
+  /** Per row, its index among the batch's changes (commit order). */
+  readonly indexes: Int32Array;
+  /** Per row, the op's character code (`r`, `c`, `u`, `d`). */
+  readonly ops: Uint8Array;
+  readonly positions: BigUint64Array;
+  readonly commitPositions: BigUint64Array;
+  /** µs since the Unix epoch. */
+  readonly commitTimes: BigInt64Array;
+  /** Transaction ids as little-endian uint64 (two uint32 words per row, the high one 0). */
+  readonly xids: Uint32Array;
+}
+
+/**
+ * A bounded run of changes in commit order, the one shape every source hands out and every store
+ * reads: most changes column-wise in {@link groups}, the others as {@link Change}s; `changes-of.ts`
+ * reads them all as Changes, in order. A batch may end in the middle of a transaction
  * (`complete: false`) when the transaction is larger than the batch size: the store must then keep
  * its own transaction open until a batch with `complete: true` arrives, so the apply stays atomic.
  */
 export interface ChangeBatch {
-  /**
-   * The changes, in commit order. A snapshot batch carries its rows column-wise in
-   * `snapshot.rows` instead, and holds them here as well only when the store asked for changes.
-   */
+  readonly groups: readonly RowGroup[];
+  /** Every change not in a group: truncates, and updates that carry their old row or leave TOASTed values unchanged. */
   readonly changes: Change[];
+  /** Index among the batch's changes of each of {@link changes}. */
+  readonly changeIndexes: readonly number[];
+  /** Changes in the batch (group rows plus {@link changes}). */
+  readonly size: number;
   /**
    * True when the batch ends on a transaction boundary. Then {@link checkpoint} is the position to
-   * store with the batch and to confirm to PostgreSQL once durable.
+   * store with the batch and to confirm to the source once durable.
    */
   readonly complete: boolean;
-  /** The checkpoint LSN after this batch (the last commit LSN it completes); meaningful when complete. */
-  readonly checkpoint: Lsn;
-  /** Schemas first seen in this batch (new tables or a new Relation message), to be stored with it. */
-  readonly schemas: readonly (TableSchema & { readonly version: number })[];
-  /** Set on batches of the initial snapshot: one table's rows, read at the slot's consistent point. */
-  readonly snapshot?: SnapshotBatch;
-  /**
-   * Set on stream batches whose changes the source hands over in storage form: the store writes
-   * these instead of `changes`, which then holds every change only when the store asked for them
-   * (see {@link StreamStorage}).
-   */
-  readonly stored?: StreamStorage;
+  /** The position after this batch (the last commit it completes); meaningful when complete. */
+  readonly checkpoint: Position;
+  /** Schemas first seen in this batch (new tables or a new shape), to be stored with it. */
+  readonly schemas: readonly VersionedSchema[];
+  /** Set on the batches of a snapshot: one table's rows, all reads at the snapshot's point. */
+  readonly snapshot?: SnapshotPart;
   /**
    * Set on the last batch of a table read again mid-stream: the stream skips the table's changes
-   * committed before `lsn` (its new snapshot holds them), a position the store keeps with the batch.
+   * committed before `position` (its new snapshot holds them), a position the store keeps with the batch.
    */
-  readonly tableStart?: { readonly table: string; readonly lsn: Lsn };
+  readonly tableStart?: { readonly table: string; readonly position: Position };
   /**
    * Tables whose rows changed without changes in the stream, in a transaction this batch completes:
    * columns added with a default (PostgreSQL's missing value, or a rewrite) give the rows already
@@ -158,54 +177,23 @@ export interface ChangeBatch {
   readonly rereads?: Readonly<Record<string, readonly string[]>>;
 }
 
-/**
- * A stream batch in the form a store writes: inserts and updates that carry no old row, with every
- * column sent, and deletes (their old row) go column-wise per table schema version ({@link StreamRowGroup});
- * every other change (truncates, updates with an old row or unchanged TOASTed values) is a {@link Change} in
- * `rest`. Each change knows its position in the batch, so the store numbers them in commit order.
- */
-export interface StreamStorage {
-  /** Changes in the batch (group rows plus `rest`). */
-  readonly size: number;
-  readonly groups: readonly StreamRowGroup[];
-  readonly rest: readonly Change[];
-  /** Position in the batch of each change of `rest`. */
-  readonly restPositions: readonly number[];
-}
-
-/** Stream changes of one table schema version whose new row is carried column-wise. */
-export interface StreamRowGroup {
-  readonly table: string;
-  readonly schemaVersion: number;
-  /** The rows after the change (before it, for a delete), in the layout `snapshotColumnKind` gives for the schema version. */
-  readonly rows: SnapshotRows;
-  /** Per row, position in the batch. */
-  readonly positions: Int32Array;
-  /** Per row, the op's character code (`c`, `u`, `d`; `r` for a table read again). */
-  readonly ops: Uint8Array;
-  readonly lsns: BigUint64Array;
-  readonly commitLsns: BigUint64Array;
-  /** µs since the Unix epoch. */
-  readonly commitTimes: BigInt64Array;
-  /** Transaction ids as little-endian uint64 (two uint32 words per row, the high one 0). */
-  readonly xids: Uint32Array;
-}
-
-/** How many changes a batch holds, whatever its form. */
-export function batchLength(batch: ChangeBatch): number {
-  return batch.snapshot?.rows.length ?? batch.stored?.size ?? batch.changes.length;
-}
-
-/** A batch of one table's initial snapshot: every row is a read (`r`) at the slot's consistent point. */
-export interface SnapshotBatch {
+/** What marks a batch of a snapshot. */
+export interface SnapshotPart {
   readonly table: string;
   /** True on the table's last batch. */
   readonly done: boolean;
-  /** The rows, column-wise, in the layout `snapshotColumnKind` gives for the table's schema version. */
-  readonly rows: SnapshotRows;
-  readonly schemaVersion: number;
-  /** The consistent point (every read's LSN and commit LSN). */
-  readonly lsn: Lsn;
+  /** The snapshot's point: every read's position. */
+  readonly point: Position;
   /** When the snapshot was taken, µs since the Unix epoch. */
-  readonly commitTime: bigint;
+  readonly time: bigint;
+  /**
+   * True for a table read again mid-stream (after columns were added with a default): its first
+   * batch starts with a truncate of the table, and its rows are kept as the stream's are.
+   */
+  readonly reread: boolean;
+}
+
+/** Qualifies a table name with `public` when it has no schema. */
+export function qualifyTable(name: string): string {
+  return name.includes('.') ? name : `public.${name}`;
 }

@@ -29,12 +29,14 @@ const HEX_ESCAPE = /\\\\|\\u00[01][a-f]/g;
 function quote(s: string): string {
   if (!NEEDS_ESCAPE.test(s)) return '"' + s + '"';
   const json = JSON.stringify(s);
-  return json.includes('\\u00') ? json.replace(HEX_ESCAPE, (m) => (m.length === 2 ? m : m.toUpperCase().replace('\\U', '\\u'))) : json;
+  return json.includes('\\u00')
+    ? json.replace(HEX_ESCAPE, (m) => (m.length === 2 ? m : m.toUpperCase().replace('\\U', '\\u')))
+    : json;
 }
 
 function encodeNumber(n: number): string {
   if (Number.isFinite(n)) return n === 0 && 1 / n < 0 ? '-0' : String(n);
-  return n !== n ? '"NaN"' : n > 0 ? '"Infinity"' : '"-Infinity"';
+  return Number.isNaN(n) ? '"NaN"' : n > 0 ? '"Infinity"' : '"-Infinity"';
 }
 
 function hex(bytes: Uint8Array): string {
@@ -182,7 +184,8 @@ function decodeInt8(v: unknown): Value {
 
 function decodeBytea(v: unknown): Value {
   if (typeof v !== 'string') return v as Value;
-  if (!v.startsWith('\\x')) throw new TypeError(`not a bytea in the change log (expected "\\\\x…"): ${JSON.stringify(v.slice(0, 20))}`);
+  if (!v.startsWith('\\x'))
+    throw new TypeError(`not a bytea in the change log (expected "\\\\x…"): ${JSON.stringify(v.slice(0, 20))}`);
   return Buffer.from(v.slice(2), 'hex');
 }
 
@@ -207,6 +210,13 @@ function arrayDecoder(element: ValueDecoder): ValueDecoder {
     return element(v);
   };
   return decode;
+}
+
+/** The decoder of one column's parsed JSON value (see {@link decodeRow}); never null in, never null out. */
+export function valueDecoder(column: Pick<ColumnSchema, 'type' | 'array'>): (parsed: unknown) => Value {
+  const scalar = scalarDecoder(column.type);
+  if (scalar === identity) return identity;
+  return column.array ? arrayDecoder(scalar) : scalar;
 }
 
 /** A decoder of JSON rows of the given columns; see {@link decodeRow}. */
@@ -261,7 +271,8 @@ function pgScalar(value: Value, column: ColumnSchema): unknown {
     case 'string':
       return pgDateTime(value, column);
   }
-  if (value instanceof Uint8Array) return Buffer.isBuffer(value) ? value : Buffer.from(value.buffer, value.byteOffset, value.byteLength);
+  if (value instanceof Uint8Array)
+    return Buffer.isBuffer(value) ? value : Buffer.from(value.buffer, value.byteOffset, value.byteLength);
   throw new TypeError(`not a scalar value for column ${column.name}`);
 }
 

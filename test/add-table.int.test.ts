@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type pg from 'pg';
 import { FeatureflowError } from '../framework/errors.js';
-import { parseLsn } from '../framework/types.js';
+import { parsePosition } from '../framework/types.js';
 import { createPartitionedTable, pgClient, randomName, readChangeLog, testConfig, withTables } from './helpers.js';
 import { compareWithPostgres, ingestUntilCaughtUp } from './ingest-harness.js';
 
@@ -39,12 +39,15 @@ describe('a table added to source.tables later', () => {
         const before = (await writer.query('SELECT pg_current_wal_insert_lsn()::text AS l')).rows[0].l;
         await writer.query(`UPDATE ${first} SET n = n + 1 WHERE id = $1`, [1 + ((i * 7919) % 20000)]);
         if (i % 3 === 0) await writer.query(`INSERT INTO ${second} VALUES ($1, $2, 'new')`, [nextId++, i]);
-        else if (i % 3 === 1) await writer.query(`UPDATE ${second} SET n = n + 1, label = 'upd' WHERE id = $1`, [1 + ((i * 104729) % 20000)]);
+        else if (i % 3 === 1)
+          await writer.query(`UPDATE ${second} SET n = n + 1, label = 'upd' WHERE id = $1`, [
+            1 + ((i * 104729) % 20000),
+          ]);
         else await writer.query(`DELETE FROM ${second} WHERE id = $1`, [1 + ((i * 15485863) % 20000)]);
         const xid = Number(BigInt((await writer.query('SELECT txid_current()::text AS x')).rows[0].x) & 0xffffffffn);
         await writer.query('COMMIT');
         const after = (await writer.query('SELECT pg_current_wal_insert_lsn()::text AS l')).rows[0].l;
-        ops.push({ xid, lsnBefore: parseLsn(before), lsnAfter: parseLsn(after) });
+        ops.push({ xid, lsnBefore: parsePosition(before), lsnAfter: parsePosition(after) });
       }
     })();
     while (ops.length < 30) await new Promise((r) => setTimeout(r, 10));
@@ -62,10 +65,12 @@ describe('a table added to source.tables later', () => {
       const { diff } = await compareWithPostgres(client, both, t);
       expect(diff, t).toEqual({ missing: [], extra: [] });
     }
-    const { changes } = await readChangeLog(both.store.path);
+    const { changes } = await readChangeLog(both.store.config.path);
     const of = (t: string) => changes.filter((c) => c.table === `public.${t}`);
     // The first table: each writer transaction once, whether before or after the second's snapshot.
-    const firstXids = of(first).filter((c) => c.op !== 'r').map((c) => c.xid);
+    const firstXids = of(first)
+      .filter((c) => c.op !== 'r')
+      .map((c) => c.xid);
     expect(firstXids.sort()).toEqual(ops.map((o) => o.xid).sort());
     // The second: its snapshot at its own point, with writers on both sides of it; streamed changes
     // only from transactions committed after it, each once.
@@ -80,10 +85,15 @@ describe('a table added to source.tables later', () => {
     for (const xid of after) expect(secondStreamed.filter((c) => c.xid === xid).length).toBeLessThanOrEqual(1);
     expect(new Set(secondStreamed.map((c) => c.xid)).size).toBe(secondStreamed.length);
     // The second table's snapshot came after the first's, in the same log.
-    expect(secondSnapshot[0]!.seq > of(first).filter((c) => c.op === 'r').at(-1)!.seq).toBe(true);
+    expect(
+      secondSnapshot[0]!.seq >
+        of(first)
+          .filter((c) => c.op === 'r')
+          .at(-1)!.seq,
+    ).toBe(true);
   });
 
-  test('a partitioned table added later: its partitions\' rows under it, a row moving across partitions after', async () => {
+  test("a partitioned table added later: its partitions' rows under it, a row moving across partitions after", async () => {
     const first = randomName('added_plain');
     const parted = randomName('added_parted');
     await client.query(`CREATE TABLE ${first} (id int PRIMARY KEY, v int)`);
@@ -112,7 +122,7 @@ describe('a table added to source.tables later', () => {
     }
     const config = testConfig([kept, dropped]);
     await ingestUntilCaughtUp(config);
-    const before = (await readChangeLog(config.store.path)).changes.length;
+    const before = (await readChangeLog(config.store.config.path)).changes.length;
     const error = await ingestUntilCaughtUp(withTables(config, [`public.${kept}`])).then(
       () => undefined,
       (e: unknown) => e,
@@ -121,6 +131,6 @@ describe('a table added to source.tables later', () => {
     expect((error as FeatureflowError).code).toBe('FF_TABLES_CHANGED');
     expect((error as Error).message).toContain(`public.${dropped}`);
     expect((error as Error).message).toMatch(/tables can be added, not removed/);
-    expect((await readChangeLog(config.store.path)).changes.length).toBe(before);
+    expect((await readChangeLog(config.store.config.path)).changes.length).toBe(before);
   });
 });

@@ -1,13 +1,10 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import type { DuckDBConnection } from '@duckdb/node-api';
 import type pg from 'pg';
 import { startPgCluster, type PgCluster } from '../testing/pg-cluster.js';
-import type { ChangeBatch } from '../framework/types.js';
 import { closeContainer, createContainer, TOKENS } from '../index.js';
-import type { DuckDBChangeLog } from '../stores/duckdb/duckdb-change-log.js';
 import { pgClient, randomName, testConfig, waitFor } from './helpers.js';
 
-// While the sink is slow (here: a consumer that takes longer than wal_sender_timeout on a batch) and
+// While the sink is slow (here: a batch handler that takes longer than wal_sender_timeout) and
 // the socket is paused, standby status replies must keep going, or the walsender ends the stream.
 
 let cluster: PgCluster;
@@ -25,36 +22,47 @@ describe('back-pressure', () => {
     await client.query(`CREATE TABLE ${table} (id int PRIMARY KEY, v text)`);
     const config = testConfig([table], { ingest: { heartbeatSeconds: 5, batchSize: 2000 } }, cluster.url);
     const container = await createContainer(config);
-    const log = (await container.getAsync(TOKENS.ChangeLog)) as DuckDBChangeLog;
     let slowBatches = 0;
-    log.addConsumer({
-      async apply(_tx: DuckDBConnection, batch: ChangeBatch) {
-        // Hold up the first two stream batches for longer than wal_sender_timeout.
-        if (batch.changes.length > 0 && batch.changes[0]!.op !== 'r' && slowBatches < 2) {
-          slowBatches += 1;
-          await new Promise((r) => setTimeout(r, 3500));
-        }
-      },
-    });
     const engine = await container.getAsync(TOKENS.IngestEngine);
     const controller = new AbortController();
     let applied = 0;
-    const run = engine.run({ signal: controller.signal, onBatch: (b) => (applied += b.snapshot ? 0 : b.changes) });
+    const run = engine.run({
+      signal: controller.signal,
+      // The engine takes no next batch until this resolves.
+      onBatch: async (b) => {
+        // Hold up the first two stream batches for longer than wal_sender_timeout.
+        if (!b.snapshot && b.changes > 0 && slowBatches < 2) {
+          slowBatches += 1;
+          await new Promise((r) => setTimeout(r, 3500));
+        }
+        applied += b.snapshot ? 0 : b.changes;
+      },
+    });
     const walsender = async () =>
-      (await client.query(`SELECT pid FROM pg_stat_replication WHERE application_name = $1 AND state = 'streaming'`, ['featureflow'])).rows.map(
-        (r) => r.pid as number,
-      );
+      (
+        await client.query(`SELECT pid FROM pg_stat_replication WHERE application_name = $1 AND state = 'streaming'`, [
+          'featureflow',
+        ])
+      ).rows.map((r) => r.pid as number);
     await waitFor('the stream to start', async () => (await walsender()).length === 1);
     const [pid] = await walsender();
     // Enough changes to fill the queue past its high-water mark while the sink stalls.
-    for (let i = 0; i < 10; i++) await client.query(`INSERT INTO ${table} SELECT g, repeat('x', 100) FROM generate_series(${i * 5000 + 1}, ${(i + 1) * 5000}) g`);
+    for (let i = 0; i < 10; i++)
+      await client.query(
+        `INSERT INTO ${table} SELECT g, repeat('x', 100) FROM generate_series(${i * 5000 + 1}, ${(i + 1) * 5000}) g`,
+      );
     await waitFor('every change to be applied', () => applied === 50_000, 60_000);
     expect(slowBatches).toBe(2);
     const after = await walsender();
     if (after[0] !== pid) {
       const { readFileSync } = await import('node:fs');
       const { dirname, join } = await import('node:path');
-      console.error(readFileSync(join(dirname(cluster.dataDir), 'server.log'), 'utf8').split('\n').slice(-30).join('\n'));
+      console.error(
+        readFileSync(join(dirname(cluster.dataDir), 'server.log'), 'utf8')
+          .split('\n')
+          .slice(-30)
+          .join('\n'),
+      );
     }
     expect(after).toEqual([pid]);
     controller.abort();

@@ -18,9 +18,16 @@ const asRoot = userInfo().uid === 0;
 
 /** Runs the CLI; as root, as the `postgres` OS user, so that file permissions apply. */
 async function cli(args: string[], cwd: string, options: { asUser?: boolean; env?: Record<string, string> } = {}) {
-  const [file, argv] = options.asUser && asRoot ? ['runuser', ['-u', 'postgres', '--', process.execPath, BIN, ...args]] : [process.execPath, [BIN, ...args]];
+  const [file, argv] =
+    options.asUser && asRoot
+      ? ['runuser', ['-u', 'postgres', '--', process.execPath, BIN, ...args]]
+      : [process.execPath, [BIN, ...args]];
   try {
-    const { stdout, stderr } = await run(file, argv as string[], { cwd, env: { ...process.env, ...options.env }, timeout: 60_000 });
+    const { stdout, stderr } = await run(file, argv as string[], {
+      cwd,
+      env: { ...process.env, ...options.env },
+      timeout: 60_000,
+    });
     return { code: 0, stdout, stderr };
   } catch (error) {
     const e = error as { code: number; stdout: string; stderr: string };
@@ -49,10 +56,19 @@ let hung: HungMount | undefined;
 afterAll(() => hung?.release());
 
 describe('bad config files', () => {
-  test('a syntax error names the user\'s file, line and column; nothing is written beside it', async () => {
+  test("a syntax error names the user's file, line and column; nothing is written beside it", async () => {
     const dir = folder(true);
     const file = join(dir, 'featureflow.config.ts');
-    writeFileSync(file, ["import { defineConfig } from 'featureflow';", 'export default defineConfig({', "  source: { tables: ['t'] ", '});', ''].join('\n'));
+    writeFileSync(
+      file,
+      [
+        "import { defineConfig } from 'featureflow';",
+        'export default defineConfig({',
+        "  source: { tables: ['t'] ",
+        '});',
+        '',
+      ].join('\n'),
+    );
     const result = await cli(['status'], dir);
     expect(result.code).toBe(1);
     expect(result.stderr).toMatch(/\[FF_CONFIG_INVALID\]/);
@@ -67,15 +83,15 @@ describe('bad config files', () => {
     writeFileSync(
       join(dir, 'featureflow.config.ts'),
       [
-        `import { defineConfig } from ${JSON.stringify(resolve('dist/index.js'))};`,
-        `export default defineConfig({ source: { tables: ['t'], slot: '${randomName('slot')}' }, store: { path: ${JSON.stringify(store)} } });`,
+        `import { defineConfig, duckdb, postgres } from ${JSON.stringify(resolve('dist/index.js'))};`,
+        `export default defineConfig({ source: postgres({ tables: ['t'], slot: '${randomName('slot')}' }), store: duckdb({ path: ${JSON.stringify(store)} }) });`,
       ].join('\n'),
     );
     if (!asRoot) chmodSync(dir, 0o555);
     const result = await cli(['status', '--json'], dir, { asUser: true, env: { DATABASE_URL: pgUrl() } });
     expect(result.stderr).toBe('');
     expect(result.code).toBe(0);
-    expect(JSON.parse(result.stdout).changeLog).toMatchObject({ path: store, state: 'no change log yet' });
+    expect(JSON.parse(result.stdout).changeLog).toMatchObject({ location: store, state: 'no change log yet' });
     expect(readdirSync(dir)).toEqual(['featureflow.config.ts']);
   });
 });
@@ -84,7 +100,10 @@ describe('bad store paths', () => {
   test('a store folder that cannot be created: FF_STORE_PATH naming the folder', async () => {
     const parent = folder(false);
     const path = join(parent, 'sub', 'store.duckdb');
-    const result = await cli(['ingest', '--until-caught-up', '--tables', 'public.t'], folder(true), { asUser: true, env: { DATABASE_URL: pgUrl(), FEATUREFLOW_DUCKDB: path } });
+    const result = await cli(['ingest', '--until-caught-up', '--tables', 'public.t'], folder(true), {
+      asUser: true,
+      env: { DATABASE_URL: pgUrl(), FEATUREFLOW_DUCKDB: path },
+    });
     expect(result.code).toBe(1);
     expect(result.stderr).toMatch(/\[FF_STORE_PATH\].*cannot be created: its folder .*sub cannot be made \(EACCES\)/);
     expect(result.stderr).not.toMatch(/\n\s+at /);
@@ -103,10 +122,12 @@ describe('bad store paths', () => {
     const dir = folder(true);
     const error = await storeError(dir);
     expect(error.code).toBe('FF_STORE_PATH');
-    expect(error.message).toMatch(new RegExp(`is a folder; point store.path .* at a file, e.g. ${dir}/featureflow.duckdb`));
+    expect(error.message).toMatch(
+      new RegExp(`is a folder; point duckdb\\(\\{ path \\}\\) .* at a file, e.g. ${dir}/featureflow.duckdb`),
+    );
   });
 
-  test('a file that is not DuckDB\'s: FF_STORE_PATH, the file untouched', async () => {
+  test("a file that is not DuckDB's: FF_STORE_PATH, the file untouched", async () => {
     const dir = folder(true);
     const path = join(dir, 'notes.duckdb');
     writeFileSync(path, 'these are my notes, not a database\n'.repeat(10));
@@ -124,8 +145,8 @@ describe('bad store paths', () => {
     writeFileSync(
       join(dir, 'featureflow.config.ts'),
       [
-        `import { defineConfig } from ${JSON.stringify(resolve('dist/index.js'))};`,
-        `export default defineConfig({ source: { tables: ['t'] }, store: { path: ${JSON.stringify(path)}, openTimeoutSeconds: 2 } });`,
+        `import { defineConfig, duckdb, postgres } from ${JSON.stringify(resolve('dist/index.js'))};`,
+        `export default defineConfig({ source: postgres({ tables: ['t'] }), store: duckdb({ path: ${JSON.stringify(path)}, openTimeoutSeconds: 2 }) });`,
       ].join('\n'),
     );
     const started = Date.now();
@@ -138,11 +159,15 @@ describe('bad store paths', () => {
     writeFileSync(
       join(dir, 'featureflow.config.ts'),
       [
-        `import { defineConfig } from ${JSON.stringify(resolve('dist/index.js'))};`,
-        `export default defineConfig({ source: { tables: ['t'] }, store: { path: ${JSON.stringify(path)}, openTimeoutSeconds: 600 } });`,
+        `import { defineConfig, duckdb, postgres } from ${JSON.stringify(resolve('dist/index.js'))};`,
+        `export default defineConfig({ source: postgres({ tables: ['t'] }), store: duckdb({ path: ${JSON.stringify(path)}, openTimeoutSeconds: 600 }) });`,
       ].join('\n'),
     );
-    const child = spawn(process.execPath, [BIN, 'ingest'], { cwd: dir, env: { ...process.env, DATABASE_URL: pgUrl() }, stdio: 'pipe' });
+    const child = spawn(process.execPath, [BIN, 'ingest'], {
+      cwd: dir,
+      env: { ...process.env, DATABASE_URL: pgUrl() },
+      stdio: 'pipe',
+    });
     const exited = new Promise<string>((r) => child.on('exit', (code, signal) => r(signal ?? String(code))));
     await new Promise((r) => setTimeout(r, 3000));
     const interrupted = Date.now();
@@ -159,7 +184,14 @@ describe('bad store paths', () => {
 test('the permission tests run as a user without write access', async () => {
   const parent = folder(false);
   if (asRoot) {
-    const { stdout } = await run('runuser', ['-u', 'postgres', '--', 'sh', '-c', `touch ${parent}/x 2>/dev/null && echo wrote || echo refused`]);
+    const { stdout } = await run('runuser', [
+      '-u',
+      'postgres',
+      '--',
+      'sh',
+      '-c',
+      `touch ${parent}/x 2>/dev/null && echo wrote || echo refused`,
+    ]);
     expect(stdout.trim()).toBe('refused');
   } else mkdirSync(join(folder(true), 'ok'));
 });

@@ -11,7 +11,11 @@ const BIN = resolve('bin/featureflow.js');
 
 async function cli(args: string[], cwd: string, env: Record<string, string> = {}) {
   try {
-    const { stdout, stderr } = await run(process.execPath, [BIN, ...args], { cwd, env: { ...process.env, ...env }, timeout: 60_000 });
+    const { stdout, stderr } = await run(process.execPath, [BIN, ...args], {
+      cwd,
+      env: { ...process.env, ...env },
+      timeout: 60_000,
+    });
     return { code: 0, stdout, stderr };
   } catch (error) {
     const e = error as { code: number; stdout: string; stderr: string };
@@ -31,12 +35,12 @@ describe('featureflow CLI', () => {
     writeFileSync(
       join(dir, 'featureflow.config.ts'),
       [
-        `import { defineConfig, entity, featureView, text } from ${JSON.stringify(resolve('dist/index.js'))};`,
+        `import { defineConfig, entity, featureView, postgres, text } from ${JSON.stringify(resolve('dist/index.js'))};`,
         `const row = entity({ name: 'row', keys: ['id'] });`,
         // A view that rejects one row: it goes to the dead-letter table, the rest applies.
         `const values = featureView({ name: 'vals', version: 1, entity: row, source: '${table}', features: { v: text },`,
         `  transform: (r) => { if (r.id === 7) throw new Error('seven'); return { v: r.v }; } });`,
-        `export default defineConfig({ source: { tables: ['${table}'], slot: '${slot}', publication: '${pub}' },`,
+        `export default defineConfig({ source: postgres({ tables: ['${table}'], slot: '${slot}', publication: '${pub}' }),`,
         `  features: { views: [values] }, logLevel: 'warn' });`,
       ].join('\n'),
     );
@@ -58,12 +62,17 @@ describe('featureflow CLI', () => {
     const status = await cli(['status', '--json'], dir, env);
     expect(status.code).toBe(0);
     const report = JSON.parse(status.stdout);
-    expect(report.slot).toBe(slot);
-    expect(report.slotExists).toBe(true);
-    expect(report.changeLog.tables).toEqual([{ table: `public.${table}`, changes: 520, byOp: { d: 10, r: 500, u: 10 } }]);
-    expect(report.lagBytes).toBeGreaterThanOrEqual(0);
+    expect(report.source.kind).toBe('postgres');
+    expect(report.source.holds[`slot ${slot}`]).toMatch(/^(active|inactive)$/);
+    expect(report.changeLog.tables).toEqual([
+      { table: `public.${table}`, changes: 520, byOp: { d: 10, r: 500, u: 10 } },
+    ]);
+    expect(report.source.lag).toBeGreaterThanOrEqual(0);
+    expect(report.source.lagUnit).toBe('bytes of WAL');
     // Row 7 is rejected twice: at the snapshot and at its update.
-    expect(report.featureViews).toMatchObject([{ view: 'vals', version: 1, active: true, entities: 489, deadLetters: 2 }]);
+    expect(report.featureViews).toMatchObject([
+      { view: 'vals', version: 1, active: true, entities: 489, deadLetters: 2 },
+    ]);
 
     const exported = await cli(['export', 'vals', '--out', join(dir, 'vals.parquet')], dir, env);
     expect(exported.code).toBe(0);
@@ -73,6 +82,7 @@ describe('featureflow CLI', () => {
     expect(refused.stderr).toMatch(/--yes/);
     const teardown = await cli(['teardown', '--yes'], dir, env);
     expect(teardown.code).toBe(0);
+    expect(teardown.stdout).toBe(`slot ${slot}: dropped\npublication ${pub}: dropped\n`);
     const { rows } = await db.query('SELECT count(*)::int AS n FROM pg_replication_slots WHERE slot_name = $1', [slot]);
     expect(rows[0].n).toBe(0);
     await db.end();
@@ -104,11 +114,11 @@ describe('featureflow ingest without --until-caught-up', () => {
     writeFileSync(
       join(dir, 'featureflow.config.ts'),
       [
-        `import { defineConfig, entity, featureView, int32 } from ${JSON.stringify(resolve('dist/index.js'))};`,
+        `import { defineConfig, entity, featureView, int32, postgres } from ${JSON.stringify(resolve('dist/index.js'))};`,
         `const row = entity({ name: 'row', keys: ['id'] });`,
         `const ids = featureView({ name: 'ids', version: 1, entity: row, source: '${table}', features: { id2: int32 },`,
         `  transform: (r) => { if (r.id === 42) throw new Error('no'); return { id2: (r.id as number) * 2 }; } });`,
-        `export default defineConfig({ source: { tables: ['${table}'] }, features: { views: [ids] } });`,
+        `export default defineConfig({ source: postgres({ tables: ['${table}'] }), features: { views: [ids] } });`,
       ].join('\n'),
     );
     const child = spawn(process.execPath, [BIN, 'ingest'], {

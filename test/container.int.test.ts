@@ -12,11 +12,19 @@ describe('production container', () => {
     const log = await container.getAsync(TOKENS.ChangeLog);
     expect(typeof engine.run).toBe('function');
     // The source reaches the real server; the store opens the real DuckDB file.
-    const status = await source.status();
-    expect(status.exists).toBe(false);
+    const status = await source.status(null);
+    expect(status.holds[`slot ${config.source.config.slot}`]).toBe('missing');
     await log.open();
-    expect(await log.state()).toEqual({ checkpoint: null, snapshotDone: false, tables: null, sourceRecord: null, lastCommitTime: null, tableStarts: new Map(), rereads: [] });
-    expect(existsSync(config.store.path)).toBe(true);
+    expect(await log.state()).toEqual({
+      checkpoint: null,
+      snapshotDone: false,
+      tables: null,
+      sourceRecord: null,
+      lastCommitTime: null,
+      tableStarts: new Map(),
+      rereads: [],
+    });
+    expect(existsSync(config.store.config.path)).toBe(true);
     await closeContainer(container);
     // After close, the DuckDB file can be opened by another instance (the lock is released).
     const again = await createContainer(config);

@@ -3,10 +3,10 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import type pg from 'pg';
-import type { ResolvedConfig } from '../framework/config.js';
 import { openDuckDB } from '../stores/duckdb/duckdb-database.js';
-import { pgClient, randomName, readChangeLog, testConfig, waitFor, withTables } from './helpers.js';
+import { pgClient, randomName, readChangeLog, testConfig, waitFor, withTables, type TestConfig } from './helpers.js';
 import { compareWithPostgres, inTransaction } from './ingest-harness.js';
+import type { ChildConfig } from './fixtures/ingest-child.js';
 
 // The ingest process is killed with SIGKILL (no cleanup of any kind) during the snapshot and during
 // streaming, then started again with --until-caught-up. Nothing may be lost or applied twice.
@@ -24,6 +24,11 @@ interface ChildLine {
   message?: string;
 }
 
+/** What the child makes its config from: the adapters' settings and the rest of the config. */
+function childConfig(config: TestConfig): ChildConfig {
+  return { source: config.source.config, store: config.store.config, ingest: config.ingest, logLevel: config.logLevel };
+}
+
 /** An ingest child process and the JSON lines it printed. */
 class IngestChild {
   readonly lines: ChildLine[] = [];
@@ -31,12 +36,23 @@ class IngestChild {
   private readonly proc: ChildProcess;
   private stderr = '';
 
-  constructor(config: ResolvedConfig, options: { untilCaughtUp?: boolean; freeze?: { snapshotBatches?: number; incompleteBatches?: number } } = {}) {
-    this.proc = spawn(process.execPath, ['--import', 'tsx', FIXTURE, ...(options.untilCaughtUp ? ['--until-caught-up'] : [])], {
-      cwd: ROOT,
-      env: { ...process.env, FF_CHILD_CONFIG: JSON.stringify(config), FF_CHILD_FREEZE: JSON.stringify(options.freeze ?? {}) },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+  constructor(
+    config: TestConfig,
+    options: { untilCaughtUp?: boolean; freeze?: { snapshotBatches?: number; incompleteBatches?: number } } = {},
+  ) {
+    this.proc = spawn(
+      process.execPath,
+      ['--import', 'tsx', FIXTURE, ...(options.untilCaughtUp ? ['--until-caught-up'] : [])],
+      {
+        cwd: ROOT,
+        env: {
+          ...process.env,
+          FF_CHILD_CONFIG: JSON.stringify(childConfig(config)),
+          FF_CHILD_FREEZE: JSON.stringify(options.freeze ?? {}),
+        },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     createInterface({ input: this.proc.stdout! }).on('line', (line) => this.lines.push(JSON.parse(line) as ChildLine));
     this.proc.stderr!.on('data', (d: Buffer) => (this.stderr += d.toString()));
     this.exited = new Promise((resolve) => this.proc.on('exit', (code) => resolve(code)));
@@ -47,11 +63,18 @@ class IngestChild {
   async waitForLine(what: string, check: (lines: ChildLine[]) => boolean): Promise<void> {
     let exited = false;
     void this.exited.then(() => (exited = true));
-    await waitFor(what, () => {
-      if (check(this.lines)) return true;
-      if (exited) throw new Error(`the ingest child exited before ${what}:\n${JSON.stringify(this.lines.slice(-3))}\n${this.stderr}`);
-      return false;
-    }, 60_000);
+    await waitFor(
+      what,
+      () => {
+        if (check(this.lines)) return true;
+        if (exited)
+          throw new Error(
+            `the ingest child exited before ${what}:\n${JSON.stringify(this.lines.slice(-3))}\n${this.stderr}`,
+          );
+        return false;
+      },
+      60_000,
+    );
   }
 
   async kill(): Promise<void> {
@@ -65,7 +88,8 @@ class IngestChild {
     const code = await this.exited;
     children.delete(this);
     const last = this.lines.at(-1);
-    if (code !== 0 || last?.event !== 'done') throw new Error(`the ingest child failed (exit ${code}): ${JSON.stringify(last)}\n${this.stderr}`);
+    if (code !== 0 || last?.event !== 'done')
+      throw new Error(`the ingest child failed (exit ${code}): ${JSON.stringify(last)}\n${this.stderr}`);
     return last;
   }
 }
@@ -105,7 +129,7 @@ describe('SIGKILL of the ingest process', () => {
     await first.kill();
     // The interrupted snapshot left the first table whole and nothing of the table it was reading
     // (a table's snapshot commits once, at its end): never half a table.
-    const partial = await readChangeLog(config.store.path);
+    const partial = await readChangeLog(config.store.config.path);
     expect(partial.changes.filter((c) => c.op === 'r' && c.table === `public.${small}`)).toHaveLength(100);
     expect(partial.changes.filter((c) => c.op === 'r' && c.table === `public.${table}`)).toHaveLength(0);
 
@@ -125,18 +149,27 @@ describe('SIGKILL of the ingest process', () => {
     expect(new Set(reads.map((c) => c.key)).size).toBe(rows[0].n);
     expect(changes.filter((c) => c.op !== 'r')).toHaveLength(0);
     expect(changes.filter((c) => c.op === 'r')).toHaveLength(rows[0].n + 100);
-    const db = await openDuckDB(config.store.path, { readOnly: true });
+    const db = await openDuckDB(config.store.config.path, { readOnly: true });
     const snapshotRows = (await db.connection.runAndReadAll('SELECT rows, done FROM _snapshot_tables')).getRows();
     db.close();
-    expect(snapshotRows.map(([n, done]) => [Number(n), done]).sort()).toEqual([[100, true], [rows[0].n, true]].sort());
-    const smallReads = (await readChangeLog(config.store.path)).changes.filter((c) => c.table === `public.${small}`);
+    expect(snapshotRows.map(([n, done]) => [Number(n), done]).sort()).toEqual(
+      [
+        [100, true],
+        [rows[0].n, true],
+      ].sort(),
+    );
+    const smallReads = (await readChangeLog(config.store.config.path)).changes.filter(
+      (c) => c.table === `public.${small}`,
+    );
     expect(smallReads).toHaveLength(100);
     // The first run's slot was replaced, not left behind.
-    const slots = await client.query('SELECT count(*)::int AS n FROM pg_replication_slots WHERE slot_name = $1', [config.source.slot]);
+    const slots = await client.query('SELECT count(*)::int AS n FROM pg_replication_slots WHERE slot_name = $1', [
+      config.source.config.slot,
+    ]);
     expect(slots.rows[0].n).toBe(1);
   });
 
-  test('during the snapshot of a table added later: the next run takes it again, the log\'s slot and other table untouched', async () => {
+  test("during the snapshot of a table added later: the next run takes it again, the log's slot and other table untouched", async () => {
     const kept = randomName('crash_kept');
     const added = randomName('crash_added');
     await client.query(`CREATE TABLE ${kept} (id int PRIMARY KEY, v int NOT NULL)`);
@@ -156,14 +189,19 @@ describe('SIGKILL of the ingest process', () => {
     const first = new IngestChild(both, { freeze: { snapshotBatches: 6 } });
     await first.waitForLine('6 snapshot batches', (lines) => lines.filter((l) => l.snapshot).length === 6);
     await first.kill();
-    const partial = await readChangeLog(config.store.path);
+    const partial = await readChangeLog(config.store.config.path);
     expect(partial.changes.filter((c) => c.table === `public.${added}`)).toHaveLength(0);
     // The temporary slot went with the killed process's connection; the log's own slot stays.
     await waitFor('the temporary slot to go', async () => {
-      const { rows } = await client.query(`SELECT count(*)::int AS n FROM pg_replication_slots WHERE slot_name = $1`, [`${config.source.slot}_added`]);
+      const { rows } = await client.query(`SELECT count(*)::int AS n FROM pg_replication_slots WHERE slot_name = $1`, [
+        `${config.source.config.slot}_added`,
+      ]);
       return rows[0].n === 0;
     });
-    const { rows: slots } = await client.query('SELECT count(*)::int AS n FROM pg_replication_slots WHERE slot_name = $1', [config.source.slot]);
+    const { rows: slots } = await client.query(
+      'SELECT count(*)::int AS n FROM pg_replication_slots WHERE slot_name = $1',
+      [config.source.config.slot],
+    );
     expect(slots[0].n).toBe(1);
 
     await change();
@@ -173,7 +211,7 @@ describe('SIGKILL of the ingest process', () => {
       const { diff } = await compareWithPostgres(client, both, t);
       expect(diff, t).toEqual({ missing: [], extra: [] });
     }
-    const { changes } = await readChangeLog(config.store.path);
+    const { changes } = await readChangeLog(config.store.config.path);
     const counts = perXid(changes.filter((c) => c.table === `public.${kept}`));
     expect([...counts.keys()].sort()).toEqual([...xids].sort());
     for (const n of counts.values()) expect(n).toBe(10);
@@ -199,11 +237,16 @@ describe('SIGKILL of the ingest process', () => {
     });
     // Killed after five batches of the table read again (its only batches that leave a transaction open).
     const first = new IngestChild(config, { freeze: { incompleteBatches: 5 } });
-    await first.waitForLine('5 batches of the re-read', (lines) => lines.filter((l) => l.event === 'batch' && !l.complete).length === 5);
+    await first.waitForLine(
+      '5 batches of the re-read',
+      (lines) => lines.filter((l) => l.event === 'batch' && !l.complete).length === 5,
+    );
     await first.kill();
     // The transaction with the ALTER is durable, the re-read left nothing; the table is recorded as to be read again.
-    const partial = await readChangeLog(config.store.path);
-    expect(partial.changes.filter((c) => c.table === `public.${table}` && c.op !== 'r').map((c) => c.op)).toEqual(['u']);
+    const partial = await readChangeLog(config.store.config.path);
+    expect(partial.changes.filter((c) => c.table === `public.${table}` && c.op !== 'r').map((c) => c.op)).toEqual([
+      'u',
+    ]);
     expect(partial.changes.filter((c) => c.table === `public.${table}`)).toHaveLength(20001);
 
     const second = new IngestChild(config, { untilCaughtUp: true });
@@ -212,7 +255,7 @@ describe('SIGKILL of the ingest process', () => {
       const { diff } = await compareWithPostgres(client, config, t);
       expect(diff, t).toEqual({ missing: [], extra: [] });
     }
-    const { changes } = await readChangeLog(config.store.path);
+    const { changes } = await readChangeLog(config.store.config.path);
     const ops = changes.filter((c) => c.table === `public.${table}`).map((c) => c.op);
     expect(ops.join('')).toBe(`${'r'.repeat(20000)}ut${'r'.repeat(20000)}`);
     expect([...perXid(changes.filter((c) => c.table === `public.${other}`))]).toEqual([[xid, 1]]);
@@ -230,7 +273,10 @@ describe('SIGKILL of the ingest process', () => {
           ? client.query(`INSERT INTO ${table} VALUES ($1, $2, 'small')`, [100_000 + i, i])
           : i % 3 === 1
             ? client.query(`UPDATE ${table} SET n = n + 1 WHERE id = $1`, [1 + (i % 100)])
-            : client.query(`UPDATE ${table} SET v = 'two', n = n + 1 WHERE id IN ($1, $2)`, [1 + (i % 50), 51 + (i % 50)]),
+            : client.query(`UPDATE ${table} SET v = 'two', n = n + 1 WHERE id IN ($1, $2)`, [
+                1 + (i % 50),
+                51 + (i % 50),
+              ]),
       );
       expected.set(xid, i % 3 === 2 ? 2 : 1);
     };
@@ -239,12 +285,17 @@ describe('SIGKILL of the ingest process', () => {
     const first = new IngestChild(config, { freeze: { incompleteBatches: 5 } });
     await first.waitForLine('the snapshot', (lines) => lines.some((l) => l.snapshot?.done));
     for (let i = 0; i < 30; i++) await small(i);
-    const bigXid = await inTransaction(client, () => client.query(`INSERT INTO ${table} SELECT g, g, 'big' FROM generate_series(1001, 31000) g`));
+    const bigXid = await inTransaction(client, () =>
+      client.query(`INSERT INTO ${table} SELECT g, g, 'big' FROM generate_series(1001, 31000) g`),
+    );
     expected.set(bigXid, 30_000);
     for (let i = 30; i < 60; i++) await small(i);
-    await first.waitForLine('5 batches of the large transaction', (lines) => lines.filter((l) => l.complete === false).length === 5);
+    await first.waitForLine(
+      '5 batches of the large transaction',
+      (lines) => lines.filter((l) => l.complete === false).length === 5,
+    );
     await first.kill();
-    const afterFirst = perXid((await readChangeLog(config.store.path)).changes);
+    const afterFirst = perXid((await readChangeLog(config.store.config.path)).changes);
     expect(afterFirst.get(bigXid)).toBeUndefined();
 
     // Run 2: killed at whatever point it reached while small transactions stream in.

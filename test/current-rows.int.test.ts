@@ -1,9 +1,8 @@
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import type { ResolvedConfig } from '../framework/config.js';
 import { decodeRow } from '../framework/value-json.js';
 import { openDuckDB } from '../stores/duckdb/duckdb-database.js';
-import { diffAgainstPostgres, pgClient, randomName, readChangeLog, testConfig } from './helpers.js';
+import { diffAgainstPostgres, pgClient, randomName, readChangeLog, testConfig, type TestConfig } from './helpers.js';
 import { ingestUntilCaughtUp, latestSchema } from './ingest-harness.js';
 
 // `current_rows('schema.table')`, the documented way to rebuild a table's current rows from the log,
@@ -18,18 +17,25 @@ afterAll(async () => {
 });
 
 /** Has PostgreSQL compare `current_rows(table)` with the table (a multiset: duplicates count). */
-async function expectCurrentRowsEqual(config: ResolvedConfig, table: string): Promise<number> {
+async function expectCurrentRowsEqual(config: TestConfig, table: string): Promise<number> {
   const qualified = `public.${table}`;
-  const { schemas } = await readChangeLog(config.store.path);
+  const { schemas } = await readChangeLog(config.store.config.path);
   const columns = latestSchema(schemas, qualified).columns;
-  const db = await openDuckDB(config.store.path, { readOnly: true });
+  const db = await openDuckDB(config.store.config.path, { readOnly: true });
   let rows: string[];
   try {
-    rows = (await db.connection.runAndReadAll(`SELECT row FROM current_rows('${qualified}')`)).getRows().map((r) => r[0] as string);
+    rows = (await db.connection.runAndReadAll(`SELECT row FROM current_rows('${qualified}')`))
+      .getRows()
+      .map((r) => r[0] as string);
   } finally {
     db.close();
   }
-  const diff = await diffAgainstPostgres(client, qualified, rows.map((r) => decodeRow(r, columns)), columns);
+  const diff = await diffAgainstPostgres(
+    client,
+    qualified,
+    rows.map((r) => decodeRow(r, columns)),
+    columns,
+  );
   expect(diff).toEqual({ missing: [], extra: [] });
   return rows.length;
 }
@@ -63,7 +69,9 @@ describe("current_rows('schema.table') equals the table in PostgreSQL", () => {
     await client.query(`INSERT INTO ${table} VALUES (2, 'y'), (3, 'z')`);
     // One copy of (1, 'x') goes, one is updated to (4, 'w'), one stays.
     await client.query(`DELETE FROM ${table} WHERE ctid = (SELECT ctid FROM ${table} WHERE a = 1 LIMIT 1)`);
-    await client.query(`UPDATE ${table} SET a = 4, b = 'w' WHERE ctid = (SELECT ctid FROM ${table} WHERE a = 1 LIMIT 1)`);
+    await client.query(
+      `UPDATE ${table} SET a = 4, b = 'w' WHERE ctid = (SELECT ctid FROM ${table} WHERE a = 1 LIMIT 1)`,
+    );
     await client.query(`UPDATE ${table} SET b = 'z2' WHERE a = 3`);
     await ingestUntilCaughtUp(config);
     expect(await expectCurrentRowsEqual(config, table)).toBe(5);
@@ -81,7 +89,7 @@ describe("current_rows('schema.table') equals the table in PostgreSQL", () => {
     await client.query(`UPDATE ${table} SET n = 8 WHERE id = 6`);
     await ingestUntilCaughtUp(config);
     await ingestUntilCaughtUp(config);
-    const { changes } = await readChangeLog(config.store.path);
+    const { changes } = await readChangeLog(config.store.config.path);
     // The re-read happened (a truncate and reads after the ALTER).
     expect(changes.some((c) => c.op === 't')).toBe(true);
     expect(await expectCurrentRowsEqual(config, table)).toBe(46);

@@ -1,7 +1,7 @@
 import { DuckDBInstance } from '@duckdb/node-api';
 import { tableFromIPC, tableToIPC } from 'apache-arrow';
 import { afterAll, describe, expect, test } from 'vitest';
-import { queryArrow } from '../stores/duckdb/duckdb-arrow.js';
+import { queryArrow } from '../stores/duckdb/offline/duckdb-arrow.js';
 
 const instance = await DuckDBInstance.create(':memory:');
 const c = await instance.connect();
@@ -28,7 +28,7 @@ const SQL = `
     FROM range(5000) ORDER BY range`;
 
 describe('DuckDB results as Arrow, column-wise', () => {
-  test('every column type equals DuckDB\'s own values, across chunks, with nulls', async () => {
+  test("every column type equals DuckDB's own values, across chunks, with nulls", async () => {
     const table = await queryArrow(c, SQL);
     const expected = (await c.runAndReadAll(SQL)).getRowObjectsJS();
     expect(table.numRows).toBe(5000);

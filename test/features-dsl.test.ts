@@ -28,13 +28,21 @@ const item = entity({ name: 'item', keys: ['id'] });
 describe('definitions', () => {
   test('invalid entities, views and services are refused with what to fix', () => {
     expect(() => entity({ name: 'x', keys: [] })).toThrow(/keys must list at least one column/);
-    expect(() => featureView({ name: 'Bad-Name', version: 1, entity: item, source: 'items', features: { a: float64 } })).toThrow(
-      /feature view "Bad-Name" is invalid: name must be lower-case/,
-    );
-    expect(() => featureView({ name: 'v', version: 0, entity: item, source: 'items', features: { a: float64 } })).toThrow(/version must be a positive integer/);
-    expect(() => featureView({ name: 'v', version: 1, entity: item, source: 'items', features: { valid_from: float64 } })).toThrow(/clashes with a history column/);
-    expect(() => featureView({ name: 'v', version: 1, entity: item, source: 'items', features: { id: float64 } })).toThrow(/clashes with an entity key column/);
-    expect(() => featureView({ name: 'v', version: 1, entity: item, source: 'items', features: { a: float64 }, ttl: 'soon' })).toThrow(/ttl: not a duration/);
+    expect(() =>
+      featureView({ name: 'Bad-Name', version: 1, entity: item, source: 'items', features: { a: float64 } }),
+    ).toThrow(/feature view "Bad-Name" is invalid: name must be lower-case/);
+    expect(() =>
+      featureView({ name: 'v', version: 0, entity: item, source: 'items', features: { a: float64 } }),
+    ).toThrow(/version must be a positive integer/);
+    expect(() =>
+      featureView({ name: 'v', version: 1, entity: item, source: 'items', features: { valid_from: float64 } }),
+    ).toThrow(/clashes with a history column/);
+    expect(() =>
+      featureView({ name: 'v', version: 1, entity: item, source: 'items', features: { id: float64 } }),
+    ).toThrow(/clashes with an entity key column/);
+    expect(() =>
+      featureView({ name: 'v', version: 1, entity: item, source: 'items', features: { a: float64 }, ttl: 'soon' }),
+    ).toThrow(/ttl: not a duration/);
     expect(() => tensor('float32', [28, 0])).toThrow(/positive integers/);
     const view = featureView({ name: 'v', version: 1, entity: item, source: 'items', features: { a: float64 } });
     expect(view.source).toBe('public.items');
@@ -46,11 +54,22 @@ describe('definitions', () => {
   test('feature values are checked and converted; the message says what to return', () => {
     expect(toStoredValue(int64, 5)).toBe(5n);
     expect(toStoredValue(int32, 7)).toBe(7);
-    expect(() => toStoredValue(int32, 1.5)).toThrow('got a number for a int32 feature; return an integer number within 32 bits');
+    expect(() => toStoredValue(int32, 1.5)).toThrow(
+      'got a number for a int32 feature; return an integer number within 32 bits',
+    );
     expect(() => toStoredValue(bool, 1)).toThrow('got a number for a bool feature; return a boolean');
     expect(toStoredValue(timestamp, '2024-01-01T02:00:00+02:00')).toBe(1704067200000000n);
-    expect(Array.from(toStoredValue(tensor('float32', [2, 2]), [[1, 2], [3, 4]]) as Float32Array)).toEqual([1, 2, 3, 4]);
-    expect(() => toStoredValue(tensor('float32', [2, 2]), [1, 2, 3])).toThrow(/got an array of length 3 for a tensor<float32>\[2,2\] feature; return 4 numbers/);
+    expect(
+      Array.from(
+        toStoredValue(tensor('float32', [2, 2]), [
+          [1, 2],
+          [3, 4],
+        ]) as Float32Array,
+      ),
+    ).toEqual([1, 2, 3, 4]);
+    expect(() => toStoredValue(tensor('float32', [2, 2]), [1, 2, 3])).toThrow(
+      /got an array of length 3 for a tensor<float32>\[2,2\] feature; return 4 numbers/,
+    );
     expect(toStoredValue(text, null)).toBeNull();
   });
 
@@ -73,9 +92,30 @@ describe('fingerprints', () => {
     expect(canonicalSource('(row) => ({ a: row.a, b: "x  y", })')).toBe(canonicalSource('row=>({a:row.a,b:"x  y"})'));
     expect(canonicalSource('function (r) {\n  // why\n  return r.a;\n}')).toBe('function(r){return r.a}');
     expect(canonicalSource('(r) => r.a + 1')).not.toBe(canonicalSource('(r) => r.a + 2'));
-    const v1 = featureView({ name: 'v', version: 1, entity: item, source: 'items', features: { a: float64 }, transform: (r) => ({ a: r.value as number }) });
-    const v1b = featureView({ name: 'v', version: 1, entity: item, source: 'items', features: { a: float64, b: text }, transform: (r) => ({ a: (r.value as number) * 2, b: 'x' }) });
-    const v2 = featureView({ name: 'v', version: 2, entity: item, source: 'items', features: { a: float64 }, transform: (r) => ({ a: r.value as number }) });
+    const v1 = featureView({
+      name: 'v',
+      version: 1,
+      entity: item,
+      source: 'items',
+      features: { a: float64 },
+      transform: (r) => ({ a: r.value as number }),
+    });
+    const v1b = featureView({
+      name: 'v',
+      version: 1,
+      entity: item,
+      source: 'items',
+      features: { a: float64, b: text },
+      transform: (r) => ({ a: (r.value as number) * 2, b: 'x' }),
+    });
+    const v2 = featureView({
+      name: 'v',
+      version: 2,
+      entity: item,
+      source: 'items',
+      features: { a: float64 },
+      transform: (r) => ({ a: r.value as number }),
+    });
     expect(fingerprint(describeView(v1))).toBe(fingerprint(describeView(v2)));
     expect(fingerprint(describeView(v1))).not.toBe(fingerprint(describeView(v1b)));
     expect(describeChanges(describeView(v1), describeView(v1b))).toEqual([
@@ -87,25 +127,77 @@ describe('fingerprints', () => {
 
 describe('checking a view against its table', () => {
   test('without a transform, features must be columns of a compatible type', () => {
-    const ok = featureView({ name: 'v', version: 1, entity: item, source: 'items', features: { value: float64, name: text } });
-    expect(compileView(ok, ITEMS).evaluate({ id: 1, value: 2.5, name: 'a' }, { op: 'c', table: 'public.items' })).toEqual([2.5, 'a']);
+    const ok = featureView({
+      name: 'v',
+      version: 1,
+      entity: item,
+      source: 'items',
+      features: { value: float64, name: text },
+    });
+    expect(
+      compileView(ok, ITEMS).evaluate({ id: 1, value: 2.5, name: 'a' }, { op: 'c', table: 'public.items' }),
+    ).toEqual([2.5, 'a']);
     const wrong = featureView({ name: 'v', version: 1, entity: item, source: 'items', features: { name: float64 } });
-    expect(() => compileView(wrong, ITEMS)).toThrow('feature view v v1 declares feature name as float64 but column name of public.items is text; declare a matching type or write a transform');
+    expect(() => compileView(wrong, ITEMS)).toThrow(
+      'feature view v v1 declares feature name as float64 but column name of public.items is text; declare a matching type or write a transform',
+    );
     const missing = featureView({ name: 'v', version: 1, entity: item, source: 'items', features: { price: float64 } });
-    expect(() => compileView(missing, ITEMS)).toThrow(/needs the column "price", which public.items does not have \(its columns: id, value, name\)/);
+    expect(() => compileView(missing, ITEMS)).toThrow(
+      /needs the column "price", which public.items does not have \(its columns: id, value, name\)/,
+    );
   });
 
   test('columns read by a filter, declared columns, keys and returned features are checked on a probe row', () => {
-    const filter = featureView({ name: 'v', version: 1, entity: item, source: 'items', features: { value: float64 }, filter: (r) => r.active === true });
-    expect(() => compileView(filter, ITEMS)).toThrow(/has a filter that reads column "active", which public.items does not have/);
-    const declared = featureView({ name: 'v', version: 1, entity: item, source: 'items', features: { value: float64 }, columns: ['value', 'price'] });
+    const filter = featureView({
+      name: 'v',
+      version: 1,
+      entity: item,
+      source: 'items',
+      features: { value: float64 },
+      filter: (r) => r.active === true,
+    });
+    expect(() => compileView(filter, ITEMS)).toThrow(
+      /has a filter that reads column "active", which public.items does not have/,
+    );
+    const declared = featureView({
+      name: 'v',
+      version: 1,
+      entity: item,
+      source: 'items',
+      features: { value: float64 },
+      columns: ['value', 'price'],
+    });
     expect(() => compileView(declared, ITEMS)).toThrow(/declares in `columns` the column "price"/);
-    const keyed = featureView({ name: 'v', version: 1, entity: entity({ name: 'sku', keys: ['sku'] }), source: 'items', features: { value: float64 } });
-    expect(() => compileView(keyed, ITEMS)).toThrow(/has entity sku keyed by column "sku", which public.items does not have/);
-    const extra = featureView({ name: 'v', version: 1, entity: item, source: 'items', features: { value: float64 }, transform: (r) => ({ value: r.value, other: 1 }) as never });
-    expect(() => compileView(extra, ITEMS)).toThrow('feature view v v1 has a transform that returns feature other, which is not declared; add it to features or drop it');
+    const keyed = featureView({
+      name: 'v',
+      version: 1,
+      entity: entity({ name: 'sku', keys: ['sku'] }),
+      source: 'items',
+      features: { value: float64 },
+    });
+    expect(() => compileView(keyed, ITEMS)).toThrow(
+      /has entity sku keyed by column "sku", which public.items does not have/,
+    );
+    const extra = featureView({
+      name: 'v',
+      version: 1,
+      entity: item,
+      source: 'items',
+      features: { value: float64 },
+      transform: (r) => ({ value: r.value, other: 1 }) as never,
+    });
+    expect(() => compileView(extra, ITEMS)).toThrow(
+      'feature view v v1 has a transform that returns feature other, which is not declared; add it to features or drop it',
+    );
     const reads = compileView(
-      featureView({ name: 'v', version: 1, entity: item, source: 'items', features: { value: float64 }, transform: (r) => ({ value: (r.value as number) + (r.name === 'x' ? 1 : 0) }) }),
+      featureView({
+        name: 'v',
+        version: 1,
+        entity: item,
+        source: 'items',
+        features: { value: float64 },
+        transform: (r) => ({ value: (r.value as number) + (r.name === 'x' ? 1 : 0) }),
+      }),
       ITEMS,
     );
     expect([...reads.columnsRead].sort()).toEqual(['id', 'name', 'value']);

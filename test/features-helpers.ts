@@ -2,10 +2,12 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type * as arrow from 'apache-arrow';
-import type { FeatureDefinitions } from '../framework/features/index.js';
-import type { Change, ChangeBatch, Op, Row } from '../framework/types.js';
+import { FeatureRegistry, type FeatureDefinitions } from '../framework/features/index.js';
+import { Materializer } from '../framework/features/materialize.js';
+import type { ChangeLog } from '../framework/interfaces/index.js';
+import type { Change, ChangeBatch, Op, Position, Row } from '../framework/types.js';
 import { DuckDBChangeLog } from '../stores/duckdb/duckdb-change-log.js';
-import { FeatureTables } from '../stores/duckdb/feature-tables.js';
+import { HistoryTables } from '../stores/duckdb/offline/history-tables.js';
 import { ITEMS } from '../testing/items.js';
 
 /** A small deterministic PRNG (mulberry32), so a failing seed can be replayed. */
@@ -37,13 +39,16 @@ export interface History {
  * deletes, key moves (updates of the primary key), several changes of one key in one transaction,
  * transactions sharing a commit time, and now and then a truncate. Batches end mid-transaction too.
  */
-export function randomHistory(seed: number, options: { keys: number; transactions: number; truncates?: boolean }): History {
+export function randomHistory(
+  seed: number,
+  options: { keys: number; transactions: number; truncates?: boolean },
+): History {
   const rand = prng(seed);
   const pick = <T>(xs: readonly T[]) => xs[Math.floor(rand() * xs.length)]!;
   const live = new Map<number, Row>();
   const changes: Change[] = [];
   const times: bigint[] = [];
-  let lsn = 1000n;
+  let position = 1000n;
   let time = T0;
   const txEnds: number[] = [];
   // Snapshot reads share the consistent point.
@@ -51,7 +56,7 @@ export function randomHistory(seed: number, options: { keys: number; transaction
     if (rand() < 0.5) {
       const row = { id, value: Math.round(rand() * 1000) / 10, name: `n${id}` };
       live.set(id, row);
-      changes.push(mk('r', row, null, lsn, lsn, time));
+      changes.push(mk('r', row, null, position, position, time));
     }
   }
   times.push(time);
@@ -60,23 +65,38 @@ export function randomHistory(seed: number, options: { keys: number; transaction
     // Occasionally two transactions commit in the same microsecond.
     time += rand() < 0.1 ? 0n : BigInt(1 + Math.floor(rand() * 5_000_000));
     times.push(time);
-    const commitLsn = lsn + 100n;
+    const commitPosition = position + 100n;
     const n = 1 + Math.floor(rand() * 4);
     for (let i = 0; i < n; i++) {
-      lsn += 1n;
+      position += 1n;
       const r = rand();
       const id = 1 + Math.floor(rand() * options.keys);
       if (options.truncates && r < 0.01) {
         live.clear();
-        changes.push({ table: ITEMS.table, op: 't', key: null, before: null, after: null, lsn, commitLsn, commitTime: time, xid: tx + 1, schemaVersion: 1 });
+        changes.push({
+          table: ITEMS.table,
+          op: 't',
+          key: null,
+          before: null,
+          after: null,
+          position,
+          commitPosition,
+          commitTime: time,
+          xid: tx + 1,
+          schemaVersion: 1,
+        });
       } else if (!live.has(id)) {
         const row = { id, value: Math.round(rand() * 1000) / 10, name: `n${id}-${tx}` };
         live.set(id, row);
-        changes.push(mk('c', row, null, lsn, commitLsn, time));
+        changes.push(mk('c', row, null, position, commitPosition, time));
       } else if (r < 0.6) {
-        const row = { ...live.get(id)!, value: Math.round(rand() * 1000) / 10, name: rand() < 0.2 ? null : `u${id}-${tx}` } as Row;
+        const row = {
+          ...live.get(id)!,
+          value: Math.round(rand() * 1000) / 10,
+          name: rand() < 0.2 ? null : `u${id}-${tx}`,
+        } as Row;
         live.set(id, row);
-        changes.push(mk('u', row, null, lsn, commitLsn, time));
+        changes.push(mk('u', row, null, position, commitPosition, time));
       } else if (r < 0.67) {
         // Primary-key update: the row moves to a free id.
         const free = Array.from({ length: options.keys }, (_, k) => k + 1).filter((k) => !live.has(k));
@@ -85,13 +105,24 @@ export function randomHistory(seed: number, options: { keys: number; transaction
         const row = { ...live.get(id)!, id: to };
         live.delete(id);
         live.set(to, row);
-        changes.push(mk('u', row, { id }, lsn, commitLsn, time));
+        changes.push(mk('u', row, { id }, position, commitPosition, time));
       } else {
         live.delete(id);
-        changes.push({ table: ITEMS.table, op: 'd', key: { id }, before: { id }, after: null, lsn, commitLsn, commitTime: time, xid: tx + 1, schemaVersion: 1 });
+        changes.push({
+          table: ITEMS.table,
+          op: 'd',
+          key: { id },
+          before: { id },
+          after: null,
+          position,
+          commitPosition,
+          commitTime: time,
+          xid: tx + 1,
+          schemaVersion: 1,
+        });
       }
     }
-    lsn = commitLsn;
+    position = commitPosition;
     txEnds.push(changes.length);
   }
   // Cut into batches of random size; a batch is complete when it ends on a transaction end.
@@ -103,15 +134,48 @@ export function randomHistory(seed: number, options: { keys: number; transaction
     let end = Math.min(changes.length, start + 1 + Math.floor(rand() * 40));
     if (rand() < 0.7) end = [...ends].filter((e) => e >= end).sort((a, b) => a - b)[0] ?? changes.length;
     const part = changes.slice(start, end);
-    batches.push({ changes: part, complete: ends.has(end), checkpoint: part[part.length - 1]!.commitLsn, schemas: first ? [ITEMS] : [] });
+    batches.push(
+      batchOf({
+        changes: part,
+        complete: ends.has(end),
+        checkpoint: part[part.length - 1]!.commitPosition,
+        schemas: first ? [ITEMS] : [],
+      }),
+    );
     first = false;
     start = end;
   }
   return { changes, batches, times };
 }
 
-function mk(op: Op, after: Row, before: Row | null, lsn: bigint, commitLsn: bigint, commitTime: bigint): Change {
-  return { table: ITEMS.table, op, key: { id: after.id! }, before, after: { ...after }, lsn, commitLsn, commitTime, xid: 1, schemaVersion: 1 };
+function mk(
+  op: Op,
+  after: Row,
+  before: Row | null,
+  position: Position,
+  commitPosition: Position,
+  commitTime: bigint,
+): Change {
+  return {
+    table: ITEMS.table,
+    op,
+    key: { id: after.id! },
+    before,
+    after: { ...after },
+    position,
+    commitPosition,
+    commitTime,
+    xid: 1,
+    schemaVersion: 1,
+  };
+}
+
+/** A batch made only of Change objects (no column-wise groups), each change at its own index. */
+export function batchOf(
+  parts: Pick<ChangeBatch, 'complete' | 'checkpoint' | 'schemas'> & { readonly changes: Change[] },
+): ChangeBatch {
+  const { changes } = parts;
+  return { ...parts, groups: [], changeIndexes: changes.map((_, i) => i), size: changes.length };
 }
 
 /** The state of `public.items` at `t` (changes committed at or before t), with each row's last change time. */
@@ -129,15 +193,37 @@ export function stateAt(changes: readonly Change[], t: bigint): Map<number, { ro
   return state;
 }
 
-/** A change log in a fresh temp DuckDB file with the feature tables of `definitions`, reset and open. */
-export async function openLogWithFeatures(definitions: FeatureDefinitions, path?: string): Promise<{ log: DuckDBChangeLog; tables: FeatureTables; path: string }> {
+/**
+ * One batch through the stages the ingest engine runs (`framework/ingest/ingest-engine.ts`): its
+ * schemas to the materializer (a view that does not fit its table is refused here), its feature rows
+ * materialized, then batch and rows applied together.
+ */
+export async function applyBatch(log: ChangeLog, materializer: Materializer, batch: ChangeBatch): Promise<void> {
+  materializer.addSchemas(batch.schemas);
+  await log.apply(batch, materializer.materialize(batch));
+}
+
+/** A change log with the feature history of some definitions (see {@link openLogWithFeatures}). */
+export interface LogWithFeatures {
+  readonly log: DuckDBChangeLog;
+  readonly materializer: Materializer;
+  readonly path: string;
+  /** {@link applyBatch} on this log. */
+  apply(batch: ChangeBatch): Promise<void>;
+}
+
+/**
+ * A change log with the history tables of `definitions`, open: in a fresh temp DuckDB file (reset for
+ * `public.items`), or in the file at `path` as an earlier run left it (the definitions are checked and
+ * new versions built from the log as it opens).
+ */
+export async function openLogWithFeatures(definitions: FeatureDefinitions, path?: string): Promise<LogWithFeatures> {
   const file = path ?? join(mkdtempSync(join(tmpdir(), 'featureflow-features-')), 'store.duckdb');
-  const log = new DuckDBChangeLog(file);
-  const tables = new FeatureTables(definitions);
-  log.addConsumer(tables);
+  const materializer = new Materializer(new FeatureRegistry(definitions));
+  const log = new DuckDBChangeLog(file, {}, new HistoryTables(materializer));
   await log.open();
-  if (!path) await log.reset({ tables: [ITEMS.table], lsn: 1000n });
-  return { log, tables, path: file };
+  if (!path) await log.reset({ tables: [ITEMS.table], point: 1000n });
+  return { log, materializer, path: file, apply: (batch) => applyBatch(log, materializer, batch) };
 }
 
 /** The rows of an Arrow table as plain objects (for assertions). */

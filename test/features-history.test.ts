@@ -3,10 +3,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { tableFromIPC } from 'apache-arrow';
 import { afterEach, describe, expect, test } from 'vitest';
-import { entity, featureView, float64, tensor, text } from '../framework/features/index.js';
-import { FeatureStore, openFeatureStore } from '../stores/duckdb/feature-store.js';
+import { entity, featureView, float64, int32, tensor, text } from '../framework/features/index.js';
 import type { DuckDBChangeLog } from '../stores/duckdb/duckdb-change-log.js';
-import { ITEMS, T0, openLogWithFeatures, prng, randomHistory, rowsOf, stateAt } from './features-helpers.js';
+import { DuckDBOfflineStore, openOfflineStore } from '../stores/duckdb/offline/duckdb-offline-store.js';
+import { ITEMS, T0, batchOf, openLogWithFeatures, prng, randomHistory, rowsOf, stateAt } from './features-helpers.js';
 
 const item = entity({ name: 'item', keys: ['id'] });
 const doubled = (version: number) =>
@@ -18,10 +18,17 @@ const doubled = (version: number) =>
     features: { doubled: float64, name: text },
     transform: (row) => ({ doubled: (row.value as number) * 2, name: row.name as string | null }),
   });
-const plain = featureView({ name: 'items_plain', version: 1, entity: item, source: 'items', features: { value: float64 }, ttl: '3s' });
+const plain = featureView({
+  name: 'items_plain',
+  version: 1,
+  entity: item,
+  source: 'items',
+  features: { value: float64 },
+  ttl: '3s',
+});
 
 const logs: DuckDBChangeLog[] = [];
-const stores: FeatureStore[] = [];
+const stores: DuckDBOfflineStore[] = [];
 afterEach(async () => {
   for (const store of stores.splice(0)) store.close();
   for (const log of logs.splice(0)) await log.close();
@@ -35,10 +42,10 @@ describe('versioned history tables against a brute-force oracle', () => {
   for (const seed of [1, 2, 3]) {
     test(`random history ${seed}: point-in-time join, as-of, latest and history intervals`, async () => {
       const h = randomHistory(seed, { keys: 40, transactions: 300, truncates: true });
-      const { log } = await openLogWithFeatures({ views: [doubled(1), plain] });
+      const { log, apply } = await openLogWithFeatures({ views: [doubled(1), plain] });
       logs.push(log);
-      for (const batch of h.batches) await log.apply(batch);
-      const store = new FeatureStore(log.connection);
+      for (const batch of h.batches) await apply(batch);
+      const store = new DuckDBOfflineStore(log.connection);
       const read = async (sql: string) => (await log.connection.runAndReadAll(sql)).getRows();
 
       // Every entity's versions tile time: each closes where the next opens, one open row per entity, no empty interval.
@@ -52,13 +59,18 @@ describe('versioned history tables against a brute-force oracle', () => {
       }
       // The append-only base table under the view holds exactly those rows: a version superseded
       // within its instant was removed, so (key, valid_from) is unique there too.
-      expect(await read('SELECT count(*), count(DISTINCT (id, valid_from)) FROM fv_items_doubled_v1__rows')).toEqual([[BigInt(rows.length), BigInt(rows.length)]]);
+      expect(await read('SELECT count(*), count(DISTINCT (id, valid_from)) FROM fv_items_doubled_v1__rows')).toEqual([
+        [BigInt(rows.length), BigInt(rows.length)],
+      ]);
 
       // Point-in-time join: every spine row equals the oracle (the table's state at t).
       const rand = prng(seed * 7);
       const last = h.times[h.times.length - 1]!;
       const spine = Array.from({ length: 400 }, (_, i) => {
-        const t = i % 3 === 0 ? h.times[Math.floor(rand() * h.times.length)]! : T0 - 1_000_000n + BigInt(Math.floor(rand() * Number(last - T0 + 3_000_000n)));
+        const t =
+          i % 3 === 0
+            ? h.times[Math.floor(rand() * h.times.length)]!
+            : T0 - 1_000_000n + BigInt(Math.floor(rand() * Number(last - T0 + 3_000_000n)));
         return { id: 1 + Math.floor(rand() * 45), event_timestamp: t, label: i };
       });
       const set = rowsOf(await store.trainingSet({ spine, features: [doubled(1), plain] }));
@@ -84,7 +96,9 @@ describe('versioned history tables against a brute-force oracle', () => {
       // As of T equals replaying the changes up to T.
       for (const t of [T0 - 1n, T0, h.times[50]!, h.times[51]! + 1n, h.times[200]!, last]) {
         const asOf = rowsOf(await store.asOf('items_doubled', t)).map((r) => [r.id, r.doubled, r.name]);
-        const expected = [...stateAt(h.changes, t).values()].sort((a, b) => (a.row.id as number) - (b.row.id as number));
+        const expected = [...stateAt(h.changes, t).values()].sort(
+          (a, b) => (a.row.id as number) - (b.row.id as number),
+        );
         expect(asOf).toEqual(expected.map((s) => [s.row.id, (s.row.value as number) * 2, s.row.name]));
       }
       const latest = rowsOf(await store.latest('items_doubled')).map((r) => r.id);
@@ -95,15 +109,26 @@ describe('versioned history tables against a brute-force oracle', () => {
 
 describe('filters', () => {
   test('an entity is in a filtered view while its row matches: it leaves like a delete and comes back', async () => {
-    const big = featureView({ name: 'big', version: 1, entity: item, source: 'items', features: { value: float64 }, filter: (row) => (row.value as number) > 50 });
+    const big = featureView({
+      name: 'big',
+      version: 1,
+      entity: item,
+      source: 'items',
+      features: { value: float64 },
+      filter: (row) => (row.value as number) > 50,
+    });
     const h = randomHistory(21, { keys: 30, transactions: 200 });
-    const { log } = await openLogWithFeatures({ views: [big] });
+    const { log, apply } = await openLogWithFeatures({ views: [big] });
     logs.push(log);
-    for (const batch of h.batches) await log.apply(batch);
-    const store = new FeatureStore(log.connection);
+    for (const batch of h.batches) await apply(batch);
+    const store = new DuckDBOfflineStore(log.connection);
     for (const t of [h.times[40]!, h.times[120]!, h.times[h.times.length - 1]!]) {
-      const expected = [...stateAt(h.changes, t).values()].filter((s) => (s.row.value as number) > 50).map((s) => [s.row.id, s.row.value]);
-      expect(rowsOf(await store.asOf('big', t)).map((r) => [r.id, r.value])).toEqual(expected.sort((a, b) => (a[0] as number) - (b[0] as number)));
+      const expected = [...stateAt(h.changes, t).values()]
+        .filter((s) => (s.row.value as number) > 50)
+        .map((s) => [s.row.id, s.row.value]);
+      expect(rowsOf(await store.asOf('big', t)).map((r) => [r.id, r.value])).toEqual(
+        expected.sort((a, b) => (a[0] as number) - (b[0] as number)),
+      );
     }
   });
 });
@@ -112,18 +137,23 @@ describe('rebuilding a view version from the change log', () => {
   test('two views applied live equal their new versions built from the change log, row for row', async () => {
     const h = randomHistory(11, { keys: 60, transactions: 500, truncates: true });
     const first = await openLogWithFeatures({ views: [doubled(1), plain] });
-    for (const batch of h.batches) await first.log.apply(batch);
+    for (const batch of h.batches) await first.apply(batch);
     await first.log.close();
 
     const plain2 = featureView({ ...plain, version: 2, ttl: '3s' });
     const again = await openLogWithFeatures({ views: [doubled(1), doubled(2), plain, plain2] }, first.path);
     logs.push(again.log);
-    await again.tables.open(again.log.connection);
     const c = again.log.connection;
     const diff = async (a: string, b: string, columns: string) =>
-      (await c.runAndReadAll(`SELECT count(*) FROM (SELECT ${columns} FROM "${a}" EXCEPT ALL SELECT ${columns} FROM "${b}")`)).getRows()[0]![0];
+      (
+        await c.runAndReadAll(
+          `SELECT count(*) FROM (SELECT ${columns} FROM "${a}" EXCEPT ALL SELECT ${columns} FROM "${b}")`,
+        )
+      ).getRows()[0]![0];
     const cols = 'id, doubled, name, valid_from, valid_to, lsn, op, deleted';
-    expect(Number((await c.runAndReadAll('SELECT count(*) FROM fv_items_doubled_v2')).getRows()[0]![0])).toBeGreaterThan(400);
+    expect(
+      Number((await c.runAndReadAll('SELECT count(*) FROM fv_items_doubled_v2')).getRows()[0]![0]),
+    ).toBeGreaterThan(400);
     expect(await diff('fv_items_doubled_v1', 'fv_items_doubled_v2', cols)).toBe(0n);
     expect(await diff('fv_items_doubled_v2', 'fv_items_doubled_v1', cols)).toBe(0n);
     const pcols = 'id, value, valid_from, valid_to, lsn, op, deleted';
@@ -134,7 +164,7 @@ describe('rebuilding a view version from the change log', () => {
   test('a definition changed without a version bump is refused, saying what changed and what to do', async () => {
     const h = randomHistory(5, { keys: 10, transactions: 20 });
     const first = await openLogWithFeatures({ views: [doubled(1)] });
-    for (const batch of h.batches) await first.log.apply(batch);
+    for (const batch of h.batches) await first.apply(batch);
     await first.log.close();
 
     const changed = featureView({
@@ -148,11 +178,53 @@ describe('rebuilding a view version from the change log', () => {
     // Refused when the store opens (start-up), before any batch.
     const error = await openLogWithFeatures({ views: [changed] }, first.path).catch((e: unknown) => e);
     expect(error).toMatchObject({ code: 'FF_FEATURE_VERSION' });
-    expect(String((error as Error).message)).toMatch(/items_doubled v1 changed.*transform changed.*Bump its version to 2/);
+    expect(String((error as Error).message)).toMatch(
+      /items_doubled v1 changed.*transform changed.*Bump its version to 2/,
+    );
     // The store is untouched and still readable.
-    const store = await openFeatureStore(first.path);
+    const store = await openOfflineStore(first.path);
     stores.push(store);
     expect((await store.latest('items_doubled')).numRows).toBeGreaterThan(0);
+  });
+});
+
+describe('schema versions', () => {
+  test('a view reading a column added later opens on a log that also holds the older schema (was checked against the oldest stored one)', async () => {
+    const first = await openLogWithFeatures({ views: [doubled(1)] });
+    const withTier = {
+      ...ITEMS,
+      version: 2,
+      columns: [...ITEMS.columns, { name: 'tier', type: 'int4', array: false, typeOid: 23, key: false }],
+    };
+    const change = {
+      table: ITEMS.table,
+      op: 'c' as const,
+      key: { id: 2 },
+      before: null,
+      after: { id: 2, value: 1, name: 'x', tier: 5 },
+      position: 2001n,
+      commitPosition: 2001n,
+      commitTime: T0,
+      xid: 7,
+      schemaVersion: 2,
+    };
+    await first.apply(batchOf({ changes: [], complete: true, checkpoint: 2000n, schemas: [ITEMS] }));
+    await first.apply(batchOf({ changes: [change], complete: true, checkpoint: 2001n, schemas: [withTier] }));
+    await first.log.close();
+
+    const tiered = featureView({
+      name: 'tiered',
+      version: 1,
+      entity: item,
+      source: 'items',
+      features: { tier: int32 },
+      transform: (row) => ({ tier: row.tier as number | null }),
+    });
+    const again = await openLogWithFeatures({ views: [doubled(1), tiered] }, first.path);
+    logs.push(again.log);
+    expect(
+      rowsOf(await new DuckDBOfflineStore(again.log.connection).latest('tiered')).map((r) => [r.id, r.tier]),
+    ).toEqual([[2, 5]]);
   });
 });
 
@@ -160,19 +232,23 @@ describe('storage layout', () => {
   test('a history written by an older featureflow (a table updated in place) is refused with a clear error, not read wrongly', async () => {
     const h = randomHistory(8, { keys: 10, transactions: 20 });
     const first = await openLogWithFeatures({ views: [doubled(1)] });
-    for (const batch of h.batches) await first.log.apply(batch);
+    for (const batch of h.batches) await first.apply(batch);
     // What the older layout left: fv_<name>_v<version> as a table with valid_to, no base table.
     const c = first.log.connection;
     await c.run('CREATE TABLE old_rows AS SELECT * FROM fv_items_doubled_v1');
-    await c.run('DROP VIEW fv_items_doubled_v1; DROP TABLE fv_items_doubled_v1__rows; ALTER TABLE old_rows RENAME TO fv_items_doubled_v1');
+    await c.run(
+      'DROP VIEW fv_items_doubled_v1; DROP TABLE fv_items_doubled_v1__rows; ALTER TABLE old_rows RENAME TO fv_items_doubled_v1',
+    );
     await first.log.close();
 
-    const store = await openFeatureStore(first.path);
+    const store = await openOfflineStore(first.path);
     stores.push(store);
     for (const read of [() => store.latest('items_doubled'), () => store.status()]) {
       const error = await read().catch((e: unknown) => e);
       expect(error).toMatchObject({ code: 'FF_FEATURE_VERSION' });
-      expect((error as Error).message).toMatch(/items_doubled v1: its history fv_items_doubled_v1 was written by an older featureflow.*Bump the view's version/);
+      expect((error as Error).message).toMatch(
+        /items_doubled v1: its history fv_items_doubled_v1 was written by an older featureflow.*Bump the view's version/,
+      );
     }
     store.close();
     stores.pop();
@@ -194,15 +270,34 @@ describe('rows a view rejects', () => {
         return { value: row.value as number };
       },
     });
-    const { log } = await openLogWithFeatures({ views: [picky] });
+    const { log, apply } = await openLogWithFeatures({ views: [picky] });
     logs.push(log);
-    const change = (id: number, op: 'r' | 'c' = 'c') => ({ table: ITEMS.table, op, key: { id }, before: null, after: { id, value: id / 2, name: 'x' }, lsn: 2000n + BigInt(id), commitLsn: 3000n, commitTime: T0, xid: 7, schemaVersion: 1 });
-    await log.apply({ changes: [1, 2, 3, 4].map((id) => change(id)), complete: true, checkpoint: 3000n, schemas: [ITEMS] });
-    const store = new FeatureStore(log.connection);
+    const change = (id: number, op: 'r' | 'c' = 'c') => ({
+      table: ITEMS.table,
+      op,
+      key: { id },
+      before: null,
+      after: { id, value: id / 2, name: 'x' },
+      position: 2000n + BigInt(id),
+      commitPosition: 3000n,
+      commitTime: T0,
+      xid: 7,
+      schemaVersion: 1,
+    });
+    await apply(
+      batchOf({ changes: [1, 2, 3, 4].map((id) => change(id)), complete: true, checkpoint: 3000n, schemas: [ITEMS] }),
+    );
+    const store = new DuckDBOfflineStore(log.connection);
     expect(rowsOf(await store.latest('picky')).map((r) => r.id)).toEqual([1, 2, 4]);
     const dead = rowsOf(await store.deadLetters('picky'));
     expect(dead).toHaveLength(1);
-    expect(dead[0]).toMatchObject({ view: 'picky', version: 1, op: 'c', key: '{"id":3}', error: 'transform threw: cannot score item 3' });
+    expect(dead[0]).toMatchObject({
+      view: 'picky',
+      version: 1,
+      op: 'c',
+      key: '{"id":3}',
+      error: 'transform threw: cannot score item 3',
+    });
     expect((await store.status()).find((s) => s.view === 'picky')).toMatchObject({ deadLetters: 1, entities: 3 });
   });
 
@@ -215,12 +310,14 @@ describe('rows a view rejects', () => {
       features: { value: float64 },
       transform: (row) => ({ value: String(row.value) as unknown as number }),
     });
-    const { log } = await openLogWithFeatures({ views: [wrong] });
+    const { log, apply } = await openLogWithFeatures({ views: [wrong] });
     logs.push(log);
-    const batch = { changes: [], complete: true, checkpoint: 3000n, schemas: [ITEMS] };
-    const error = await log.apply(batch).catch((e: unknown) => e);
+    const batch = batchOf({ changes: [], complete: true, checkpoint: 3000n, schemas: [ITEMS] });
+    const error = await apply(batch).catch((e: unknown) => e);
     expect(error).toMatchObject({ code: 'FF_FEATURE_DEFINITION' });
-    expect(String((error as Error).message)).toMatch(/feature view wrong v1 has a transform that returns a string for feature value, declared float64; convert the value or change the declared type/);
+    expect(String((error as Error).message)).toMatch(
+      /feature view wrong v1 has a transform that returns a string for feature value, declared float64; convert the value or change the declared type/,
+    );
 
     const sometimes = featureView({
       name: 'sometimes',
@@ -232,9 +329,20 @@ describe('rows a view rejects', () => {
     });
     const other = await openLogWithFeatures({ views: [sometimes] });
     logs.push(other.log);
-    const rows = [1, 2].map((id) => ({ table: ITEMS.table, op: 'c' as const, key: { id }, before: null, after: { id, value: 1.5, name: 'x' }, lsn: 2000n + BigInt(id), commitLsn: 3000n, commitTime: T0, xid: 7, schemaVersion: 1 }));
-    await other.log.apply({ changes: rows, complete: true, checkpoint: 3000n, schemas: [ITEMS] });
-    const dead = rowsOf(await new FeatureStore(other.log.connection).deadLetters());
+    const rows = [1, 2].map((id) => ({
+      table: ITEMS.table,
+      op: 'c' as const,
+      key: { id },
+      before: null,
+      after: { id, value: 1.5, name: 'x' },
+      position: 2000n + BigInt(id),
+      commitPosition: 3000n,
+      commitTime: T0,
+      xid: 7,
+      schemaVersion: 1,
+    }));
+    await other.apply(batchOf({ changes: rows, complete: true, checkpoint: 3000n, schemas: [ITEMS] }));
+    const dead = rowsOf(await new DuckDBOfflineStore(other.log.connection).deadLetters());
     expect(dead.map((d) => d.error)).toEqual(['feature value: got a string for a float64 feature; return a number']);
   });
 
@@ -247,9 +355,11 @@ describe('rows a view rejects', () => {
       features: { value: float64 },
       transform: (row) => ({ value: row.valeu as number }),
     });
-    const { log } = await openLogWithFeatures({ views: [typo] });
+    const { log, apply } = await openLogWithFeatures({ views: [typo] });
     logs.push(log);
-    const error = await log.apply({ changes: [], complete: true, checkpoint: 3000n, schemas: [ITEMS] }).catch((e: unknown) => e);
+    const error = await apply(batchOf({ changes: [], complete: true, checkpoint: 3000n, schemas: [ITEMS] })).catch(
+      (e: unknown) => e,
+    );
     expect(error).toMatchObject({ code: 'FF_FEATURE_DEFINITION' });
     expect((error as Error).message).toBe(
       'feature view typo v1 has a transform that reads column "valeu", which public.items does not have (its columns: id, value, name); fix the transform, or add the column to the table',
@@ -268,24 +378,44 @@ describe('exports and spines', () => {
       transform: (row) => ({ v: [row.value as number, 1, 2, 3] }),
       ttl: 60,
     });
-    const { log } = await openLogWithFeatures({ views: [vec] });
+    const { log, apply } = await openLogWithFeatures({ views: [vec] });
     logs.push(log);
     const at = (s: number) => T0 + BigInt(s) * 1_000_000n;
-    const change = (op: 'c' | 'd', s: number) => ({ table: ITEMS.table, op, key: { id: 1 }, before: op === 'd' ? { id: 1 } : null, after: op === 'd' ? null : { id: 1, value: 0.5, name: 'n' }, lsn: BigInt(2000 + s), commitLsn: BigInt(2000 + s), commitTime: at(s), xid: s, schemaVersion: 1 });
-    await log.apply({ changes: [change('c', 0), change('d', 30)], complete: true, checkpoint: 3000n, schemas: [ITEMS] });
-    const spine = [10, 30, 40].map((s) => ({ id: 1, event_timestamp: at(s) })).concat([{ id: 1, event_timestamp: at(29) }]);
-    const set = await new FeatureStore(log.connection).trainingSet({ spine, features: [vec], ttl: 20 });
+    const change = (op: 'c' | 'd', s: number) => ({
+      table: ITEMS.table,
+      op,
+      key: { id: 1 },
+      before: op === 'd' ? { id: 1 } : null,
+      after: op === 'd' ? null : { id: 1, value: 0.5, name: 'n' },
+      position: BigInt(2000 + s),
+      commitPosition: BigInt(2000 + s),
+      commitTime: at(s),
+      xid: s,
+      schemaVersion: 1,
+    });
+    await apply(
+      batchOf({ changes: [change('c', 0), change('d', 30)], complete: true, checkpoint: 3000n, schemas: [ITEMS] }),
+    );
+    const spine = [10, 30, 40]
+      .map((s) => ({ id: 1, event_timestamp: at(s) }))
+      .concat([{ id: 1, event_timestamp: at(29) }]);
+    const set = await new DuckDBOfflineStore(log.connection).trainingSet({ spine, features: [vec], ttl: 20 });
     expect(String(set.schema.fields[2]!.type)).toBe('FixedSizeList[4]<Float32>');
     expect(set.schema.fields[2]!.metadata.get('featureflow.shape')).toBe('[2,2]');
     const values = [0, 1, 2, 3].map((r) => set.getChild('v')!.get(r));
-    expect(values.map((v) => (v === null ? null : Array.from(v as Iterable<number>)))).toEqual([[0.5, 1, 2, 3], null, null, null]);
+    expect(values.map((v) => (v === null ? null : Array.from(v as Iterable<number>)))).toEqual([
+      [0.5, 1, 2, 3],
+      null,
+      null,
+      null,
+    ]);
   });
 
   test('an empty view exports zero rows with its columns; unknown spine keys give nulls; time zones are instants', async () => {
-    const { log } = await openLogWithFeatures({ views: [doubled(1)] });
+    const { log, apply } = await openLogWithFeatures({ views: [doubled(1)] });
     logs.push(log);
-    await log.apply({ changes: [], complete: true, checkpoint: 1001n, schemas: [ITEMS] });
-    const store = new FeatureStore(log.connection);
+    await apply(batchOf({ changes: [], complete: true, checkpoint: 1001n, schemas: [ITEMS] }));
+    const store = new DuckDBOfflineStore(log.connection);
     const empty = await store.latest('items_doubled');
     expect(empty.numRows).toBe(0);
     expect(empty.schema.fields.map((f) => f.name)).toEqual(['id', 'doubled', 'name', 'valid_from']);
@@ -293,16 +423,36 @@ describe('exports and spines', () => {
     for (const file of ['empty.parquet', 'empty.arrow']) {
       const result = await store.export({ view: 'items_doubled' }, join(dir, file));
       expect(result.rows).toBe(0);
-      expect(JSON.parse(readFileSync(result.manifestPath, 'utf8'))).toMatchObject({ kind: 'latest', rows: 0, views: [{ name: 'items_doubled', version: 1 }] });
+      expect(JSON.parse(readFileSync(result.manifestPath, 'utf8'))).toMatchObject({
+        kind: 'latest',
+        rows: 0,
+        views: [{ name: 'items_doubled', version: 1 }],
+      });
     }
     const parquet = await log.connection.runAndReadAll(`SELECT * FROM read_parquet('${join(dir, 'empty.parquet')}')`);
     expect([parquet.currentRowCount, parquet.columnNames()]).toEqual([0, ['id', 'doubled', 'name', 'valid_from']]);
     const arrowFile = tableFromIPC(readFileSync(join(dir, 'empty.arrow')));
-    expect([arrowFile.numRows, arrowFile.schema.fields.map((f) => f.name)]).toEqual([0, ['id', 'doubled', 'name', 'valid_from']]);
+    expect([arrowFile.numRows, arrowFile.schema.fields.map((f) => f.name)]).toEqual([
+      0,
+      ['id', 'doubled', 'name', 'valid_from'],
+    ]);
 
     const at = (s: number) => T0 + BigInt(s) * 1_000_000n;
-    const upd = (id: number, value: number, s: number, op: 'c' | 'u') => ({ table: ITEMS.table, op, key: { id }, before: null, after: { id, value, name: 'n' }, lsn: BigInt(2000 + s), commitLsn: BigInt(2000 + s), commitTime: at(s), xid: s, schemaVersion: 1 });
-    await log.apply({ changes: [upd(1, 1, 0, 'c'), upd(1, 2, 3600, 'u')], complete: true, checkpoint: 6000n, schemas: [] });
+    const upd = (id: number, value: number, s: number, op: 'c' | 'u') => ({
+      table: ITEMS.table,
+      op,
+      key: { id },
+      before: null,
+      after: { id, value, name: 'n' },
+      position: BigInt(2000 + s),
+      commitPosition: BigInt(2000 + s),
+      commitTime: at(s),
+      xid: s,
+      schemaVersion: 1,
+    });
+    await apply(
+      batchOf({ changes: [upd(1, 1, 0, 'c'), upd(1, 2, 3600, 'u')], complete: true, checkpoint: 6000n, schemas: [] }),
+    );
     const iso = (micros: bigint, offset = 'Z') => new Date(Number(micros / 1000n)).toISOString().replace('Z', offset);
     const spine = [
       { id: 1, event_timestamp: iso(at(1800)) }, // 1
@@ -313,6 +463,8 @@ describe('exports and spines', () => {
     ];
     const set = rowsOf(await store.trainingSet({ spine, features: ['items_doubled:doubled'] }));
     expect(set.map((r) => r.doubled)).toEqual([2, 4, 2, null, null]);
-    expect(set.map((r) => r.event_timestamp)).toEqual([at(1800), at(3600), at(3599), at(3600), at(-1)].map((m) => Number(m / 1000n)));
+    expect(set.map((r) => r.event_timestamp)).toEqual(
+      [at(1800), at(3600), at(3599), at(3600), at(-1)].map((m) => Number(m / 1000n)),
+    );
   });
 });

@@ -3,8 +3,6 @@ import type pg from 'pg';
 import { closeContainer, createContainer, TOKENS } from '../index.js';
 import { entity, featureView, float64 } from '../framework/features/index.js';
 import { openDuckDB } from '../stores/duckdb/duckdb-database.js';
-import { FeatureStore } from '../stores/duckdb/feature-store.js';
-import type { DuckDBChangeLog } from '../stores/duckdb/duckdb-change-log.js';
 import { pgClient, randomName, testConfig } from './helpers.js';
 import { startIngest } from './ingest-harness.js';
 
@@ -22,7 +20,11 @@ function writer(client: pg.Client, table: string, seed: number) {
       i += 7;
       const id = 1 + ((i * 7919) % 3000);
       const r = i % 3;
-      if (r === 0) await client.query(`INSERT INTO ${table} VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET n = excluded.n`, [id, i]);
+      if (r === 0)
+        await client.query(`INSERT INTO ${table} VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET n = excluded.n`, [
+          id,
+          i,
+        ]);
       else if (r === 1) await client.query(`UPDATE ${table} SET n = n + 1 WHERE id = $1`, [id]);
       else await client.query(`DELETE FROM ${table} WHERE id = $1`, [id]);
     }
@@ -42,8 +44,18 @@ describe('feature history under concurrent writers', () => {
     await setup.query(`CREATE TABLE ${table} (id int PRIMARY KEY, n bigint NOT NULL)`);
     await setup.query(`INSERT INTO ${table} SELECT g, g FROM generate_series(1, 3000) g`);
     const item = entity({ name: 'item', keys: ['id'] });
-    const view = featureView({ name: 'live_n', version: 1, entity: item, source: table, features: { n: float64 }, transform: (row) => ({ n: Number(row.n) }) });
-    const config = testConfig([table], { features: { views: [view] }, ingest: { heartbeatSeconds: 1, snapshotBatchSize: 500 } });
+    const view = featureView({
+      name: 'live_n',
+      version: 1,
+      entity: item,
+      source: table,
+      features: { n: float64 },
+      transform: (row) => ({ n: Number(row.n) }),
+    });
+    const config = testConfig([table], {
+      features: { views: [view] },
+      ingest: { heartbeatSeconds: 1, snapshotBatchSize: 500 },
+    });
 
     const clients = [await pgClient(), await pgClient(), await pgClient()];
     const writers = clients.map((c, k) => writer(c, table, k * 1000));
@@ -55,8 +67,7 @@ describe('feature history under concurrent writers', () => {
     await ingest.caughtUp(setup);
     await ingest.stop();
 
-    const log = (await container.getAsync(TOKENS.ChangeLog)) as DuckDBChangeLog;
-    const store = new FeatureStore(log.connection, { definitions: config.features });
+    const store = await container.getAsync(TOKENS.OfflineStore);
     const latest = await store.latest('live_n');
     const ours = new Map<number, number>();
     const ids = latest.getChild('id')!.toArray();
@@ -66,19 +77,24 @@ describe('feature history under concurrent writers', () => {
     const theirs = new Map(rows.map((r) => [r.id as number, r.n as number]));
     expect(ours.size).toBe(theirs.size);
     expect([...ours.entries()].filter(([id, n]) => theirs.get(id) !== n)).toEqual([]);
-    // The view's current rows (valid_to null) are the same entities.
-    const current = (await log.connection.runAndReadAll('SELECT count(*) FROM fv_live_n_v1 WHERE valid_to IS NULL AND NOT deleted')).getRows()[0]![0];
-    expect(Number(current)).toBe(theirs.size);
     await closeContainer(container);
 
-    const db = await openDuckDB(config.store.path, { readOnly: true });
-    const backwards = (
-      await db.connection.runAndReadAll(
+    // The file the ingest left, read-only.
+    const db = await openDuckDB(config.store.config.path, { readOnly: true });
+    const count = async (sql: string) => Number((await db.connection.runAndReadAll(sql)).getRows()[0]![0]);
+    let current: number;
+    let backwards: number;
+    try {
+      current = await count('SELECT count(*) FROM fv_live_n_v1 WHERE valid_to IS NULL AND NOT deleted');
+      backwards = await count(
         'SELECT count(*) FROM (SELECT commit_time < lag(commit_time) OVER (ORDER BY seq) AS back FROM change_log) WHERE back',
-      )
-    ).getRows()[0]![0];
-    db.close();
-    expect(Number(backwards)).toBe(0);
+      );
+    } finally {
+      db.close();
+    }
+    // The view's current rows (valid_to null) are the same entities.
+    expect(current).toBe(theirs.size);
+    expect(backwards).toBe(0);
     for (const c of [...clients, setup]) await c.end();
   });
 });

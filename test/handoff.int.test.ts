@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, test } from 'vitest';
 import type { Container } from 'inversify';
 import { createContainer, closeContainer, TOKENS } from '../index.js';
-import { parseLsn } from '../framework/types.js';
+import { parsePosition } from '../framework/types.js';
 import { diffAgainstPostgres, pgClient, randomName, readChangeLog, replay, testConfig } from './helpers.js';
 import { startIngest } from './ingest-harness.js';
 
@@ -20,7 +20,9 @@ describe('snapshot and stream meet exactly', () => {
   test('writers running during the snapshot: state equals PostgreSQL, every later operation logged once', async () => {
     const table = randomName('handoff');
     const setup = await pgClient();
-    await setup.query(`CREATE TABLE ${table} (id int PRIMARY KEY, n bigint NOT NULL, label text, amount numeric(12,3), seen timestamptz)`);
+    await setup.query(
+      `CREATE TABLE ${table} (id int PRIMARY KEY, n bigint NOT NULL, label text, amount numeric(12,3), seen timestamptz)`,
+    );
     await setup.query(
       `INSERT INTO ${table} SELECT g, g::bigint * 1000000000, 'row ' || g, g / 7.0, now() - g * interval '1 second' FROM generate_series(1, 30000) g`,
     );
@@ -43,12 +45,16 @@ describe('snapshot and stream meet exactly', () => {
         const before = (await writer.query('SELECT pg_current_wal_insert_lsn()::text AS l')).rows[0].l;
         const kind = i % 3;
         if (kind === 0) await writer.query(`INSERT INTO ${table} VALUES ($1, $2, 'new', 1.5, now())`, [nextId++, i]);
-        else if (kind === 1) await writer.query(`UPDATE ${table} SET n = n + 1, label = 'upd ' || $2::text WHERE id = $1`, [1 + ((i * 7919) % 30000), i]);
+        else if (kind === 1)
+          await writer.query(`UPDATE ${table} SET n = n + 1, label = 'upd ' || $2::text WHERE id = $1`, [
+            1 + ((i * 7919) % 30000),
+            i,
+          ]);
         else await writer.query(`DELETE FROM ${table} WHERE id = $1`, [1 + ((i * 104729) % 30000)]);
         const xid = Number(BigInt((await writer.query('SELECT txid_current()::text AS x')).rows[0].x) & 0xffffffffn);
         await writer.query('COMMIT');
         const after = (await writer.query('SELECT pg_current_wal_insert_lsn()::text AS l')).rows[0].l;
-        ops.push({ xid, lsnBefore: parseLsn(before), lsnAfter: parseLsn(after) });
+        ops.push({ xid, lsnBefore: parsePosition(before), lsnAfter: parsePosition(after) });
       }
     })();
 
@@ -63,7 +69,7 @@ describe('snapshot and stream meet exactly', () => {
     await closeContainer(container);
     containers.length = 0;
 
-    const { changes, schemas } = await readChangeLog(config.store.path);
+    const { changes, schemas } = await readChangeLog(config.store.config.path);
     const qualified = `public.${table}`;
     const snapshotLsn = changes.find((c) => c.op === 'r')!.lsn;
     const streamed = changes.filter((c) => c.op !== 'r');

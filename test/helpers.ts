@@ -5,6 +5,9 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { inject } from 'vitest';
 import { resolveConfig, type FeatureflowConfig, type ResolvedConfig } from '../framework/config.js';
+import { DEFAULTS } from '../index.js';
+import { postgres, type PostgresAdapter, type PostgresConfig } from '../sources/postgres/index.js';
+import { duckdb, type DuckDBAdapter, type DuckDBConfig } from '../stores/duckdb/index.js';
 import { toPgParam, decodeRow } from '../framework/value-json.js';
 import type { ColumnSchema, Row, TableSchema } from '../framework/types.js';
 import { openDuckDB } from '../stores/duckdb/duckdb-database.js';
@@ -27,17 +30,36 @@ export async function pgClient(url = pgUrl()): Promise<pg.Client> {
   return client;
 }
 
+/** A resolved config whose adapters are the PostgreSQL source and the DuckDB store (their settings readable). */
+export type TestConfig = ResolvedConfig & { readonly source: PostgresAdapter; readonly store: DuckDBAdapter };
+
+/** What a test may override: the source's and store's settings, and the rest of the config. */
+export interface TestOverrides extends Partial<Omit<FeatureflowConfig, 'source' | 'store'>> {
+  readonly source?: Partial<PostgresConfig>;
+  readonly store?: DuckDBConfig;
+}
+
 /** A config with its own slot, publication and DuckDB file. */
-export function testConfig(tables: string[], overrides: Partial<FeatureflowConfig> = {}, url = pgUrl()): ResolvedConfig {
+export function testConfig(tables: string[], overrides: TestOverrides = {}, url = pgUrl()): TestConfig {
   const dir = mkdtempSync(join(tmpdir(), 'featureflow-test-'));
-  return resolveConfig({
-    logLevel: process.env.FEATUREFLOW_TEST_LOG ?? 'silent',
-    ...overrides,
-    // Source settings merge with the test's own slot and publication.
-    source: { connectionString: url, tables, slot: randomName('slot'), publication: randomName('pub'), ...overrides.source },
-    // Store settings merge with the test's own file.
-    store: { path: join(dir, 'featureflow.duckdb'), ...overrides.store },
-  });
+  const { source, store, ...rest } = overrides;
+  return resolveConfig(
+    {
+      logLevel: process.env.FEATUREFLOW_TEST_LOG ?? 'silent',
+      ...rest,
+      // Source settings merge with the test's own slot and publication.
+      source: postgres({
+        connectionString: url,
+        tables,
+        slot: randomName('slot'),
+        publication: randomName('pub'),
+        ...source,
+      }),
+      // Store settings merge with the test's own file.
+      store: duckdb({ path: join(dir, 'featureflow.duckdb'), ...store }),
+    },
+    DEFAULTS,
+  ) as TestConfig;
 }
 
 /**
@@ -45,15 +67,19 @@ export function testConfig(tables: string[], overrides: Partial<FeatureflowConfi
  * in 'eu'): key (id, region), a column v = id.
  */
 export async function createPartitionedTable(client: pg.Client, table: string, rows: number): Promise<void> {
-  await client.query(`CREATE TABLE ${table} (id int, region text, v int, PRIMARY KEY (id, region)) PARTITION BY LIST (region)`);
+  await client.query(
+    `CREATE TABLE ${table} (id int, region text, v int, PRIMARY KEY (id, region)) PARTITION BY LIST (region)`,
+  );
   await client.query(`CREATE TABLE ${table}_eu PARTITION OF ${table} FOR VALUES IN ('eu')`);
   await client.query(`CREATE TABLE ${table}_us PARTITION OF ${table} FOR VALUES IN ('us')`);
-  await client.query(`INSERT INTO ${table} SELECT g, CASE WHEN g % 2 = 0 THEN 'eu' ELSE 'us' END, g FROM generate_series(1, ${rows}) g`);
+  await client.query(
+    `INSERT INTO ${table} SELECT g, CASE WHEN g % 2 = 0 THEN 'eu' ELSE 'us' END, g FROM generate_series(1, ${rows}) g`,
+  );
 }
 
 /** The same log (file, slot, publication) configured with other tables. */
-export function withTables(config: ResolvedConfig, tables: string[]): ResolvedConfig {
-  return Object.freeze({ ...config, source: Object.freeze({ ...config.source, tables }) });
+export function withTables(config: TestConfig, tables: string[]): TestConfig {
+  return Object.freeze({ ...config, source: config.source.withTables(tables) as PostgresAdapter });
 }
 
 /** A row of the change log as stored. */
@@ -70,10 +96,14 @@ export interface LoggedChange {
 }
 
 /** Reads every change of a DuckDB change log file (opened read-only; the writer must be closed). */
-export async function readChangeLog(path: string): Promise<{ changes: LoggedChange[]; schemas: Map<string, TableSchema> }> {
+export async function readChangeLog(
+  path: string,
+): Promise<{ changes: LoggedChange[]; schemas: Map<string, TableSchema> }> {
   const db = await openDuckDB(path, { readOnly: true });
   try {
-    const schemaRows = (await db.connection.runAndReadAll('SELECT table_name, version, columns, key_columns FROM _schemas')).getRows();
+    const schemaRows = (
+      await db.connection.runAndReadAll('SELECT table_name, version, columns, key_columns FROM _schemas')
+    ).getRows();
     const schemas = new Map<string, TableSchema>();
     for (const [table, version, columns, keyColumns] of schemaRows as [string, number, string, string][]) {
       schemas.set(`${table}#${version}`, { table, columns: JSON.parse(columns), keyColumns: JSON.parse(keyColumns) });
@@ -82,7 +112,18 @@ export async function readChangeLog(path: string): Promise<{ changes: LoggedChan
       await db.connection.runAndReadAll(
         'SELECT seq, table_name, op, key, before, after, lsn, commit_lsn, schema_version, xid FROM change_log ORDER BY seq',
       )
-    ).getRows() as [bigint, string, string, string | null, string | null, string | null, bigint, bigint, number, bigint][];
+    ).getRows() as [
+      bigint,
+      string,
+      string,
+      string | null,
+      string | null,
+      string | null,
+      bigint,
+      bigint,
+      number,
+      bigint,
+    ][];
     const changes = rows.map(([seq, table, op, key, before, after, lsn, commitLsn, version, xid]) => {
       const cols = schemas.get(`${table}#${version}`)?.columns ?? [];
       return {
@@ -113,7 +154,8 @@ export function replay(changes: readonly LoggedChange[], table: string): Map<str
     else {
       if (c.op === 'u' && c.before) {
         // A primary-key update moves the row: forget the old key.
-        for (const [k, row] of state) if (Object.keys(JSON.parse(c.key!)).every((col) => sameValue(row[col], c.before![col]))) state.delete(k);
+        for (const [k, row] of state)
+          if (Object.keys(JSON.parse(c.key!)).every((col) => sameValue(row[col], c.before![col]))) state.delete(k);
       }
       state.set(c.key!, c.after!);
     }
@@ -152,12 +194,17 @@ export async function diffAgainstPostgres(
   const placeholders = columns.map((c, i) => `$${i + 1}::${typeOf.get(c.name)}`).join(', ');
   const insert = `INSERT INTO ${temp} (${names.join(', ')}) VALUES (${placeholders})`;
   for (const row of rows) {
-    await client.query(insert, columns.map((c) => toPgParam(row[c.name] ?? null, c)));
+    await client.query(
+      insert,
+      columns.map((c) => toPgParam(row[c.name] ?? null, c)),
+    );
   }
   const diff = async (a: string, b: string) =>
-    (await client.query(`SELECT x::text AS r FROM (SELECT ${names.join(', ')} FROM ${a} EXCEPT ALL SELECT ${names.join(', ')} FROM ${b}) x`)).rows.map(
-      (r) => r.r as string,
-    );
+    (
+      await client.query(
+        `SELECT x::text AS r FROM (SELECT ${names.join(', ')} FROM ${a} EXCEPT ALL SELECT ${names.join(', ')} FROM ${b}) x`,
+      )
+    ).rows.map((r) => r.r as string);
   // json has no equality operator: compare json columns through their text.
   const missing = await diff(quoteTable(table), temp).catch(() => diffText(client, quoteTable(table), temp, names));
   const extra = await diff(temp, quoteTable(table)).catch(() => diffText(client, temp, quoteTable(table), names));
@@ -174,7 +221,11 @@ async function diffText(client: pg.Client, a: string, b: string, names: string[]
 }
 
 /** Waits until `check` returns true, polling; fails with `what` after `timeoutMs`. */
-export async function waitFor(what: string, check: () => Promise<boolean> | boolean, timeoutMs = 30_000): Promise<void> {
+export async function waitFor(
+  what: string,
+  check: () => Promise<boolean> | boolean,
+  timeoutMs = 30_000,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (await check()) return;

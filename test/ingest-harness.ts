@@ -1,12 +1,14 @@
+import type { Container } from 'inversify';
 import type pg from 'pg';
-import type { ResolvedConfig } from '../framework/config.js';
-import type { IngestOptions, IngestResult } from '../framework/ingest-engine.js';
-import { parseLsn, type Row, type TableSchema } from '../framework/types.js';
+import type { Materialized } from '../framework/features/materialize.js';
+import type { IngestOptions, IngestResult } from '../framework/ingest/ingest-engine.js';
+import type { ChangeLog } from '../framework/interfaces/index.js';
+import { parsePosition, type ChangeBatch, type Row, type TableSchema } from '../framework/types.js';
 import { closeContainer, createContainer, TOKENS } from '../index.js';
-import { diffAgainstPostgres, readChangeLog, replay, waitFor, type LoggedChange } from './helpers.js';
+import { diffAgainstPostgres, readChangeLog, replay, waitFor, type LoggedChange, type TestConfig } from './helpers.js';
 
 /** One `ingest --until-caught-up` run in this process: a fresh container, closed afterwards. */
-export async function ingestUntilCaughtUp(config: ResolvedConfig, options: IngestOptions = {}): Promise<IngestResult> {
+export async function ingestUntilCaughtUp(config: TestConfig, options: IngestOptions = {}): Promise<IngestResult> {
   const container = await createContainer(config);
   try {
     const engine = await container.getAsync(TOKENS.IngestEngine);
@@ -14,6 +16,30 @@ export async function ingestUntilCaughtUp(config: ResolvedConfig, options: Inges
   } finally {
     await closeContainer(container);
   }
+}
+
+/**
+ * Runs `hook` after each batch the container's change log applies (the store's transaction still
+ * open when the batch is incomplete), before the engine goes on; a throw fails that apply. Call it
+ * before anything resolves the change log.
+ */
+export function afterEachApply(container: Container, hook: (batch: ChangeBatch, log: ChangeLog) => unknown): void {
+  container.onActivation(
+    TOKENS.ChangeLog,
+    (_context, log) =>
+      new Proxy(log, {
+        get(target, property) {
+          if (property === 'apply') {
+            return async (batch: ChangeBatch, features: Materialized) => {
+              await target.apply(batch, features);
+              await hook(batch, target);
+            };
+          }
+          const value: unknown = Reflect.get(target, property, target);
+          return typeof value === 'function' ? value.bind(target) : value;
+        },
+      }),
+  );
 }
 
 /** The newest stored schema of `table` (qualified) in a change log read by {@link readChangeLog}. */
@@ -34,11 +60,16 @@ export function latestSchema(schemas: Map<string, TableSchema>, table: string): 
  */
 export async function compareWithPostgres(
   client: pg.Client,
-  config: ResolvedConfig,
+  config: TestConfig,
   table: string,
-): Promise<{ diff: { missing: string[]; extra: string[] }; changes: LoggedChange[]; schemas: Map<string, TableSchema>; state: Map<string, Row> }> {
+): Promise<{
+  diff: { missing: string[]; extra: string[] };
+  changes: LoggedChange[];
+  schemas: Map<string, TableSchema>;
+  state: Map<string, Row>;
+}> {
   const qualified = table.includes('.') ? table : `public.${table}`;
-  const { changes, schemas } = await readChangeLog(config.store.path);
+  const { changes, schemas } = await readChangeLog(config.store.config.path);
   const state = replay(changes, qualified);
   const diff = await diffAgainstPostgres(client, qualified, state.values(), latestSchema(schemas, qualified).columns);
   return { diff, changes, schemas, state };
@@ -73,7 +104,10 @@ export interface BackgroundIngest {
 }
 
 /** Starts `engine.run()` (not until caught up) and tracks its progress. */
-export function startIngest(engine: { run(options: IngestOptions): Promise<IngestResult> }, options: IngestOptions = {}): BackgroundIngest {
+export function startIngest(
+  engine: { run(options: IngestOptions): Promise<IngestResult> },
+  options: IngestOptions = {},
+): BackgroundIngest {
   const controller = new AbortController();
   let snapshotDone = false;
   let checkpoint = 0n;
@@ -95,7 +129,7 @@ export function startIngest(engine: { run(options: IngestOptions): Promise<Inges
     checkpoint: () => checkpoint,
     until,
     async caughtUp(client, timeoutMs = 60_000) {
-      const target = parseLsn((await client.query('SELECT pg_current_wal_insert_lsn()::text AS l')).rows[0].l);
+      const target = parsePosition((await client.query('SELECT pg_current_wal_insert_lsn()::text AS l')).rows[0].l);
       await until('the stream to catch up', () => checkpoint >= target, timeoutMs);
     },
     async stop() {

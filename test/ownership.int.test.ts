@@ -1,10 +1,9 @@
 import { copyFileSync, rmSync } from 'node:fs';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import type { ResolvedConfig } from '../framework/config.js';
 import { FeatureflowError } from '../framework/errors.js';
 import { closeContainer, createContainer, TOKENS } from '../index.js';
-import { pgClient, randomName, testConfig, withTables } from './helpers.js';
+import { pgClient, randomName, testConfig, withTables, type TestConfig } from './helpers.js';
 import { compareWithPostgres, ingestUntilCaughtUp } from './ingest-harness.js';
 
 // Each of these used to exit 0 and lose committed changes for good: a change log must never resume
@@ -30,7 +29,7 @@ async function insert(table: string, from: number, to: number): Promise<void> {
 }
 
 /** The run's rejection, a FeatureflowError. */
-async function ingestError(config: ResolvedConfig): Promise<FeatureflowError> {
+async function ingestError(config: TestConfig): Promise<FeatureflowError> {
   const error = await ingestUntilCaughtUp(config).then(
     () => undefined,
     (e: unknown) => e,
@@ -40,7 +39,10 @@ async function ingestError(config: ResolvedConfig): Promise<FeatureflowError> {
 }
 
 async function slotConfirmed(slot: string): Promise<string | null> {
-  const { rows } = await client.query('SELECT confirmed_flush_lsn::text AS l FROM pg_replication_slots WHERE slot_name = $1', [slot]);
+  const { rows } = await client.query(
+    'SELECT confirmed_flush_lsn::text AS l FROM pg_replication_slots WHERE slot_name = $1',
+    [slot],
+  );
   return rows[0]?.l ?? null;
 }
 
@@ -53,7 +55,7 @@ async function publicationTables(publication: string): Promise<string[]> {
   return rows.map((r) => r.t as string);
 }
 
-async function teardown(config: ResolvedConfig) {
+async function teardown(config: TestConfig) {
   const container = await createContainer(config);
   try {
     const log = await container.getAsync(TOKENS.ChangeLog);
@@ -71,24 +73,27 @@ describe('a change log never silently loses changes', () => {
     const table = await createTable(100);
     const config = testConfig([table]);
     await ingestUntilCaughtUp(config);
-    const copy = `${config.store.path}.copy`;
-    copyFileSync(config.store.path, copy);
+    const copy = `${config.store.config.path}.copy`;
+    copyFileSync(config.store.config.path, copy);
     await insert(table, 101, 110);
     await ingestUntilCaughtUp(config);
     // The older copy comes back; the slot has confirmed rows 101–110 already.
-    copyFileSync(copy, config.store.path);
-    rmSync(`${config.store.path}.wal`, { force: true });
+    copyFileSync(copy, config.store.config.path);
+    rmSync(`${config.store.config.path}.wal`, { force: true });
     await insert(table, 111, 120);
     const error = await ingestError(config);
     expect(error.code).toBe('FF_PG_SLOT_AHEAD');
-    expect(error.message).toMatch(new RegExp(`slot ${config.source.slot}`));
+    expect(error.message).toMatch(new RegExp(`slot ${config.source.config.slot}`));
     expect(error.message).toMatch(/confirmed [0-9A-F]+\/[0-9A-F]+, the log's checkpoint is [0-9A-F]+\/[0-9A-F]+/);
-    expect(error.message).toMatch(/teardown --yes.*featureflow ingest|source\.slot/);
+    expect(error.message).toMatch(/teardown --yes.*featureflow ingest|postgres\(\{ slot \}\)/);
     // Nothing was applied from the gap on.
     expect((await compareWithPostgres(client, config, table)).state.size).toBe(100);
 
     // The way out the message names: drop the log's slot, take a new snapshot into the same file.
-    expect(await teardown(config)).toMatchObject({ slotDropped: true, publicationDropped: true, notOwned: [] });
+    expect(await teardown(config)).toEqual({
+      dropped: [`slot ${config.source.config.slot}`, `publication ${config.source.config.publication}`],
+      leftAlone: [],
+    });
     await ingestUntilCaughtUp(config);
     const { diff, state } = await compareWithPostgres(client, config, table);
     expect(diff).toEqual({ missing: [], extra: [] });
@@ -100,18 +105,20 @@ describe('a change log never silently loses changes', () => {
     const a = testConfig([table]);
     await ingestUntilCaughtUp(a);
     await insert(table, 101, 110);
-    const before = await slotConfirmed(a.source.slot);
+    const before = await slotConfirmed(a.source.config.slot);
 
     // B: its own file and publication, A's slot name (e.g. both on the default `featureflow`).
-    const b = testConfig([table], { source: { tables: [table], slot: a.source.slot, publication: undefined } });
+    const b = testConfig([table], { source: { tables: [table], slot: a.source.config.slot, publication: undefined } });
     const error = await ingestError(b);
     expect(error.code).toBe('FF_PG_SLOT_FOREIGN');
-    expect(error.message).toMatch(new RegExp(`replication slot ${a.source.slot} .* this change log did not create it`));
+    expect(error.message).toMatch(
+      new RegExp(`replication slot ${a.source.config.slot} .* this change log did not create it`),
+    );
     expect(error.message).toMatch(/pg_drop_replication_slot/);
-    expect(await slotConfirmed(a.source.slot)).toBe(before);
+    expect(await slotConfirmed(a.source.config.slot)).toBe(before);
     // B created nothing: its publication (the slot's name by default) would be new; none was made.
-    expect(b.source.publication).toBe(a.source.slot);
-    expect(await publicationTables(b.source.publication)).toEqual([]);
+    expect(b.source.config.publication).toBe(a.source.config.slot);
+    expect(await publicationTables(b.source.config.publication)).toEqual([]);
 
     await insert(table, 111, 120);
     await ingestUntilCaughtUp(a);
@@ -119,8 +126,8 @@ describe('a change log never silently loses changes', () => {
     expect(diff).toEqual({ missing: [], extra: [] });
     expect(state.size).toBe(120);
     // Teardown by B leaves A's slot alone too.
-    expect(await teardown(b)).toMatchObject({ slotDropped: false, notOwned: [`slot ${a.source.slot}`] });
-    expect(await slotConfirmed(a.source.slot)).not.toBeNull();
+    expect(await teardown(b)).toEqual({ dropped: [], leftAlone: [`slot ${a.source.config.slot}`] });
+    expect(await slotConfirmed(a.source.config.slot)).not.toBeNull();
   });
 
   test('two configurations sharing a publication: the second is refused (FF_PG_PUBLICATION_FOREIGN) and the first keeps receiving', async () => {
@@ -128,13 +135,15 @@ describe('a change log never silently loses changes', () => {
     const tableB = await createTable(10);
     const a = testConfig([tableA]);
     await ingestUntilCaughtUp(a);
-    const b = testConfig([tableB], { source: { tables: [tableB], publication: a.source.publication } });
+    const b = testConfig([tableB], { source: { tables: [tableB], publication: a.source.config.publication } });
     const error = await ingestError(b);
     expect(error.code).toBe('FF_PG_PUBLICATION_FOREIGN');
-    expect(error.message).toMatch(new RegExp(`publication ${a.source.publication} .* publishes public\\.${tableA}`));
-    expect(await publicationTables(a.source.publication)).toEqual([`public.${tableA}`]);
+    expect(error.message).toMatch(
+      new RegExp(`publication ${a.source.config.publication} .* publishes public\\.${tableA}`),
+    );
+    expect(await publicationTables(a.source.config.publication)).toEqual([`public.${tableA}`]);
     // B made no slot either.
-    expect(await slotConfirmed(b.source.slot)).toBeNull();
+    expect(await slotConfirmed(b.source.config.slot)).toBeNull();
 
     await insert(tableA, 11, 20);
     await ingestUntilCaughtUp(a);
@@ -148,7 +157,7 @@ describe('a change log never silently loses changes', () => {
     const slot2 = randomName('slot');
     const one = testConfig([table1], { source: { tables: [table1], slot: slot1, publication: undefined } });
     const two = testConfig([table2], { source: { tables: [table2], slot: slot2, publication: undefined } });
-    expect([one.source.publication, two.source.publication]).toEqual([slot1, slot2]);
+    expect([one.source.config.publication, two.source.config.publication]).toEqual([slot1, slot2]);
     await ingestUntilCaughtUp(one);
     await ingestUntilCaughtUp(two);
     expect(await publicationTables(slot1)).toEqual([`public.${table1}`]);
@@ -161,7 +170,7 @@ describe('a change log never silently loses changes', () => {
     expect((await compareWithPostgres(client, grown, table3)).state.size).toBe(5);
   });
 
-  test("a publication the user created is used as it is, never altered, and teardown leaves it", async () => {
+  test('a publication the user created is used as it is, never altered, and teardown leaves it', async () => {
     const table = await createTable(5);
     const other = await createTable(1);
     const publication = randomName('userpub');
@@ -177,7 +186,10 @@ describe('a change log never silently loses changes', () => {
     expect(error.message).toMatch(new RegExp(`ALTER PUBLICATION "${publication}" ADD TABLE "public"."${other}"`));
     expect(await publicationTables(publication)).toEqual([`public.${table}`]);
 
-    expect(await teardown(config)).toMatchObject({ slotDropped: true, publicationDropped: false, notOwned: [`publication ${publication}`] });
+    expect(await teardown(config)).toEqual({
+      dropped: [`slot ${config.source.config.slot}`],
+      leftAlone: [`publication ${publication}`],
+    });
     expect(await publicationTables(publication)).toEqual([`public.${table}`]);
   });
 
@@ -187,7 +199,7 @@ describe('a change log never silently loses changes', () => {
     const controller = new AbortController();
     // Stop after the first snapshot batch: the slot exists, the snapshot is not done.
     await ingestUntilCaughtUp(config, { signal: controller.signal, onBatch: () => controller.abort() });
-    expect(await slotConfirmed(config.source.slot)).not.toBeNull();
+    expect(await slotConfirmed(config.source.config.slot)).not.toBeNull();
     await ingestUntilCaughtUp(config);
     const { diff, state } = await compareWithPostgres(client, config, table);
     expect(diff).toEqual({ missing: [], extra: [] });

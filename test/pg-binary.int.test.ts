@@ -7,7 +7,9 @@ import { afterAll, beforeAll, describe, expect, inject, test } from 'vitest';
 import type { ColumnSchema, Value } from '../framework/types.js';
 import { decodeRow, encodeRow, rowEncoder, toPgParam } from '../framework/value-json.js';
 import { CopyBinaryParser } from '../sources/postgres/copy-binary-parser.js';
-import { PgTypeResolver, decoderFor, numericTextBound, writeNumericText } from '../sources/postgres/pg-binary.js';
+import { decoderFor } from '../sources/postgres/pg-binary.js';
+import { numericTextBound, writeNumericText } from '../sources/postgres/pg-numeric.js';
+import { PgTypeResolver } from '../sources/postgres/pg-types.js';
 
 // PostgreSQL is the oracle: every decoded value is compared with PostgreSQL's own text output of the
 // same value (brought to our form by a small normaliser below), and pushed back through toPgParam to
@@ -20,7 +22,9 @@ const query = (sql: string, params: unknown[]) => client.query(sql, params);
 beforeAll(async () => {
   client = new pg.Client({ connectionString: inject('pgUrl') });
   await client.connect();
-  await client.query("SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'iso_8601'; SET extra_float_digits = 1");
+  await client.query(
+    "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'iso_8601'; SET extra_float_digits = 1",
+  );
 });
 
 afterAll(async () => {
@@ -74,7 +78,14 @@ async function tableColumns(table: string): Promise<(ColumnSchema & { sqlType: s
   const out = [];
   for (const r of rows) {
     const info = await resolver.resolve(Number(r.oid), query);
-    out.push({ name: r.attname, type: info.type, array: info.array, typeOid: Number(r.oid), key: false, sqlType: r.sqltype });
+    out.push({
+      name: r.attname,
+      type: info.type,
+      array: info.array,
+      typeOid: Number(r.oid),
+      key: false,
+      sqlType: r.sqltype,
+    });
   }
   return out;
 }
@@ -166,7 +177,8 @@ function parsePgArray(text: string): (string | null)[] | unknown[] {
 
 function normalise(text: string | null, column: ColumnSchema): Value {
   if (text === null || !column.array) return normaliseScalar(text, column.type);
-  const walk = (v: unknown): Value => (Array.isArray(v) ? v.map(walk) : normaliseScalar(v as string | null, column.type));
+  const walk = (v: unknown): Value =>
+    Array.isArray(v) ? v.map(walk) : normaliseScalar(v as string | null, column.type);
   return walk(parsePgArray(text));
 }
 
@@ -182,10 +194,21 @@ const FORM: Record<string, RegExp> = {
 
 function checkForm(value: Value, column: ColumnSchema): void {
   if (value === null) return;
-  if (Array.isArray(value)) return value.forEach((v) => checkForm(v, column));
+  if (Array.isArray(value)) {
+    for (const v of value) checkForm(v, column);
+    return;
+  }
   const form = FORM[column.type];
   if (form) expect(value).toMatch(form);
-  const js: Record<string, string> = { bool: 'boolean', int2: 'number', int4: 'number', oid: 'number', float4: 'number', float8: 'number', int8: 'bigint' };
+  const js: Record<string, string> = {
+    bool: 'boolean',
+    int2: 'number',
+    int4: 'number',
+    oid: 'number',
+    float4: 'number',
+    float8: 'number',
+    int8: 'bigint',
+  };
   if (column.type === 'bytea') expect(Buffer.isBuffer(value)).toBe(true);
   else expect(typeof value).toBe(js[column.type] ?? 'string');
 }
@@ -236,7 +259,9 @@ async function checkExistingTable(table: string, pushBackRows: number): Promise<
         `SELECT ${column.name}::text AS original, ($1::${column.sqlType})::text AS ours FROM ${table} WHERE id = $2`,
         [toPgParam(values[c]!, column), values[0]],
       );
-      expect(check[0].ours, `row ${r} column ${column.sqlType} pushed back as ${String(values[c])}`).toBe(check[0].original);
+      expect(check[0].ours, `row ${r} column ${column.sqlType} pushed back as ${String(values[c])}`).toBe(
+        check[0].original,
+      );
     }
   }
 
@@ -283,9 +308,27 @@ describe('binary COPY decoding matches PostgreSQL', () => {
 
   test('numeric: signs, scales, trailing zeros, many digits, NaN and ±Infinity', async () => {
     const values = [
-      '0', '0.00', '-12.3400', '100000', '1e-5', '-0.0000001', '12345678901234567890.123456789012345678900',
-      '99999999', '10000', '0.1', '-1', '1e100', '-1e-100', '123.456e10', '0.0001', '1000.0001', '9999.9999',
-      "'NaN'", "'Infinity'", "'-Infinity'", '0.000000000000000000001230',
+      '0',
+      '0.00',
+      '-12.3400',
+      '100000',
+      '1e-5',
+      '-0.0000001',
+      '12345678901234567890.123456789012345678900',
+      '99999999',
+      '10000',
+      '0.1',
+      '-1',
+      '1e100',
+      '-1e-100',
+      '123.456e10',
+      '0.0001',
+      '1000.0001',
+      '9999.9999',
+      "'NaN'",
+      "'Infinity'",
+      "'-Infinity'",
+      '0.000000000000000000001230',
     ];
     await checkTable(
       ['numeric', 'numeric(10,2)'],
@@ -312,7 +355,8 @@ describe('binary COPY decoding matches PostgreSQL', () => {
       const out = new Uint8Array(numericTextBound(bin, 0));
       const end = writeNumericText(bin, 0, out, 0);
       const written = Buffer.from(out.subarray(0, end)).toString('latin1');
-      if (written !== text || decode(bin, 0, bin.length) !== text) mismatches.push(`${text}: wrote ${written}, decoded ${String(decode(bin, 0, bin.length))}`);
+      if (written !== text || decode(bin, 0, bin.length) !== text)
+        mismatches.push(`${text}: wrote ${written}, decoded ${String(decode(bin, 0, bin.length))}`);
     }
     expect(rows.length).toBeGreaterThan(2500);
     expect(mismatches).toEqual([]);
@@ -349,10 +393,20 @@ describe('binary COPY decoding matches PostgreSQL', () => {
     await checkTable(
       ['uuid', 'json', 'jsonb', 'bytea'],
       [
-        [`'A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11'`, `'{"a": 1, "a": 2,  "b":[1, 2]}'`, `'{"b": {"c": [1, 2, {"d": null}]}, "a": 123456789012345678901234567890.5}'`, `'\\x'`],
+        [
+          `'A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11'`,
+          `'{"a": 1, "a": 2,  "b":[1, 2]}'`,
+          `'{"b": {"c": [1, 2, {"d": null}]}, "a": 123456789012345678901234567890.5}'`,
+          `'\\x'`,
+        ],
         [`'00000000-0000-0000-0000-000000000000'`, `'123456789012345678901234567890'`, `'[]'`, `'\\x00'`],
         [`'ffffffff-ffff-ffff-ffff-ffffffffffff'`, `'"\\u00e9 é"'`, `'"\\u00e9 \\" é"'`, `'\\x00ff00'`],
-        [`gen_random_uuid()`, `'null'`, `'{"k": 1e400, "big": 9223372036854775808}'`, `decode(repeat('00ff', 50000), 'hex')`],
+        [
+          `gen_random_uuid()`,
+          `'null'`,
+          `'{"k": 1e400, "big": 9223372036854775808}'`,
+          `decode(repeat('00ff', 50000), 'hex')`,
+        ],
         [`'12345678-1234-1234-1234-123456789abc'`, `'[]'`, `'null'`, `'abc'::bytea`],
       ],
     );
@@ -360,18 +414,44 @@ describe('binary COPY decoding matches PostgreSQL', () => {
 
   test('date, including BC, far future and ±infinity', async () => {
     const values = [
-      '2000-01-01', '1970-01-01', '1969-12-31', '1900-02-28', '2024-02-29', '0001-01-01', '0001-12-31 BC',
-      '0044-03-15 BC', '4713-01-01 BC', '5874897-12-31', '10000-01-01', 'infinity', '-infinity', '1582-10-04',
+      '2000-01-01',
+      '1970-01-01',
+      '1969-12-31',
+      '1900-02-28',
+      '2024-02-29',
+      '0001-01-01',
+      '0001-12-31 BC',
+      '0044-03-15 BC',
+      '4713-01-01 BC',
+      '5874897-12-31',
+      '10000-01-01',
+      'infinity',
+      '-infinity',
+      '1582-10-04',
     ];
-    await checkTable(['date'], values.map((v) => [`'${v}'`]));
+    await checkTable(
+      ['date'],
+      values.map((v) => [`'${v}'`]),
+    );
   });
 
   test('timestamp and timestamptz: before 1970, microseconds, BC, extremes, ±infinity', async () => {
     const values = [
-      '2000-01-01 00:00:00', '1999-12-31 23:59:59.999999', '2000-01-01 00:00:00.000001', '1969-12-31 23:59:59.999999',
-      '1970-01-01 00:00:00', '1900-01-01 12:34:56.000001', '0044-03-15 12:00:00 BC', '0001-01-01 00:00:00 BC',
-      '4713-11-24 00:00:00 BC', '294276-12-31 23:59:59.999999', '2024-06-01 12:00:00.5', 'infinity', '-infinity',
-      '1677-09-21 00:12:43.145224', '2262-04-11 23:47:16.854775',
+      '2000-01-01 00:00:00',
+      '1999-12-31 23:59:59.999999',
+      '2000-01-01 00:00:00.000001',
+      '1969-12-31 23:59:59.999999',
+      '1970-01-01 00:00:00',
+      '1900-01-01 12:34:56.000001',
+      '0044-03-15 12:00:00 BC',
+      '0001-01-01 00:00:00 BC',
+      '4713-11-24 00:00:00 BC',
+      '294276-12-31 23:59:59.999999',
+      '2024-06-01 12:00:00.5',
+      'infinity',
+      '-infinity',
+      '1677-09-21 00:12:43.145224',
+      '2262-04-11 23:47:16.854775',
     ];
     await checkTable(
       ['timestamp', 'timestamp(3)', 'timestamptz'],
@@ -402,18 +482,52 @@ describe('binary COPY decoding matches PostgreSQL', () => {
 
   test('interval: zero, mixed signs, fractions, extremes', async () => {
     const values = [
-      '0', '1 year 2 months 3 days 4 hours 5 minutes 6.000007 seconds', '-1 year -2 months', '1 day -1 second',
-      '-0.5 seconds', '1.5 seconds', '-1 year +2 days -3 hours', '1 microsecond', '-1 microsecond', '1 mon -1 day',
-      '2562047788 hours 54.775807 seconds', '-2562047788 hours -54.775808 seconds', '178000000 years', '-178000000 years',
-      '-2147483648 days', '2147483647 days', '100000 hours', '59 minutes 59.999999 seconds', '-1 hours 30 minutes',
-      '13 months', '-13 months', '0.12 seconds', '1 week',
+      '0',
+      '1 year 2 months 3 days 4 hours 5 minutes 6.000007 seconds',
+      '-1 year -2 months',
+      '1 day -1 second',
+      '-0.5 seconds',
+      '1.5 seconds',
+      '-1 year +2 days -3 hours',
+      '1 microsecond',
+      '-1 microsecond',
+      '1 mon -1 day',
+      '2562047788 hours 54.775807 seconds',
+      '-2562047788 hours -54.775808 seconds',
+      '178000000 years',
+      '-178000000 years',
+      '-2147483648 days',
+      '2147483647 days',
+      '100000 hours',
+      '59 minutes 59.999999 seconds',
+      '-1 hours 30 minutes',
+      '13 months',
+      '-13 months',
+      '0.12 seconds',
+      '1 week',
     ];
-    await checkTable(['interval'], values.map((v) => [`'${v}'`]));
+    await checkTable(
+      ['interval'],
+      values.map((v) => [`'${v}'`]),
+    );
   });
 
   test('arrays: empty, NULL elements, 2-D and 3-D, quoting', async () => {
     await checkTable(
-      ['int4[]', 'text[]', 'int8[]', 'numeric[]', 'bool[]', 'float8[]', 'varchar(10)[]', 'char(3)[]', 'int2[]', 'oid[]', 'float4[]', 'name[]'],
+      [
+        'int4[]',
+        'text[]',
+        'int8[]',
+        'numeric[]',
+        'bool[]',
+        'float8[]',
+        'varchar(10)[]',
+        'char(3)[]',
+        'int2[]',
+        'oid[]',
+        'float4[]',
+        'name[]',
+      ],
       [
         [`'{}'`, `'{}'`, `'{}'`, `'{}'`, `'{}'`, `'{}'`, `'{}'`, `'{}'`, `'{}'`, `'{}'`, `'{}'`, `'{}'`],
         [
@@ -450,7 +564,18 @@ describe('binary COPY decoding matches PostgreSQL', () => {
 
   test('arrays of date/time types, uuid, json, jsonb, bytea', async () => {
     await checkTable(
-      ['date[]', 'timestamp[]', 'timestamptz[]', 'time[]', 'timetz[]', 'interval[]', 'uuid[]', 'json[]', 'jsonb[]', 'bytea[]'],
+      [
+        'date[]',
+        'timestamp[]',
+        'timestamptz[]',
+        'time[]',
+        'timetz[]',
+        'interval[]',
+        'uuid[]',
+        'json[]',
+        'jsonb[]',
+        'bytea[]',
+      ],
       [
         [
           `'{2000-01-01,"0044-03-15 BC",infinity,NULL}'`,
@@ -464,7 +589,18 @@ describe('binary COPY decoding matches PostgreSQL', () => {
           `ARRAY['{"a": [1, "x,y"]}', '"\\\\"', NULL]::jsonb[]`,
           `ARRAY['\\x00ff'::bytea, '', NULL]`,
         ],
-        [`'{{2000-01-01},{2000-01-02}}'`, `'{}'`, `'{}'`, `'{}'`, `'{}'`, `'{{P1D,PT1H}}'`, `'{}'`, `'{}'`, `'{}'`, `'{{"\\\\x00"},{"\\\\x"}}'`],
+        [
+          `'{{2000-01-01},{2000-01-02}}'`,
+          `'{}'`,
+          `'{}'`,
+          `'{}'`,
+          `'{}'`,
+          `'{{P1D,PT1H}}'`,
+          `'{}'`,
+          `'{}'`,
+          `'{}'`,
+          `'{{"\\\\x00"},{"\\\\x"}}'`,
+        ],
       ],
     );
   });
@@ -518,7 +654,9 @@ describe('CopyBinaryParser', () => {
     const all = Buffer.concat(chunks);
     const decoders = [decoderFor('int4', false), decoderFor('text', false)];
 
-    expect(() => new CopyBinaryParser(decoders).push(Buffer.from('1\tx\n' + 'x'.repeat(30)), () => {})).toThrow(/PGCOPY signature/);
+    expect(() => new CopyBinaryParser(decoders).push(Buffer.from('1\tx\n' + 'x'.repeat(30)), () => {})).toThrow(
+      /PGCOPY signature/,
+    );
 
     const truncated = new CopyBinaryParser(decoders);
     truncated.push(all.subarray(0, all.length - 3), () => {});
@@ -572,7 +710,8 @@ describe('PgTypeResolver', () => {
       `CREATE TYPE color_${id} AS ENUM ('red'); CREATE DOMAIN d_${id} AS int8; CREATE DOMAIN da_${id} AS text[];
        CREATE DOMAIN dd_${id} AS d_${id}`,
     );
-    const oid = async (name: string) => Number((await client.query(`SELECT $1::regtype::oid::int8 AS o`, [name])).rows[0].o);
+    const oid = async (name: string) =>
+      Number((await client.query(`SELECT $1::regtype::oid::int8 AS o`, [name])).rows[0].o);
     const r = new PgTypeResolver();
     let queries = 0;
     const counted = (sql: string, params: unknown[]) => (queries++, client.query(sql, params));
@@ -594,7 +733,9 @@ describe('PgTypeResolver', () => {
     const r = new PgTypeResolver();
     for (const name of ['point', 'int4range', `pair_${id}`, 'inet', 'point[]']) {
       const oid = Number((await client.query(`SELECT $1::regtype::oid::int8 AS o`, [name])).rows[0].o);
-      await expect(r.resolve(oid, query)).rejects.toThrow(/is not supported by featureflow; cast the column .* in a view, or leave the column out/);
+      await expect(r.resolve(oid, query)).rejects.toThrow(
+        /is not supported by featureflow; cast the column .* in a view, or leave the column out/,
+      );
     }
     await expect(r.resolve(999_999_999, query)).rejects.toThrow(/does not exist/);
   });

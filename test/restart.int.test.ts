@@ -95,7 +95,7 @@ describe('PostgreSQL restarts mid-stream', () => {
     const phases = new Set(changes.filter((c) => c.op !== 'r').map((c) => c.after!.phase));
     expect(phases).toContain('before');
     expect(phases).toContain('after');
-    expect((await readChangeLog(config.store.path)).changes.filter((c) => c.op === 'r')).toHaveLength(100);
+    expect((await readChangeLog(config.store.config.path)).changes.filter((c) => c.op === 'r')).toHaveLength(100);
   });
   test('every featureflow connection terminated mid-stream (pg_terminate_backend): the engine reconnects', async () => {
     const client = await pgClient(cluster.url);
@@ -111,13 +111,19 @@ describe('PostgreSQL restarts mid-stream', () => {
     // The engine streams again once a walsender other than the terminated ones holds the slot.
     const terminated = new Set<number>();
     const streaming = async () => {
-      const { rows } = await client.query('SELECT active_pid FROM pg_replication_slots WHERE slot_name = $1', [config.source.slot]);
+      const { rows } = await client.query('SELECT active_pid FROM pg_replication_slots WHERE slot_name = $1', [
+        config.source.config.slot,
+      ]);
       return rows[0]?.active_pid != null && !terminated.has(rows[0].active_pid);
     };
     for (let round = 0; round < 3; round++) {
       await ingest.until('the engine to stream again', streaming);
       for (let i = 0; i < 20; i++) {
-        committed.push(await inTransaction(client, () => client.query(`UPDATE ${table} SET n = n + 1 WHERE id = $1`, [1 + ((round * 20 + i) % 50)])));
+        committed.push(
+          await inTransaction(client, () =>
+            client.query(`UPDATE ${table} SET n = n + 1 WHERE id = $1`, [1 + ((round * 20 + i) % 50)]),
+          ),
+        );
       }
       const { rows } = await client.query(
         "SELECT pid, pg_terminate_backend(pid) AS done FROM pg_stat_activity WHERE application_name = 'featureflow'",

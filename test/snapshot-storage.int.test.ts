@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type pg from 'pg';
 import { FeatureflowError } from '../framework/errors.js';
-import { DuckDBChangeLog } from '../stores/duckdb/duckdb-change-log.js';
+import { closeContainer, createContainer, TOKENS } from '../index.js';
 import { openDuckDB } from '../stores/duckdb/duckdb-database.js';
-import { snapshotStorageName, streamStorageName } from '../stores/duckdb/typed-tables.js';
+import { snapshotStorageName, streamStorageName } from '../stores/duckdb/change-log/typed-layout.js';
 import { pgClient, randomName, testConfig } from './helpers.js';
 import { compareWithPostgres, ingestUntilCaughtUp } from './ingest-harness.js';
 
@@ -73,15 +73,20 @@ describe('snapshot storage', () => {
 
   test('the snapshot table has DuckDB types, overrides only where the native type cannot hold the value', async () => {
     const table = randomName('snap_typed');
-    await client.query(`CREATE TABLE ${table} (n int PRIMARY KEY, t text, big int8, f8 float8, f4 float4, ts timestamptz, d date, u uuid, num numeric, b bool)`);
+    await client.query(
+      `CREATE TABLE ${table} (n int PRIMARY KEY, t text, big int8, f8 float8, f4 float4, ts timestamptz, d date, u uuid, num numeric, b bool)`,
+    );
     await client.query(`INSERT INTO ${table} VALUES ${AWKWARD_ROWS.replace(/'x', 1,/, "'x', 2,")}`);
     const config = testConfig([table]);
     await ingestUntilCaughtUp(config);
-    const db = await openDuckDB(config.store.path, { readOnly: true });
+    const db = await openDuckDB(config.store.config.path, { readOnly: true });
     try {
       const storage = `_snapshot__public.${table}`;
       const types = (
-        await db.connection.runAndReadAll(`SELECT column_name, data_type FROM information_schema.columns WHERE table_name = $1 ORDER BY ordinal_position`, [storage])
+        await db.connection.runAndReadAll(
+          `SELECT column_name, data_type FROM information_schema.columns WHERE table_name = $1 ORDER BY ordinal_position`,
+          [storage],
+        )
       ).getRows();
       expect(types).toEqual([
         ['_ff_seq', 'BIGINT'],
@@ -138,11 +143,13 @@ describe('snapshot storage', () => {
     expect(diff).toEqual({ missing: [], extra: [] });
     expect(state.size).toBe(9001);
 
-    const db = await openDuckDB(config.store.path, { readOnly: true });
+    const db = await openDuckDB(config.store.config.path, { readOnly: true });
     try {
       const stored = `SELECT n, t FROM "${snapshotStorageName(`public.${table}`)}" UNION ALL SELECT n, t FROM "${streamStorageName(`public.${table}`, 1)}"`;
       // Order and equality over the stored bytes, as PostgreSQL sees them byte-wise (COLLATE "C").
-      const ordered = (await db.connection.runAndReadAll(`SELECT n FROM (${stored}) ORDER BY t, n`)).getRows().map((r) => r[0]);
+      const ordered = (await db.connection.runAndReadAll(`SELECT n FROM (${stored}) ORDER BY t, n`))
+        .getRows()
+        .map((r) => r[0]);
       const { rows: expected } = await client.query(`SELECT n FROM ${table} ORDER BY t COLLATE "C", n`);
       expect(ordered).toEqual(expected.map((r) => r.n));
       // Equality and length, checked against PostgreSQL's values, for a value of every kind.
@@ -153,7 +160,10 @@ describe('snapshot storage', () => {
       expect(probes.length).toBe(14);
       for (const probe of probes) {
         const found = (
-          await db.connection.runAndReadAll(`SELECT count(*)::INT, min(octet_length(encode(t))) FROM (${stored}) WHERE t = $1`, [probe.t])
+          await db.connection.runAndReadAll(
+            `SELECT count(*)::INT, min(octet_length(encode(t))) FROM (${stored}) WHERE t = $1`,
+            [probe.t],
+          )
         ).getRows();
         expect(found, `${probe.bytes} bytes`).toEqual([[probe.rows, BigInt(probe.bytes)]]);
       }
@@ -165,48 +175,73 @@ describe('snapshot storage', () => {
   test.each([
     ['fast', ['Uncompressed']],
     ['small', ['Dictionary']],
-  ] as const)('store.compression %s: snapshot and stream tables are compressed that way', async (compression, expected) => {
-    const table = randomName('snap_compress');
-    await client.query(`CREATE TABLE ${table} (n int PRIMARY KEY, t text)`);
-    const fill = (from: number, to: number) => `INSERT INTO ${table} SELECT n, 'category-' || (n % 4) FROM generate_series(${from}, ${to}) n`;
-    await client.query(fill(1, 5000));
-    const config = testConfig([table], { store: { compression } });
-    await ingestUntilCaughtUp(config);
-    await client.query(fill(5001, 10000));
-    await ingestUntilCaughtUp(config);
-    const db = await openDuckDB(config.store.path, { readOnly: true });
-    try {
-      for (const storage of [snapshotStorageName(`public.${table}`), streamStorageName(`public.${table}`, 1)]) {
-        const methods = (
-          await db.connection.runAndReadAll(`SELECT DISTINCT compression FROM pragma_storage_info($1) WHERE column_name = 't' AND segment_type = 'VARCHAR'`, [`"${storage}"`])
-        ).getRows();
-        expect(methods.map((r) => r[0]), storage).toEqual(expected);
+  ] as const)(
+    'store.compression %s: snapshot and stream tables are compressed that way',
+    async (compression, expected) => {
+      const table = randomName('snap_compress');
+      await client.query(`CREATE TABLE ${table} (n int PRIMARY KEY, t text)`);
+      const fill = (from: number, to: number) =>
+        `INSERT INTO ${table} SELECT n, 'category-' || (n % 4) FROM generate_series(${from}, ${to}) n`;
+      await client.query(fill(1, 5000));
+      const config = testConfig([table], { store: { compression } });
+      await ingestUntilCaughtUp(config);
+      await client.query(fill(5001, 10000));
+      await ingestUntilCaughtUp(config);
+      const db = await openDuckDB(config.store.config.path, { readOnly: true });
+      try {
+        for (const storage of [snapshotStorageName(`public.${table}`), streamStorageName(`public.${table}`, 1)]) {
+          const methods = (
+            await db.connection.runAndReadAll(
+              `SELECT DISTINCT compression FROM pragma_storage_info($1) WHERE column_name = 't' AND segment_type = 'VARCHAR'`,
+              [`"${storage}"`],
+            )
+          ).getRows();
+          expect(
+            methods.map((r) => r[0]),
+            storage,
+          ).toEqual(expected);
+        }
+      } finally {
+        db.close();
       }
-    } finally {
-      db.close();
-    }
-  });
+    },
+  );
 
   // Earlier layouts: the snapshot as JSON rows (no `storage`), then typed snapshot tables whose float
   // columns had no overrides, before the stream's typed tables (no `_stream_tables`).
   test.each([
-    ['JSON snapshot', 'CREATE TABLE _snapshot_tables (table_name VARCHAR PRIMARY KEY, rows BIGINT NOT NULL, done BOOLEAN NOT NULL)'],
-    ['typed snapshot, no stream tables', 'CREATE TABLE _snapshot_tables (table_name VARCHAR PRIMARY KEY, rows BIGINT NOT NULL, done BOOLEAN NOT NULL, storage VARCHAR)'],
+    [
+      'JSON snapshot',
+      'CREATE TABLE _snapshot_tables (table_name VARCHAR PRIMARY KEY, rows BIGINT NOT NULL, done BOOLEAN NOT NULL)',
+    ],
+    [
+      'typed snapshot, no stream tables',
+      'CREATE TABLE _snapshot_tables (table_name VARCHAR PRIMARY KEY, rows BIGINT NOT NULL, done BOOLEAN NOT NULL, storage VARCHAR)',
+    ],
   ])('a file in an earlier layout (%s) is refused with FF_STORE_FORMAT and left as it was', async (_layout, ddl) => {
-    const path = testConfig(['unused']).store.path;
+    const config = testConfig(['unused']);
+    const path = config.store.config.path;
     const old = await openDuckDB(path);
-    await old.connection.run(`${ddl}; INSERT INTO _snapshot_tables (table_name, rows, done) VALUES ('public.t', 3, true)`);
-    old.close();
-    const error = await new DuckDBChangeLog(path).open().then(
-      () => undefined,
-      (e: unknown) => e,
+    await old.connection.run(
+      `${ddl}; INSERT INTO _snapshot_tables (table_name, rows, done) VALUES ('public.t', 3, true)`,
     );
+    old.close();
+    const container = await createContainer(config);
+    const error = await (await container.getAsync(TOKENS.ChangeLog))
+      .open()
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      )
+      .finally(() => closeContainer(container));
     expect(error).toBeInstanceOf(FeatureflowError);
     expect((error as FeatureflowError).code).toBe('FF_STORE_FORMAT');
-    expect((error as Error).message).toMatch(/point store\.path at a new file/);
+    expect((error as Error).message).toMatch(/point duckdb\(\{ path \}\) at a new file/);
     const after = await openDuckDB(path, { readOnly: true });
     try {
-      const tables = (await after.connection.runAndReadAll('SELECT table_name FROM information_schema.tables ORDER BY 1')).getRows();
+      const tables = (
+        await after.connection.runAndReadAll('SELECT table_name FROM information_schema.tables ORDER BY 1')
+      ).getRows();
       expect(tables).toEqual([['_snapshot_tables']]);
     } finally {
       after.close();

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type pg from 'pg';
-import type { BatchInfo } from '../framework/ingest-engine.js';
+import type { BatchInfo } from '../framework/ingest/ingest-engine.js';
 import { closeContainer, createContainer, TOKENS } from '../index.js';
 import { pgClient, randomName, readChangeLog, testConfig } from './helpers.js';
 import { ingestUntilCaughtUp } from './ingest-harness.js';
@@ -47,7 +47,7 @@ describe('one large transaction', () => {
       });
       await closeContainer(container);
       expect(incomplete).toBeGreaterThanOrEqual(3);
-      const { changes } = await readChangeLog(config.store.path);
+      const { changes } = await readChangeLog(config.store.config.path);
       expect(changes.filter((c) => c.op !== 'r')).toHaveLength(0);
     }
 
@@ -70,7 +70,7 @@ describe('one large transaction', () => {
     // Loose: the process does not hold the transaction in memory (200k rows decoded would be far more).
     expect(rssPeak - rssBefore).toBeLessThan(300 * 1024 * 1024);
 
-    const { changes } = await readChangeLog(config.store.path);
+    const { changes } = await readChangeLog(config.store.config.path);
     const streamed = changes.filter((c) => c.op !== 'r');
     expect(streamed).toHaveLength(ROWS);
     expect(new Set(streamed.map((c) => c.key)).size).toBe(ROWS);

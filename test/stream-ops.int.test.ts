@@ -50,13 +50,20 @@ describe('operations', () => {
     await ingestUntilCaughtUp(config);
     const { state, changes } = await expectEqual(config, a);
     expect(state.size).toBe(7);
-    expect(changes.filter((c) => c.op === 't').map((c) => c.table).sort()).toEqual([`public.${a}`, `public.${a}`, `public.${b}`].sort());
+    expect(
+      changes
+        .filter((c) => c.op === 't')
+        .map((c) => c.table)
+        .sort(),
+    ).toEqual([`public.${a}`, `public.${a}`, `public.${b}`].sort());
     await expectEqual(config, b);
   });
 
   test('primary-key updates move the row; deletes remove it (composite key keeps its index order)', async () => {
     const table = randomName('pkmove');
-    await client.query(`CREATE TABLE ${table} (id int NOT NULL, region text NOT NULL, v text, PRIMARY KEY (region, id))`);
+    await client.query(
+      `CREATE TABLE ${table} (id int NOT NULL, region text NOT NULL, v text, PRIMARY KEY (region, id))`,
+    );
     await client.query(`INSERT INTO ${table} SELECT g, 'eu', 'v' || g FROM generate_series(1, 40) g`);
     const config = testConfig([table], { ingest: { heartbeatSeconds: 1 } });
     await ingestUntilCaughtUp(config);
@@ -92,10 +99,14 @@ describe('operations', () => {
 
   test('a partitioned table: snapshot and changes of every partition arrive under the parent', async () => {
     const table = randomName('parted');
-    await client.query(`CREATE TABLE ${table} (id int NOT NULL, region text NOT NULL, v text, PRIMARY KEY (region, id)) PARTITION BY LIST (region)`);
+    await client.query(
+      `CREATE TABLE ${table} (id int NOT NULL, region text NOT NULL, v text, PRIMARY KEY (region, id)) PARTITION BY LIST (region)`,
+    );
     await client.query(`CREATE TABLE ${table}_eu PARTITION OF ${table} FOR VALUES IN ('eu')`);
     await client.query(`CREATE TABLE ${table}_us PARTITION OF ${table} FOR VALUES IN ('us')`);
-    await client.query(`INSERT INTO ${table} SELECT g, CASE WHEN g % 2 = 0 THEN 'eu' ELSE 'us' END, 'v' || g FROM generate_series(1, 40) g`);
+    await client.query(
+      `INSERT INTO ${table} SELECT g, CASE WHEN g % 2 = 0 THEN 'eu' ELSE 'us' END, 'v' || g FROM generate_series(1, 40) g`,
+    );
     const config = testConfig([table], { ingest: { heartbeatSeconds: 1 } });
     await ingestUntilCaughtUp(config);
     await client.query(`INSERT INTO ${table} VALUES (100, 'eu', 'new'), (101, 'us', 'new')`);
@@ -130,7 +141,9 @@ describe('operations', () => {
     const table = randomName('full');
     await client.query(`CREATE TABLE ${table} (k text NOT NULL, n int NOT NULL, note text, amount numeric)`);
     await client.query(`ALTER TABLE ${table} REPLICA IDENTITY FULL`);
-    await client.query(`INSERT INTO ${table} SELECT 'k' || g, g, CASE WHEN g % 3 = 0 THEN NULL ELSE 'note' END, g / 3.0 FROM generate_series(1, 30) g`);
+    await client.query(
+      `INSERT INTO ${table} SELECT 'k' || g, g, CASE WHEN g % 3 = 0 THEN NULL ELSE 'note' END, g / 3.0 FROM generate_series(1, 30) g`,
+    );
     const config = testConfig([table], { ingest: { heartbeatSeconds: 1 } });
     await ingestUntilCaughtUp(config);
 

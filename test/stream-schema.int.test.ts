@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type pg from 'pg';
-import { parseLsn } from '../framework/types.js';
+import { parsePosition } from '../framework/types.js';
 import { pino } from 'pino';
 import { closeContainer, createContainer, TOKENS } from '../index.js';
 import { pgClient, randomName, testConfig, waitFor } from './helpers.js';
@@ -89,7 +89,7 @@ describe('schema changes mid-stream', () => {
     await writes;
     await writer.end();
 
-    const target = parseLsn((await client.query('SELECT pg_current_wal_insert_lsn()::text AS l')).rows[0].l);
+    const target = parsePosition((await client.query('SELECT pg_current_wal_insert_lsn()::text AS l')).rows[0].l);
     await Promise.race([waitFor('the stream to catch up', () => checkpoint >= target, 60_000), failed]);
     controller.abort();
     await run;
@@ -114,7 +114,7 @@ describe('schema changes mid-stream', () => {
     const keys = new Set(changes.filter((c) => c.after?.id === 5 || c.after?.id === 5n).map((c) => c.key));
     expect(keys.size).toBe(1);
   });
-  test('columns added with a default: the table is read again, the log equals PostgreSQL, the other table\'s changes kept once', async () => {
+  test("columns added with a default: the table is read again, the log equals PostgreSQL, the other table's changes kept once", async () => {
     const table = randomName('schema_default');
     const other = randomName('schema_other');
     await client.query(`CREATE TABLE ${table} (id int4 PRIMARY KEY, a int4)`);
@@ -129,7 +129,9 @@ describe('schema changes mid-stream', () => {
     // that were there. Then changes under the new shape, before and after the table is read again.
     const xid = await inTransaction(client, async () => {
       await client.query(`UPDATE ${other} SET n = 1 WHERE id = 1`);
-      await client.query(`ALTER TABLE ${table} ADD COLUMN fixed int4 DEFAULT 7, ADD COLUMN plain text, ADD COLUMN drawn float8 DEFAULT random()`);
+      await client.query(
+        `ALTER TABLE ${table} ADD COLUMN fixed int4 DEFAULT 7, ADD COLUMN plain text, ADD COLUMN drawn float8 DEFAULT random()`,
+      );
       await client.query(`UPDATE ${table} SET a = 0 WHERE id = 1`);
       await client.query(`INSERT INTO ${table} (id, a) VALUES (11, 11)`);
       await client.query(`UPDATE ${other} SET n = 2 WHERE id = 2`);
@@ -140,7 +142,9 @@ describe('schema changes mid-stream', () => {
     const reported: { table: string; done: boolean }[] = [];
     const container = await createContainer(config);
     try {
-      container.rebind(TOKENS.Logger).toConstantValue(pino({ level: 'warn' }, { write: (line: string) => logged.push(JSON.parse(line)) }));
+      container
+        .rebind(TOKENS.Logger)
+        .toConstantValue(pino({ level: 'warn' }, { write: (line: string) => logged.push(JSON.parse(line)) }));
       const engine = await container.getAsync(TOKENS.IngestEngine);
       await engine.run({ untilCaughtUp: true, onBatch: (b) => void (b.snapshot && reported.push(b.snapshot)) });
     } finally {
@@ -163,7 +167,9 @@ describe('schema changes mid-stream', () => {
     // made after that transaction).
     expect(own.map((c) => c.op).join('')).toBe(`${'r'.repeat(10)}uuct${'r'.repeat(11)}`);
     const reread = own.slice(own.findIndex((c) => c.op === 't') + 1);
-    expect(reread.every((c) => c.after!.fixed === (c.after!.id === 2 ? 8 : 7) && typeof c.after!.drawn === 'number')).toBe(true);
+    expect(
+      reread.every((c) => c.after!.fixed === (c.after!.id === 2 ? 8 : 7) && typeof c.after!.drawn === 'number'),
+    ).toBe(true);
     expect(reread.find((c) => c.after!.id === 1)!.after!.a).toBe(0);
     // The other table's changes in the transaction that carried the ALTER: each once.
     const otherStreamed = changes.filter((c) => c.table === `public.${other}` && c.op !== 'r');
@@ -177,7 +183,12 @@ describe('schema changes mid-stream', () => {
     expect(again.snapshotted).toBe(false);
     const after = await compareWithPostgres(client, config, table);
     expect(after.diff).toEqual({ missing: [], extra: [] });
-    expect(after.changes.filter((c) => c.table === `public.${table}`).map((c) => c.op).join('')).toBe(`${'r'.repeat(10)}uuct${'r'.repeat(11)}u`);
+    expect(
+      after.changes
+        .filter((c) => c.table === `public.${table}`)
+        .map((c) => c.op)
+        .join(''),
+    ).toBe(`${'r'.repeat(10)}uuct${'r'.repeat(11)}u`);
   });
 
   test('defaults added to two tables in one transaction (one under REPLICA IDENTITY FULL), a truncate after: both read again, equal PostgreSQL', async () => {
@@ -208,7 +219,7 @@ describe('schema changes mid-stream', () => {
     }
   });
 
-  test('widening the primary key (int4 → int8) keeps each row\'s identity in the log', async () => {
+  test("widening the primary key (int4 → int8) keeps each row's identity in the log", async () => {
     // Regression: int4 keys were logged as {"id":5} and int8 keys as {"id":"5"}, so after the ALTER
     // every updated row appeared twice in the rebuilt state.
     const table = randomName('widen');
@@ -224,7 +235,9 @@ describe('schema changes mid-stream', () => {
     const { diff, state, changes } = await compareWithPostgres(client, config, table);
     expect(diff).toEqual({ missing: [], extra: [] });
     expect(state.size).toBe(19);
-    expect(new Set(changes.filter((c) => Number(c.after?.id ?? c.before?.id) === 3).map((c) => c.key))).toEqual(new Set(['{"id":3}']));
+    expect(new Set(changes.filter((c) => Number(c.after?.id ?? c.before?.id) === 3).map((c) => c.key))).toEqual(
+      new Set(['{"id":3}']),
+    );
   });
 
   test('a type change that decodes alike (text → varchar) is still a new schema version', async () => {

@@ -1,15 +1,15 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import type { DuckDBConnection } from '@duckdb/node-api';
 import type pg from 'pg';
-import type { ResolvedConfig } from '../framework/config.js';
-import type { BatchInfo } from '../framework/ingest-engine.js';
-import type { Change, ChangeBatch, ColumnSchema } from '../framework/types.js';
+import { changesOf } from '../framework/changes-of.js';
+import type { BatchInfo } from '../framework/ingest/ingest-engine.js';
+import type { Change, ColumnSchema, VersionedSchema } from '../framework/types.js';
 import { encodeRow, rowEncoder } from '../framework/value-json.js';
 import { closeContainer, createContainer, TOKENS } from '../index.js';
-import { DuckDBChangeLog, encodeKey } from '../stores/duckdb/duckdb-change-log.js';
+import { translatePgError } from '../sources/postgres/postgres-errors.js';
+import { encodeKey } from '../stores/duckdb/change-log/log-keys.js';
 import { openDuckDB } from '../stores/duckdb/duckdb-database.js';
-import { pgClient, randomName, readChangeLog, testConfig } from './helpers.js';
-import { compareWithPostgres, inTransaction, ingestUntilCaughtUp } from './ingest-harness.js';
+import { pgClient, randomName, readChangeLog, testConfig, type TestConfig } from './helpers.js';
+import { afterEachApply, compareWithPostgres, inTransaction, ingestUntilCaughtUp } from './ingest-harness.js';
 
 // The stream's inserts, and updates without an old row, are stored column-wise in typed tables
 // `_stream__<schema.table>__v<version>`; every other change as JSON in `_changes`. The view
@@ -29,8 +29,32 @@ afterAll(async () => {
 
 /** Columns of the awkward table, in order; `op`, `key`, `_ff_seq` and `ts__json` collide with names the store uses. */
 const AWKWARD_COLUMNS = [
-  'id', 'k', 'i2', 'i4', 'i8', 'num', 'f4', 'f8', 'b', 't', 'by', 'd', 'ts', 'tstz', 'tm', 'iv', 'u', 'js', 'jb', 'a_i8', 'a_t', 'mood',
-  'op', 'key', '_ff_seq', 'ts__json',
+  'id',
+  'k',
+  'i2',
+  'i4',
+  'i8',
+  'num',
+  'f4',
+  'f8',
+  'b',
+  't',
+  'by',
+  'd',
+  'ts',
+  'tstz',
+  'tm',
+  'iv',
+  'u',
+  'js',
+  'jb',
+  'a_i8',
+  'a_t',
+  'mood',
+  'op',
+  'key',
+  '_ff_seq',
+  'ts__json',
 ] as const;
 
 function awkwardDdl(table: string, mood: string): string {
@@ -45,34 +69,233 @@ type Param = string | Buffer | null;
 
 /** Rows (in {@link AWKWARD_COLUMNS} order) whose values are easy to print wrong, passed as text parameters. */
 const AWKWARD_ROWS: Param[][] = [
-  ['1', 'plain', '1', '2', '3', '12.50', '1.5', '0.1', 'true', 'hello', Buffer.from([0, 255]), '2024-02-29', '2024-01-02 03:04:05.123456',
-    '2024-01-02 03:04:05.123456+05:30', '12:34:56.789012', '1 year 2 mons 3 days 04:05:06.5', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11',
-    '{"b": 1,  "a": [1, 2.50]}', '{"b": 1, "a": "x"}', '{9007199254740993,NULL,-9223372036854775808}', '{"a b","c\\"d",NULL,"NULL",""}', 'happy',
-    'c', 'k1', '7', 'x'],
-  ['9007199254740993', 'quote " back \\ slash \u0001 \u001b \u000b tab\t nl\n cr\r ff\f bs\b', '-32768', '-2147483648', '-9223372036854775808',
-    'NaN', 'NaN', 'NaN', 'false', 'ctl \u001f \u007f \u2028 end', Buffer.alloc(0), 'infinity', 'infinity', 'infinity', '24:00:00',
-    '-178000000 years', null, '"str"', 'null', '{}', '{}', 'sad', '', '"', null, null],
-  ['-9223372036854775808', 'ünïcödé ✓ 😀 /slash 𝄞', '32767', '2147483647', '9223372036854775807',
-    '123456789012345678901234567890.123456789012345678901234567890', 'Infinity', '-Infinity', null, '', Buffer.from('deadbeef', 'hex'),
-    '0044-03-15 BC', '0044-03-15 12:00:00 BC', '0044-03-15 12:00:00+00 BC', '00:00:00', '0 seconds', 'ffffffff-ffff-ffff-ffff-ffffffffffff',
-    '[1, 2,   3]', '[1, 2,   3]', '{{1,2},{3,4}}', '{"é","\\\\"}', 'ok', 'op', 'key', '-1', 'ts__json'],
+  [
+    '1',
+    'plain',
+    '1',
+    '2',
+    '3',
+    '12.50',
+    '1.5',
+    '0.1',
+    'true',
+    'hello',
+    Buffer.from([0, 255]),
+    '2024-02-29',
+    '2024-01-02 03:04:05.123456',
+    '2024-01-02 03:04:05.123456+05:30',
+    '12:34:56.789012',
+    '1 year 2 mons 3 days 04:05:06.5',
+    'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11',
+    '{"b": 1,  "a": [1, 2.50]}',
+    '{"b": 1, "a": "x"}',
+    '{9007199254740993,NULL,-9223372036854775808}',
+    '{"a b","c\\"d",NULL,"NULL",""}',
+    'happy',
+    'c',
+    'k1',
+    '7',
+    'x',
+  ],
+  [
+    '9007199254740993',
+    'quote " back \\ slash \u0001 \u001b \u000b tab\t nl\n cr\r ff\f bs\b',
+    '-32768',
+    '-2147483648',
+    '-9223372036854775808',
+    'NaN',
+    'NaN',
+    'NaN',
+    'false',
+    'ctl \u001f \u007f \u2028 end',
+    Buffer.alloc(0),
+    'infinity',
+    'infinity',
+    'infinity',
+    '24:00:00',
+    '-178000000 years',
+    null,
+    '"str"',
+    'null',
+    '{}',
+    '{}',
+    'sad',
+    '',
+    '"',
+    null,
+    null,
+  ],
+  [
+    '-9223372036854775808',
+    'ünïcödé ✓ 😀 /slash 𝄞',
+    '32767',
+    '2147483647',
+    '9223372036854775807',
+    '123456789012345678901234567890.123456789012345678901234567890',
+    'Infinity',
+    '-Infinity',
+    null,
+    '',
+    Buffer.from('deadbeef', 'hex'),
+    '0044-03-15 BC',
+    '0044-03-15 12:00:00 BC',
+    '0044-03-15 12:00:00+00 BC',
+    '00:00:00',
+    '0 seconds',
+    'ffffffff-ffff-ffff-ffff-ffffffffffff',
+    '[1, 2,   3]',
+    '[1, 2,   3]',
+    '{{1,2},{3,4}}',
+    '{"é","\\\\"}',
+    'ok',
+    'op',
+    'key',
+    '-1',
+    'ts__json',
+  ],
   // `\u001a` literally (a backslash and five characters).
-  ['9007199254740991', '\\u001a literal backslash-u', '0', '0', '4611686018427387904', '-0.00001', '-0', '-0', 'true', '\\u001a',
-    Buffer.from('\\x00'), '5874897-12-31', '294276-12-31 23:59:59.999999', '294276-12-31 23:59:59.999999+00', '23:59:59.999999',
-    '-1 days +02:00:00.000001', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a12', '{"u": "\\u00e9"}', '{"u": "\\u00e9"}', '{1}', '{"x y"}', 'happy',
-    null, null, null, null],
+  [
+    '9007199254740991',
+    '\\u001a literal backslash-u',
+    '0',
+    '0',
+    '4611686018427387904',
+    '-0.00001',
+    '-0',
+    '-0',
+    'true',
+    '\\u001a',
+    Buffer.from('\\x00'),
+    '5874897-12-31',
+    '294276-12-31 23:59:59.999999',
+    '294276-12-31 23:59:59.999999+00',
+    '23:59:59.999999',
+    '-1 days +02:00:00.000001',
+    'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a12',
+    '{"u": "\\u00e9"}',
+    '{"u": "\\u00e9"}',
+    '{1}',
+    '{"x y"}',
+    'happy',
+    null,
+    null,
+    null,
+    null,
+  ],
   ['-1', '', ...new Array<Param>(24).fill(null)],
-  ['0', 'x', '1', '1', '1', '99999999999999999999.99', '3.4e38', '1e21', 'false', '1e16', null, '1000-01-01', '1000-01-01 00:00:00',
-    '1000-01-01 00:00:00+00', '00:00:00.000001', '00:00:00', '00000000-0000-0000-0000-000000000000', '{}', '{}', '{NULL}', '{NULL}', 'sad',
-    'a', 'b', '0', ''],
-  ['4611686018427387904', 'k7', '-1', '-1', '-1', '0', '1e-5', '5e-324', 'true', 't7', Buffer.from('k7'), '-infinity', '-infinity', '-infinity',
-    '00:00:01', '1 day', null, '1', '1', '{-1}', '{"k7"}', 'ok', 'x', 'y', '1', 'z'],
-  ['5', '\t', '2', '2', '2', '1e-7', '1e-7', '1e16', 'false', '\u00ad soft hyphen', Buffer.from([1, 2, 3]), '9999-12-31',
-    '9999-12-31 23:59:59.999999', '1999-12-31 23:59:59.999999-08', '23:00:00', 'P1Y2M3DT4H5M6.000007S', null, '[]', '[]', '{}', '{}', 'sad',
-    null, null, null, null],
+  [
+    '0',
+    'x',
+    '1',
+    '1',
+    '1',
+    '99999999999999999999.99',
+    '3.4e38',
+    '1e21',
+    'false',
+    '1e16',
+    null,
+    '1000-01-01',
+    '1000-01-01 00:00:00',
+    '1000-01-01 00:00:00+00',
+    '00:00:00.000001',
+    '00:00:00',
+    '00000000-0000-0000-0000-000000000000',
+    '{}',
+    '{}',
+    '{NULL}',
+    '{NULL}',
+    'sad',
+    'a',
+    'b',
+    '0',
+    '',
+  ],
+  [
+    '4611686018427387904',
+    'k7',
+    '-1',
+    '-1',
+    '-1',
+    '0',
+    '1e-5',
+    '5e-324',
+    'true',
+    't7',
+    Buffer.from('k7'),
+    '-infinity',
+    '-infinity',
+    '-infinity',
+    '00:00:01',
+    '1 day',
+    null,
+    '1',
+    '1',
+    '{-1}',
+    '{"k7"}',
+    'ok',
+    'x',
+    'y',
+    '1',
+    'z',
+  ],
+  [
+    '5',
+    '\t',
+    '2',
+    '2',
+    '2',
+    '1e-7',
+    '1e-7',
+    '1e16',
+    'false',
+    '\u00ad soft hyphen',
+    Buffer.from([1, 2, 3]),
+    '9999-12-31',
+    '9999-12-31 23:59:59.999999',
+    '1999-12-31 23:59:59.999999-08',
+    '23:00:00',
+    'P1Y2M3DT4H5M6.000007S',
+    null,
+    '[]',
+    '[]',
+    '{}',
+    '{}',
+    'sad',
+    null,
+    null,
+    null,
+    null,
+  ],
   // Inserted again under row 4's key after row 4's delete.
-  ['9007199254740991', '\\u001a literal backslash-u', '4', '4', '4', '4', '3.4028235e38', '1.7976931348623157e308', 'true', 'again',
-    null, '2000-01-01', '2000-01-01 00:00:00', '2000-01-01 00:00:00+00', null, null, null, null, null, null, null, null, null, null, null, null],
+  [
+    '9007199254740991',
+    '\\u001a literal backslash-u',
+    '4',
+    '4',
+    '4',
+    '4',
+    '3.4028235e38',
+    '1.7976931348623157e308',
+    'true',
+    'again',
+    null,
+    '2000-01-01',
+    '2000-01-01 00:00:00',
+    '2000-01-01 00:00:00+00',
+    null,
+    null,
+    null,
+    null,
+    null,
+    null,
+    null,
+    null,
+    null,
+    null,
+    null,
+    null,
+  ],
 ];
 
 /** One row operation of a workload, as the change log should list it. */
@@ -146,7 +369,9 @@ async function awkwardWorkload(a: string, b: string): Promise<Workload> {
     await updateA(r[4]!, `t = 'five'`);
   });
   await transaction(async () => {
-    const nulls = AWKWARD_COLUMNS.slice(2).map((c) => `"${c}" = NULL`).join(', ');
+    const nulls = AWKWARD_COLUMNS.slice(2)
+      .map((c) => `"${c}" = NULL`)
+      .join(', ');
     await updateA(r[2]!, nulls);
     await updateA(r[5]!, `op = 'z', ts__json = 'y', "key" = 'kk', _ff_seq = 99, ts = '-infinity'`);
     await updateA(r[4]!, `t = 'five again', f8 = -0.0`);
@@ -183,8 +408,8 @@ async function createAwkwardTables(): Promise<{ a: string; b: string }> {
 // ---------------------------------------------------------------------------------------------
 // Reading the change log file
 
-async function query<T extends unknown[]>(config: ResolvedConfig, sql: string, params: unknown[] = []): Promise<T[]> {
-  const db = await openDuckDB(config.store.path, { readOnly: true });
+async function query<T extends unknown[]>(config: TestConfig, sql: string, params: unknown[] = []): Promise<T[]> {
+  const db = await openDuckDB(config.store.config.path, { readOnly: true });
   try {
     return (await db.connection.runAndReadAll(sql, params as never)).getRows() as T[];
   } finally {
@@ -234,7 +459,7 @@ function members(json: string): Map<string, string> {
 }
 
 /** Checks that `seq` is unique over the whole log and follows commit order (commit LSN, then LSN). */
-async function expectSeqInCommitOrder(config: ResolvedConfig): Promise<bigint[]> {
+async function expectSeqInCommitOrder(config: TestConfig): Promise<bigint[]> {
   const rows = await query<[bigint, bigint, bigint, string]>(
     config,
     `SELECT seq, commit_lsn, lsn, op FROM change_log ORDER BY seq`,
@@ -246,7 +471,9 @@ async function expectSeqInCommitOrder(config: ResolvedConfig): Promise<bigint[]>
     const [, prevCommit, prevLsn, prevOp] = rows[i - 1]!;
     if (op === 'r' || prevOp === 'r') continue;
     const ordered = commitLsn > prevCommit || (commitLsn === prevCommit && lsn > prevLsn);
-    expect(ordered, `seq ${seq} (commit ${commitLsn}, lsn ${lsn}) after (commit ${prevCommit}, lsn ${prevLsn})`).toBe(true);
+    expect(ordered, `seq ${seq} (commit ${commitLsn}, lsn ${lsn}) after (commit ${prevCommit}, lsn ${prevLsn})`).toBe(
+      true,
+    );
   }
   return seqs;
 }
@@ -259,7 +486,10 @@ describe('stream storage: typed stream tables and _changes, read through change_
     const qa = `public.${a}`;
     const qb = `public.${b}`;
     // The same workload into two logs: batches cut at commits, and batches of 3 changes (cut mid-transaction).
-    const configs = [testConfig([a, b], { ingest: { heartbeatSeconds: 1 } }), testConfig([a, b], { ingest: { heartbeatSeconds: 1, batchSize: 3 } })];
+    const configs = [
+      testConfig([a, b], { ingest: { heartbeatSeconds: 1 } }),
+      testConfig([a, b], { ingest: { heartbeatSeconds: 1, batchSize: 3 } }),
+    ];
     for (const config of configs) expect((await ingestUntilCaughtUp(config)).snapshotted).toBe(true);
     const { ops, xids } = await awkwardWorkload(a, b);
     for (const config of configs) await ingestUntilCaughtUp(config);
@@ -287,16 +517,27 @@ describe('stream storage: typed stream tables and _changes, read through change_
         // [op, count] of the expected changes in the given storages, by op.
         const count = (...storages: string[]) =>
           (['c', 'd', 't', 'u'] as const)
-            .map((op) => [op, expected.filter((o) => storages.includes(o.storage) && o.op === op).length] as [string, number])
+            .map(
+              (op) =>
+                [op, expected.filter((o) => storages.includes(o.storage) && o.op === op).length] as [string, number],
+            )
             .filter(([, n]) => n > 0);
         const typed = await query<[string, bigint]>(
           config,
           `SELECT chr(CAST(_ff_op AS INTEGER)), count(*) FROM "_stream__${table}__v1" GROUP BY 1 ORDER BY 1`,
         );
         expect(typed.map(([op, n]) => [op, Number(n)])).toEqual(count('typed'));
-        const json = await query<[string, bigint]>(config, 'SELECT op, count(*) FROM _changes WHERE table_name = $1 GROUP BY op ORDER BY op', [table]);
+        const json = await query<[string, bigint]>(
+          config,
+          'SELECT op, count(*) FROM _changes WHERE table_name = $1 GROUP BY op ORDER BY op',
+          [table],
+        );
         expect(json.map(([op, n]) => [op, Number(n)])).toEqual(count('json'));
-        const all = await query<[string, bigint]>(config, 'SELECT op, count(*) FROM change_log WHERE table_name = $1 GROUP BY op ORDER BY op', [table]);
+        const all = await query<[string, bigint]>(
+          config,
+          'SELECT op, count(*) FROM change_log WHERE table_name = $1 GROUP BY op ORDER BY op',
+          [table],
+        );
         expect(all.map(([op, n]) => [op, Number(n)])).toEqual(count('typed', 'json'));
       }
 
@@ -353,7 +594,12 @@ describe('stream storage: typed stream tables and _changes, read through change_
       expect(overrides.map(([id, ...rest]) => [String(id), ...rest])).toEqual([
         ['1', null, null, null],
         ['9007199254740993', '"infinity"', '"infinity"', '"infinity"'],
-        ['-9223372036854775808', '"0044-03-15 BC"', '"0044-03-15T12:00:00.000000 BC"', '"0044-03-15T12:00:00.000000Z BC"'],
+        [
+          '-9223372036854775808',
+          '"0044-03-15 BC"',
+          '"0044-03-15T12:00:00.000000 BC"',
+          '"0044-03-15T12:00:00.000000Z BC"',
+        ],
         ['9007199254740991', '"5874897-12-31"', '"294276-12-31T23:59:59.999999"', '"294276-12-31T23:59:59.999999Z"'],
         ['-1', null, null, null],
         // 1000-01-01 and 9999-12-31 sit on the bounds of the native range: either layout is exact.
@@ -387,7 +633,7 @@ describe('stream storage: typed stream tables and _changes, read through change_
   // Keys must be byte-equal (they are compared as text); rows must hold equal values. The view prints
   // floats as DuckDB does (1e-05 for 0.00001, 42.0 for 42) and columns in schema order even where a
   // name looks like an array index (encodeRow's `for…in` lists those first): same values, other text.
-  test('typed rows print the same key text and row values as the JSON path (every change also in batch.changes)', async () => {
+  test('typed rows print the same key text and row values as the JSON path (every change of each applied batch, read with changesOf)', async () => {
     const { a, b } = await createAwkwardTables();
     const config = testConfig([a, b], { ingest: { heartbeatSeconds: 1 } });
     const captured: Change[] = [];
@@ -395,13 +641,15 @@ describe('stream storage: typed stream tables and _changes, read through change_
     const run = async () => {
       const container = await createContainer(config);
       try {
-        const log = (await container.getAsync(TOKENS.ChangeLog)) as DuckDBChangeLog;
-        log.addConsumer({
-          async apply(_tx: DuckDBConnection, batch: ChangeBatch) {
-            if (batch.snapshot) return;
-            if (batch.stored) storedBatches++;
-            captured.push(...batch.changes);
-          },
+        const schemas = new Map<string, VersionedSchema>();
+        afterEachApply(container, async (batch, log) => {
+          if (batch.snapshot) return;
+          // Column-wise rows (the typed tables' form) in the batch.
+          if (batch.groups.length > 0) storedBatches++;
+          if (schemas.size === 0)
+            for (const schema of await log.schemas()) schemas.set(`${schema.table}#${schema.version}`, schema);
+          for (const schema of batch.schemas) schemas.set(`${schema.table}#${schema.version}`, schema);
+          captured.push(...changesOf(batch, (table, version) => schemas.get(`${table}#${version}`)));
         });
         const engine = await container.getAsync(TOKENS.IngestEngine);
         return await engine.run({ untilCaughtUp: true });
@@ -415,9 +663,15 @@ describe('stream storage: typed stream tables and _changes, read through change_
     expect(storedBatches).toBeGreaterThan(0);
 
     const schemas = new Map<string, { columns: ColumnSchema[]; keyColumns: string[] }>(
-      (await query<[string, number, string, string]>(config, 'SELECT table_name, version, columns, key_columns FROM _schemas')).map(
-        ([table, version, columns, keyColumns]) => [`${table}#${version}`, { columns: JSON.parse(columns), keyColumns: JSON.parse(keyColumns) }],
-      ),
+      (
+        await query<[string, number, string, string]>(
+          config,
+          'SELECT table_name, version, columns, key_columns FROM _schemas',
+        )
+      ).map(([table, version, columns, keyColumns]) => [
+        `${table}#${version}`,
+        { columns: JSON.parse(columns), keyColumns: JSON.parse(keyColumns) },
+      ]),
     );
     const typedSeqs = new Set(
       (
@@ -431,7 +685,7 @@ describe('stream storage: typed stream tables and _changes, read through change_
       config,
       `SELECT seq, table_name, op, key, before, after, schema_version FROM change_log WHERE op <> 'r' ORDER BY seq`,
     );
-    // Every change reached the consumer, in the log's order.
+    // Every change reached the hook, in the log's order.
     expect(captured.length).toBe(ops.length);
     expect(logged.length).toBe(ops.length);
     expect(typedSeqs.size).toBe(ops.filter((o) => o.storage === 'typed').length);
@@ -445,13 +699,15 @@ describe('stream storage: typed stream tables and _changes, read through change_
       const change = captured[i]!;
       const where = `seq ${seq} (${typedSeqs.has(seq) ? 'typed' : 'json'}) ${table} ${op}`;
       if (change.table !== table || change.op !== op || change.schemaVersion !== version) {
-        otherMismatches.push(`${where}: the consumer saw ${change.table} ${change.op} v${change.schemaVersion}`);
+        otherMismatches.push(`${where}: the hook saw ${change.table} ${change.op} v${change.schemaVersion}`);
         return;
       }
       const schema = schemas.get(`${table}#${version}`)!;
-      // The encoder the store uses for _changes (DuckDBChangeLog.rowEncoderOf): encodeRow when a column
+      // The encoder the store uses for _changes (ChangesAppender.rowEncoderOf): encodeRow when a column
       // name is an array index (for…in would list it first), else the compiled rowEncoder.
-      const encode = schema.columns.some((c) => /^(0|[1-9][0-9]*)$/.test(c.name)) ? encodeRow : rowEncoder(schema.columns);
+      const encode = schema.columns.some((c) => /^(0|[1-9][0-9]*)$/.test(c.name))
+        ? encodeRow
+        : rowEncoder(schema.columns);
       const expectedKey = encodeKey(change.key, schema.keyColumns);
       if (key !== expectedKey) keyMismatches.push(`${where}: key ${key} ≠ ${expectedKey}`);
       const expectedBefore = change.before === null ? null : encode(change.before);
@@ -470,15 +726,25 @@ describe('stream storage: typed stream tables and _changes, read through change_
       for (const [name, text] of want) {
         const view = got.get(name);
         if (view === text) continue;
-        if (floatColumns.has(name) && view !== undefined && Object.is(Number(JSON.parse(view)), Number(JSON.parse(text)))) continue;
-        (floatColumns.has(name) ? floatMismatches : otherMismatches).push(`${where} ${name}: view ${view} ≠ JSON path ${text}`);
+        if (
+          floatColumns.has(name) &&
+          view !== undefined &&
+          Object.is(Number(JSON.parse(view)), Number(JSON.parse(text)))
+        )
+          continue;
+        (floatColumns.has(name) ? floatMismatches : otherMismatches).push(
+          `${where} ${name}: view ${view} ≠ JSON path ${text}`,
+        );
       }
     });
     expect.soft(keyMismatches, 'keys').toEqual([]);
     expect.soft(otherMismatches, 'non-float values').toEqual([]);
     expect.soft(floatMismatches, 'float4/float8 values').toEqual([]);
     // Only the order of index-like column names may differ.
-    expect(orderMismatches.every((m) => /"1"/.test(m)), orderMismatches.join('\n')).toBe(true);
+    expect(
+      orderMismatches.every((m) => /"1"/.test(m)),
+      orderMismatches.join('\n'),
+    ).toBe(true);
   });
 
   test('schema changes mid-stream: each schema version gets its own stream table', async () => {
@@ -535,8 +801,14 @@ describe('stream storage: typed stream tables and _changes, read through change_
       5: ['c', 'u', 'd'],
     };
     for (const [version, storage] of streamTables) {
-      const rows = await query<[string]>(config, `SELECT chr(CAST(_ff_op AS INTEGER)) FROM "${storage}" ORDER BY _ff_seq`);
-      expect(rows.map(([op]) => op), storage).toEqual(perVersion[version]);
+      const rows = await query<[string]>(
+        config,
+        `SELECT chr(CAST(_ff_op AS INTEGER)) FROM "${storage}" ORDER BY _ff_seq`,
+      );
+      expect(
+        rows.map(([op]) => op),
+        storage,
+      ).toEqual(perVersion[version]);
       const columns = (
         await query<[string, string]>(
           config,
@@ -547,7 +819,15 @@ describe('stream storage: typed stream tables and _changes, read through change_
       expect(columns, storage).toEqual(
         {
           1: ['id:INTEGER', 'a:INTEGER', 'b:VARCHAR', 'c:DATE', 'c__json:VARCHAR'],
-          2: ['id:INTEGER', 'a:INTEGER', 'b:VARCHAR', 'c:DATE', 'c__json:VARCHAR', 'd:TIMESTAMP WITH TIME ZONE', 'd__json:VARCHAR'],
+          2: [
+            'id:INTEGER',
+            'a:INTEGER',
+            'b:VARCHAR',
+            'c:DATE',
+            'c__json:VARCHAR',
+            'd:TIMESTAMP WITH TIME ZONE',
+            'd__json:VARCHAR',
+          ],
           3: ['id:INTEGER', 'a:INTEGER', 'b:VARCHAR', 'd:TIMESTAMP WITH TIME ZONE', 'd__json:VARCHAR'],
           4: ['id:INTEGER', 'a:BIGINT', 'b:VARCHAR', 'd:TIMESTAMP WITH TIME ZONE', 'd__json:VARCHAR'],
           5: ['id:INTEGER', 'a:BIGINT', 'b:VARCHAR', 'd:TIMESTAMP WITH TIME ZONE', 'd__json:VARCHAR', 'e:VARCHAR'],
@@ -560,7 +840,20 @@ describe('stream storage: typed stream tables and _changes, read through change_
       `SELECT op, schema_version, count(*) FROM change_log WHERE table_name = $1 GROUP BY ALL ORDER BY ALL`,
       [qualified],
     );
-    expect(versions.map(([op, v, n]) => `${op}${v}:${n}`)).toEqual(['c1:2', 'c2:1', 'c3:1', 'c4:2', 'c5:1', 'd5:1', 'r1:1', 'u1:1', 'u2:3', 'u3:1', 'u4:1', 'u5:2']);
+    expect(versions.map(([op, v, n]) => `${op}${v}:${n}`)).toEqual([
+      'c1:2',
+      'c2:1',
+      'c3:1',
+      'c4:2',
+      'c5:1',
+      'd5:1',
+      'r1:1',
+      'u1:1',
+      'u2:3',
+      'u3:1',
+      'u4:1',
+      'u5:2',
+    ]);
     await expectSeqInCommitOrder(config);
   });
 
@@ -570,7 +863,10 @@ describe('stream storage: typed stream tables and _changes, read through change_
     await client.query(`ALTER TABLE ${table} ALTER COLUMN big SET STORAGE EXTERNAL`);
     // 64 kB, stored out of line uncompressed: an update that leaves it alone sends 'u' for it.
     const BIG = `repeat(md5(random()::text), 2000)`;
-    const configs = [testConfig([table], { ingest: { heartbeatSeconds: 1 } }), testConfig([table], { ingest: { heartbeatSeconds: 1, batchSize: 2 } })];
+    const configs = [
+      testConfig([table], { ingest: { heartbeatSeconds: 1 } }),
+      testConfig([table], { ingest: { heartbeatSeconds: 1, batchSize: 2 } }),
+    ];
     for (const config of configs) await ingestUntilCaughtUp(config);
 
     // Inserted and updated in one transaction; updated again in the next ones.
@@ -594,8 +890,12 @@ describe('stream storage: typed stream tables and _changes, read through change_
     await client.query(`UPDATE ${table} SET n = 1 WHERE id = 5`);
     await client.query('COMMIT');
     await client.query(`UPDATE ${table} SET n = 2 WHERE id IN (1, 3, 40)`);
-    const truth = new Map((await client.query(`SELECT id, big FROM ${table}`)).rows.map((r) => [r.id as number, r.big as string]));
-    expect((await client.query(`SELECT pg_column_size(big) AS s FROM ${table} WHERE id = 1`)).rows[0].s).toBeGreaterThan(60_000);
+    const truth = new Map(
+      (await client.query(`SELECT id, big FROM ${table}`)).rows.map((r) => [r.id as number, r.big as string]),
+    );
+    expect(
+      (await client.query(`SELECT pg_column_size(big) AS s FROM ${table} WHERE id = 1`)).rows[0].s,
+    ).toBeGreaterThan(60_000);
 
     for (const config of configs) {
       const batches: BatchInfo[] = [];
@@ -648,7 +948,11 @@ describe('stream storage: typed stream tables and _changes, read through change_
         `DELETE FROM ${table} WHERE id = 7`,
         `UPDATE ${table} SET t = 'big!' WHERE id = 9007199254740993`,
       ],
-      [`INSERT INTO ${table} VALUES (2, 'two again', 2, NULL, 2)`, `UPDATE ${table} SET n = 88 WHERE id = 8`, `DELETE FROM ${table} WHERE id = 30`],
+      [
+        `INSERT INTO ${table} VALUES (2, 'two again', 2, NULL, 2)`,
+        `UPDATE ${table} SET n = 88 WHERE id = 8`,
+        `DELETE FROM ${table} WHERE id = 30`,
+      ],
     ];
     for (const round of rounds) {
       for (const sql of round) await client.query(sql);
@@ -664,7 +968,9 @@ describe('stream storage: typed stream tables and _changes, read through change_
       const { diff } = await compareWithPostgres(client, config, table);
       expect(diff).toEqual({ missing: [], extra: [] });
     }
-    expect(await query(config, 'SELECT schema_version, storage FROM _stream_tables')).toEqual([[1, `_stream__public.${table}__v1`]]);
+    expect(await query(config, 'SELECT schema_version, storage FROM _stream_tables')).toEqual([
+      [1, `_stream__public.${table}__v1`],
+    ]);
     const [[typedRows]] = await query<[bigint]>(config, `SELECT count(*) FROM "_stream__public.${table}__v1"`);
     const [[jsonRows]] = await query<[bigint]>(config, 'SELECT count(*) FROM _changes');
     expect([Number(typedRows), Number(jsonRows)]).toEqual([typed, json]);
@@ -673,7 +979,7 @@ describe('stream storage: typed stream tables and _changes, read through change_
     expect(ops.map(([op]) => op)).toEqual(['r', 'r', 'r', 'r']);
   });
 
-  test('the log\'s last commit time counts typed stream rows (it seeds the next run\'s minimum commit time)', async () => {
+  test("the log's last commit time counts typed stream rows (it seeds the next run's minimum commit time)", async () => {
     const table = randomName('strm_time');
     await client.query(`CREATE TABLE ${table} (id int PRIMARY KEY, v text)`);
     const config = testConfig([table], { ingest: { heartbeatSeconds: 1 } });
@@ -681,14 +987,12 @@ describe('stream storage: typed stream tables and _changes, read through change_
     await client.query(`INSERT INTO ${table} VALUES (1, 'x')`);
     await client.query(`UPDATE ${table} SET v = 'y' WHERE id = 1`);
     await ingestUntilCaughtUp(config);
-    const [[newest]] = await query<[bigint]>(config, `SELECT epoch_us(max(commit_time)) FROM change_log WHERE op <> 'r'`);
-    const log = new DuckDBChangeLog(config.store.path, { readOnly: true });
-    await log.open();
-    try {
-      expect((await log.state()).lastCommitTime).toBe(BigInt(newest));
-    } finally {
-      await log.close();
-    }
+    const [[newest]] = await query<[bigint]>(
+      config,
+      `SELECT epoch_us(max(commit_time)) FROM change_log WHERE op <> 'r'`,
+    );
+    // The store's read-only inspection (what `featureflow status` reads).
+    expect((await config.store.inspect()).state.lastCommitTime).toBe(BigInt(newest));
   });
 
   test('float -0 and 0 keep their sign in typed stream rows whatever their neighbours', async () => {
@@ -701,7 +1005,7 @@ describe('stream storage: typed stream tables and _changes, read through change_
     const values = ['0', '-0', '-0', '0', '5', '-0', '0'];
     await client.query(`INSERT INTO ${table} VALUES ${values.map((v, i) => `(${i + 1}, '${v}', '${v}')`).join(', ')}`);
     await ingestUntilCaughtUp(config);
-    const { changes } = await readChangeLog(config.store.path);
+    const { changes } = await readChangeLog(config.store.config.path);
     const signs = (column: string) =>
       changes.map((c) => {
         const v = c.after![column] as number;
@@ -740,9 +1044,13 @@ describe('stream storage: typed stream tables and _changes, read through change_
     expect(rows).toHaveLength(4);
     for (const [, key] of rows.slice(0, 3)) expect(inserted.has(key), key).toBe(true);
     // The deletes are typed rows, their old row (every column) printed as the key is.
-    const [[typedDeletes]] = await query<[bigint]>(config, `SELECT count(*) FROM "_stream__public.${table}__v1" WHERE _ff_op = ${'d'.charCodeAt(0)}`);
+    const [[typedDeletes]] = await query<[bigint]>(
+      config,
+      `SELECT count(*) FROM "_stream__public.${table}__v1" WHERE _ff_op = ${'d'.charCodeAt(0)}`,
+    );
     expect(Number(typedDeletes)).toBe(4);
-    for (const c of changes.filter((c) => c.op === 'd')) expect(Object.keys(c.before!)).toEqual(Object.keys(JSON.parse(c.key!)));
+    for (const c of changes.filter((c) => c.op === 'd'))
+      expect(Object.keys(c.before!)).toEqual(Object.keys(JSON.parse(c.key!)));
   });
 
   test('a batch of typed rows larger than a DuckDB chunk: nulls and overrides stay on their rows', async () => {
@@ -783,20 +1091,24 @@ describe('stream storage: typed stream tables and _changes, read through change_
     const config = testConfig([table], { ingest: { heartbeatSeconds: 1, batchSize: 50, maxBackoffSeconds: 1 } });
     await ingestUntilCaughtUp(config);
     // The table's first stream changes: its stream table is created in the transaction that fails.
-    await client.query(`INSERT INTO ${table} SELECT g, 't' || g, CASE WHEN g % 7 = 0 THEN 'infinity' ELSE now() END FROM generate_series(1, 400) g`);
+    await client.query(
+      `INSERT INTO ${table} SELECT g, 't' || g, CASE WHEN g % 7 = 0 THEN 'infinity' ELSE now() END FROM generate_series(1, 400) g`,
+    );
     await client.query(`UPDATE ${table} SET t = 'u' WHERE id <= 10`);
     await client.query(`DELETE FROM ${table} WHERE id > 390`);
     let incomplete = 0;
     let failed = 0;
     const container = await createContainer(config);
     try {
-      const log = (await container.getAsync(TOKENS.ChangeLog)) as DuckDBChangeLog;
-      log.addConsumer({
-        async apply(_tx: DuckDBConnection, batch: ChangeBatch) {
-          if (batch.snapshot || batch.complete) return;
-          // A connection-level failure (retriable) in the transaction's third batch.
-          if (++incomplete === 3 && failed++ === 0) throw Object.assign(new Error('injected connection reset'), { code: 'ECONNRESET' });
-        },
+      afterEachApply(container, (batch) => {
+        if (batch.snapshot || batch.complete) return;
+        // A connection-level failure (retriable, as the source reports it) in the transaction's third batch.
+        if (++incomplete === 3 && failed++ === 0) {
+          throw translatePgError(
+            Object.assign(new Error('injected connection reset'), { code: 'ECONNRESET' }),
+            'the test',
+          );
+        }
       });
       const engine = await container.getAsync(TOKENS.IngestEngine);
       await engine.run({ untilCaughtUp: true });
@@ -810,7 +1122,9 @@ describe('stream storage: typed stream tables and _changes, read through change_
     expect(diff).toEqual({ missing: [], extra: [] });
     const seqs = await expectSeqInCommitOrder(config);
     expect(seqs).toHaveLength(420);
-    expect(await query(config, 'SELECT table_name, schema_version FROM _stream_tables')).toEqual([[`public.${table}`, 1]]);
+    expect(await query(config, 'SELECT table_name, schema_version FROM _stream_tables')).toEqual([
+      [`public.${table}`, 1],
+    ]);
     const [[typedRows]] = await query<[bigint]>(config, `SELECT count(*) FROM "_stream__public.${table}__v1"`);
     expect(Number(typedRows)).toBe(420);
   });

@@ -22,7 +22,11 @@ const BIG = `(SELECT string_agg(md5(random()::text), '') FROM generate_series(1,
 const BLOB = `(SELECT decode(string_agg(md5(random()::text), ''), 'hex') FROM generate_series(1, 1000))`;
 
 /** Checks every update's after-image against PostgreSQL; `moved` maps ids whose primary key changed later. */
-async function expectFullImages(table: string, config: ReturnType<typeof testConfig>, moved: Record<number, number> = {}) {
+async function expectFullImages(
+  table: string,
+  config: ReturnType<typeof testConfig>,
+  moved: Record<number, number> = {},
+) {
   const { diff, changes } = await compareWithPostgres(client, config, table);
   expect(diff).toEqual({ missing: [], extra: [] });
   const { rows } = await client.query(`SELECT id, big, blob FROM ${table}`);
@@ -104,7 +108,7 @@ describe('unchanged TOAST values are filled, never placeholders', () => {
     const config = testConfig([table], { ingest: { heartbeatSeconds: 1, maxBackoffSeconds: 1 } });
     await ingestUntilCaughtUp(config);
     // A damaged log: the row's only image is gone.
-    const db = await openDuckDB(config.store.path);
+    const db = await openDuckDB(config.store.config.path);
     await db.connection.run(`DELETE FROM _changes; DELETE FROM "_snapshot__public.${table}"`);
     db.close();
     await client.query(`UPDATE ${table} SET n = n + 1 WHERE id = 1`);
@@ -114,7 +118,9 @@ describe('unchanged TOAST values are filled, never placeholders', () => {
     );
     expect(error).toBeInstanceOf(FeatureflowError);
     expect((error as FeatureflowError).code).toBe('FF_TOAST_UNFILLED');
-    expect((error as FeatureflowError).message).toMatch(new RegExp(`public\\.${table}.*big, blob.*REPLICA IDENTITY FULL`));
+    expect((error as FeatureflowError).message).toMatch(
+      new RegExp(`public\\.${table}.*big, blob.*REPLICA IDENTITY FULL`),
+    );
   });
 
   test('REPLICA IDENTITY FULL without a primary key: the old image carries the value', async () => {

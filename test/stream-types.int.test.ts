@@ -92,10 +92,13 @@ describe('every type round-trips through snapshot and stream', () => {
     const domain = randomName('posint');
     await client.query(`CREATE TYPE ${enumType} AS ENUM ('sad', 'ok', 'happy')`);
     await client.query(`CREATE DOMAIN ${domain} AS int4 CHECK (VALUE > 0)`);
-    await client.query(`CREATE TABLE ${table} (${COLUMNS.replaceAll('%ENUM%', enumType).replaceAll('%DOMAIN%', domain)})`);
+    await client.query(
+      `CREATE TABLE ${table} (${COLUMNS.replaceAll('%ENUM%', enumType).replaceAll('%DOMAIN%', domain)})`,
+    );
     const n = VALUES.length;
     // Rows 1..n, and n+1: every column NULL.
-    for (let i = 0; i < n; i++) await client.query(`INSERT INTO ${table} (id, ${NAMES}) VALUES (${i + 1}, ${VALUES[i]})`);
+    for (let i = 0; i < n; i++)
+      await client.query(`INSERT INTO ${table} (id, ${NAMES}) VALUES (${i + 1}, ${VALUES[i]})`);
     await client.query(`INSERT INTO ${table} (id) VALUES (${n + 1})`);
 
     const config = testConfig([table], { ingest: { heartbeatSeconds: 1 } });
@@ -103,13 +106,25 @@ describe('every type round-trips through snapshot and stream', () => {
     expect(first.snapshotted).toBe(true);
 
     // The stream: the same values again under ids 1001.., then updates and deletes.
-    await client.query(`INSERT INTO ${table} (id, ${NAMES}) SELECT id + 1000, ${NAMES} FROM ${table} WHERE id <= ${n + 1}`);
-    await client.query(`INSERT INTO ${table} (id, ${NAMES}) SELECT id + 2000, ${NAMES} FROM ${table} WHERE id <= ${n + 1}`);
+    await client.query(
+      `INSERT INTO ${table} (id, ${NAMES}) SELECT id + 1000, ${NAMES} FROM ${table} WHERE id <= ${n + 1}`,
+    );
+    await client.query(
+      `INSERT INTO ${table} (id, ${NAMES}) SELECT id + 2000, ${NAMES} FROM ${table} WHERE id <= ${n + 1}`,
+    );
     // Row 2001 takes row 2's values column by column, row 2002 all of row 3's at once, 2003 becomes all NULL.
-    await client.query(`UPDATE ${table} t SET (${NAMES}) = (SELECT ${NAMES} FROM ${table} WHERE id = 2) WHERE t.id = 2001`);
-    await client.query(`UPDATE ${table} t SET (${NAMES}) = (SELECT ${NAMES} FROM ${table} WHERE id = 3) WHERE t.id = 2002`);
-    await client.query(`UPDATE ${table} t SET (${NAMES}) = (SELECT ${NAMES} FROM ${table} WHERE id = ${n + 1}) WHERE t.id = 2003`);
-    await client.query(`UPDATE ${table} SET i8 = i8 - 1, num = num * 3, tstz = tstz + interval '1 microsecond' WHERE id = 2004`);
+    await client.query(
+      `UPDATE ${table} t SET (${NAMES}) = (SELECT ${NAMES} FROM ${table} WHERE id = 2) WHERE t.id = 2001`,
+    );
+    await client.query(
+      `UPDATE ${table} t SET (${NAMES}) = (SELECT ${NAMES} FROM ${table} WHERE id = 3) WHERE t.id = 2002`,
+    );
+    await client.query(
+      `UPDATE ${table} t SET (${NAMES}) = (SELECT ${NAMES} FROM ${table} WHERE id = ${n + 1}) WHERE t.id = 2003`,
+    );
+    await client.query(
+      `UPDATE ${table} SET i8 = i8 - 1, num = num * 3, tstz = tstz + interval '1 microsecond' WHERE id = 2004`,
+    );
     await client.query(`DELETE FROM ${table} WHERE id = 2005`);
     const second = await ingestUntilCaughtUp(config);
     expect(second.snapshotted).toBe(false);
@@ -131,10 +146,10 @@ describe('every type round-trips through snapshot and stream', () => {
       expect(withoutId(streamRows.get(id + 2000n)!)).toEqual(withoutId(row));
     }
     // Updates decode like inserts of the same values.
-    const after = (id: number) => [...state.values()].find((r) => r.id === BigInt(id))!;
-    expect(withoutId(after(2001))).toEqual(withoutId(snapshotRows.get(2n)!));
-    expect(withoutId(after(2002))).toEqual(withoutId(snapshotRows.get(3n)!));
-    expect(withoutId(after(2003))).toEqual(withoutId(snapshotRows.get(BigInt(n + 1))!));
+    const updated = (id: number) => [...state.values()].find((r) => r.id === BigInt(id))!;
+    expect(withoutId(updated(2001))).toEqual(withoutId(snapshotRows.get(2n)!));
+    expect(withoutId(updated(2002))).toEqual(withoutId(snapshotRows.get(3n)!));
+    expect(withoutId(updated(2003))).toEqual(withoutId(snapshotRows.get(BigInt(n + 1))!));
 
     // Exact JavaScript forms, spot-checked.
     const r2 = snapshotRows.get(2n)!;
@@ -152,11 +167,14 @@ describe('every type round-trips through snapshot and stream', () => {
     expect(r3.ts).toBe('2024-01-02T03:04:05.123456');
     expect(r2.ch).toBe('ab   ');
     expect(Buffer.from(r2.by as Uint8Array).toString('hex')).toBe('00ff10ab');
-    expect(r2.a_2d).toEqual([[1, 2, 3], [4, null, 6]]);
+    expect(r2.a_2d).toEqual([
+      [1, 2, 3],
+      [4, null, 6],
+    ]);
     expect(r2.mood).toBe('happy');
     expect(r2.dom).toBe(2147483647);
     expect(r3.js).toBe('[1, 2,   3]');
     expect(r3.jb).toBe('[1, 2, 3]');
-    expect(after(2004).i8).toBe(-9007199254740994n);
+    expect(updated(2004).i8).toBe(-9007199254740994n);
   });
 });

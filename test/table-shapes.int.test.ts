@@ -32,7 +32,9 @@ describe('tables of other shapes', () => {
 
   test('a stored generated column is left out by snapshot and stream alike (pgoutput does not publish it)', async () => {
     const table = randomName('gen');
-    await client.query(`CREATE TABLE ${table} (id int PRIMARY KEY, a int, twice int GENERATED ALWAYS AS (a * 2) STORED)`);
+    await client.query(
+      `CREATE TABLE ${table} (id int PRIMARY KEY, a int, twice int GENERATED ALWAYS AS (a * 2) STORED)`,
+    );
     await client.query(`INSERT INTO ${table} (id, a) SELECT g, g FROM generate_series(1, 20) g`);
     const config = testConfig([table]);
     await ingestUntilCaughtUp(config);

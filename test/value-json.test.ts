@@ -5,7 +5,13 @@ import { decodeRow, encodeRow, encodeValue, rowDecoder, rowEncoder, toPgParam } 
 // Unit tests of the change-log JSON form. test/pg-binary.int.test.ts also round-trips every value
 // decoded from a real PostgreSQL through this form.
 
-const col = (name: string, type: string, array = false): ColumnSchema => ({ name, type, array, typeOid: 0, key: false });
+const col = (name: string, type: string, array = false): ColumnSchema => ({
+  name,
+  type,
+  array,
+  typeOid: 0,
+  key: false,
+});
 
 const columns: ColumnSchema[] = [
   col('b', 'bool'),
@@ -57,7 +63,10 @@ const rows: Row[] = [
     tm: '24:00:00.000000',
     ttz: '12:00:00.000000+01:02:03',
     iv: 'P-1Y-2MT-0.5S',
-    ai8: [[-9223372036854775808n, null], [0n, 1n]],
+    ai8: [
+      [-9223372036854775808n, null],
+      [0n, 1n],
+    ],
     af8: [NaN, Infinity, -Infinity, -0, 1e300, null],
     aby: [Buffer.from(''), null, Buffer.from('\\x')],
     at: ['NULL', null, '', '{}', 'a,b'],
@@ -102,9 +111,9 @@ describe('change-log JSON', () => {
   });
 
   test('spells bigint, bytes and non-finite numbers as strings, -0 as a number', () => {
-    expect(encodeRow({ a: 9007199254740993n, b: Buffer.from([0, 0xab]), c: NaN, d: Infinity, e: -Infinity, f: -0, g: 1e21 })).toBe(
-      '{"a":"9007199254740993","b":"\\\\x00ab","c":"NaN","d":"Infinity","e":"-Infinity","f":-0,"g":1e+21}',
-    );
+    expect(
+      encodeRow({ a: 9007199254740993n, b: Buffer.from([0, 0xab]), c: NaN, d: Infinity, e: -Infinity, f: -0, g: 1e21 }),
+    ).toBe('{"a":"9007199254740993","b":"\\\\x00ab","c":"NaN","d":"Infinity","e":"-Infinity","f":-0,"g":1e+21}');
     expect(encodeValue(new Uint8Array([1, 2, 3]).subarray(1))).toBe('"\\\\x0203"');
     expect(encodeValue([[1n, null], []])).toBe('[["1",null],[]]');
     expect(JSON.parse(encodeRow(rows[0]!)).by).toBe('\\x00ff0010');
@@ -128,10 +137,25 @@ describe('change-log JSON', () => {
   });
 
   test('strings are written as JSON.stringify writes them (hex escapes upper-case, as DuckDB writes them), escaped or only quoted', () => {
-    const strings = ['', 'plain', 'a"b', 'a\\b', 'tab\there', 'nl\n', '\u0000\u001f\u007f', 'é€', '😀', 'lone \ud800 high', 'lone \udc00 low', '\udc00\ud800', '\\u001a typed, \u001a real'];
+    const strings = [
+      '',
+      'plain',
+      'a"b',
+      'a\\b',
+      'tab\there',
+      'nl\n',
+      '\u0000\u001f\u007f',
+      'é€',
+      '😀',
+      'lone \ud800 high',
+      'lone \udc00 low',
+      '\udc00\ud800',
+      '\\u001a typed, \u001a real',
+    ];
     const encode = rowEncoder([col('t', 'text'), col('ts', 'timestamptz')]);
     // JSON.stringify, with only the letters of real \u00XX escapes upper-cased.
-    const upper = (json: string) => json.replace(/\\\\|\\u00[01][a-f]/g, (m) => (m.length === 2 ? m : '\\u' + m.slice(2).toUpperCase()));
+    const upper = (json: string) =>
+      json.replace(/\\\\|\\u00[01][a-f]/g, (m) => (m.length === 2 ? m : '\\u' + m.slice(2).toUpperCase()));
     expect(encodeValue('\u001f')).toBe('"\\u001F"');
     expect(encodeValue('\\u001a')).toBe('"\\\\u001a"');
     for (const s of strings) {
@@ -158,9 +182,19 @@ describe('toPgParam', () => {
     expect(toPgParam(true, col('x', 'bool'))).toBe(true);
     expect(toPgParam(null, col('x', 'text'))).toBe(null);
     expect(Buffer.isBuffer(toPgParam(new Uint8Array([1]), col('x', 'bytea')))).toBe(true);
-    expect(toPgParam('0044-03-15T09:00:00.000000Z BC', col('x', 'timestamptz'))).toBe('0044-03-15 09:00:00.000000+00 BC');
+    expect(toPgParam('0044-03-15T09:00:00.000000Z BC', col('x', 'timestamptz'))).toBe(
+      '0044-03-15 09:00:00.000000+00 BC',
+    );
     expect(toPgParam('2000-01-01T00:00:00.000000', col('x', 'timestamp'))).toBe('2000-01-01 00:00:00.000000');
-    expect(toPgParam([['a"b', 'c\\d'], [null, 'NULL']], col('x', 'text', true))).toBe('{{"a\\"b","c\\\\d"},{NULL,"NULL"}}');
+    expect(
+      toPgParam(
+        [
+          ['a"b', 'c\\d'],
+          [null, 'NULL'],
+        ],
+        col('x', 'text', true),
+      ),
+    ).toBe('{{"a\\"b","c\\\\d"},{NULL,"NULL"}}');
     expect(toPgParam([Buffer.from([0, 255])], col('x', 'bytea', true))).toBe('{"\\\\x00ff"}');
     expect(toPgParam([1n, -0], col('x', 'int8', true))).toBe('{"1","-0"}');
     expect(toPgParam([], col('x', 'int4', true))).toBe('{}');

@@ -20,9 +20,13 @@ export function mountHungFileSystem(): HungMount {
   const dir = mkdtempSync(join(tmpdir(), 'featureflow-hung-'));
   const fd = openSync('/dev/fuse', 'r+');
   // The mount helper gets our /dev/fuse as its fd 3; the connection lives as long as we keep fd open.
-  const mount = spawnSync('mount', ['-t', 'fuse', '-o', 'fd=3,rootmode=40000,user_id=0,group_id=0', 'featureflow-hung', dir], {
-    stdio: ['ignore', 'ignore', 'pipe', fd],
-  });
+  const mount = spawnSync(
+    'mount',
+    ['-t', 'fuse', '-o', 'fd=3,rootmode=40000,user_id=0,group_id=0', 'featureflow-hung', dir],
+    {
+      stdio: ['ignore', 'ignore', 'pipe', fd],
+    },
+  );
   if (mount.status !== 0) {
     closeSync(fd);
     rmSync(dir, { recursive: true, force: true });

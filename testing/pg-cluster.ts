@@ -54,7 +54,9 @@ export async function freePort(): Promise<number> {
     server.once('error', reject);
     server.listen(0, '127.0.0.1', () => {
       const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
+      server.close(() =>
+        typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port')),
+      );
     });
   });
 }
@@ -75,7 +77,9 @@ export async function startPgCluster(options: PgClusterOptions = {}): Promise<Pg
   let gid = -1;
   if (asRoot) {
     const { stdout } = await run('id', ['-u', 'postgres']).catch(() => {
-      throw new Error('running as root needs the `postgres` OS user to own the test cluster; install the postgresql package (it creates the user)');
+      throw new Error(
+        'running as root needs the `postgres` OS user to own the test cluster; install the postgresql package (it creates the user)',
+      );
     });
     uid = Number(stdout.trim());
     gid = Number((await run('id', ['-g', 'postgres'])).stdout.trim());
@@ -86,8 +90,17 @@ export async function startPgCluster(options: PgClusterOptions = {}): Promise<Pg
     asRoot ? run('runuser', ['-u', 'postgres', '--', join(bin, cmd), ...args]) : run(join(bin, cmd), args);
 
   await exec('initdb', [
-    '-D', dataDir, '-U', 'postgres', '--auth-local=trust', '--auth-host=scram-sha-256', `--pwfile=${pwfile}`,
-    '-E', 'UTF8', '--locale=C', '--no-sync',
+    '-D',
+    dataDir,
+    '-U',
+    'postgres',
+    '--auth-local=trust',
+    '--auth-host=scram-sha-256',
+    `--pwfile=${pwfile}`,
+    '-E',
+    'UTF8',
+    '--locale=C',
+    '--no-sync',
   ]);
   const port = await freePort();
   const settings: Record<string, string | number> = {
@@ -107,7 +120,9 @@ export async function startPgCluster(options: PgClusterOptions = {}): Promise<Pg
     TimeZone: 'UTC',
     ...options.settings,
   };
-  const serverOpts = Object.entries(settings).map(([k, v]) => `-c ${k}=${v}`).join(' ');
+  const serverOpts = Object.entries(settings)
+    .map(([k, v]) => `-c ${k}=${v}`)
+    .join(' ');
   const logFile = join(base, 'server.log');
   const start = () => exec('pg_ctl', ['-D', dataDir, '-l', logFile, '-o', serverOpts, '-w', '-t', '60', 'start']);
   const stop = (mode: string) => exec('pg_ctl', ['-D', dataDir, '-m', mode, '-w', '-t', '60', 'stop']);

@@ -30,7 +30,10 @@ export async function startBenchCluster(settings: Record<string, string | number
 }
 
 /** Runs `fn` with a fresh cluster and stops the cluster afterwards. */
-export async function withCluster<T>(fn: (cluster: PgCluster) => Promise<T>, settings?: Record<string, string | number>): Promise<T> {
+export async function withCluster<T>(
+  fn: (cluster: PgCluster) => Promise<T>,
+  settings?: Record<string, string | number>,
+): Promise<T> {
   const cluster = await startBenchCluster(settings);
   try {
     return await fn(cluster);
@@ -86,7 +89,8 @@ export function mixedInsertSql(table: string, from: number, to: number): string 
 export async function createMixedTable(client: pg.Client, table: string, rows: number): Promise<void> {
   await client.query(mixedTableDdl(table));
   const step = 250_000;
-  for (let from = 1; from <= rows; from += step) await client.query(mixedInsertSql(table, from, Math.min(rows, from + step - 1)));
+  for (let from = 1; from <= rows; from += step)
+    await client.query(mixedInsertSql(table, from, Math.min(rows, from + step - 1)));
   await client.query(`VACUUM (FREEZE, ANALYZE) ${table}`);
 }
 
@@ -119,6 +123,7 @@ export function runTool(cmd: string, args: string[], env: NodeJS.ProcessEnv = {}
 /** Runs a tool and throws with its stderr when it fails. */
 export async function runToolOk(cmd: string, args: string[], env?: NodeJS.ProcessEnv): Promise<ToolRun> {
   const result = await runTool(cmd, args, env);
-  if (result.code !== 0) throw new Error(`${cmd} ${args.join(' ')} exited with ${result.code}: ${result.stderr.trim()}`);
+  if (result.code !== 0)
+    throw new Error(`${cmd} ${args.join(' ')} exited with ${result.code}: ${result.stderr.trim()}`);
   return result;
 }

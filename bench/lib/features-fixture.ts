@@ -5,10 +5,11 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { entity, featureView, float64, text } from '../../framework/features/index.js';
-import type { Change, ChangeBatch } from '../../framework/types.js';
+import { entity, FeatureRegistry, featureView, float64, text } from '../../framework/features/index.js';
+import { Materializer } from '../../framework/features/materialize.js';
+import type { Change, ChangeBatch, Position, VersionedSchema } from '../../framework/types.js';
 import { DuckDBChangeLog } from '../../stores/duckdb/duckdb-change-log.js';
-import { FeatureTables } from '../../stores/duckdb/feature-tables.js';
+import { HistoryTables } from '../../stores/duckdb/offline/history-tables.js';
 import { ITEMS } from '../../testing/items.js';
 
 export { ITEMS };
@@ -24,15 +25,28 @@ export const itemView = featureView({
 
 export const T0 = 1_700_000_000_000_000n;
 
+/** A complete batch made only of Change objects (no column-wise groups), each change at its own index. */
+function changeBatch(changes: Change[], checkpoint: Position, schemas: readonly VersionedSchema[]): ChangeBatch {
+  return {
+    groups: [],
+    changes,
+    changeIndexes: changes.map((_, i) => i),
+    size: changes.length,
+    complete: true,
+    checkpoint,
+    schemas,
+  };
+}
+
 /**
  * `total` changes of `keys` items in batches of `batchSize`: a snapshot of every key, then updates
  * (80%), deletes (10%) and re-inserts (10%) of random keys, one transaction per change, a millisecond apart.
  */
 export function* itemBatches(total: number, keys: number, batchSize: number): Generator<ChangeBatch> {
   let seed = 42;
-  const rand = () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff);
+  const rand = () => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff;
   const live = new Uint8Array(keys + 1);
-  let lsn = 1000n;
+  let position = 1000n;
   let time = T0;
   let made = 0;
   let first = true;
@@ -43,39 +57,85 @@ export function* itemBatches(total: number, keys: number, batchSize: number): Ge
       if (made < keys) {
         const id = made + 1;
         live[id] = 1;
-        changes.push({ table: ITEMS.table, op: 'r', key: { id }, before: null, after: { id, value: id / 3, name: `item ${id}` }, lsn: 1000n, commitLsn: 1000n, commitTime: T0, xid: 0, schemaVersion: 1 });
+        changes.push({
+          table: ITEMS.table,
+          op: 'r',
+          key: { id },
+          before: null,
+          after: { id, value: id / 3, name: `item ${id}` },
+          position: 1000n,
+          commitPosition: 1000n,
+          commitTime: T0,
+          xid: 0,
+          schemaVersion: 1,
+        });
         continue;
       }
-      lsn += 16n;
+      position += 16n;
       time += 1000n;
       const id = 1 + Math.floor(rand() * keys);
       const r = rand();
       if (live[id] && r < 0.1) {
         live[id] = 0;
-        changes.push({ table: ITEMS.table, op: 'd', key: { id }, before: { id }, after: null, lsn, commitLsn: lsn, commitTime: time, xid: made, schemaVersion: 1 });
+        changes.push({
+          table: ITEMS.table,
+          op: 'd',
+          key: { id },
+          before: { id },
+          after: null,
+          position,
+          commitPosition: position,
+          commitTime: time,
+          xid: made,
+          schemaVersion: 1,
+        });
       } else {
         const op = live[id] ? 'u' : 'c';
         live[id] = 1;
-        changes.push({ table: ITEMS.table, op, key: { id }, before: null, after: { id, value: r * 100, name: `item ${id} v${made}` }, lsn, commitLsn: lsn, commitTime: time, xid: made, schemaVersion: 1 });
+        changes.push({
+          table: ITEMS.table,
+          op,
+          key: { id },
+          before: null,
+          after: { id, value: r * 100, name: `item ${id} v${made}` },
+          position,
+          commitPosition: position,
+          commitTime: time,
+          xid: made,
+          schemaVersion: 1,
+        });
       }
     }
-    yield { changes, complete: true, checkpoint: changes[changes.length - 1]!.commitLsn, schemas: first ? [ITEMS] : [] };
+    yield changeBatch(changes, changes[changes.length - 1]!.commitPosition, first ? [ITEMS] : []);
     first = false;
   }
 }
 
+/** A store holding the `items` view's history: the change log, its history tables and the materializer feeding them. */
+export interface ItemStore {
+  readonly log: DuckDBChangeLog;
+  readonly history: HistoryTables;
+  readonly materializer: Materializer;
+  readonly dir: string;
+  close(): Promise<void>;
+}
+
 /** A fresh store with the `items` view registered; the first (empty) batch creates its table. */
-export async function openItemStore(): Promise<{ log: DuckDBChangeLog; tables: FeatureTables; dir: string; close(): Promise<void> }> {
+export async function openItemStore(): Promise<ItemStore> {
   const dir = mkdtempSync(join(tmpdir(), 'featureflow-bench-features-'));
-  const log = new DuckDBChangeLog(join(dir, 'store.duckdb'));
-  const tables = new FeatureTables({ views: [itemView] });
-  log.addConsumer(tables);
+  const materializer = new Materializer(new FeatureRegistry({ views: [itemView] }));
+  const history = new HistoryTables(materializer);
+  const log = new DuckDBChangeLog(join(dir, 'store.duckdb'), {}, history);
   await log.open();
-  await log.reset({ tables: [ITEMS.table], lsn: 1000n });
-  await log.apply({ changes: [], complete: true, checkpoint: 1000n, schemas: [ITEMS] });
+  await log.reset({ tables: [ITEMS.table], point: 1000n });
+  // The stages of the ingest engine: schemas to the materializer, feature rows, then both applied.
+  const first = changeBatch([], 1000n, [ITEMS]);
+  materializer.addSchemas(first.schemas);
+  await log.apply(first, materializer.materialize(first));
   return {
     log,
-    tables,
+    history,
+    materializer,
     dir,
     async close() {
       await log.close();

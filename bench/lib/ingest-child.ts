@@ -8,7 +8,7 @@
  */
 import { createInterface } from 'node:readline';
 import { LogicalReplicationService, PgoutputPlugin, type Pgoutput } from 'pg-logical-replication';
-import { closeContainer, createContainer, TOKENS } from '../../index.js';
+import { closeContainer, createContainer, duckdb, postgres, TOKENS } from '../../index.js';
 import { monotonicMs } from './stats.js';
 
 export interface ChildSpec {
@@ -65,8 +65,13 @@ async function main(spec: ChildSpec): Promise<ChildResult> {
   const marks: [number, number][] = [];
   if (spec.mode === 'raw') return raw(spec, marks);
   const container = await createContainer({
-    source: { connectionString: spec.url, tables: spec.tables, slot: spec.slot, publication: spec.publication },
-    store: { path: spec.storePath! },
+    source: postgres({
+      connectionString: spec.url,
+      tables: spec.tables,
+      slot: spec.slot,
+      publication: spec.publication,
+    }),
+    store: duckdb({ path: spec.storePath! }),
     ingest: spec.ingest,
     logLevel: process.env.FEATUREFLOW_LOG_LEVEL ?? 'warn',
   });
@@ -107,7 +112,16 @@ async function main(spec: ChildSpec): Promise<ChildResult> {
     } else if (!first.snapshotted) {
       streamed = first.changesApplied;
     }
-    return { startRss, peakRss: process.resourceUsage().maxRSS * 1024, runMs, cpuMs: cpuMs(), snapshotRows, snapshotMs, streamed, marks };
+    return {
+      startRss,
+      peakRss: process.resourceUsage().maxRSS * 1024,
+      runMs,
+      cpuMs: cpuMs(),
+      snapshotRows,
+      snapshotMs,
+      streamed,
+      marks,
+    };
   } finally {
     await closeContainer(container);
   }
@@ -133,7 +147,16 @@ async function raw(spec: ChildSpec, marks: [number, number][]): Promise<ChildRes
   await service.destroy();
   const failure = await Promise.race([subscribed, new Promise((r) => setTimeout(r, 100))]);
   if (failure instanceof Error) throw failure;
-  return { startRss, peakRss: process.resourceUsage().maxRSS * 1024, runMs: monotonicMs() - start, cpuMs: cpuMs(), snapshotRows: 0, snapshotMs: 0, streamed: commits, marks };
+  return {
+    startRss,
+    peakRss: process.resourceUsage().maxRSS * 1024,
+    runMs: monotonicMs() - start,
+    cpuMs: cpuMs(),
+    snapshotRows: 0,
+    snapshotMs: 0,
+    streamed: commits,
+    marks,
+  };
 }
 
 main(JSON.parse(process.argv[2]!) as ChildSpec).then(

@@ -25,6 +25,8 @@ export function ratioResult(
 ): BenchResult {
   const result = benchResult({ ...fields, target: '', pass: false });
   const [sign, limit, pass] =
-    'atLeast' in bound ? ['≥', bound.atLeast, result.ratio >= bound.atLeast] : ['≤', bound.atMost, result.ratio <= bound.atMost];
+    'atLeast' in bound
+      ? ['≥', bound.atLeast, result.ratio >= bound.atLeast]
+      : ['≤', bound.atMost, result.ratio <= bound.atMost];
   return { ...result, target: `${sign} ${limit}×`, pass };
 }

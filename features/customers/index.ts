@@ -1,4 +1,12 @@
-import { bool, entity, featureView, float64, text, timestamp, type FeatureDefinitions } from '../../framework/features/index.js';
+import {
+  bool,
+  entity,
+  featureView,
+  float64,
+  text,
+  timestamp,
+  type FeatureDefinitions,
+} from '../../framework/features/index.js';
 
 /** The simple example's source table in PostgreSQL. */
 export const CUSTOMERS_TABLE_SQL =

@@ -9,18 +9,20 @@ import pg from 'pg';
 import {
   closeContainer,
   createContainer,
+  defineConfig,
+  duckdb,
   entity,
   featureView,
   float64,
-  formatLsn,
-  openFeatureStore,
-  parseLsn,
-  resolveConfig,
+  formatPosition,
+  openOfflineStore,
+  parsePosition,
+  postgres,
   text,
   TOKENS,
 } from '../../index.js';
+import { openDuckDB } from '../../stores/duckdb/duckdb-database.js';
 import { startPgCluster, type PgCluster } from '../../testing/pg-cluster.js';
-import { openDuckDB } from '../../stores/duckdb/index.js';
 
 const TABLE = 'public.featureflow_demo_orders';
 const STORE = '.featureflow/demo.duckdb';
@@ -34,7 +36,11 @@ const orderFeatures = featureView({
   entity: order,
   source: TABLE,
   features: { amount: float64, status: text, paid: float64 },
-  transform: (row) => ({ amount: Number(row.amount), status: row.status as string, paid: row.status === 'paid' ? 1 : 0 }),
+  transform: (row) => ({
+    amount: Number(row.amount),
+    status: row.status as string,
+    paid: row.status === 'paid' ? 1 : 0,
+  }),
 });
 
 function say(text: string): void {
@@ -64,9 +70,9 @@ async function main(): Promise<void> {
 
     rmSync(STORE, { force: true });
     rmSync(STORE + '.wal', { force: true });
-    const config = resolveConfig({
-      source: { connectionString: url, tables: [TABLE], slot: 'featureflow_demo', publication: 'featureflow_demo' },
-      store: { path: STORE },
+    const config = defineConfig({
+      source: postgres({ connectionString: url, tables: [TABLE], slot: 'featureflow_demo' }),
+      store: duckdb({ path: STORE }),
       features: { views: [orderFeatures] },
       ingest: { heartbeatSeconds: 1 },
       logLevel: 'warn',
@@ -101,29 +107,45 @@ async function main(): Promise<void> {
     while (Date.now() < until) {
       if (snapshotDone && ops % 150 === 0) {
         const id = 1 + Math.floor(Math.random() * 20000);
-        const { rows } = await writer.query(`SELECT status, clock_timestamp()::text AS t FROM ${TABLE} WHERE id = $1`, [id]);
+        const { rows } = await writer.query(`SELECT status, clock_timestamp()::text AS t FROM ${TABLE} WHERE id = $1`, [
+          id,
+        ]);
         const at = (await writer.query('SELECT clock_timestamp()::text AS t')).rows[0].t as string;
-        spine.push({ id: BigInt(id), event_timestamp: at, status_then: (rows[0]?.status as string | undefined) ?? null });
+        spine.push({
+          id: BigInt(id),
+          event_timestamp: at,
+          status_then: (rows[0]?.status as string | undefined) ?? null,
+        });
       }
       const r = Math.random();
-      if (r < 0.4) await writer.query(`INSERT INTO ${TABLE} (customer, amount, status) VALUES ($1, $2, 'new')`, [ops % 500, (ops % 997) / 7]);
-      else if (r < 0.85) await writer.query(`UPDATE ${TABLE} SET status = 'paid', amount = amount + 1 WHERE id = $1`, [1 + Math.floor(Math.random() * 20000)]);
+      if (r < 0.4)
+        await writer.query(`INSERT INTO ${TABLE} (customer, amount, status) VALUES ($1, $2, 'new')`, [
+          ops % 500,
+          (ops % 997) / 7,
+        ]);
+      else if (r < 0.85)
+        await writer.query(`UPDATE ${TABLE} SET status = 'paid', amount = amount + 1 WHERE id = $1`, [
+          1 + Math.floor(Math.random() * 20000),
+        ]);
       else await writer.query(`DELETE FROM ${TABLE} WHERE id = $1`, [1 + Math.floor(Math.random() * 20000)]);
       ops++;
     }
     await writer.end();
-    const target = parseLsn((await db.query('SELECT pg_current_wal_insert_lsn()::text AS l')).rows[0].l);
+    const target = parsePosition((await db.query('SELECT pg_current_wal_insert_lsn()::text AS l')).rows[0].l);
     while (checkpoint < target) await new Promise((r) => setTimeout(r, 50));
     controller.abort();
     await run;
     const seconds = (Date.now() - started) / 1000;
     const source = await container.getAsync(TOKENS.Source);
-    const slot = await source.status();
-    await source.teardown((await (await container.getAsync(TOKENS.ChangeLog)).state()).sourceRecord);
+    const record = (await (await container.getAsync(TOKENS.ChangeLog)).state()).sourceRecord;
+    const slot = await source.status(record);
+    await source.teardown(record);
     await closeContainer(container);
 
-    say(`\nsnapshot: ${snapshotRows} rows; stream: ${streamed} changes from ${ops} writer transactions; ${seconds.toFixed(1)} s`);
-    say(`checkpoint ${formatLsn(checkpoint)}; slot lag when stopped: ${slot.lagBytes ?? '-'} bytes\n`);
+    say(
+      `\nsnapshot: ${snapshotRows} rows; stream: ${streamed} changes from ${ops} writer transactions; ${seconds.toFixed(1)} s`,
+    );
+    say(`checkpoint ${formatPosition(checkpoint)}; source lag when stopped: ${slot.lag ?? '-'} ${slot.lagUnit}\n`);
 
     const duck = await openDuckDB(STORE, { readOnly: true });
     try {
@@ -131,35 +153,43 @@ async function main(): Promise<void> {
         await duck.connection.runAndReadAll(`SELECT op, count(*) AS n FROM change_log GROUP BY op ORDER BY op`)
       ).getRowObjects();
       say('what reached the change log (DuckDB view change_log):');
-      const names: Record<string, string> = { r: 'read (snapshot)', c: 'create', u: 'update', d: 'delete', t: 'truncate' };
-      for (const row of byOp) say(`  ${String(names[row.op as string] ?? row.op).padEnd(16)} ${String(row.n).padStart(8)}`);
+      const names: Record<string, string> = {
+        r: 'read (snapshot)',
+        c: 'create',
+        u: 'update',
+        d: 'delete',
+        t: 'truncate',
+      };
+      for (const row of byOp)
+        say(`  ${String(names[row.op as string] ?? row.op).padEnd(16)} ${String(row.n).padStart(8)}`);
       const recent = (
         await duck.connection.runAndReadAll(
           `SELECT op, key, after, commit_time::VARCHAR AS at FROM change_log WHERE op <> 'r' ORDER BY seq DESC LIMIT 5`,
         )
       ).getRowObjects();
       say('\nlatest changes:');
-      for (const row of recent) say(`  ${row.op} ${row.key} at ${row.at}${row.after ? ` → ${String(row.after).slice(0, 100)}` : ''}`);
+      for (const row of recent)
+        say(`  ${row.op} ${row.key} at ${row.at}${row.after ? ` → ${String(row.after).slice(0, 100)}` : ''}`);
       const live = Number(
-        (
-          await duck.connection.runAndReadAll(
-            `SELECT count(*) FROM (SELECT key, arg_max(op, seq) AS last FROM change_log GROUP BY key) WHERE last <> 'd'`,
-          )
-        ).getRows()[0]![0],
+        (await duck.connection.runAndReadAll(`SELECT count(*) FROM current_rows('${TABLE}')`)).getRows()[0]![0],
       );
       const expected = Number((await db.query(`SELECT count(*) AS n FROM ${TABLE}`)).rows[0].n);
-      say(`\nrows rebuilt from the change log: ${live}; rows in PostgreSQL: ${expected} → ${live === expected ? 'equal' : 'DIFFERENT'}`);
+      say(
+        `\nrows rebuilt from the change log: ${live}; rows in PostgreSQL: ${expected} → ${live === expected ? 'equal' : 'DIFFERENT'}`,
+      );
       if (live !== expected) process.exitCode = 1;
     } finally {
       duck.close();
     }
-    const store = await openFeatureStore(STORE, { definitions: { views: [orderFeatures] } });
+    const store = await openOfflineStore(STORE, { definitions: { views: [orderFeatures] } });
     try {
       const [view] = await store.status();
       const orders = Number((await db.query(`SELECT count(*) AS n FROM ${TABLE}`)).rows[0].n);
-      say(`\nfeature view ${view!.view} v${view!.version} (table ${view!.table}): ${view!.entities} current orders ` +
-        `(PostgreSQL: ${orders} → ${view!.entities === orders ? 'equal' : 'DIFFERENT'}), ${view!.rows} history rows, ` +
-        `${view!.deadLetters} dead letters`);
+      say(
+        `\nfeature view ${view!.view} v${view!.version} (table ${view!.table}): ${view!.entities} current orders ` +
+          `(PostgreSQL: ${orders} → ${view!.entities === orders ? 'equal' : 'DIFFERENT'}), ${view!.rows} history rows, ` +
+          `${view!.deadLetters} dead letters`,
+      );
       if (view!.entities !== orders) process.exitCode = 1;
       const result = await store.export({ trainingSet: { spine, features: [orderFeatures] } }, TRAINING_SET);
       const training = await store.trainingSet({ spine, features: [orderFeatures] });
@@ -167,7 +197,9 @@ async function main(): Promise<void> {
       const status = training.getChild('status')!.toArray() as (string | null)[];
       const agree = status.filter((s, i) => s === statusThen[i]).length;
       say(`training set: ${result.rows} spine rows × order_features → ${TRAINING_SET} (manifest beside it)`);
-      say(`point in time: the status joined for each (order, time) equals PostgreSQL's status at that time for ${agree} of ${status.length} rows`);
+      say(
+        `point in time: the status joined for each (order, time) equals PostgreSQL's status at that time for ${agree} of ${status.length} rows`,
+      );
       if (agree !== status.length) process.exitCode = 1;
     } finally {
       store.close();

@@ -1,18 +1,10 @@
 import { existsSync } from 'node:fs';
 import cliProgress from 'cli-progress';
-import { Command, Option } from 'commander';
-import type { ResolvedConfig } from '../config.js';
+import { type Command, Option } from 'commander';
 import { FeatureflowError } from '../errors.js';
 import { FeatureRegistry } from '../features/feature-registry.js';
-import type { ExportProgress, ExportRequest, OfflineStore } from '../features/offline-store.js';
-import type { ConfigOptions } from './load-config.js';
-
-/** What the export command needs from the composition root. */
-export interface ExportCommandDeps {
-  loadConfig(options: ConfigOptions): Promise<ResolvedConfig>;
-  /** Opens the offline store of `config` for reading (the DuckDB file, read-only). */
-  openOfflineStore(config: ResolvedConfig): Promise<OfflineStore>;
-}
+import type { ExportProgress, ExportRequest } from '../interfaces/offline-store.js';
+import type { CommandContext } from './main.js';
 
 interface ExportFlags {
   version?: string;
@@ -57,33 +49,52 @@ class ExportProgressView {
  * the program: a view's latest rows, its rows as of a time, or a point-in-time-correct training set
  * of a view or service against a spine, as Parquet or an Arrow IPC file, with a manifest next to it.
  */
-export function registerExportCommand(program: Command, deps: ExportCommandDeps): Command {
+export function registerExportCommand(program: Command, context: CommandContext): Command {
   return program
     .command('export')
-    .description('write a feature view (latest or --as-of) or a training set (--spine) to Parquet or Arrow, with a manifest')
+    .description(
+      'write a feature view (latest or --as-of) or a training set (--spine) to Parquet or Arrow, with a manifest',
+    )
     .argument('<name>', 'a feature view or a feature service')
     .option('--version <n>', 'view version (default: the highest configured, else the highest stored)')
     .option('--as-of <time>', 'the view as of this time (ISO 8601; without an offset it is UTC)')
-    .option('--spine <file>', 'a .parquet or .csv of entity keys and event times (+ labels): export a point-in-time training set')
+    .option(
+      '--spine <file>',
+      'a .parquet or .csv of entity keys and event times (+ labels): export a point-in-time training set',
+    )
     .option('--timestamp-column <name>', 'the spine column of event times', 'event_timestamp')
-    .option('--ttl <duration>', 'with --spine: features older than this are null (overrides the views\' ttl), e.g. 7d')
+    .option('--ttl <duration>', "with --spine: features older than this are null (overrides the views' ttl), e.g. 7d")
     .option('--full-feature-names', 'with --spine: name features <view>__<feature>')
     .addOption(new Option('--out <file>', 'output file: .parquet, or .arrow (Arrow IPC file)').makeOptionMandatory())
     .action(async (name: string, flags: ExportFlags, cmd: Command) => {
-      const config = await deps.loadConfig(cmd.optsWithGlobals<ConfigOptions>());
+      const config = await context.loadConfig(cmd);
       const registry = new FeatureRegistry(config.features);
       const service = registry.service(name);
       const version = flags.version === undefined ? undefined : Number(flags.version);
       if (version !== undefined && !(Number.isInteger(version) && version > 0)) {
-        throw new FeatureflowError('FF_EXPORT', `--version must be a positive integer, got ${JSON.stringify(flags.version)}`);
+        throw new FeatureflowError(
+          'FF_EXPORT',
+          `--version must be a positive integer, got ${JSON.stringify(flags.version)}`,
+        );
       }
-      if (flags.spine && flags.asOf) throw new FeatureflowError('FF_EXPORT', '--spine and --as-of exclude each other: the spine gives each row its own time');
+      if (flags.spine && flags.asOf)
+        throw new FeatureflowError(
+          'FF_EXPORT',
+          '--spine and --as-of exclude each other: the spine gives each row its own time',
+        );
       if (service && !flags.spine) {
-        throw new FeatureflowError('FF_EXPORT', `${name} is a feature service; give --spine with its entity keys and event times (or export one of its views)`);
+        throw new FeatureflowError(
+          'FF_EXPORT',
+          `${name} is a feature service; give --spine with its entity keys and event times (or export one of its views)`,
+        );
       }
-      if (service && version !== undefined) throw new FeatureflowError('FF_EXPORT', `--version applies to a view, and ${name} is a feature service`);
-      if (!existsSync(config.store.path)) {
-        throw new FeatureflowError('FF_EXPORT', `there is no store at ${config.store.path}; run \`featureflow ingest\` first (or point store.path at the store)`);
+      if (service && version !== undefined)
+        throw new FeatureflowError('FF_EXPORT', `--version applies to a view, and ${name} is a feature service`);
+      if (!existsSync(config.store.location)) {
+        throw new FeatureflowError(
+          'FF_EXPORT',
+          `there is no store at ${config.store.location}; run \`featureflow ingest\` first (or point the store at it)`,
+        );
       }
       const view = { name, ...(version === undefined ? {} : { version }) };
       const request: ExportRequest = flags.spine
@@ -97,7 +108,7 @@ export function registerExportCommand(program: Command, deps: ExportCommandDeps)
             },
           }
         : { view, ...(flags.asOf ? { asOf: flags.asOf } : {}) };
-      const store = await deps.openOfflineStore(config);
+      const store = await config.store.openReader(config.features);
       const progress = new ExportProgressView(process.stderr);
       try {
         const result = await store.export(request, flags.out, { onProgress: (p) => progress.update(p) });

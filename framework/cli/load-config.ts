@@ -3,27 +3,43 @@ import { register } from 'node:module';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { FeatureflowError } from '../errors.js';
-import { resolveConfig, type FeatureflowConfig, type ResolvedConfig } from '../config.js';
+import {
+  resolveConfig,
+  type ConfigDefaults,
+  type FeatureflowConfig,
+  type ResolvedConfig,
+  type SourceAdapter,
+} from '../config.js';
 
 /** Options every command shares. */
 export interface ConfigOptions {
   /** Path of the config file. Default `featureflow.config.ts` in the working directory. */
   config?: string;
-  /** Comma-separated tables, overriding `source.tables`. */
+  /** Comma-separated tables, overriding the source's tables. */
   tables?: string;
+}
+
+/** What loading a config needs from the composition root. */
+export interface ConfigSupport {
+  readonly defaults: ConfigDefaults;
+  /** The source capturing `tables`, when there is no config file (`--tables` alone). */
+  readonly sourceFor: (tables: readonly string[]) => SourceAdapter;
 }
 
 /**
  * Loads `featureflow.config.ts` (its default export, written with `defineConfig`), applies command-line
  * overrides, validates and freezes it. Without a config file, `--tables` alone is enough.
  */
-export async function loadConfig(options: ConfigOptions): Promise<ResolvedConfig> {
+export async function loadConfig(options: ConfigOptions, support: ConfigSupport): Promise<ResolvedConfig> {
   const path = resolve(options.config ?? 'featureflow.config.ts');
   let config: FeatureflowConfig | undefined;
   if (existsSync(path)) {
     config = await importConfig(path);
     if (!config || typeof config !== 'object') {
-      throw new FeatureflowError('FF_CONFIG_INVALID', `${path} has no default export; write \`export default defineConfig({ … })\``);
+      throw new FeatureflowError(
+        'FF_CONFIG_INVALID',
+        `${path} has no default export; write \`export default defineConfig({ … })\``,
+      );
     }
   } else if (options.config) {
     throw new FeatureflowError('FF_CONFIG_INVALID', `config file ${path} does not exist; fix the --config path`);
@@ -33,11 +49,17 @@ export async function loadConfig(options: ConfigOptions): Promise<ResolvedConfig
       `no featureflow.config.ts in ${resolve('.')}; create one (see the README's quick start) or pass --tables schema.table[,…]`,
     );
   }
-  const tables = options.tables ? options.tables.split(',').map((t) => t.trim()).filter(Boolean) : undefined;
-  return resolveConfig({
-    ...config,
-    source: { ...config?.source, tables: tables ?? config?.source.tables ?? [] },
-  } as FeatureflowConfig);
+  const tables = options.tables
+    ? options.tables
+        .split(',')
+        .map((t) => t.trim())
+        .filter(Boolean)
+    : undefined;
+  const resolved = resolveConfig(
+    config ?? ({ source: support.sourceFor(tables ?? []) } as FeatureflowConfig),
+    support.defaults,
+  );
+  return tables && config ? Object.freeze({ ...resolved, source: resolved.source.withTables(tables) }) : resolved;
 }
 
 /**
@@ -92,11 +114,27 @@ function configError(path: string, error: unknown): FeatureflowError {
   const transform = [...message.matchAll(/^(.+?):(\d+):(\d+): ERROR: (.+)$/gm)].filter((m) => m[1] === path);
   if (transform.length > 0) {
     const lines = transform.map((m) => `${path}:${m[2]}:${m[3]}: ${m[4]}`);
-    return new FeatureflowError('FF_CONFIG_INVALID', `the config file has a syntax error; fix it:\n  ${lines.join('\n  ')}`, { cause: error });
+    return new FeatureflowError(
+      'FF_CONFIG_INVALID',
+      `the config file has a syntax error; fix it:\n  ${lines.join('\n  ')}`,
+      { cause: error },
+    );
   }
   // A runtime error while the config ran: the first stack frame in the user's file says where.
   const url = pathToFileURL(path).href;
-  const frame = String((error as Error)?.stack ?? '').split('\n').find((l) => l.includes(path) || l.includes(url));
-  const at = frame ? ` (${frame.trim().replace(/^at\s+/, '').replace(`${url}?${AS_ESM}`, path).replace(url, path)})` : '';
-  return new FeatureflowError('FF_CONFIG_INVALID', `loading the config file ${path} failed: ${message}${at}; fix the config`, { cause: error });
+  const frame = String((error as Error)?.stack ?? '')
+    .split('\n')
+    .find((l) => l.includes(path) || l.includes(url));
+  const at = frame
+    ? ` (${frame
+        .trim()
+        .replace(/^at\s+/, '')
+        .replace(`${url}?${AS_ESM}`, path)
+        .replace(url, path)})`
+    : '';
+  return new FeatureflowError(
+    'FF_CONFIG_INVALID',
+    `loading the config file ${path} failed: ${message}${at}; fix the config`,
+    { cause: error },
+  );
 }

@@ -1,6 +1,6 @@
 import cliProgress from 'cli-progress';
-import type { BatchInfo } from '../ingest-engine.js';
-import { formatLsn } from '../types.js';
+import type { BatchInfo } from '../ingest/batch-info.js';
+import { formatPosition } from '../types.js';
 
 /**
  * Shows ingest progress on a terminal (a cli-progress bar per phase: snapshot rows, then streamed
@@ -24,7 +24,10 @@ export class IngestProgressView {
       this.bar = new cliProgress.SingleBar(
         {
           stream: this.out,
-          format: phase === 'snapshot' ? 'snapshot {table} | {value} rows | {rate} rows/s' : 'stream | {value} changes | {rate} changes/s | checkpoint {lsn}',
+          format:
+            phase === 'snapshot'
+              ? 'snapshot {table} | {value} rows | {rate} rows/s'
+              : 'stream | {value} changes | {rate} changes/s | checkpoint {lsn}',
           hideCursor: true,
           barsize: 0,
         },
@@ -38,7 +41,7 @@ export class IngestProgressView {
     this.bar!.update(this.total, {
       table: batch.snapshot?.table ?? '',
       rate: Math.round(this.total / seconds),
-      lsn: batch.complete ? formatLsn(batch.checkpoint) : '…',
+      lsn: batch.complete ? formatPosition(batch.checkpoint) : '…',
     });
   }
 

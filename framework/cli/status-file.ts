@@ -1,11 +1,11 @@
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import type { FeatureViewStatus } from '../features/offline-store.js';
+import type { FeatureViewStatus } from '../interfaces/offline-store.js';
 import type { ChangeLogTableStats } from '../interfaces/index.js';
 
 /**
- * DuckDB lets one process open a file for writing and no other process open it at all, so a running
- * ingest publishes its progress in a small JSON file beside the DuckDB file for `status` to read.
+ * A running ingest holds its store (DuckDB lets one process open a file for writing and no other open
+ * it at all), so it publishes its progress in a small JSON file (the store's `progressFile`) for
+ * `status` to read.
  */
 export interface IngestProgress {
   readonly pid: number;
@@ -17,20 +17,18 @@ export interface IngestProgress {
 }
 
 /** What `status` shows of one feature view version. */
-export type FeatureViewSummary = Pick<FeatureViewStatus, 'view' | 'version' | 'table' | 'active' | 'rows' | 'entities' | 'deadLetters'>;
+export type FeatureViewSummary = Pick<
+  FeatureViewStatus,
+  'view' | 'version' | 'table' | 'active' | 'rows' | 'entities' | 'deadLetters'
+>;
 
-export function statusFilePath(duckdbPath: string): string {
-  return join(dirname(duckdbPath), 'ingest-status.json');
-}
-
-export function writeProgress(duckdbPath: string, progress: IngestProgress): void {
-  const file = statusFilePath(duckdbPath);
+/** Writes the progress file (the store adapter's `progressFile`) in one rename, so readers never see half of it. */
+export function writeProgress(file: string, progress: IngestProgress): void {
   writeFileSync(file + '.tmp', JSON.stringify(progress, null, 2));
   renameSync(file + '.tmp', file);
 }
 
-export function readProgress(duckdbPath: string): IngestProgress | null {
-  const file = statusFilePath(duckdbPath);
+export function readProgress(file: string): IngestProgress | null {
   if (!existsSync(file)) return null;
   try {
     return JSON.parse(readFileSync(file, 'utf8')) as IngestProgress;

@@ -44,7 +44,9 @@ function defaultValue(value: Value | undefined, column: ColumnSchema, type: Feat
   if (type.kind === 'tensor') {
     if (column.type === 'bytea' && value instanceof Uint8Array) return value;
     if (!Array.isArray(value)) return value;
-    return (value as unknown[]).flat(Infinity as 1).map((v) => (typeof v === 'string' || typeof v === 'bigint' ? Number(v) : v));
+    return (value as unknown[])
+      .flat(Infinity as 1)
+      .map((v) => (typeof v === 'string' || typeof v === 'bigint' ? Number(v) : v));
   }
   switch (type.dtype) {
     case 'float32':
@@ -96,7 +98,17 @@ function probeValue(c: ColumnSchema): Value {
 }
 
 /** Properties a runtime may look up on any object; reading them is not reading a column. */
-const IGNORED_PROPS = new Set(['then', 'toJSON', 'constructor', 'valueOf', 'toString', 'hasOwnProperty', 'asymmetricMatch', '$$typeof', 'nodeType']);
+const IGNORED_PROPS = new Set([
+  'then',
+  'toJSON',
+  'constructor',
+  'valueOf',
+  'toString',
+  'hasOwnProperty',
+  'asymmetricMatch',
+  '$$typeof',
+  'nodeType',
+]);
 
 /** Runs `fn` on a probe row of `schema`, recording the columns it reads and those the table lacks. */
 function probe<T>(schema: TableSchema, fn: (row: Row) => T): { reads: Set<string>; unknown: Set<string>; result?: T } {
@@ -130,11 +142,15 @@ function probeTypeProblem(type: FeatureType, value: unknown): string | null {
   if (value === null || value === undefined) return null;
   if (type.kind === 'tensor') return Array.isArray(value) || ArrayBuffer.isView(value) ? null : `a ${typeof value}`;
   const ok =
-    type.dtype === 'int64' ? typeof value === 'bigint' || typeof value === 'number'
-    : type.dtype === 'bool' ? typeof value === 'boolean'
-    : type.dtype === 'text' ? typeof value === 'string'
-    : type.dtype === 'timestamp' ? typeof value === 'string' || value instanceof Date
-    : typeof value === 'number';
+    type.dtype === 'int64'
+      ? typeof value === 'bigint' || typeof value === 'number'
+      : type.dtype === 'bool'
+        ? typeof value === 'boolean'
+        : type.dtype === 'text'
+          ? typeof value === 'string'
+          : type.dtype === 'timestamp'
+            ? typeof value === 'string' || value instanceof Date
+            : typeof value === 'number';
   return ok ? null : Array.isArray(value) ? 'an array' : `a ${typeof value}`;
 }
 
@@ -147,13 +163,22 @@ export function compileView(view: FeatureView, schema: TableSchema): CompiledVie
   const byName = new Map(schema.columns.map((c) => [c.name, c]));
   const columnList = schema.columns.map((c) => c.name).join(', ');
   const missing = (column: string, what: string, fix: string) =>
-    definitionError(view, `${what} column ${JSON.stringify(column)}, which ${schema.table} does not have (its columns: ${columnList}); ${fix}`);
+    definitionError(
+      view,
+      `${what} column ${JSON.stringify(column)}, which ${schema.table} does not have (its columns: ${columnList}); ${fix}`,
+    );
 
   for (const key of view.entity.keys) {
-    if (!byName.has(key)) throw missing(key, `has entity ${view.entity.name} keyed by`, `give the entity the key columns of ${schema.table}`);
+    if (!byName.has(key))
+      throw missing(
+        key,
+        `has entity ${view.entity.name} keyed by`,
+        `give the entity the key columns of ${schema.table}`,
+      );
   }
   for (const c of view.columns ?? []) {
-    if (!byName.has(c)) throw missing(c, 'declares in `columns` the', 'fix the columns list or add the column to the table');
+    if (!byName.has(c))
+      throw missing(c, 'declares in `columns` the', 'fix the columns list or add the column to the table');
   }
 
   const featureNames = Object.keys(view.features);
@@ -164,22 +189,37 @@ export function compileView(view: FeatureView, schema: TableSchema): CompiledVie
   if (view.transform) {
     transform = view.transform as (row: Row, context: TransformContext) => Record<string, unknown>;
     const probed = probe(schema, (row) => transform(row, { op: 'c', table: schema.table }));
-    for (const c of probed.unknown) throw missing(c, 'has a transform that reads', 'fix the transform, or add the column to the table');
+    for (const c of probed.unknown)
+      throw missing(c, 'has a transform that reads', 'fix the transform, or add the column to the table');
     for (const c of probed.reads) reads.add(c);
     const result = probed.result;
     if (result !== undefined) {
       if (result === null || typeof result !== 'object') {
-        throw definitionError(view, `has a transform that returns ${result === null ? 'null' : typeof result}; return an object with the features ${featureNames.join(', ')}`);
+        throw definitionError(
+          view,
+          `has a transform that returns ${result === null ? 'null' : typeof result}; return an object with the features ${featureNames.join(', ')}`,
+        );
       }
       for (const f of featureNames) {
-        if (!(f in result)) throw definitionError(view, `has a transform that does not return feature ${f}; return it (null when unknown)`);
+        if (!(f in result))
+          throw definitionError(
+            view,
+            `has a transform that does not return feature ${f}; return it (null when unknown)`,
+          );
         const problem = probeTypeProblem(view.features[f]!, result[f]);
         if (problem) {
-          throw definitionError(view, `has a transform that returns ${problem} for feature ${f}, declared ${typeName(view.features[f]!)}; convert the value or change the declared type`);
+          throw definitionError(
+            view,
+            `has a transform that returns ${problem} for feature ${f}, declared ${typeName(view.features[f]!)}; convert the value or change the declared type`,
+          );
         }
       }
       for (const f of Object.keys(result)) {
-        if (!featureNames.includes(f)) throw definitionError(view, `has a transform that returns feature ${f}, which is not declared; add it to features or drop it`);
+        if (!featureNames.includes(f))
+          throw definitionError(
+            view,
+            `has a transform that returns feature ${f}, which is not declared; add it to features or drop it`,
+          );
       }
     }
   } else {
@@ -187,17 +227,28 @@ export function compileView(view: FeatureView, schema: TableSchema): CompiledVie
       const f = featureNames[i]!;
       const type = featureTypes[i]!;
       const column = byName.get(f);
-      if (!column) throw missing(f, 'has no transform, so feature ' + f + ' needs the', 'write a transform, or name the feature after a column');
-      const ok = (COMPATIBLE[type.kind === 'tensor' ? 'tensor' : type.dtype] ?? []).includes(column.type) && (type.kind === 'tensor') === column.array;
+      if (!column)
+        throw missing(
+          f,
+          'has no transform, so feature ' + f + ' needs the',
+          'write a transform, or name the feature after a column',
+        );
+      const ok =
+        (COMPATIBLE[type.kind === 'tensor' ? 'tensor' : type.dtype] ?? []).includes(column.type) &&
+        (type.kind === 'tensor') === column.array;
       if (!ok && !(type.kind === 'tensor' && column.type === 'bytea' && !column.array)) {
-        throw definitionError(view, `declares feature ${f} as ${typeName(type)} but column ${f} of ${schema.table} is ${columnType(column)}; declare a matching type or write a transform`);
+        throw definitionError(
+          view,
+          `declares feature ${f} as ${typeName(type)} but column ${f} of ${schema.table} is ${columnType(column)}; declare a matching type or write a transform`,
+        );
       }
       reads.add(f);
     }
     const columns = featureNames.map((f) => byName.get(f)!);
     transform = (row) => {
       const out: Record<string, unknown> = {};
-      for (let i = 0; i < featureNames.length; i++) out[featureNames[i]!] = defaultValue(row[featureNames[i]!], columns[i]!, featureTypes[i]!);
+      for (let i = 0; i < featureNames.length; i++)
+        out[featureNames[i]!] = defaultValue(row[featureNames[i]!], columns[i]!, featureTypes[i]!);
       return out;
     };
   }
@@ -205,13 +256,17 @@ export function compileView(view: FeatureView, schema: TableSchema): CompiledVie
   if (view.filter) {
     const filter = view.filter;
     const probed = probe(schema, (row) => filter(row, { op: 'c', table: schema.table }));
-    for (const c of probed.unknown) throw missing(c, 'has a filter that reads', 'fix the filter, or add the column to the table');
+    for (const c of probed.unknown)
+      throw missing(c, 'has a filter that reads', 'fix the filter, or add the column to the table');
     for (const c of probed.reads) reads.add(c);
   }
   if (view.columns) {
     for (const c of reads) {
       if (!view.columns.includes(c) && !view.entity.keys.includes(c)) {
-        throw definitionError(view, `reads column ${JSON.stringify(c)} that its \`columns\` list leaves out; add it to columns`);
+        throw definitionError(
+          view,
+          `reads column ${JSON.stringify(c)} that its \`columns\` list leaves out; add it to columns`,
+        );
       }
     }
   }
@@ -237,12 +292,17 @@ export function compileView(view: FeatureView, schema: TableSchema): CompiledVie
         throw new FeatureRowError(`transform threw: ${(error as Error)?.message ?? String(error)}`, { cause: error });
       }
       if (result === null || typeof result !== 'object') {
-        throw new FeatureRowError(`transform returned ${result === null ? 'null' : typeof result}; return an object with the features ${featureNames.join(', ')}`);
+        throw new FeatureRowError(
+          `transform returned ${result === null ? 'null' : typeof result}; return an object with the features ${featureNames.join(', ')}`,
+        );
       }
       const values = new Array<StoredFeatureValue>(n);
       for (let i = 0; i < n; i++) {
         const v = result[featureNames[i]!];
-        if (v === undefined) throw new FeatureRowError(`transform did not return feature ${featureNames[i]}; return it (null when unknown)`);
+        if (v === undefined)
+          throw new FeatureRowError(
+            `transform did not return feature ${featureNames[i]}; return it (null when unknown)`,
+          );
         try {
           values[i] = toStoredValue(featureTypes[i]!, v);
         } catch (error) {
@@ -260,7 +320,8 @@ export function entityKey(view: FeatureView, row: Row | null): Value[] | string 
   const out: Value[] = [];
   for (const k of view.entity.keys) {
     const v = row[k];
-    if (v === undefined) return `the change does not carry key column ${k} (set REPLICA IDENTITY FULL on the table, or key the entity by the primary key)`;
+    if (v === undefined)
+      return `the change does not carry key column ${k} (set REPLICA IDENTITY FULL on the table, or key the entity by the primary key)`;
     if (v === null) return `key column ${k} is null`;
     out.push(v);
   }

@@ -10,6 +10,12 @@ const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
  * entities (change log, history writer, online stores, the bus) uses this one definition.
  */
 export function entityId(key: readonly Value[]): string {
+  // The common key, one integer column: its decimal text is what encodeValue writes (runs per row).
+  if (key.length === 1) {
+    const v = key[0];
+    if (typeof v === 'number' && Number.isSafeInteger(v) && !Object.is(v, -0)) return String(v);
+    if (typeof v === 'bigint' && v <= MAX_SAFE && v >= -MAX_SAFE) return String(v);
+  }
   let out = '';
   for (let i = 0; i < key.length; i++) {
     const v = key[i]!;

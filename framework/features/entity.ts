@@ -21,10 +21,18 @@ export function entity(definition: { name: string; keys: readonly string[]; desc
   const problems: string[] = [];
   if (!IDENT.test(name ?? '')) problems.push(`name ${JSON.stringify(name)} must be an identifier (letters, digits, _)`);
   if (!Array.isArray(keys) || keys.length === 0) problems.push('keys must list at least one column, e.g. keys: ["id"]');
-  for (const k of keys ?? []) if (typeof k !== 'string' || k.length === 0) problems.push(`key ${JSON.stringify(k)} must be a column name`);
+  for (const k of keys ?? [])
+    if (typeof k !== 'string' || k.length === 0) problems.push(`key ${JSON.stringify(k)} must be a column name`);
   if (new Set(keys).size !== keys?.length) problems.push('keys must not repeat a column');
   if (problems.length > 0) {
-    throw new FeatureflowError('FF_FEATURE_DEFINITION', `entity ${JSON.stringify(name)} is invalid: ${problems.join('; ')}`);
+    throw new FeatureflowError(
+      'FF_FEATURE_DEFINITION',
+      `entity ${JSON.stringify(name)} is invalid: ${problems.join('; ')}`,
+    );
   }
-  return Object.freeze({ name, keys: Object.freeze([...keys]), ...(definition.description ? { description: definition.description } : {}) });
+  return Object.freeze({
+    name,
+    keys: Object.freeze([...keys]),
+    ...(definition.description ? { description: definition.description } : {}),
+  });
 }

@@ -34,13 +34,20 @@ export class FeatureRegistry {
     for (const view of definitions.views ?? []) add(view);
     const services = new Map<string, FeatureService>();
     for (const service of definitions.services ?? []) {
-      if (services.has(service.name)) throw new FeatureflowError('FF_FEATURE_DEFINITION', `feature service ${service.name} is defined twice; rename one`);
+      if (services.has(service.name))
+        throw new FeatureflowError(
+          'FF_FEATURE_DEFINITION',
+          `feature service ${service.name} is defined twice; rename one`,
+        );
       services.set(service.name, service);
       for (const s of service.selections) add(s.view);
     }
     for (const name of services.keys()) {
       if ([...views.values()].some((v) => v.name === name)) {
-        throw new FeatureflowError('FF_FEATURE_DEFINITION', `feature service ${name} has the name of a feature view; rename one so exports can tell them apart`);
+        throw new FeatureflowError(
+          'FF_FEATURE_DEFINITION',
+          `feature service ${name} has the name of a feature view; rename one so exports can tell them apart`,
+        );
       }
     }
     this.views = Object.freeze([...views.values()]);

@@ -8,11 +8,14 @@ import type { FeatureView } from './feature-view.js';
  * store: the offline history, the online store, the change bus.
  */
 export interface FeatureRow {
-  /** `c`, `u` or `r` for values; `d` when the entity is gone (a delete, a key moved away, a row the filter drops); `t` for a truncate. */
+  /** The change's op (`r`, `c`, `u`, `d`; `t` for a truncate, which clears the view). */
   readonly op: Op;
   /** The entity key's values in the order of `entity.keys`; empty for a truncate. */
   readonly key: readonly Value[];
-  /** The features in the view's declaration order, in stored form; null when the entity is gone or the view was truncated. */
+  /**
+   * The features in the view's declaration order, in stored form; null when the change closed the
+   * entity (a delete, a row the filter drops, the old key of a key change) or truncated the view.
+   */
   readonly values: readonly StoredFeatureValue[] | null;
   /** Position of the change in the source's commit order. */
   readonly position: Position;

@@ -22,18 +22,31 @@ export function featureService(definition: {
 }): FeatureService {
   const { name } = definition;
   if (!/^[a-z][a-z0-9_]*$/.test(name ?? '')) {
-    throw new FeatureflowError('FF_FEATURE_DEFINITION', `feature service ${JSON.stringify(name)} needs a lower-case identifier as its name`);
+    throw new FeatureflowError(
+      'FF_FEATURE_DEFINITION',
+      `feature service ${JSON.stringify(name)} needs a lower-case identifier as its name`,
+    );
   }
   if (!Array.isArray(definition.features) || definition.features.length === 0) {
-    throw new FeatureflowError('FF_FEATURE_DEFINITION', `feature service ${name} must list at least one view or view.select(…)`);
+    throw new FeatureflowError(
+      'FF_FEATURE_DEFINITION',
+      `feature service ${name} must list at least one view or view.select(…)`,
+    );
   }
-  const selections = definition.features.map((f): FeatureSelection =>
-    'kind' in f && f.kind === 'featureView' ? { view: f, features: Object.keys(f.features) } : (f as FeatureSelection),
+  const selections = definition.features.map(
+    (f): FeatureSelection =>
+      'kind' in f && f.kind === 'featureView'
+        ? { view: f, features: Object.keys(f.features) }
+        : (f as FeatureSelection),
   );
   const seen = new Set<string>();
   for (const s of selections) {
     const id = `${s.view.name}@${s.view.version}`;
-    if (seen.has(id)) throw new FeatureflowError('FF_FEATURE_DEFINITION', `feature service ${name} lists view ${s.view.name} v${s.view.version} twice; merge the selections`);
+    if (seen.has(id))
+      throw new FeatureflowError(
+        'FF_FEATURE_DEFINITION',
+        `feature service ${name} lists view ${s.view.name} v${s.view.version} twice; merge the selections`,
+      );
     seen.add(id);
   }
   return Object.freeze({

@@ -59,18 +59,29 @@ export function tensor<D extends TensorDType>(dtype: D, shape: readonly number[]
   if (shape.length === 0 || shape.some((d) => !Number.isInteger(d) || d <= 0)) {
     throw new TypeError(`tensor shape must be positive integers, got [${shape.join(', ')}]`);
   }
-  return Object.freeze({ kind: 'tensor', dtype, shape: Object.freeze([...shape]), size: shape.reduce((a, b) => a * b, 1) });
+  return Object.freeze({
+    kind: 'tensor',
+    dtype,
+    shape: Object.freeze([...shape]),
+    size: shape.reduce((a, b) => a * b, 1),
+  });
 }
 
 /** The JavaScript value a transform returns for a feature of type `T` (null is always allowed). */
 export type FeatureJsValue<T extends FeatureType> =
-  T extends ScalarType<'int64'> ? bigint | number
-  : T extends ScalarType<'bool'> ? boolean
-  : T extends ScalarType<'text'> ? string
-  : T extends ScalarType<'timestamp'> ? Date | string
-  : T extends ScalarType ? number
-  : T extends TensorType ? ArrayLike<number>
-  : never;
+  T extends ScalarType<'int64'>
+    ? bigint | number
+    : T extends ScalarType<'bool'>
+      ? boolean
+      : T extends ScalarType<'text'>
+        ? string
+        : T extends ScalarType<'timestamp'>
+          ? Date | string
+          : T extends ScalarType
+            ? number
+            : T extends TensorType
+              ? ArrayLike<number>
+              : never;
 
 /** What a transform returns: one value (or null) per declared feature. */
 export type FeatureValues<F extends FeatureSchema> = { [K in keyof F]: FeatureJsValue<F[K]> | null };
@@ -84,12 +95,21 @@ export function typeName(type: FeatureType): string {
 export function parseTypeName(name: string): FeatureType {
   const m = /^tensor<(\w+)>\[([\d,]+)\]$/.exec(name);
   if (m) return tensor(m[1] as TensorDType, m[2]!.split(',').map(Number));
-  if (['float32', 'float64', 'int32', 'int64', 'bool', 'text', 'timestamp'].includes(name)) return scalar(name as ScalarDType);
+  if (['float32', 'float64', 'int32', 'int64', 'bool', 'text', 'timestamp'].includes(name))
+    return scalar(name as ScalarDType);
   throw new TypeError(`unknown feature type ${JSON.stringify(name)}`);
 }
 
 /** The DuckDB column type of a feature. */
 export function duckdbTypeName(type: FeatureType): string {
-  const base = { float32: 'FLOAT', float64: 'DOUBLE', int32: 'INTEGER', int64: 'BIGINT', bool: 'BOOLEAN', text: 'VARCHAR', timestamp: 'TIMESTAMPTZ' }[type.dtype];
+  const base = {
+    float32: 'FLOAT',
+    float64: 'DOUBLE',
+    int32: 'INTEGER',
+    int64: 'BIGINT',
+    bool: 'BOOLEAN',
+    text: 'VARCHAR',
+    timestamp: 'TIMESTAMPTZ',
+  }[type.dtype];
   return type.kind === 'tensor' ? `${base}[${type.size}]` : base;
 }

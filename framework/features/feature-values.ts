@@ -10,7 +10,8 @@ export type StoredFeatureValue = number | bigint | boolean | string | Float32Arr
 function describe(value: unknown): string {
   if (value === null) return 'null';
   if (Array.isArray(value)) return `an array of length ${value.length}`;
-  if (ArrayBuffer.isView(value)) return `a ${value.constructor.name} of length ${(value as unknown as ArrayLike<unknown>).length}`;
+  if (ArrayBuffer.isView(value))
+    return `a ${value.constructor.name} of length ${(value as unknown as ArrayLike<unknown>).length}`;
   if (value instanceof Date) return 'a Date';
   return `a ${typeof value}`;
 }
@@ -32,7 +33,8 @@ export function toStoredValue(type: FeatureType, value: unknown): StoredFeatureV
       if (typeof value === 'number') return value;
       throw wrong(type, value, 'a number');
     case 'int32':
-      if (typeof value === 'number' && Number.isInteger(value) && value >= -2147483648 && value <= 2147483647) return value;
+      if (typeof value === 'number' && Number.isInteger(value) && value >= -2147483648 && value <= 2147483647)
+        return value;
       throw wrong(type, value, 'an integer number within 32 bits');
     case 'int64':
       if (typeof value === 'bigint') {
@@ -50,16 +52,22 @@ export function toStoredValue(type: FeatureType, value: unknown): StoredFeatureV
         try {
           return toMicros(value);
         } catch (error) {
-          throw new TypeError(`${(error as Error).message} for a timestamp feature; return a Date or an ISO 8601 string`);
+          throw new TypeError(
+            `${(error as Error).message} for a timestamp feature; return a Date or an ISO 8601 string`,
+          );
         }
       }
       throw wrong(type, value, 'a Date or an ISO 8601 string');
   }
 }
 
-function toTensor(type: Extract<FeatureType, { kind: 'tensor' }>, value: unknown): Float32Array | Float64Array | Int32Array {
+function toTensor(
+  type: Extract<FeatureType, { kind: 'tensor' }>,
+  value: unknown,
+): Float32Array | Float64Array | Int32Array {
   const expected = `${type.size} numbers (shape [${type.shape.join(', ')}], row-major) as a typed array or number array`;
-  if (!(Array.isArray(value) || (ArrayBuffer.isView(value) && !(value instanceof DataView)))) throw wrong(type, value, expected);
+  if (!(Array.isArray(value) || (ArrayBuffer.isView(value) && !(value instanceof DataView))))
+    throw wrong(type, value, expected);
   let items = value as ArrayLike<unknown>;
   if (Array.isArray(value) && value.some(Array.isArray)) items = (value as unknown[]).flat(Infinity);
   if (items.length !== type.size) throw wrong(type, value, expected);
@@ -70,7 +78,9 @@ function toTensor(type: Extract<FeatureType, { kind: 'tensor' }>, value: unknown
   for (let i = 0; i < type.size; i++) {
     const v = items[i];
     if (typeof v !== 'number' || (type.dtype === 'int32' && !Number.isInteger(v))) {
-      throw new TypeError(`element ${i} is ${describe(v)} in a ${typeName(type)} feature; return ${type.dtype === 'int32' ? 'integers' : 'numbers'}`);
+      throw new TypeError(
+        `element ${i} is ${describe(v)} in a ${typeName(type)} feature; return ${type.dtype === 'int32' ? 'integers' : 'numbers'}`,
+      );
     }
     out[i] = v;
   }

@@ -1,4 +1,4 @@
-import { qualifyTable } from '../config.js';
+import { qualifyTable } from '../types.js';
 import { FeatureflowError } from '../errors.js';
 import type { Op, Row } from '../types.js';
 import type { Entity } from './entity.js';
@@ -23,7 +23,7 @@ export interface FeatureViewDefinition<F extends FeatureSchema> {
   /** Bump it whenever the definition changes; each version has its own table, built from the change log. */
   version: number;
   entity: Entity;
-  /** Source table, `schema.table` or `table` (schema `public`); it must be among `source.tables`. */
+  /** Source table, `schema.table` or `table` (schema `public`); the source must capture it. */
   source: string;
   features: F;
   /**
@@ -92,21 +92,29 @@ export function featureView<F extends FeatureSchema>(definition: FeatureViewDefi
   const { name, version, entity, features } = definition;
   const problems: string[] = [];
   const where = `feature view ${JSON.stringify(name)}`;
-  if (!VIEW_NAME.test(name ?? '')) problems.push('name must be lower-case letters, digits and _, starting with a letter');
-  if (!(Number.isInteger(version) && version >= 1)) problems.push(`version must be a positive integer, got ${String(version)}`);
+  if (!VIEW_NAME.test(name ?? ''))
+    problems.push('name must be lower-case letters, digits and _, starting with a letter');
+  if (!(Number.isInteger(version) && version >= 1))
+    problems.push(`version must be a positive integer, got ${String(version)}`);
   if (!entity || !Array.isArray(entity.keys)) problems.push('entity must come from entity({ name, keys })');
-  if (typeof definition.source !== 'string' || definition.source.length === 0) problems.push('source must name a table');
+  if (typeof definition.source !== 'string' || definition.source.length === 0)
+    problems.push('source must name a table');
   const names = Object.keys(features ?? {});
-  if (names.length === 0) problems.push('features must declare at least one feature, e.g. features: { amount: float64 }');
+  if (names.length === 0)
+    problems.push('features must declare at least one feature, e.g. features: { amount: float64 }');
   for (const f of names) {
     const type = (features as Record<string, FeatureType>)[f];
     if (!IDENT.test(f)) problems.push(`feature name ${JSON.stringify(f)} must be an identifier`);
-    if ((RESERVED_COLUMNS as readonly string[]).includes(f)) problems.push(`feature ${f} clashes with a history column; rename it`);
+    if ((RESERVED_COLUMNS as readonly string[]).includes(f))
+      problems.push(`feature ${f} clashes with a history column; rename it`);
     if (entity?.keys?.includes(f)) problems.push(`feature ${f} clashes with an entity key column; rename it`);
-    if (!type || (type.kind !== 'scalar' && type.kind !== 'tensor')) problems.push(`feature ${f} needs a type such as float64 or tensor('float32', [28, 28])`);
+    if (!type || (type.kind !== 'scalar' && type.kind !== 'tensor'))
+      problems.push(`feature ${f} needs a type such as float64 or tensor('float32', [28, 28])`);
   }
-  if (definition.transform !== undefined && typeof definition.transform !== 'function') problems.push('transform must be a function');
-  if (definition.filter !== undefined && typeof definition.filter !== 'function') problems.push('filter must be a function');
+  if (definition.transform !== undefined && typeof definition.transform !== 'function')
+    problems.push('transform must be a function');
+  if (definition.filter !== undefined && typeof definition.filter !== 'function')
+    problems.push('filter must be a function');
   let ttl: bigint | null = null;
   if (definition.ttl !== undefined) {
     try {
@@ -115,7 +123,8 @@ export function featureView<F extends FeatureSchema>(definition: FeatureViewDefi
       problems.push(`ttl: ${(error as Error).message}`);
     }
   }
-  if (problems.length > 0) throw new FeatureflowError('FF_FEATURE_DEFINITION', `${where} is invalid: ${problems.join('; ')}`);
+  if (problems.length > 0)
+    throw new FeatureflowError('FF_FEATURE_DEFINITION', `${where} is invalid: ${problems.join('; ')}`);
   const view: FeatureView<F> = {
     kind: 'featureView',
     name,
@@ -132,7 +141,10 @@ export function featureView<F extends FeatureSchema>(definition: FeatureViewDefi
     select(...selected) {
       for (const f of selected) {
         if (!(f in features)) {
-          throw new FeatureflowError('FF_FEATURE_DEFINITION', `${where} has no feature ${JSON.stringify(f)}; it declares ${names.join(', ')}`);
+          throw new FeatureflowError(
+            'FF_FEATURE_DEFINITION',
+            `${where} has no feature ${JSON.stringify(f)}; it declares ${names.join(', ')}`,
+          );
         }
       }
       return Object.freeze({ view: view as unknown as FeatureView, features: Object.freeze([...selected]) });

@@ -58,7 +58,10 @@ export function canonicalSource(source: string): string {
       space = false;
     }
   }
-  return out.replace(/\(([A-Za-z_$][\w$]*)\)=>/g, '$1=>').replace(/,([)\]}])/g, '$1').replace(/;}/g, '}');
+  return out
+    .replace(/\(([A-Za-z_$][\w$]*)\)=>/g, '$1=>')
+    .replace(/,([)\]}])/g, '$1')
+    .replace(/;}/g, '}');
 }
 
 function sourceOf(fn: ((...args: never[]) => unknown) | undefined): string | null {
@@ -95,18 +98,25 @@ function short(text: string | null): string {
 export function describeChanges(before: ViewDescriptor, after: ViewDescriptor): string[] {
   const changes: string[] = [];
   if (before.entity.name !== after.entity.name || before.entity.keys.join() !== after.entity.keys.join()) {
-    changes.push(`entity ${before.entity.name}(${before.entity.keys.join(', ')}) → ${after.entity.name}(${after.entity.keys.join(', ')})`);
+    changes.push(
+      `entity ${before.entity.name}(${before.entity.keys.join(', ')}) → ${after.entity.name}(${after.entity.keys.join(', ')})`,
+    );
   }
   if (before.source !== after.source) changes.push(`source ${before.source} → ${after.source}`);
   for (const [f, t] of Object.entries(before.features)) {
     if (!(f in after.features)) changes.push(`feature ${f} removed`);
     else if (after.features[f] !== t) changes.push(`feature ${f} type ${t} → ${after.features[f]}`);
   }
-  for (const [f, t] of Object.entries(after.features)) if (!(f in before.features)) changes.push(`feature ${f} (${t}) added`);
-  if (Object.keys(before.features).join() !== Object.keys(after.features).join() && changes.length === 0) changes.push('feature order changed');
-  if (before.transform !== after.transform) changes.push(`transform changed (was ${short(before.transform)}, now ${short(after.transform)})`);
-  if (before.filter !== after.filter) changes.push(`filter changed (was ${short(before.filter)}, now ${short(after.filter)})`);
+  for (const [f, t] of Object.entries(after.features))
+    if (!(f in before.features)) changes.push(`feature ${f} (${t}) added`);
+  if (Object.keys(before.features).join() !== Object.keys(after.features).join() && changes.length === 0)
+    changes.push('feature order changed');
+  if (before.transform !== after.transform)
+    changes.push(`transform changed (was ${short(before.transform)}, now ${short(after.transform)})`);
+  if (before.filter !== after.filter)
+    changes.push(`filter changed (was ${short(before.filter)}, now ${short(after.filter)})`);
   if (before.ttl !== after.ttl) changes.push(`ttl ${before.ttl ?? 'none'} µs → ${after.ttl ?? 'none'} µs`);
-  if ((before.columns ?? []).join() !== (after.columns ?? []).join()) changes.push(`columns [${before.columns?.join(', ') ?? ''}] → [${after.columns?.join(', ') ?? ''}]`);
+  if ((before.columns ?? []).join() !== (after.columns ?? []).join())
+    changes.push(`columns [${before.columns?.join(', ') ?? ''}] → [${after.columns?.join(', ') ?? ''}]`);
   return changes;
 }

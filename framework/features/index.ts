@@ -1,6 +1,14 @@
 /** The feature-definition DSL: entities, feature views, feature services and feature types. */
 export { entity, type Entity } from './entity.js';
-export { featureView, historyTableName, type FeatureView, type FeatureViewDefinition, type FeatureSelection, type Transform, type TransformContext } from './feature-view.js';
+export {
+  featureView,
+  historyTableName,
+  type FeatureView,
+  type FeatureViewDefinition,
+  type FeatureSelection,
+  type Transform,
+  type TransformContext,
+} from './feature-view.js';
 export { featureService, type FeatureService } from './feature-service.js';
 export { FeatureRegistry, defineFeatures, type FeatureDefinitions } from './feature-registry.js';
 export {
@@ -33,4 +41,4 @@ export type {
   SpineInput,
   TrainingSetOptions,
   ViewRef,
-} from './offline-store.js';
+} from '../interfaces/offline-store.js';

@@ -3,7 +3,8 @@
  * bigint, so PostgreSQL's microsecond timestamps survive exactly.
  */
 
-const ISO = /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?)?\s*(Z|z|[+-]\d{2}(?::?\d{2})?)?$/;
+const ISO =
+  /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?)?\s*(Z|z|[+-]\d{2}(?::?\d{2})?)?$/;
 
 /**
  * Microseconds since the epoch of an instant: a `Date`, a bigint (already microseconds), or an ISO 8601
@@ -19,7 +20,10 @@ export function toMicros(value: Date | string | bigint): bigint {
   }
   if (typeof value !== 'string') throw new TypeError(`not an instant: ${typeof value}`);
   const m = ISO.exec(value.trim());
-  if (!m) throw new TypeError(`not an ISO 8601 instant: ${JSON.stringify(value.slice(0, 40))} (expected e.g. 2024-05-01T12:00:00Z)`);
+  if (!m)
+    throw new TypeError(
+      `not an ISO 8601 instant: ${JSON.stringify(value.slice(0, 40))} (expected e.g. 2024-05-01T12:00:00Z)`,
+    );
   const [, y, mo, d, h = '0', mi = '0', s = '0', frac = '', zone] = m;
   const ms = Date.UTC(Number(y), Number(mo) - 1, Number(d), Number(h), Number(mi), Number(s));
   if (Number.isNaN(ms)) throw new TypeError(`not a valid date: ${JSON.stringify(value)}`);
@@ -41,7 +45,15 @@ export function formatMicros(micros: bigint): string {
   return iso.slice(0, 23) + rest.toString().padStart(3, '0') + 'Z';
 }
 
-const UNITS: Record<string, bigint> = { us: 1n, ms: 1000n, s: 1_000_000n, m: 60_000_000n, h: 3_600_000_000n, d: 86_400_000_000n, w: 604_800_000_000n };
+const UNITS: Record<string, bigint> = {
+  us: 1n,
+  ms: 1000n,
+  s: 1_000_000n,
+  m: 60_000_000n,
+  h: 3_600_000_000n,
+  d: 86_400_000_000n,
+  w: 604_800_000_000n,
+};
 
 /**
  * Microseconds of a duration: a number of seconds, or a string of amounts with units `us`, `ms`, `s`,
@@ -49,7 +61,8 @@ const UNITS: Record<string, bigint> = { us: 1n, ms: 1000n, s: 1_000_000n, m: 60_
  */
 export function durationMicros(value: number | string): bigint {
   if (typeof value === 'number') {
-    if (!(Number.isFinite(value) && value > 0)) throw new TypeError(`a duration must be a positive number of seconds, got ${value}`);
+    if (!(Number.isFinite(value) && value > 0))
+      throw new TypeError(`a duration must be a positive number of seconds, got ${value}`);
     return BigInt(Math.round(value * 1_000_000));
   }
   const parts = [...value.trim().matchAll(/(\d+(?:\.\d+)?)\s*(us|ms|s|m|h|d|w)/g)];

@@ -114,7 +114,7 @@ export class CopyBinaryParser {
     const ncols = this.columns;
     while (pos < end) {
       if (end - pos < 2) break;
-      const count = (chunk[pos]! << 24) >> 16 | chunk[pos + 1]!;
+      const count = ((chunk[pos]! << 24) >> 16) | chunk[pos + 1]!;
       if (count !== ncols) {
         if (count === -1) {
           this.state = State.Done;
@@ -216,22 +216,26 @@ export class CopyBinaryParser {
     for (let i = 0; i < count; i++) {
       if (p + 4 > have) return p + 4;
       const len = buf.readInt32BE(p);
-      p += 4 + (len > 0 ? len : 0);
+      p += 4 + Math.max(len, 0);
     }
     return p;
   }
 
   private checkSignature(): void {
     if (!this.pending.subarray(0, SIGNATURE.length).equals(SIGNATURE)) {
-      throw new Error('not a binary COPY stream: the PGCOPY signature is missing; use COPY … TO STDOUT (FORMAT binary)');
+      throw new Error(
+        'not a binary COPY stream: the PGCOPY signature is missing; use COPY … TO STDOUT (FORMAT binary)',
+      );
     }
   }
 
   private checkHeader(buf: Buffer): void {
     const flags = buf.readInt32BE(11);
-    if (flags & FLAG_OIDS) throw new Error('binary COPY stream includes row OIDs, which featureflow does not read; copy without OIDS');
+    if (flags & FLAG_OIDS)
+      throw new Error('binary COPY stream includes row OIDs, which featureflow does not read; copy without OIDS');
     // Bits 17-31 flag format changes a reader must not ignore; bits 0-15 are reserved and ignorable.
-    if (flags & ~0x1ffff) throw new Error(`binary COPY stream has unknown critical header flags 0x${(flags >>> 0).toString(16)}`);
+    if (flags & ~0x1ffff)
+      throw new Error(`binary COPY stream has unknown critical header flags 0x${(flags >>> 0).toString(16)}`);
   }
 
   private append(chunk: Buffer, start: number, end: number): void {
@@ -256,7 +260,7 @@ function completeRowEnd(chunk: Buffer, pos: number, end: number, ncols: number):
   for (let i = 0; i < ncols; i++) {
     if (p + 4 > end) return -1;
     const len = (chunk[p]! << 24) | (chunk[p + 1]! << 16) | (chunk[p + 2]! << 8) | chunk[p + 3]!;
-    p += 4 + (len > 0 ? len : 0);
+    p += 4 + Math.max(len, 0);
     if (p > end) return -1;
   }
   return p;

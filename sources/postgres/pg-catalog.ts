@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import { FeatureflowError } from '../../framework/errors.js';
 import type { ColumnSchema, TableSchema } from '../../framework/types.js';
-import { PgTypeResolver } from './pg-binary.js';
+import type { PgTypeResolver } from './pg-types.js';
 import { quoteIdent, quoteTable } from './pg-connection.js';
 
 /** A catalog query function, as `PgTypeResolver.resolve` takes it. */
@@ -71,12 +71,15 @@ export async function readTableSchemas(
     if (found.length === 0) {
       throw new FeatureflowError(
         'FF_PG_TABLE_MISSING',
-        `table ${table} from source.tables does not exist on ${where}; create it, or fix or remove the entry in featureflow.config.ts`,
+        `table ${table} from postgres({ tables }) does not exist on ${where}; create it, or fix or remove the entry in featureflow.config.ts`,
       );
     }
     const { oid, relreplident, relkind, can_select } = found[0];
     if (relkind !== 'r' && relkind !== 'p') {
-      throw new FeatureflowError('FF_PG_TABLE_MISSING', `${table} on ${where} is not a table (relkind '${relkind}'); only tables can be captured`);
+      throw new FeatureflowError(
+        'FF_PG_TABLE_MISSING',
+        `${table} on ${where} is not a table (relkind '${relkind}'); only tables can be captured`,
+      );
     }
     if (!can_select) {
       throw new FeatureflowError(
@@ -144,7 +147,11 @@ async function slotExists(client: pg.Client, slot: string): Promise<boolean> {
  * (`ADD COLUMN … DEFAULT <constant>`), or one written by a table rewrite (a volatile default). Empty
  * when the table is gone (the stream may lag behind the catalog: `to_regclass` is then NULL).
  */
-export async function columnsFilledWithoutChanges(query: CatalogQuery, table: string, columns: readonly string[]): Promise<string[]> {
+export async function columnsFilledWithoutChanges(
+  query: CatalogQuery,
+  table: string,
+  columns: readonly string[],
+): Promise<string[]> {
   const { rows } = await query(
     `SELECT a.attname FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
       WHERE a.attrelid = to_regclass($1) AND a.attname = ANY($2) AND NOT a.attisdropped AND (a.atthasmissing OR d.adbin IS NOT NULL)

@@ -17,7 +17,8 @@ export function describeServer(config: pg.ClientConfig): string {
   const params = config.connectionString ? parseConnectionString(config.connectionString) : {};
   const host = params.host ?? config.host ?? process.env.PGHOST ?? 'localhost';
   const port = params.port ?? config.port ?? process.env.PGPORT ?? 5432;
-  const database = params.database ?? config.database ?? process.env.PGDATABASE ?? params.user ?? process.env.PGUSER ?? 'postgres';
+  const database =
+    params.database ?? config.database ?? process.env.PGDATABASE ?? params.user ?? process.env.PGUSER ?? 'postgres';
   return `${host}:${port}/${database}`;
 }
 
@@ -70,9 +71,13 @@ export function translateConnectError(error: unknown, config: pg.ClientConfig): 
       );
     default:
       if (error instanceof Error && /timeout/i.test(error.message) && !code) {
-        return new FeatureflowError('FF_PG_UNREACHABLE', `connecting to PostgreSQL at ${where} timed out; check the host and port`, {
-          cause: error,
-        });
+        return new FeatureflowError(
+          'FF_PG_UNREACHABLE',
+          `connecting to PostgreSQL at ${where} timed out; check the host and port`,
+          {
+            cause: error,
+          },
+        );
       }
       return error;
   }

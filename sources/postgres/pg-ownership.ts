@@ -8,7 +8,7 @@
 import type pg from 'pg';
 import { FeatureflowError } from '../../framework/errors.js';
 import type { SourceRecord } from '../../framework/interfaces/index.js';
-import { formatLsn, parseLsn, type Lsn } from '../../framework/types.js';
+import { formatLsn, parseLsn, type Lsn } from './lsn.js';
 import { quoteIdent, quoteTable } from './pg-connection.js';
 
 /** What a change log records of the PostgreSQL objects it created. */
@@ -42,7 +42,8 @@ export interface SlotRow {
 export function claimOf(record: SourceRecord | null, publication: string): PostgresClaim | null {
   if (!record) return null;
   if (record.kind === 'postgres') return record as PostgresClaim;
-  if (typeof record.slot === 'string') return { kind: 'postgres', slot: record.slot, slotCreatedAfter: '0/0', publication, publicationOwned: true };
+  if (typeof record.slot === 'string')
+    return { kind: 'postgres', slot: record.slot, slotCreatedAfter: '0/0', publication, publicationOwned: true };
   return null;
 }
 
@@ -54,7 +55,13 @@ export async function readSlot(client: pg.Client, slot: string): Promise<SlotRow
   );
   const r = rows[0];
   if (!r) return null;
-  return { plugin: r.plugin, database: r.database, active: r.active, activePid: r.active_pid, confirmed: r.confirmed ? parseLsn(r.confirmed) : null };
+  return {
+    plugin: r.plugin,
+    database: r.database,
+    active: r.active,
+    activePid: r.active_pid,
+    confirmed: r.confirmed ? parseLsn(r.confirmed) : null,
+  };
 }
 
 /**
@@ -75,15 +82,19 @@ export function checkSlot(args: {
     new FeatureflowError(
       'FF_PG_SLOT_FOREIGN',
       `replication slot ${slot} on ${where} ${why}, so this change log did not create it: another featureflow change log ` +
-        `or another tool uses it, and taking it over would lose that one's changes. Set source.slot to a name of its own ` +
+        `or another tool uses it, and taking it over would lose that one's changes. Set postgres({ slot }) to a name of its own ` +
         `(each change log needs its own slot), or, if nothing uses that slot any more, drop it first: ${dropIt}`,
     );
   if (!claim || claim.slot !== slot) throw foreign('exists and this change log has no record of creating it');
   if (row.plugin !== 'pgoutput' || row.database !== database) {
-    throw foreign(`belongs to ${row.database === null ? 'no database (a physical slot)' : `database ${row.database}`} with plugin ${row.plugin ?? 'none'}`);
+    throw foreign(
+      `belongs to ${row.database === null ? 'no database (a physical slot)' : `database ${row.database}`} with plugin ${row.plugin ?? 'none'}`,
+    );
   }
   if (row.confirmed !== null && row.confirmed < parseLsn(claim.slotCreatedAfter)) {
-    throw foreign(`is at ${formatLsn(row.confirmed)}, before ${claim.slotCreatedAfter}, where this change log created its slot`);
+    throw foreign(
+      `is at ${formatLsn(row.confirmed)}, before ${claim.slotCreatedAfter}, where this change log created its slot`,
+    );
   }
   if (checkpoint !== null && row.confirmed !== null && row.confirmed > checkpoint) {
     throw new FeatureflowError(
@@ -91,7 +102,7 @@ export function checkSlot(args: {
       `the change log is behind its replication slot ${slot} on ${where}: the slot has confirmed ${formatLsn(row.confirmed)}, ` +
         `the log's checkpoint is ${formatLsn(checkpoint)}, so the changes committed between them are gone from the slot ` +
         '(the log was restored from an older copy, or another change log used this slot). Take a new snapshot into this ' +
-        'file (`featureflow teardown --yes`, then `featureflow ingest`), or set source.slot to a name of its own for this file',
+        'file (`featureflow teardown --yes`, then `featureflow ingest`), or set postgres({ slot }) to a name of its own for this file',
     );
   }
 }
@@ -126,7 +137,13 @@ async function readPublication(client: pg.Client, publication: string): Promise<
  */
 export async function checkPublication(
   client: pg.Client,
-  args: { readonly publication: string; readonly tables: readonly string[]; readonly owned: boolean; readonly partitioned: readonly string[]; readonly where: string },
+  args: {
+    readonly publication: string;
+    readonly tables: readonly string[];
+    readonly owned: boolean;
+    readonly partitioned: readonly string[];
+    readonly where: string;
+  },
 ): Promise<boolean> {
   const { publication, tables, where } = args;
   const name = quoteIdent(publication);
@@ -145,7 +162,7 @@ export async function checkPublication(
         'FF_PG_PUBLICATION_FOREIGN',
         `publication ${publication} on ${where} publishes ${foreignTables.join(', ')}, which this change log does not capture ` +
           `(it captures ${tables.join(', ')}): another change log or tool uses it, and rewriting it would cut off that one's changes. ` +
-          `Set source.publication to a name of its own (by default it is the slot's name)`,
+          `Set postgres({ publication }) to a name of its own (by default it is the slot's name)`,
       );
     }
     const missing = tables.filter((t) => !existing.tables.has(t));
@@ -159,11 +176,12 @@ export async function checkPublication(
         'FF_PG_PUBLICATION_FOREIGN',
         `publication ${publication} on ${where} was not created by this change log and ` +
           `${missing.length > 0 ? `does not publish ${missing.join(', ')}` : 'does not publish partitioned tables under their own name'}; ` +
-          `featureflow never alters a publication it did not create. Run ${fixes.join('; ')} as its owner, or set source.publication to a new name`,
+          `featureflow never alters a publication it did not create. Run ${fixes.join('; ')} as its owner, or set postgres({ publication }) to a new name`,
       );
     }
     if (!existing.viaRoot) await client.query(`ALTER PUBLICATION ${name} SET (publish_via_partition_root = true)`);
-    if (missing.length > 0) await client.query(`ALTER PUBLICATION ${name} ADD TABLE ${missing.map(quoteTable).join(', ')}`);
+    if (missing.length > 0)
+      await client.query(`ALTER PUBLICATION ${name} ADD TABLE ${missing.map(quoteTable).join(', ')}`);
     return args.owned;
   } catch (error) {
     if ((error as { code?: string }).code === '42501') {
@@ -191,7 +209,7 @@ export async function dropOwnSlot(client: pg.Client, slot: string, where: string
     throw new FeatureflowError(
       'FF_PG_REPLICATION',
       `replication slot ${slot} on ${where} is in use by another process (pid ${row.activePid}); stop the other ` +
-        'featureflow ingest, or configure another source.slot',
+        'featureflow ingest, or configure another postgres({ slot })',
     );
   }
   await client.query('SELECT pg_drop_replication_slot($1)', [slot]);

@@ -141,7 +141,9 @@ export function decodeTupleData(
       else if (previous?.kind === NULL) row[names[i]!] = null;
       else unchanged?.push(names[i]!);
     } else if (kind === TEXT) {
-      throw new Error(`pgoutput sent column ${names[i]} as text, but the stream asked for binary values (binary 'true')`);
+      throw new Error(
+        `pgoutput sent column ${names[i]} as text, but the stream asked for binary values (binary 'true')`,
+      );
     } else {
       throw unknownKind(kind);
     }

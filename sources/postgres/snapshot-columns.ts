@@ -1,21 +1,22 @@
 /**
- * Binary COPY fields straight into column-wise snapshot rows ({@link SnapshotRows}): fixed-width values
+ * Binary COPY fields straight into column-wise snapshot rows ({@link ColumnRows}): fixed-width values
  * are byte-swapped into little-endian buffers and text is copied as bytes, so most fields never become
  * a JS value. Values a fixed layout cannot hold exactly (±infinity, years outside 1000–9999) go
  * through the column's Value decoder into the column's overrides.
  */
 import {
   FIXED_WIDTH,
-  snapshotColumnKind,
-  type FixedSnapshotColumn,
-  type SnapshotColumn,
-  type SnapshotColumnKind,
-  type SnapshotRows,
-} from '../../framework/snapshot-rows.js';
+  columnKind,
+  type FixedColumn,
+  type RowColumn,
+  type ColumnKind,
+  type ColumnRows,
+} from '../../framework/column-rows.js';
 import type { ColumnSchema } from '../../framework/types.js';
 import { encodeValue } from '../../framework/value-json.js';
 import type { CopyRowSink } from './copy-binary-parser.js';
-import { decoderFor, int16At, int32At, numericTextBound, uint16At, uint32At, writeNumericText, type Decoder } from './pg-binary.js';
+import { decoderFor, int16At, int32At, uint16At, uint32At, type Decoder } from './pg-binary.js';
+import { numericTextBound, writeNumericText } from './pg-numeric.js';
 
 const TWO_32 = 4294967296;
 /** µs from 1970-01-01 to 2000-01-01 (PostgreSQL's epoch). */
@@ -41,7 +42,7 @@ interface ColumnWriter {
   write(row: number, buf: Buffer, start: number, end: number): void;
   writeNull(row: number): void;
   /** The column for rows [0, length); the writer starts a new batch, with room for `capacity` rows. */
-  take(length: number, capacity: number): SnapshotColumn;
+  take(length: number, capacity: number): RowColumn;
   /** Makes room for `capacity` rows, keeping those written. */
   grow(capacity: number): void;
 }
@@ -56,7 +57,7 @@ class FixedWriter implements ColumnWriter {
   private readonly width: number;
 
   constructor(
-    private readonly kind: FixedSnapshotColumn['kind'],
+    private readonly kind: FixedColumn['kind'],
     private capacity: number,
     /** The Value decoder, for overrides. */
     private readonly decode: Decoder,
@@ -116,7 +117,13 @@ class FixedWriter implements ColumnWriter {
       }
       case 'int64':
       case 'float64': {
-        if (this.kind === 'float64' && buf[s] === 0x80 && buf[s + 1] === 0 && uint16At(buf, s + 2) === 0 && uint32At(buf, s + 4) === 0) {
+        if (
+          this.kind === 'float64' &&
+          buf[s] === 0x80 &&
+          buf[s + 1] === 0 &&
+          uint16At(buf, s + 2) === 0 &&
+          uint32At(buf, s + 4) === 0
+        ) {
           this.override(row, buf, s, end);
           return;
         }
@@ -165,8 +172,8 @@ class FixedWriter implements ColumnWriter {
     (this.nulls ??= new Uint8Array(this.capacity))[row] = 1;
   }
 
-  take(length: number, capacity: number): SnapshotColumn {
-    const column: FixedSnapshotColumn = {
+  take(length: number, capacity: number): RowColumn {
+    const column: FixedColumn = {
       kind: this.kind,
       data: this.data.subarray(0, length * this.width),
       nulls: this.nulls?.subarray(0, length),
@@ -194,7 +201,10 @@ class TextWriter implements ColumnWriter {
      */
     private readonly copy: { readonly skip: number; readonly check?: (buf: Buffer, start: number) => void } | undefined,
     private readonly decode: Decoder,
-    private readonly encode?: { readonly bound: (buf: Buffer, start: number) => number; readonly write: (buf: Buffer, start: number, out: Uint8Array, at: number) => number },
+    private readonly encode?: {
+      readonly bound: (buf: Buffer, start: number) => number;
+      readonly write: (buf: Buffer, start: number, out: Uint8Array, at: number) => number;
+    },
   ) {
     this.bytes = Buffer.allocUnsafe(64 * 1024);
     this.offsets = new Int32Array(capacity + 1);
@@ -242,11 +252,18 @@ class TextWriter implements ColumnWriter {
     this.capacity = capacity;
   }
 
-  take(length: number, capacity: number): SnapshotColumn {
+  take(length: number, capacity: number): RowColumn {
     // A plain Uint8Array: the store takes a view per value, and Buffer's subarray costs more.
-    const column = { kind: this.kind, bytes: new Uint8Array(this.bytes.buffer, this.bytes.byteOffset, this.used), offsets: this.offsets.subarray(0, length + 1), nulls: this.nulls?.subarray(0, length) };
+    const column = {
+      kind: this.kind,
+      bytes: new Uint8Array(this.bytes.buffer, this.bytes.byteOffset, this.used),
+      offsets: this.offsets.subarray(0, length + 1),
+      nulls: this.nulls?.subarray(0, length),
+    };
     // Room for about as many bytes as this batch took (small batches stay small).
-    this.bytes = Buffer.allocUnsafe(Math.min(Math.max(1024, this.used + (this.used >> 2)), Math.max(64 * 1024, this.bytes.length)));
+    this.bytes = Buffer.allocUnsafe(
+      Math.min(Math.max(1024, this.used + (this.used >> 2)), Math.max(64 * 1024, this.bytes.length)),
+    );
     this.used = 0;
     this.capacity = capacity;
     this.offsets = new Int32Array(capacity + 1);
@@ -270,7 +287,7 @@ class ValueWriter implements ColumnWriter {
 
   grow(): void {}
 
-  take(length: number): SnapshotColumn {
+  take(length: number): RowColumn {
     const values = this.values;
     values.length = length;
     this.values = [];
@@ -290,15 +307,26 @@ function checkJsonbVersion(buf: Buffer, start: number): void {
 }
 
 function writerFor(column: ColumnSchema, capacity: number, utf8Server: boolean): ColumnWriter {
-  const kind: SnapshotColumnKind = snapshotColumnKind(column);
+  const kind: ColumnKind = columnKind(column);
   const decode = decoderFor(column.type, column.array);
   switch (kind) {
     case 'text':
       // A server encoding other than UTF-8 sends text in that encoding: decode as the stream does.
       if (!utf8Server) return new TextWriter(kind, capacity, undefined, decode);
-      return new TextWriter(kind, capacity, column.type === 'jsonb' ? { skip: 1, check: checkJsonbVersion } : { skip: 0 }, decode);
+      return new TextWriter(
+        kind,
+        capacity,
+        column.type === 'jsonb' ? { skip: 1, check: checkJsonbVersion } : { skip: 0 },
+        decode,
+      );
     case 'plain-text':
-      return new TextWriter(kind, capacity, undefined, decode, column.type === 'numeric' ? { bound: numericTextBound, write: writeNumericText } : undefined);
+      return new TextWriter(
+        kind,
+        capacity,
+        undefined,
+        decode,
+        column.type === 'numeric' ? { bound: numericTextBound, write: writeNumericText } : undefined,
+      );
     case 'value':
       return new ValueWriter(decode);
     default:
@@ -319,7 +347,11 @@ export class SnapshotColumnsBuilder implements CopyRowSink {
   constructor(
     columns: readonly ColumnSchema[],
     private readonly capacity: number,
-    private readonly options: { readonly utf8Server: boolean; readonly onFull?: () => void; readonly initialCapacity?: number },
+    private readonly options: {
+      readonly utf8Server: boolean;
+      readonly onFull?: () => void;
+      readonly initialCapacity?: number;
+    },
   ) {
     this.room = Math.min(capacity, options.initialCapacity ?? capacity);
     this.writers = columns.map((c) => writerFor(c, this.room, options.utf8Server));
@@ -348,12 +380,13 @@ export class SnapshotColumnsBuilder implements CopyRowSink {
     }
   }
 
-  take(): SnapshotRows {
+  take(): ColumnRows {
     const length = this.row;
     this.row = 0;
     // The next batch starts with room for about as many rows as this one.
     const initial = this.options.initialCapacity;
-    if (initial !== undefined) this.room = Math.min(this.capacity, Math.max(initial, 2 ** Math.ceil(Math.log2(Math.max(1, length)))));
+    if (initial !== undefined)
+      this.room = Math.min(this.capacity, Math.max(initial, 2 ** Math.ceil(Math.log2(Math.max(1, length)))));
     return { length, columns: this.writers.map((w) => w.take(length, this.room)) };
   }
 }

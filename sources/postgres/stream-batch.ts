@@ -1,11 +1,10 @@
 /**
- * Builds the stream's batches in storage form ({@link StreamStorage}): inserts and updates without an
- * old row (their new row) and deletes (their old row) go column-wise into one {@link StreamRowGroup} per table schema version, their bytes copied
- * from the pgoutput message as the snapshot copies COPY fields; every other change is a
- * {@link Change}. With `changes`, every change is also decoded into a Change for the store's
- * consumers.
+ * Builds the stream's batches: inserts and updates without an old row (their new row) and deletes
+ * (their old row) go column-wise into one {@link RowGroup} per table schema version, their bytes
+ * copied from the pgoutput message as the snapshot copies COPY fields; every other change is a
+ * {@link Change}.
  */
-import type { Change, ChangeBatch, Lsn, StreamRowGroup, TableSchema } from '../../framework/types.js';
+import type { Change, ChangeBatch, Position, RowGroup, VersionedSchema } from '../../framework/types.js';
 import { SnapshotColumnsBuilder } from './snapshot-columns.js';
 
 /** Rows a group's buffers start with; they double as rows come. */
@@ -15,14 +14,18 @@ const INITIAL_ROWS = 64;
 export class GroupBuilder {
   readonly columns: SnapshotColumnsBuilder;
   private length = 0;
-  private positions = new Int32Array(INITIAL_ROWS);
+  private indexes = new Int32Array(INITIAL_ROWS);
   private ops = new Uint8Array(INITIAL_ROWS);
-  private lsns = new BigUint64Array(INITIAL_ROWS);
-  private commitLsns = new BigUint64Array(INITIAL_ROWS);
+  private positions = new BigUint64Array(INITIAL_ROWS);
+  private commitPositions = new BigUint64Array(INITIAL_ROWS);
   private commitTimes = new BigInt64Array(INITIAL_ROWS);
   private xids = new Uint32Array(INITIAL_ROWS * 2);
 
-  constructor(readonly schema: TableSchema & { readonly version: number }, capacity: number, utf8Server: boolean) {
+  constructor(
+    readonly schema: VersionedSchema,
+    capacity: number,
+    utf8Server: boolean,
+  ) {
     this.columns = new SnapshotColumnsBuilder(schema.columns, capacity, { utf8Server, initialCapacity: INITIAL_ROWS });
   }
 
@@ -31,51 +34,51 @@ export class GroupBuilder {
   }
 
   /** Records the row just written to {@link columns}. */
-  add(position: number, op: number, lsn: Lsn, commitLsn: Lsn, commitTime: bigint, xid: number): void {
+  add(index: number, op: number, position: Position, commitPosition: Position, commitTime: bigint, xid: number): void {
     const i = this.length++;
-    if (i === this.positions.length) this.grow();
-    this.positions[i] = position;
+    if (i === this.indexes.length) this.grow();
+    this.indexes[i] = index;
     this.ops[i] = op;
-    this.lsns[i] = lsn;
-    this.commitLsns[i] = commitLsn;
+    this.positions[i] = position;
+    this.commitPositions[i] = commitPosition;
     this.commitTimes[i] = commitTime;
     this.xids[i * 2] = xid;
   }
 
   private grow(): void {
-    const n = this.positions.length * 2;
+    const n = this.indexes.length * 2;
     const grown = <T extends { set(a: T): void }>(a: T, make: (n: number) => T, size = n) => {
       const out = make(size);
       out.set(a);
       return out;
     };
-    this.positions = grown(this.positions, (k) => new Int32Array(k));
+    this.indexes = grown(this.indexes, (k) => new Int32Array(k));
     this.ops = grown(this.ops, (k) => new Uint8Array(k));
-    this.lsns = grown(this.lsns, (k) => new BigUint64Array(k));
-    this.commitLsns = grown(this.commitLsns, (k) => new BigUint64Array(k));
+    this.positions = grown(this.positions, (k) => new BigUint64Array(k));
+    this.commitPositions = grown(this.commitPositions, (k) => new BigUint64Array(k));
     this.commitTimes = grown(this.commitTimes, (k) => new BigInt64Array(k));
     this.xids = grown(this.xids, (k) => new Uint32Array(k), n * 2);
   }
 
-  take(): StreamRowGroup {
+  take(): RowGroup {
     const n = this.length;
-    const group: StreamRowGroup = {
+    const group: RowGroup = {
       table: this.schema.table,
       schemaVersion: this.schema.version,
       rows: this.columns.take(),
-      positions: this.positions.subarray(0, n),
+      indexes: this.indexes.subarray(0, n),
       ops: this.ops.subarray(0, n),
-      lsns: this.lsns.subarray(0, n),
-      commitLsns: this.commitLsns.subarray(0, n),
+      positions: this.positions.subarray(0, n),
+      commitPositions: this.commitPositions.subarray(0, n),
       commitTimes: this.commitTimes.subarray(0, n),
       xids: this.xids.subarray(0, n * 2),
     };
-    const size = Math.max(INITIAL_ROWS, this.positions.length);
+    const size = Math.max(INITIAL_ROWS, this.indexes.length);
     this.length = 0;
-    this.positions = new Int32Array(size);
+    this.indexes = new Int32Array(size);
     this.ops = new Uint8Array(size);
-    this.lsns = new BigUint64Array(size);
-    this.commitLsns = new BigUint64Array(size);
+    this.positions = new BigUint64Array(size);
+    this.commitPositions = new BigUint64Array(size);
     this.commitTimes = new BigInt64Array(size);
     this.xids = new Uint32Array(size * 2);
     return group;
@@ -84,16 +87,14 @@ export class GroupBuilder {
 
 /** The batch being built. */
 export class StreamBatchBuilder {
-  /** Every change, when the consumers asked for them. */
   private changes: Change[] = [];
-  private rest: Change[] = [];
-  private restPositions: number[] = [];
+  private changeIndexes: number[] = [];
   private count = 0;
   /** One builder per schema version seen (kept across batches), and those holding rows now. */
   private readonly groups = new Map<object, GroupBuilder>();
   private readonly filled = new Set<GroupBuilder>();
 
-  constructor(private readonly options: { readonly changes: boolean; readonly utf8Server: boolean; readonly batchSize: number }) {}
+  constructor(private readonly options: { readonly utf8Server: boolean; readonly batchSize: number }) {}
 
   /** Changes in the batch so far. */
   get size(): number {
@@ -105,13 +106,8 @@ export class StreamBatchBuilder {
     return this.filled.size > 0;
   }
 
-  /** True when the caller must also pass each row's change to {@link addRow}. */
-  get wantsChanges(): boolean {
-    return this.options.changes;
-  }
-
   /** The group of `schema`'s rows: write a row into its `columns`, then call {@link addRow}. */
-  groupOf(schema: TableSchema & { readonly version: number }): GroupBuilder {
+  groupOf(schema: VersionedSchema): GroupBuilder {
     let group = this.groups.get(schema);
     if (!group) {
       group = new GroupBuilder(schema, this.options.batchSize, this.options.utf8Server);
@@ -122,34 +118,39 @@ export class StreamBatchBuilder {
 
   /**
    * Records the row just written to `group.columns` (the new row of an insert or update, the old one
-   * of a delete: its key, or every column under REPLICA IDENTITY FULL); `change` is its Change when
-   * {@link wantsChanges}.
+   * of a delete: its key, or every column under REPLICA IDENTITY FULL).
    */
-  addRow(group: GroupBuilder, op: 'c' | 'u' | 'd', lsn: Lsn, commitLsn: Lsn, commitTime: bigint, xid: number, change?: Change): void {
-    group.add(this.count++, op.charCodeAt(0), lsn, commitLsn, commitTime, xid);
+  addRow(
+    group: GroupBuilder,
+    op: 'c' | 'u' | 'd',
+    position: Position,
+    commitPosition: Position,
+    commitTime: bigint,
+    xid: number,
+  ): void {
+    group.add(this.count++, op.charCodeAt(0), position, commitPosition, commitTime, xid);
     this.filled.add(group);
-    if (change) this.changes.push(change);
   }
 
-  /** Adds a change stored as such. */
+  /** Adds a change that is not carried column-wise. */
   addChange(change: Change): void {
-    this.rest.push(change);
-    this.restPositions.push(this.count++);
-    if (this.options.changes) this.changes.push(change);
+    this.changes.push(change);
+    this.changeIndexes.push(this.count++);
   }
 
   /** The batch so far; the builder starts anew. */
-  take(complete: boolean, checkpoint: Lsn, schemas: readonly (TableSchema & { version: number })[]): ChangeBatch {
+  take(complete: boolean, checkpoint: Position, schemas: readonly VersionedSchema[]): ChangeBatch {
     const batch: ChangeBatch = {
+      groups: [...this.filled].map((g) => g.take()),
       changes: this.changes,
+      changeIndexes: this.changeIndexes,
+      size: this.count,
       complete,
       checkpoint,
       schemas,
-      stored: { size: this.count, groups: [...this.filled].map((g) => g.take()), rest: this.rest, restPositions: this.restPositions },
     };
     this.changes = [];
-    this.rest = [];
-    this.restPositions = [];
+    this.changeIndexes = [];
     this.count = 0;
     this.filled.clear();
     return batch;

@@ -28,12 +28,22 @@ function copyInto(vector: duckdb.Vector, data: ArrayBufferView, validity: Uint8A
   duckdb.copy_data_to_vector(vector, 0, data.buffer as ArrayBuffer, data.byteOffset, data.byteLength);
   if (validity) {
     duckdb.vector_ensure_validity_writable(vector);
-    duckdb.copy_data_to_vector_validity(vector, 0, validity.buffer as ArrayBuffer, validity.byteOffset, validity.byteLength);
+    duckdb.copy_data_to_vector_validity(
+      vector,
+      0,
+      validity.buffer as ArrayBuffer,
+      validity.byteOffset,
+      validity.byteLength,
+    );
   }
 }
 
 /** A chunk of `types` holding `length` rows of `columns`. */
-export function makeChunk(types: readonly DuckDBType[], length: number, columns: readonly ChunkColumn[]): DuckDBDataChunk {
+export function makeChunk(
+  types: readonly DuckDBType[],
+  length: number,
+  columns: readonly ChunkColumn[],
+): DuckDBDataChunk {
   const chunk = DuckDBDataChunk.create(types, length);
   columns.forEach((column, i) => {
     if (column.kind === 'values') {
@@ -46,7 +56,13 @@ export function makeChunk(types: readonly DuckDBType[], length: number, columns:
       copyInto(duckdb.array_vector_get_child(vector), column.elements, undefined);
       if (column.validity) {
         duckdb.vector_ensure_validity_writable(vector);
-        duckdb.copy_data_to_vector_validity(vector, 0, column.validity.buffer as ArrayBuffer, column.validity.byteOffset, column.validity.byteLength);
+        duckdb.copy_data_to_vector_validity(
+          vector,
+          0,
+          column.validity.buffer as ArrayBuffer,
+          column.validity.byteOffset,
+          column.validity.byteLength,
+        );
       }
     }
   });

@@ -2,6 +2,7 @@ import { execFile } from 'node:child_process';
 import { dirname } from 'node:path';
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
 import { FeatureflowError } from '../../framework/errors.js';
+import { translateOpenError } from './duckdb-errors.js';
 
 /** An open DuckDB file and one connection to it. `close()` is idempotent. */
 export interface DuckDBDatabase {
@@ -15,7 +16,7 @@ export interface DuckDBDatabase {
  * A checkpoint rewrites the table's last, partly filled row group: at DuckDB's default threshold
  * (16 MiB of WAL) the change log's bulk appends are recompressed several times over. 64 MiB cut the
  * ingest's CPU time by ~20% and did not raise its peak RSS (bench/snapshot.ts, bench/streaming.ts).
- * The writer's buffer pool is capped (`store.memoryLimit`, DuckDB's own default being 80% of RAM) so a
+ * The writer's buffer pool is capped (`duckdb({ memoryLimit })`, DuckDB's own default being 80% of RAM) so a
  * table's snapshot, one transaction, spills to the file instead of growing the process: peak RSS of a
  * 1M-row snapshot 490 MB at 64 MB, 530–600 MB at 256 MB, at the same speed (bench/snapshot.ts).
  */
@@ -65,21 +66,12 @@ export async function openDuckDB(path: string, options: OpenOptions = {}): Promi
       ),
     );
   } catch (error) {
-    if (error instanceof FeatureflowError) throw error;
-    const message = String((error as Error)?.message ?? error);
-    if (/lock/i.test(message)) {
-      throw new FeatureflowError(
-        'FF_STORE_LOCKED',
-        `the DuckDB file ${path} is in use by another process (DuckDB allows one writer per file); ` +
-          'stop the other featureflow process or point store.path (FEATUREFLOW_DUCKDB) at another file',
-        { cause: error },
-      );
-    }
-    throw error;
+    throw translateOpenError(error, path);
   }
   const connection = await instance.connect();
   // Not taken as an instance option (DuckDB 1.5 ignores it there): set for the whole instance.
-  if (options.compression === 'fast' && !options.readOnly) await connection.run(`SET GLOBAL disabled_compression_methods = '${FAST_DISABLED}'`);
+  if (options.compression === 'fast' && !options.readOnly)
+    await connection.run(`SET GLOBAL disabled_compression_methods = '${FAST_DISABLED}'`);
   let closed = false;
   return {
     path,
@@ -116,7 +108,7 @@ function withTimeout<T>(work: Promise<T>, seconds: number, path: string, what: s
           new FeatureflowError(
             'FF_STORE_TIMEOUT',
             `${what} for the store ${path} did not finish within ${seconds} s: the file system there does not answer ` +
-              '(a hung network or FUSE mount?); check the mount, or point store.path (FEATUREFLOW_DUCKDB) at a local disk',
+              '(a hung network or FUSE mount?); check the mount, or point duckdb({ path }) (FEATUREFLOW_DUCKDB) at a local disk',
           ),
         ),
       seconds * 1000,
@@ -181,24 +173,43 @@ async function probe(path: string, create: boolean, bounded: Bounded): Promise<P
 
 /** Refuses a store path that cannot hold a DuckDB file, and makes its folder (unless read-only). */
 async function checkStorePath(path: string, readOnly: boolean, bounded: Bounded): Promise<void> {
-  const refuse = (what: string, fix: string) => new FeatureflowError('FF_STORE_PATH', `the store path ${path} ${what}; ${fix}`);
+  const refuse = (what: string, fix: string) =>
+    new FeatureflowError('FF_STORE_PATH', `the store path ${path} ${what}; ${fix}`);
   const found = await probe(path, !readOnly, bounded);
-  const elsewhere = 'point store.path (FEATUREFLOW_DUCKDB) at a path in a folder';
+  const elsewhere = 'point duckdb({ path }) (FEATUREFLOW_DUCKDB) at a path in a folder';
   if (found.statError === 'ENOTDIR') throw refuse('is under a file, not a folder', elsewhere);
   if (found.statError === 'EACCES' || found.statError === 'EPERM') {
-    throw refuse('cannot be read (permission denied)', 'make its folder readable to this user, or point store.path elsewhere');
+    throw refuse(
+      'cannot be read (permission denied)',
+      'make its folder readable to this user, or point duckdb({ path }) elsewhere',
+    );
   }
-  if (found.kind === 'dir') throw refuse('is a folder', `point store.path (FEATUREFLOW_DUCKDB) at a file, e.g. ${path.replace(/\/?$/, '/featureflow.duckdb')}`);
-  if (found.kind === 'other') throw refuse('is not a regular file (a pipe, socket or device)', 'point store.path (FEATUREFLOW_DUCKDB) at a file');
+  if (found.kind === 'dir')
+    throw refuse(
+      'is a folder',
+      `point duckdb({ path }) (FEATUREFLOW_DUCKDB) at a file, e.g. ${path.replace(/\/?$/, '/featureflow.duckdb')}`,
+    );
+  if (found.kind === 'other')
+    throw refuse(
+      'is not a regular file (a pipe, socket or device)',
+      'point duckdb({ path }) (FEATUREFLOW_DUCKDB) at a file',
+    );
   if (found.kind === 'file' && found.size! > 0 && !found.duckdb) {
-    throw refuse('is not a DuckDB file', 'point store.path (FEATUREFLOW_DUCKDB) at a new file (featureflow creates it), or at a change log featureflow wrote');
+    throw refuse(
+      'is not a DuckDB file',
+      'point duckdb({ path }) (FEATUREFLOW_DUCKDB) at a new file (featureflow creates it), or at a change log featureflow wrote',
+    );
   }
   if (found.kind === 'file') return;
   if (found.statError !== 'ENOENT') throw refuse(`cannot be read (${found.statError})`, 'check the path');
-  if (readOnly) throw refuse('does not exist', 'run `featureflow ingest` first, or fix store.path (FEATUREFLOW_DUCKDB)');
+  if (readOnly)
+    throw refuse('does not exist', 'run `featureflow ingest` first, or fix duckdb({ path }) (FEATUREFLOW_DUCKDB)');
   const code = found.mkdirError;
   if (code === 'ENOTDIR' || code === 'EEXIST') throw refuse('is under a file, not a folder', elsewhere);
   if (code !== undefined) {
-    throw refuse(`cannot be created: its folder ${dirname(path)} cannot be made (${code})`, 'create the folder with write access for this user, or point store.path elsewhere');
+    throw refuse(
+      `cannot be created: its folder ${dirname(path)} cannot be made (${code})`,
+      'create the folder with write access for this user, or point duckdb({ path }) elsewhere',
+    );
   }
 }

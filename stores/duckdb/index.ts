@@ -1,18 +1,94 @@
+import { dirname, join } from 'node:path';
 import { ContainerModule } from 'inversify';
+import type { Logger } from 'pino';
+import type { StoreAdapter, StoreInspection } from '../../framework/config.js';
+import type { FeatureDefinitions } from '../../framework/features/feature-registry.js';
 import { TOKENS } from '../../framework/tokens.js';
+import { DUCKDB_CONFIG, resolveDuckDBConfig, type DuckDBConfig, type ResolvedDuckDBConfig } from './duckdb-config.js';
 import { DuckDBChangeLog } from './duckdb-change-log.js';
+import { DuckDBOfflineStore, openOfflineStore } from './offline/duckdb-offline-store.js';
+import { featureStatus } from './offline/feature-catalog.js';
+import { HistoryTables } from './offline/history-tables.js';
+import { DuckDBPredictionSink } from './predictions/duckdb-prediction-sink.js';
 
-export { DuckDBChangeLog } from './duckdb-change-log.js';
-export { openDuckDB } from './duckdb-database.js';
-export * from './features.js';
+export { DUCKDB_CONFIG, type DuckDBConfig, type ResolvedDuckDBConfig } from './duckdb-config.js';
+export { DUCKDB_ERRORS } from './duckdb-errors.js';
+export { DuckDBOfflineStore, openOfflineStore } from './offline/duckdb-offline-store.js';
+export { POINT_IN_TIME_RULE } from './offline/feature-query.js';
 
-/** Registers the DuckDB file as the durable change log. */
-export function duckdbStoreModule(): ContainerModule {
-  return new ContainerModule(({ bind }) => {
-    bind(TOKENS.ChangeLog)
-      .toResolvedValue((config) => new DuckDBChangeLog(config.store.path, { memoryLimit: config.store.memoryLimit, compression: config.store.compression, openTimeoutSeconds: config.store.openTimeoutSeconds }), [TOKENS.Config])
-      .inSingletonScope()
-      .onDeactivation((log) => log.close());
+/** The DuckDB store as the config holds it: its resolved settings and its container module. */
+export interface DuckDBAdapter extends StoreAdapter {
+  readonly name: 'duckdb';
+  readonly config: ResolvedDuckDBConfig;
+}
+
+/** Reads the change log's progress, its counts and the feature views' status, opening the file read-only. */
+async function inspect(path: string): Promise<StoreInspection> {
+  const log = new DuckDBChangeLog(path, { readOnly: true });
+  await log.open();
+  try {
+    return { state: await log.state(), tables: await log.stats(), views: await featureStatus(log.connection) };
+  } finally {
+    await log.close();
+  }
+}
+
+/**
+ * DuckDB as the offline store: the change log and the feature views' history in one file, each batch
+ * and its feature rows committed together; reads and exports (Parquet, Arrow) of the history.
+ *
+ * @example
+ * export default defineConfig({ source: postgres({ tables: ['public.orders'] }), store: duckdb({ path: 'shop.duckdb' }) });
+ */
+export function duckdb(config: DuckDBConfig = {}): DuckDBAdapter {
+  const resolved = resolveDuckDBConfig(config);
+  const { path } = resolved;
+  return Object.freeze({
+    kind: 'store',
+    name: 'duckdb',
+    config: resolved,
+    location: path,
+    progressFile: join(dirname(path), 'ingest-status.json'),
+    module: new ContainerModule(({ bind }) => {
+      bind(DUCKDB_CONFIG).toConstantValue(resolved);
+      bind(TOKENS.ChangeLog)
+        .toResolvedValue(
+          (materializer, logger) =>
+            new DuckDBChangeLog(
+              path,
+              {
+                memoryLimit: resolved.memoryLimit,
+                compression: resolved.compression,
+                openTimeoutSeconds: resolved.openTimeoutSeconds,
+              },
+              new HistoryTables(materializer, (logger as Logger).child({ component: 'feature-history' })),
+            ),
+          [TOKENS.Materializer, TOKENS.Logger],
+        )
+        .inSingletonScope()
+        .onDeactivation((log) => log.close());
+      // Reads on the change log's own connection, once the log is open (the ingest's process).
+      bind(TOKENS.OfflineStore)
+        .toResolvedValue(
+          (log, registry) =>
+            new DuckDBOfflineStore(() => (log as DuckDBChangeLog).connection, {
+              definitions: registry,
+              // Scans run on connections of their own: consistent while the log commits.
+              openConnection: () => (log as DuckDBChangeLog).openConnection(),
+            }),
+          [TOKENS.ChangeLog, TOKENS.FeatureRegistry],
+        )
+        .inSingletonScope();
+      // Predictions beside the log, on a connection of their own (resolved by a serving process with a model).
+      bind(TOKENS.PredictionSink)
+        .toResolvedValue(
+          (log, scorer) =>
+            new DuckDBPredictionSink(() => (log as DuckDBChangeLog).openConnection(), { model: scorer.model.name }),
+          [TOKENS.ChangeLog, TOKENS.Scorer],
+        )
+        .inSingletonScope();
+    }),
+    inspect: () => inspect(path),
+    openReader: (definitions: FeatureDefinitions) => openOfflineStore(path, { definitions }),
   });
 }
-export { inspectStore, type StoreReport } from './inspect-store.js';

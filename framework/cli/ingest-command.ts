@@ -1,0 +1,91 @@
+import type { Command } from 'commander';
+import type { ChangeLogTableStats } from '../interfaces/index.js';
+import { TOKENS } from '../tokens.js';
+import { formatPosition, type Position } from '../types.js';
+import type { CommandContext } from './main.js';
+import { IngestProgressView } from './progress.js';
+import { writeProgress, type FeatureViewSummary } from './status-file.js';
+
+/** `featureflow ingest`: snapshot, then follow the source until stopped (or caught up). */
+export function registerIngestCommand(program: Command, context: CommandContext): void {
+  program
+    .command('ingest')
+    .description('snapshot the tables, then follow the source until stopped (Ctrl-C stops after the current batch)')
+    .option('--until-caught-up', 'stop once everything committed before the start is applied')
+    .action(async (opts: { untilCaughtUp?: boolean }, cmd: Command) => {
+      await context.withContainer(cmd, async (container, config) => {
+        const engine = await container.getAsync(TOKENS.IngestEngine);
+        const log = await container.getAsync(TOKENS.ChangeLog);
+        const offline = await container.getAsync(TOKENS.OfflineStore);
+        const controller = new AbortController();
+        let interrupts = 0;
+        const onSignal = () => {
+          interrupts += 1;
+          if (interrupts > 1) process.exit(130);
+          process.stderr.write('stopping after the current batch (Ctrl-C again to quit at once)\n');
+          controller.abort();
+        };
+        process.on('SIGINT', onSignal);
+        process.on('SIGTERM', onSignal);
+        const view = new IngestProgressView(process.stderr);
+        const counts = new Map<string, { table: string; changes: number; byOp: Record<string, number> }>();
+        let last = 0;
+        let checkpoint: Position | null = null;
+        let views: readonly FeatureViewSummary[] | undefined;
+        let viewsAt = 0;
+        // A running ingest holds the store; `status` reads what it publishes here.
+        const publish = async (force = false) => {
+          if (!force && Date.now() - last < 1000) return;
+          last = Date.now();
+          // Between batches (the last one committed) the store can be read on the ingest's connection.
+          if (force || last - viewsAt >= 5000) {
+            viewsAt = last;
+            views = await offline.status();
+          }
+          writeProgress(config.store.progressFile, {
+            pid: process.pid,
+            updatedAt: new Date().toISOString(),
+            checkpoint: checkpoint === null ? null : formatPosition(checkpoint),
+            tables: [...counts.values()],
+            ...(views ? { views } : {}),
+          });
+        };
+        const count = (stats: readonly ChangeLogTableStats[]) => {
+          for (const s of stats) counts.set(s.table, { ...s, byOp: { ...s.byOp } });
+        };
+        try {
+          await log.open();
+          count(await log.stats());
+          const result = await engine.run({
+            untilCaughtUp: opts.untilCaughtUp,
+            signal: controller.signal,
+            onBatch: (b) => {
+              for (const [table, ops] of Object.entries(b.tables)) {
+                const entry = counts.get(table) ?? { table, changes: 0, byOp: {} };
+                for (const [op, n] of Object.entries(ops)) {
+                  entry.changes += n;
+                  entry.byOp[op] = (entry.byOp[op] ?? 0) + n;
+                }
+                counts.set(table, entry);
+              }
+              view.update(b);
+              if (!b.complete) return;
+              checkpoint = b.checkpoint;
+              return publish();
+            },
+          });
+          view.stop();
+          checkpoint = result.checkpoint;
+          await publish(true);
+          process.stdout.write(
+            `${result.snapshotted ? 'snapshot taken; ' : ''}${result.changesApplied} changes applied; checkpoint ` +
+              `${result.checkpoint === null ? '-' : formatPosition(result.checkpoint)}\n`,
+          );
+        } finally {
+          view.stop();
+          process.off('SIGINT', onSignal);
+          process.off('SIGTERM', onSignal);
+        }
+      });
+    });
+}

@@ -1,0 +1,49 @@
+import type { Command } from 'commander';
+import { ServeRuntime } from '../serving/serve-runtime.js';
+import { formatPosition } from '../types.js';
+import type { CommandContext } from './main.js';
+
+/**
+ * `featureflow serve`: the ingest, the online store, event-driven predictions and the HTTP service in
+ * one process. SIGINT or SIGTERM: the ingest stops after its current batch, HTTP drains, exit 0.
+ */
+export function registerServeCommand(program: Command, context: CommandContext): void {
+  program
+    .command('serve')
+    .description('follow the source and serve features and predictions over HTTP (Ctrl-C or SIGTERM drains and stops)')
+    .option('--until-caught-up', 'stop once everything committed before the start is served (for scripts and tests)')
+    .action(async (opts: { untilCaughtUp?: boolean }, cmd: Command) => {
+      await context.withContainer(
+        cmd,
+        async (container, config) => {
+          const controller = new AbortController();
+          let interrupts = 0;
+          const onSignal = () => {
+            interrupts += 1;
+            if (interrupts > 1) process.exit(130);
+            process.stderr.write('stopping: draining requests and the current batch (again to quit at once)\n');
+            controller.abort();
+          };
+          process.on('SIGINT', onSignal);
+          process.on('SIGTERM', onSignal);
+          try {
+            const runtime = await ServeRuntime.start(container, config);
+            process.stdout.write(`serving on ${runtime.url}\n`);
+            try {
+              const result = await runtime.run({ untilCaughtUp: opts.untilCaughtUp, signal: controller.signal });
+              await runtime.idle();
+              process.stdout.write(
+                `${result.changesApplied} changes applied; checkpoint ${result.checkpoint === null ? '-' : formatPosition(result.checkpoint)}\n`,
+              );
+            } finally {
+              await runtime.stop();
+            }
+          } finally {
+            process.off('SIGINT', onSignal);
+            process.off('SIGTERM', onSignal);
+          }
+        },
+        { serving: true },
+      );
+    });
+}

@@ -1,0 +1,78 @@
+import { existsSync } from 'node:fs';
+import type { Command } from 'commander';
+import type { StoreInspection } from '../config.js';
+import { FeatureflowError } from '../errors.js';
+import type { ChangeLogTableStats } from '../interfaces/index.js';
+import { TOKENS } from '../tokens.js';
+import { formatPosition } from '../types.js';
+import type { CommandContext } from './main.js';
+import { readProgress } from './status-file.js';
+
+/** `featureflow status`: what the source holds, the change log's progress and counts, the feature views. */
+export function registerStatusCommand(program: Command, context: CommandContext): void {
+  program
+    .command('status')
+    .description("the source's position and lag, the change log's checkpoint and changes per table, the feature views")
+    .option('--json', 'print JSON')
+    .action(async (opts: { json?: boolean }, cmd: Command) => {
+      await context.withContainer(cmd, async (container, config) => {
+        const store = config.store;
+        let tables: readonly ChangeLogTableStats[] = [];
+        let views: StoreInspection['views'] = [];
+        let checkpoint: string | null = null;
+        let logNote = 'no change log yet';
+        let record = null;
+        if (existsSync(store.location)) {
+          try {
+            const inspection = await store.inspect();
+            ({ tables, views } = inspection);
+            record = inspection.state.sourceRecord;
+            checkpoint = inspection.state.checkpoint === null ? null : formatPosition(inspection.state.checkpoint);
+            logNote = inspection.state.snapshotDone ? 'snapshot complete' : 'snapshot incomplete';
+          } catch (error) {
+            if (!(error instanceof FeatureflowError && error.code === 'FF_STORE_LOCKED')) throw error;
+            const progress = readProgress(store.progressFile);
+            tables = progress?.tables ?? [];
+            views = (progress?.views ?? []) as StoreInspection['views'];
+            checkpoint = progress?.checkpoint ?? null;
+            logNote = `in use by a running ingest (pid ${progress?.pid ?? '?'}), figures as of ${progress?.updatedAt ?? 'unknown'}`;
+          }
+        }
+        const source = await (await container.getAsync(TOKENS.Source)).status(record);
+        const report = {
+          source: {
+            kind: config.source.name,
+            confirmed: source.confirmed === null ? null : formatPosition(source.confirmed),
+            head: formatPosition(source.head),
+            lag: source.lag,
+            lagUnit: source.lagUnit,
+            holds: source.holds,
+          },
+          changeLog: { location: store.location, state: logNote, checkpoint, tables },
+          featureViews: views,
+        };
+        if (opts.json) {
+          process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+          return;
+        }
+        const lines = [
+          `source        ${config.source.name}: confirmed ${report.source.confirmed ?? '-'}, head ${report.source.head}, lag ${report.source.lag ?? '-'} ${source.lagUnit}`,
+          ...Object.entries(source.holds).map(([what, state]) => `  ${what.padEnd(32)} ${state}`),
+          `change log    ${store.location}: ${logNote}; checkpoint ${checkpoint ?? '-'}`,
+          ...tables.map(
+            (t) =>
+              `  ${t.table.padEnd(32)} ${String(t.changes).padStart(10)} changes  ${Object.entries(t.byOp)
+                .map(([op, n]) => `${op}:${n}`)
+                .join(' ')}`,
+          ),
+          ...(views.length > 0 ? ['feature views'] : []),
+          ...views.map(
+            (v) =>
+              `  ${`${v.view} v${v.version}`.padEnd(32)} ${String(v.entities).padStart(10)} entities  ${v.rows} history rows  ` +
+              `${v.deadLetters} dead letters${v.active ? '' : '  (retired)'}`,
+          ),
+        ];
+        process.stdout.write(`${lines.join('\n')}\n`);
+      });
+    });
+}

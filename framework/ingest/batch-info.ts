@@ -1,0 +1,33 @@
+import type { ChangeBatch, Position } from '../types.js';
+
+/**
+ * What {@link IngestOptions.onBatch} hears after each batch; the engine waits for a returned promise
+ * before the next batch (a complete batch's store transaction is committed by then).
+ */
+export interface BatchInfo {
+  readonly changes: number;
+  /** Changes per table and op (`r`, `c`, `u`, `d`, `t`) in this batch. */
+  readonly tables: Readonly<Record<string, Readonly<Record<string, number>>>>;
+  readonly checkpoint: Position;
+  /** Whether the batch completed a transaction (its checkpoint is durable). */
+  readonly complete: boolean;
+  /** Set for the batches of a snapshot (also of a table read again). */
+  readonly snapshot?: { readonly table: string; readonly done: boolean };
+}
+
+/** What onBatch hears of a batch. */
+export function batchInfo(batch: ChangeBatch): BatchInfo {
+  const tables: Record<string, Record<string, number>> = {};
+  const count = (table: string, op: string, n = 1) => {
+    const ops = (tables[table] ??= {});
+    ops[op] = (ops[op] ?? 0) + n;
+  };
+  for (const g of batch.groups) {
+    // A snapshot's rows are all reads.
+    if (batch.snapshot) count(g.table, 'r', g.ops.length);
+    else for (const op of g.ops) count(g.table, String.fromCharCode(op));
+  }
+  for (const c of batch.changes) count(c.table, c.op);
+  const info = { changes: batch.size, tables, checkpoint: batch.checkpoint, complete: batch.complete };
+  return batch.snapshot ? { ...info, snapshot: { table: batch.snapshot.table, done: batch.snapshot.done } } : info;
+}

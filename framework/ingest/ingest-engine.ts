@@ -1,0 +1,301 @@
+import { inject, injectable, optional } from 'inversify';
+import type { Logger } from 'pino';
+import type { ResolvedConfig } from '../config.js';
+import { FeatureflowError, isRetriable } from '../errors.js';
+import type { Materializer } from '../features/materialize.js';
+import type {
+  ChangeBus,
+  ChangeLog,
+  ChangeLogState,
+  PrepareResult,
+  SnapshotPlan,
+  SnapshotSession,
+  Source,
+} from '../interfaces/index.js';
+import { TOKENS } from '../tokens.js';
+import { formatPosition, type ChangeBatch, type Position, type TableSchema } from '../types.js';
+import { batchInfo, type BatchInfo } from './batch-info.js';
+import { readAhead } from './read-ahead.js';
+import { Backoff, describeError, retry } from './retry.js';
+import { fillUnchangedToast } from './toast-filler.js';
+
+export type { BatchInfo } from './batch-info.js';
+
+/** Options of one ingest run. */
+export interface IngestOptions {
+  /** Stop once everything committed before the run started is durable. */
+  readonly untilCaughtUp?: boolean;
+  /** Stops the run after the current batch. */
+  readonly signal?: AbortSignal;
+  /** Called after each durable batch (progress display, metrics). */
+  readonly onBatch?: (info: BatchInfo) => unknown;
+}
+
+/** What one run did. */
+export interface IngestResult {
+  readonly snapshotted: boolean;
+  readonly changesApplied: number;
+  readonly checkpoint: Position | null;
+}
+
+/**
+ * The ingestion engine, as named steps: open the change log, have the source prepare (and check
+ * what the log recorded of it), take a snapshot when the log starts (or tables were added), then
+ * follow the source; each batch goes through the same stages — fill unchanged TOAST values,
+ * materialize feature rows, apply batch and rows durably, confirm to the source. Retriable failures
+ * (server restarts, dropped connections) reconnect with backoff and resume from the change log's
+ * checkpoint; whatever was in flight is rolled back and received again.
+ */
+@injectable()
+export class IngestEngine {
+  constructor(
+    @inject(TOKENS.Config) private readonly config: ResolvedConfig,
+    @inject(TOKENS.Source) private readonly source: Source,
+    @inject(TOKENS.ChangeLog) private readonly log: ChangeLog,
+    @inject(TOKENS.Materializer) private readonly materializer: Materializer,
+    @inject(TOKENS.Logger) private readonly logger: Logger,
+    @inject(TOKENS.ChangeBus) @optional() private readonly bus: ChangeBus | undefined,
+  ) {}
+
+  async run(options: IngestOptions = {}): Promise<IngestResult> {
+    const { signal } = options;
+    await this.log.open();
+    const state = await this.log.state();
+    // A table no longer configured is refused before the source prepares (and changes anything on its server).
+    if (state.tables && this.config.source.tables) this.addedTables(state.tables, this.config.source.tables);
+    const prepared = await this.prepare(state, false);
+    const captured = prepared.tables.map((t) => t.table);
+    this.checkViewsCaptured(captured);
+    const added = state.tables ? this.addedTables(state.tables, captured) : [];
+    const until = options.untilCaughtUp ? await this.source.currentPosition() : undefined;
+    let snapshotted = false;
+    let applied = 0;
+
+    if (!state.snapshotDone || !prepared.resumable) {
+      if (state.snapshotDone) {
+        this.logger.warn(
+          'the source cannot resume from the change log (e.g. its replication slot is gone); taking a new snapshot (the change log restarts)',
+        );
+      } else if (state.checkpoint !== null) {
+        this.logger.warn('the previous snapshot did not finish; taking it again from the start');
+      }
+      applied += await this.snapshot(options, {}, prepared.tables);
+      snapshotted = true;
+    } else if (added.length > 0) {
+      applied += await this.snapshot(
+        options,
+        { tables: added, partial: { checkpoint: state.checkpoint! } },
+        prepared.tables,
+      );
+      snapshotted = true;
+    }
+    if (!signal?.aborted) applied += await this.follow(options, until);
+    return { snapshotted, changesApplied: applied, checkpoint: (await this.log.state()).checkpoint };
+  }
+
+  /**
+   * Has the source check the server and what the log recorded of it (refusing to resume past the
+   * log's checkpoint or from what another log uses), then records what it will create, durably,
+   * before it creates anything more.
+   */
+  private async prepare(state: ChangeLogState, mustResume: boolean): Promise<PrepareResult> {
+    const prepared = await this.source.prepare({
+      record: state.sourceRecord,
+      checkpoint: state.snapshotDone ? state.checkpoint : null,
+      mustResume,
+    });
+    if (JSON.stringify(prepared.record) !== JSON.stringify(state.sourceRecord))
+      await this.log.saveSourceRecord(prepared.record);
+    return prepared;
+  }
+
+  /**
+   * One batch through every stage; confirmed to the source once durable (stream batches). The
+   * online side hears the feature rows before the store's commit: the source hands out committed
+   * transactions only, so they may be served at once, and a batch received again after a failure
+   * is applied online again without effect (writes are position-guarded).
+   */
+  private async applyBatch(batch: ChangeBatch): Promise<void> {
+    const receivedAt = Date.now();
+    await fillUnchangedToast(this.log, batch.changes);
+    this.materializer.addSchemas(batch.schemas);
+    const features = this.materializer.materialize(batch);
+    if (this.bus && (features.batches.length > 0 || batch.complete)) {
+      await this.bus.publish({
+        batches: features.batches,
+        through: batch.complete ? batch.checkpoint : null,
+        receivedAt,
+      });
+    }
+    await this.log.apply(batch, features);
+    if (batch.complete && !batch.snapshot) this.source.confirm(batch.checkpoint);
+  }
+
+  /**
+   * The snapshot that starts the log (`plan.partial` unset), or one of some tables of a log that
+   * already follows its source (added to the configuration, or read again): read at a snapshot of
+   * their own, their batches carrying the log's checkpoint, an added table joining the log's tables
+   * as its snapshot commits. The stream then skips their changes committed before that snapshot
+   * (`FollowOptions.tableStarts`). A source without snapshots starts the log with each table empty
+   * and replays its history through follow.
+   */
+  private async snapshot(
+    options: IngestOptions,
+    plan: SnapshotPlan,
+    captured: readonly TableSchema[],
+  ): Promise<number> {
+    const session: SnapshotSession = this.source.openSnapshot
+      ? await this.source.openSnapshot(plan)
+      : emptySnapshot(captured, plan);
+    let rows = 0;
+    try {
+      if (plan.partial) {
+        const what = plan.partial.reread
+          ? 'reading the table again'
+          : 'taking a snapshot of the tables added to the configuration';
+        this.logger.info({ tables: plan.tables, position: formatPosition(session.point) }, what);
+      } else {
+        await this.log.reset({ tables: captured.map((t) => t.table), point: session.point });
+      }
+      for await (const batch of readAhead(session.read())) {
+        await this.applyBatch(batch);
+        rows += batch.size;
+        await options.onBatch?.(batchInfo(batch));
+        if (options.signal?.aborted) break;
+      }
+    } finally {
+      // A table cut short (stop or failure) is rolled back whole; the next run snapshots again.
+      await this.log.rollback();
+      await this.log.release();
+      await session.close();
+    }
+    this.logger.info({ rows, position: formatPosition(session.point) }, 'snapshot done');
+    return rows;
+  }
+
+  /**
+   * Follows the source from the log's checkpoint, batch by batch, until stopped (or, with `until`,
+   * caught up); reads tables again where the log recorded it; reconnects after retriable failures.
+   */
+  private async follow(options: IngestOptions, until: Position | undefined): Promise<number> {
+    const { signal } = options;
+    const backoff = new Backoff(this.config.ingest.maxBackoffSeconds * 1000);
+    let applied = 0;
+    while (!signal?.aborted) {
+      const state = await this.log.state();
+      const from = state.checkpoint!;
+      let rereadNext = false;
+      try {
+        // Tables whose rows changed without changes in the stream are read again before following on
+        // (a failure here is retried like the stream's).
+        if (state.rereads.length > 0) {
+          for (const table of state.rereads) {
+            const versions = (await this.log.schemas()).filter((s) => s.table === table).map((s) => s.version);
+            const plan = {
+              tables: [table],
+              partial: { checkpoint: from, reread: { version: Math.max(0, ...versions) + 1 } },
+            };
+            applied += await this.snapshot(options, plan, []);
+          }
+          continue;
+        }
+        this.logger.info(
+          { from: formatPosition(from), until: until === undefined ? undefined : formatPosition(until) },
+          'following the source',
+        );
+        const stream = this.source.follow(from, {
+          signal,
+          until,
+          schemas: await this.log.schemas(),
+          tableStarts: state.tableStarts,
+          ...(state.lastCommitTime === null ? {} : { minCommitTime: state.lastCommitTime }),
+        });
+        for await (const batch of stream) {
+          await this.applyBatch(batch);
+          applied += batch.size;
+          backoff.reset();
+          await options.onBatch?.(batchInfo(batch));
+          if (batch.rereads) {
+            for (const [table, columns] of Object.entries(batch.rereads)) {
+              this.logger.warn(
+                { table, columns },
+                'columns were added with a default, which the rows already there hold without a change in the stream: reading the table again',
+              );
+            }
+            // The transaction that changed them is durable (and the tables recorded with it): stop following to read them.
+            rereadNext = true;
+            break;
+          }
+        }
+        await this.log.release();
+        if (rereadNext) continue;
+        if (until !== undefined || signal?.aborted) break;
+      } catch (error) {
+        await this.log.rollback();
+        await this.log.release();
+        if (!isRetriable(error) || signal?.aborted) throw error;
+        this.logger.warn({ err: describeError(error), retryInMs: backoff.nextMs }, 'the source failed; reconnecting');
+        await backoff.wait(signal);
+        await retry(async () => this.prepare(await this.log.state(), true), {
+          maxBackoffMs: this.config.ingest.maxBackoffSeconds * 1000,
+          signal,
+          onRetry: (e, waitMs) =>
+            this.logger.warn({ err: describeError(e), retryInMs: waitMs }, 'the source is unavailable; retrying'),
+        });
+      }
+    }
+    return applied;
+  }
+
+  /** Every view must read a captured table (refused up front, before anything is written). */
+  private checkViewsCaptured(captured: readonly string[]): void {
+    for (const view of this.materializer.registry.views) {
+      if (!captured.includes(view.source)) {
+        throw new FeatureflowError(
+          'FF_FEATURE_DEFINITION',
+          `feature view ${view.name} v${view.version} reads ${view.source}, which is not captured (the source captures ${captured.join(', ')}); add it to the source's tables`,
+        );
+      }
+    }
+  }
+
+  /** The captured tables the log does not hold yet (each gets a snapshot of its own); a table no longer captured is refused. */
+  private addedTables(stored: readonly string[], captured: readonly string[]): string[] {
+    const removed = stored.filter((t) => !captured.includes(t));
+    if (removed.length > 0) {
+      throw new FeatureflowError(
+        'FF_TABLES_CHANGED',
+        `the change log holds tables ${removed.join(', ')}, which the configuration no longer lists (it lists ${captured.join(', ')}); ` +
+          "add them back to the source's tables (tables can be added, not removed), or start a new log: run " +
+          '`featureflow teardown --yes` and point the store at a new file (or delete the old one)',
+      );
+    }
+    return captured.filter((t) => !stored.includes(t));
+  }
+}
+
+/**
+ * The snapshot of a source that has none: each table starts empty (one empty, complete batch that
+ * records its schema), and its whole history comes through follow, from position 0.
+ */
+function emptySnapshot(captured: readonly TableSchema[], plan: SnapshotPlan): SnapshotSession {
+  const tables = captured.filter((t) => !plan.tables || plan.tables.includes(t.table));
+  return {
+    point: plan.partial?.checkpoint ?? 0n,
+    async *read() {
+      for (const schema of tables) {
+        yield {
+          groups: [],
+          changes: [],
+          changeIndexes: [],
+          size: 0,
+          complete: true,
+          checkpoint: plan.partial?.checkpoint ?? 0n,
+          schemas: [{ ...schema, version: 1 }],
+          snapshot: { table: schema.table, done: true, point: plan.partial?.checkpoint ?? 0n, time: 0n, reread: false },
+        } satisfies ChangeBatch;
+      }
+    },
+    async close() {},
+  };
+}

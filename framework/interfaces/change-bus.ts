@@ -1,0 +1,30 @@
+import type { FeatureRowBatch } from '../features/feature-rows.js';
+import type { Position } from '../types.js';
+
+/**
+ * The feature rows of one batch of changes, as the bus carries them: per view version, in commit
+ * order, and the position through which the batch is complete (when it is).
+ */
+export interface FeatureRowsMessage {
+  readonly batches: readonly FeatureRowBatch[];
+  /** Set when the batch ended on a transaction boundary: every change up to this position is in. */
+  readonly through: Position | null;
+  /** When the source received the batch's last change (ms since the Unix epoch), for latency figures. */
+  readonly receivedAt: number;
+}
+
+/** Hears the bus's messages, in order; returns when it has taken the message in (it may work on it later). */
+export type FeatureRowsListener = (message: FeatureRowsMessage) => Promise<void> | void;
+
+/**
+ * Carries feature rows from the ingest to the online side: in-process by default, Kafka (keyed by
+ * entity) to scale out. Per entity, order is kept.
+ */
+export interface ChangeBus {
+  /** Hands a batch's feature rows to the bus; after the ingest materialized them. */
+  publish(message: FeatureRowsMessage): Promise<void>;
+  /** Registers a listener for every message published from now on; before the first publish. */
+  subscribe(listener: FeatureRowsListener): void;
+  /** Stops delivering; idempotent. */
+  close(): Promise<void>;
+}

@@ -1,0 +1,385 @@
+import { entityId } from '../features/entity-key.js';
+import type { FeatureRow } from '../features/feature-rows.js';
+import type { StoredFeatureValue } from '../features/feature-values.js';
+import { FeatureflowError, isRetriable } from '../errors.js';
+import { Backoff, describeError } from '../ingest/retry.js';
+import type { OnlineValue } from '../interfaces/online-store.js';
+import type { Prediction, PredictionSink } from '../interfaces/prediction-sink.js';
+import type { Scorer, ScoringInput, ScoringOutput } from '../interfaces/scorer.js';
+import type { Position, Value } from '../types.js';
+import type { WrittenMessage, WrittenMessageQueue } from './online-updater.js';
+import type { ServingContext } from './serving-context.js';
+import { viewId } from './watermark-board.js';
+
+/** Options of {@link ScoringLoop}. */
+export interface ScoringLoopOptions {
+  /** Where predictions are written, besides the live feed (each open). Default none. */
+  readonly sinks?: readonly PredictionSink[];
+  /** Feature rows to score that may wait before the bus is made to wait (back-pressure). Default 10 000. */
+  readonly maxQueuedRows?: number;
+  /** Most rows of waiting messages scored together in one call of the scorer. Default 1 024. */
+  readonly maxBatchRows?: number;
+  /** Longest wait between attempts when the scorer, the store or a sink fails, ms. Default 5 000. */
+  readonly maxBackoffMs?: number;
+  /** How long {@link ScoringLoop.stop} lets the queue drain before it gives up retrying, ms. Default 10 000. */
+  readonly drainTimeoutMs?: number;
+}
+
+/** A change to predict for: a row with values of one of the service's views. */
+interface Candidate {
+  /** Index of the row's view among the context's inputs. */
+  readonly input: number;
+  readonly row: FeatureRow;
+  readonly message: WrittenMessage;
+}
+
+interface Queued {
+  readonly message: WrittenMessage;
+  readonly candidates: readonly Candidate[];
+}
+
+/** Why a change made no prediction (the label of `featureflow_predictions_skipped_total`). */
+type SkipReason = 'missing_feature' | 'expired_feature' | 'null_feature' | 'rejected';
+
+const SCORING = 'scoring';
+const SINKS = 'prediction-sinks';
+
+/**
+ * Event-driven predictions: every feature row with values of a view of the scored service (a
+ * snapshot read, an insert, an update) makes one prediction for its entity. Deletes and truncates
+ * make none: the entity has no features to score. The changed view's features are the row's own
+ * values (the features at that change's position); the service's other views are read from the
+ * online store (their latest values; one read per view for all the entities scored together). An
+ * entity lacking a feature of another view (missing, expired, or null) makes no prediction and is
+ * counted in `featureflow_predictions_skipped_total`.
+ *
+ * Messages wait in a bounded queue (the updater's enqueue waits while it is full, which makes the
+ * bus wait); one loop takes them in order, so predictions keep the commit order, per entity and
+ * overall. Messages that waited are scored together in one scorer call. Predictions go to the live
+ * feed, then to every sink in position order with the message's `through` once all its predictions
+ * are made.
+ */
+export class ScoringLoop implements WrittenMessageQueue {
+  private readonly scorer: Scorer;
+  private readonly sinks: readonly PredictionSink[];
+  private readonly maxQueuedRows: number;
+  private readonly maxBatchRows: number;
+  private readonly maxBackoffMs: number;
+  private readonly drainTimeoutMs: number;
+  /** Per input i, per input j: for each key column of j's view, its index in i's view's key. */
+  private readonly keyMaps: readonly (readonly (readonly number[])[])[];
+  private readonly queue: Queued[] = [];
+  /** Rows queued or being scored. */
+  private rows = 0;
+  private busy = false;
+  private wake: (() => void) | undefined;
+  private spaceWaiters: (() => void)[] = [];
+  private idleWaiters: (() => void)[] = [];
+  private running: Promise<void> | undefined;
+  private stopping = false;
+  private readonly abort = new AbortController();
+
+  constructor(
+    private readonly context: ServingContext,
+    options: ScoringLoopOptions = {},
+  ) {
+    if (!context.scorer) throw new Error('the scoring loop needs a scorer in the serving context');
+    this.scorer = context.scorer;
+    this.sinks = options.sinks ?? [];
+    this.maxQueuedRows = options.maxQueuedRows ?? 10_000;
+    this.maxBatchRows = options.maxBatchRows ?? 1_024;
+    this.maxBackoffMs = options.maxBackoffMs ?? 5_000;
+    this.drainTimeoutMs = options.drainTimeoutMs ?? 10_000;
+    const inputs = context.inputs;
+    this.keyMaps = inputs.map((a) => inputs.map((b) => b.view.entity.keys.map((k) => a.view.entity.keys.indexOf(k))));
+    context.scoringQueued = () => this.rows;
+  }
+
+  /** Rows queued or being scored. */
+  get queued(): number {
+    return this.rows;
+  }
+
+  /** Starts taking messages from the queue. Once, before the first message is enqueued. */
+  start(): void {
+    this.running ??= this.run();
+  }
+
+  async enqueue(message: WrittenMessage): Promise<void> {
+    if (this.stopping) throw new Error('the scoring loop is stopping: stop the updater first');
+    const candidates = this.candidatesOf(message);
+    if (candidates.length === 0 && message.through === null) return;
+    // One message larger than the bound still goes in when the queue is empty.
+    while (this.rows > 0 && this.rows + candidates.length > this.maxQueuedRows) {
+      await new Promise<void>((resolve) => this.spaceWaiters.push(resolve));
+    }
+    this.queue.push({ message, candidates });
+    this.rows += candidates.length;
+    this.wake?.();
+  }
+
+  /** Resolves once every enqueued message was scored and delivered. */
+  idle(): Promise<void> {
+    if (this.queue.length === 0 && !this.busy) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  /**
+   * Scores and delivers what is queued, then stops. Retries (a failing sink, store or scorer) give up
+   * after `drainTimeoutMs`, and what they held is logged as not delivered. Idempotent.
+   */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    this.wake?.();
+    const timer = setTimeout(() => this.abort.abort(), this.drainTimeoutMs);
+    try {
+      await this.running;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private candidatesOf(message: WrittenMessage): Candidate[] {
+    const inputs = this.context.inputs;
+    const out: Candidate[] = [];
+    let batches = 0;
+    for (const batch of message.batches) {
+      const id = viewId(batch.view);
+      const input = inputs.findIndex((i) => viewId(i.view) === id);
+      if (input < 0) continue;
+      batches++;
+      for (const row of batch.rows)
+        if (row.values !== null && row.op !== 'd' && row.op !== 't') out.push({ input, row, message });
+    }
+    // Each batch is in commit order; rows of several views are merged into one order (stable).
+    if (batches > 1)
+      out.sort((a, b) => (a.row.position < b.row.position ? -1 : a.row.position > b.row.position ? 1 : 0));
+    return out;
+  }
+
+  private async run(): Promise<void> {
+    for (;;) {
+      if (this.queue.length === 0) {
+        for (const resolve of this.idleWaiters.splice(0)) resolve();
+        if (this.stopping) return;
+        await new Promise<void>((resolve) => (this.wake = resolve));
+        this.wake = undefined;
+        continue;
+      }
+      const group: Queued[] = [this.queue.shift()!];
+      let rows = group[0]!.candidates.length;
+      while (this.queue.length > 0 && rows + this.queue[0]!.candidates.length <= this.maxBatchRows) {
+        const next = this.queue.shift()!;
+        group.push(next);
+        rows += next.candidates.length;
+      }
+      this.busy = true;
+      try {
+        await this.process(group);
+      } catch (error) {
+        this.context.logger?.error(
+          {
+            err: error,
+            rows,
+            through: group
+              .map((q) => q.message.through)
+              .filter((t) => t !== null)
+              .pop()
+              ?.toString(),
+          },
+          'predictions of these changes were not made or not delivered',
+        );
+      } finally {
+        this.busy = false;
+        this.rows -= rows;
+        for (const resolve of this.spaceWaiters.splice(0)) resolve();
+      }
+    }
+  }
+
+  private async process(group: readonly Queued[]): Promise<void> {
+    const { context } = this;
+    const candidates = group.flatMap((q) => q.candidates);
+    const predictions: Prediction[] = [];
+    if (candidates.length > 0) {
+      const others = await this.readOthers(candidates);
+      const examples: ScoringInput[] = [];
+      const used: Candidate[] = [];
+      for (const c of candidates) {
+        const example = this.assemble(c, others);
+        if (typeof example === 'string') context.metrics.predictionsSkipped.inc({ reason: example });
+        else {
+          examples.push(example);
+          used.push(c);
+        }
+      }
+      const outputs = examples.length > 0 ? await this.score(examples) : [];
+      const scoredAt = Date.now();
+      outputs.forEach((out, i) => {
+        if (out === null) {
+          context.metrics.predictionsSkipped.inc({ reason: 'rejected' satisfies SkipReason });
+          return;
+        }
+        predictions.push(this.prediction(used[i]!, out, scoredAt));
+      });
+    }
+    if (predictions.length > 0) {
+      context.feed.publish(predictions);
+      this.observe(predictions);
+    }
+    let through: Position | null = null;
+    for (const q of group) if (q.message.through !== null) through = q.message.through;
+    if (this.sinks.length > 0 && (predictions.length > 0 || through !== null)) {
+      await Promise.all(this.sinks.map((sink, i) => this.deliver(sink, i, predictions, through)));
+    }
+  }
+
+  /** The online values of the service's other views for the candidates' entities: per input, by entity id. */
+  private async readOthers(candidates: readonly Candidate[]): Promise<Map<number, Map<string, OnlineValue>>> {
+    const { inputs, store } = this.context;
+    const out = new Map<number, Map<string, OnlineValue>>();
+    if (inputs.length === 1) return out;
+    await Promise.all(
+      inputs.map(async (input, j) => {
+        const keys = new Map<string, Value[]>();
+        for (const c of candidates) {
+          if (c.input === j) continue;
+          const key = this.keyMaps[c.input]![j]!.map((k) => c.row.key[k]!);
+          keys.set(entityId(key), key);
+        }
+        if (keys.size === 0) return;
+        const ids = [...keys.keys()];
+        const values = await this.retrying(`reading ${viewId(input.view)} to score`, SCORING, () =>
+          store.read(input.view, [...keys.values()]),
+        );
+        out.set(j, new Map(ids.map((id, i) => [id, values[i]!])));
+      }),
+    );
+    return out;
+  }
+
+  /** The service's inputs in order for one change, or why it has none. */
+  private assemble(c: Candidate, others: Map<number, Map<string, OnlineValue>>): ScoringInput | SkipReason {
+    const inputs = this.context.inputs;
+    const example: StoredFeatureValue[] = [];
+    for (let j = 0; j < inputs.length; j++) {
+      let values: readonly StoredFeatureValue[];
+      if (j === c.input) values = c.row.values!;
+      else {
+        const online = others.get(j)?.get(entityId(this.keyMaps[c.input]![j]!.map((k) => c.row.key[k]!)));
+        if (online?.status !== 'ok' || online.values === null)
+          return online?.status === 'expired' ? 'expired_feature' : 'missing_feature';
+        values = online.values;
+      }
+      for (const f of inputs[j]!.features) {
+        const value = values[f];
+        if (value === null || value === undefined) return 'null_feature';
+        example.push(value);
+      }
+    }
+    return example;
+  }
+
+  /**
+   * Scores, retrying a failed worker (retriable) until it works; an example the model refuses
+   * (not retriable) is scored alone so that only it is skipped (null).
+   */
+  private async score(examples: readonly ScoringInput[]): Promise<(ScoringOutput | null)[]> {
+    try {
+      return await this.retrying('scoring', SCORING, () => this.scorer.score(examples));
+    } catch (error) {
+      if (
+        isRetriable(error) ||
+        (error instanceof FeatureflowError && error.code === 'FF_SCORER_CLOSED') ||
+        this.abort.signal.aborted
+      )
+        throw error;
+      if (examples.length === 1) {
+        this.context.logger?.warn({ err: error }, 'the model refused an example; its change makes no prediction');
+        return [null];
+      }
+      const out: (ScoringOutput | null)[] = [];
+      for (const example of examples) out.push(...(await this.score([example])));
+      return out;
+    }
+  }
+
+  private prediction(c: Candidate, out: ScoringOutput, scoredAt: number): Prediction {
+    const model = this.context.model!;
+    const { receivedAt, writtenAt } = c.message;
+    const commitMs = Number(c.row.commitTime) / 1000;
+    return {
+      model: model.name,
+      modelVersion: model.version,
+      key: c.row.key,
+      output: Array.from(out.output),
+      ...(out.argmax !== undefined ? { argmax: out.argmax } : {}),
+      ...(out.label !== undefined ? { label: out.label } : {}),
+      position: c.row.position,
+      commitTime: c.row.commitTime,
+      predictedAt: scoredAt,
+      latency: {
+        receivedMs: Math.max(0, receivedAt - commitMs),
+        featuresMs: writtenAt - receivedAt,
+        scoredMs: scoredAt - writtenAt,
+      },
+    };
+  }
+
+  private observe(predictions: readonly Prediction[]): void {
+    const { metrics, model } = this.context;
+    metrics.predictions.inc({ model: model!.name }, predictions.length);
+    const h = metrics.predictionLatency;
+    for (const p of predictions) {
+      const { receivedMs, featuresMs, scoredMs } = p.latency;
+      h.observe({ stage: 'received' }, receivedMs / 1000);
+      h.observe({ stage: 'features' }, featuresMs / 1000);
+      h.observe({ stage: 'scored' }, scoredMs / 1000);
+      h.observe({ stage: 'total' }, (receivedMs + featuresMs + scoredMs) / 1000);
+    }
+  }
+
+  /** Writes to one sink, retrying what may pass later; an error that will not is logged and the batch left out of that sink. */
+  private async deliver(
+    sink: PredictionSink,
+    index: number,
+    predictions: readonly Prediction[],
+    through: Position | null,
+  ): Promise<void> {
+    try {
+      await this.retrying(`writing ${predictions.length} predictions to sink ${index}`, SINKS, () =>
+        sink.write(predictions, through),
+      );
+    } catch (error) {
+      this.context.health.set(SINKS, `writing predictions to sink ${index} failed (${describeError(error)})`, {
+        critical: false,
+      });
+      this.context.logger?.error(
+        { err: error, sink: index, predictions: predictions.length },
+        'predictions were not written to a sink',
+      );
+    }
+  }
+
+  /** Runs `attempt` until it succeeds while it fails with a retriable error (until stopping times out). */
+  private async retrying<T>(what: string, component: string, attempt: () => Promise<T>): Promise<T> {
+    const backoff = new Backoff(this.maxBackoffMs);
+    let failed = false;
+    for (;;) {
+      try {
+        const result = await attempt();
+        if (failed) {
+          this.context.health.set(component, null);
+          this.context.logger?.info(`${what} works again`);
+        }
+        return result;
+      } catch (error) {
+        if (!isRetriable(error) || this.abort.signal.aborted) throw error;
+        if (!failed) this.context.logger?.warn({ err: error, retryInMs: backoff.nextMs }, `${what} failed; retrying`);
+        failed = true;
+        this.context.health.set(component, `${what} failed (${describeError(error)}); retrying`, { critical: false });
+        await backoff.wait(this.abort.signal);
+      }
+    }
+  }
+}

@@ -1,0 +1,169 @@
+import type { Container } from 'inversify';
+import type { Logger } from 'pino';
+import type { ResolvedConfig } from '../config.js';
+import type { FeatureRowBatch } from '../features/feature-rows.js';
+import type { FeatureView } from '../features/feature-view.js';
+import type { IngestOptions, IngestResult } from '../ingest/ingest-engine.js';
+import type { ChangeBus, OfflineStore, OnlineStore, PredictionSink, Scorer } from '../interfaces/index.js';
+import { TOKENS } from '../tokens.js';
+import { formatPosition, type Position } from '../types.js';
+import { buildHttpApp, type HttpServer } from './http-app.js';
+import { OnlineUpdater, type OnlineLoader } from './online-updater.js';
+import { ScoringLoop } from './scoring-loop.js';
+import { ServingContext } from './serving-context.js';
+
+/** Feature rows per online-store write while loading a view from the offline store. */
+const LOAD_BATCH = 10_000;
+
+/**
+ * Loads a view's latest values from the offline store into the online store, streamed in bounded
+ * batches; returns the position they reflect.
+ */
+export function offlineLoader(offline: OfflineStore, logger: Logger): OnlineLoader {
+  return async (view: FeatureView, store: OnlineStore) => {
+    if (!offline.latestRows) return null;
+    const started = Date.now();
+    const scan = await offline.latestRows(view, { batchSize: LOAD_BATCH });
+    let entities = 0;
+    for await (const rows of scan.rows) {
+      await store.write([{ view, rows }]);
+      entities += rows.length;
+    }
+    logger.info(
+      { view: view.name, version: view.version, entities, ms: Date.now() - started },
+      'online store loaded from the offline store',
+    );
+    return scan.watermark;
+  };
+}
+
+/**
+ * `featureflow serve` in one process: the ingest follows the source, and every batch's feature rows
+ * reach the online store (through the bus), the scoring loop, the prediction sinks and the live
+ * stream, while the HTTP service answers. Start order: the store, the scorer and the sinks open; the
+ * loop and the updater subscribe; HTTP listens (not ready yet); the online store is loaded from the
+ * offline store; predictions a crash left unmade are made; then the ingest runs. Stop in reverse.
+ */
+export class ServeRuntime {
+  private constructor(
+    private readonly parts: {
+      readonly context: ServingContext;
+      readonly http: HttpServer;
+      readonly updater: OnlineUpdater;
+      readonly loop: ScoringLoop | undefined;
+      readonly bus: ChangeBus;
+      readonly sinks: readonly PredictionSink[];
+      readonly scorer: Scorer | undefined;
+      readonly store: OnlineStore;
+    },
+    /** Where the HTTP service listens. */
+    readonly url: string,
+    private readonly container: Container,
+    private readonly logger: Logger,
+  ) {}
+
+  /** Opens everything and loads the online store; the ingest starts with {@link run}. */
+  static async start(container: Container, config: ResolvedConfig): Promise<ServeRuntime> {
+    const logger = (await container.getAsync(TOKENS.Logger)).child({ component: 'serve' });
+    const log = await container.getAsync(TOKENS.ChangeLog);
+    await log.open();
+    const registry = await container.getAsync(TOKENS.FeatureRegistry);
+    const materializer = await container.getAsync(TOKENS.Materializer);
+    const offline = await container.getAsync(TOKENS.OfflineStore);
+    const store = await container.getAsync(TOKENS.OnlineStore);
+    await store.open();
+    const scorer = config.model ? await container.getAsync(TOKENS.Scorer) : undefined;
+    await scorer?.open();
+    const sinks = config.model ? await container.getAllAsync(TOKENS.PredictionSink) : [];
+    for (const sink of sinks) await sink.open();
+    const context = new ServingContext({ store, registry, materializer, ...(scorer ? { scorer } : {}), logger });
+    const loop = scorer ? new ScoringLoop(context, { sinks }) : undefined;
+    const updater = new OnlineUpdater(context, {
+      load: offlineLoader(offline, logger),
+      ...(loop ? { scoring: loop } : {}),
+    });
+    const bus = await container.getAsync(TOKENS.ChangeBus);
+    loop?.start();
+    bus.subscribe(updater.listener);
+    bus.subscribe((message) => {
+      // Source lag: commit of the newest change received → its receipt.
+      let newest = 0n;
+      for (const b of message.batches) for (const r of b.rows) if (r.commitTime > newest) newest = r.commitTime;
+      if (newest > 0n)
+        context.metrics.sourceLag.set(Math.max(0, message.receivedAt / 1000 - Number(newest) / 1_000_000));
+    });
+    const http = await buildHttpApp(context, {
+      ...(config.serve.token ? { bearerToken: config.serve.token } : {}),
+      bodyLimit: config.serve.bodyLimitBytes,
+      logger,
+    });
+    const address = await http.listen({ host: config.serve.host, port: config.serve.port });
+    await updater.start();
+    const runtime = new ServeRuntime(
+      { context, http, updater, loop, bus, sinks, scorer, store },
+      address.url,
+      container,
+      logger,
+    );
+    if (loop && scorer) await runtime.recover(offline, sinks, (await log.state()).checkpoint);
+    logger.info({ url: address.url }, 'serving');
+    return runtime;
+  }
+
+  /**
+   * Makes the predictions a crash left unmade: the feature rows after the sinks' watermark (the
+   * lowest), up to the change log's checkpoint, from the offline history. A sink that never wrote
+   * starts at the checkpoint: history from before serving began is not scored.
+   */
+  private async recover(
+    offline: OfflineStore,
+    sinks: readonly PredictionSink[],
+    checkpoint: Position | null,
+  ): Promise<void> {
+    if (checkpoint === null || sinks.length === 0) return;
+    const marks = await Promise.all(sinks.map((s) => s.watermark()));
+    const known = marks.filter((m): m is Position => m !== null);
+    const from = known.length === marks.length ? known.reduce((a, b) => (a < b ? a : b)) : null;
+    const loop = this.parts.loop!;
+    if (from !== null && from < checkpoint && offline.rowsSince) {
+      let rows = 0;
+      for (const input of this.parts.context.inputs) {
+        const scan = await offline.rowsSince(input.view, from);
+        for await (const part of scan.rows) {
+          const batches: FeatureRowBatch[] = [{ view: input.view, rows: part.filter((r) => r.position <= checkpoint) }];
+          await loop.enqueue({ batches, through: null, receivedAt: Date.now(), writtenAt: Date.now() });
+          rows += part.length;
+        }
+      }
+      this.logger.info(
+        { from: formatPosition(from), to: formatPosition(checkpoint), rows },
+        'scoring the changes a stop left unscored',
+      );
+    }
+    // Every change up to the checkpoint is predicted (or was before serving began).
+    await loop.enqueue({ batches: [], through: checkpoint, receivedAt: Date.now(), writtenAt: Date.now() });
+  }
+
+  /** Runs the ingest (until `signal`, or caught up with `untilCaughtUp`), feeding the online side. */
+  async run(options: IngestOptions = {}): Promise<IngestResult> {
+    const engine = await this.container.getAsync(TOKENS.IngestEngine);
+    return engine.run(options);
+  }
+
+  /** Everything made so far is served and written (for tests and `--until-caught-up`). */
+  async idle(): Promise<void> {
+    await this.parts.loop?.idle();
+  }
+
+  /** Drains and closes, in reverse start order (the ingest must have stopped). */
+  async stop(): Promise<void> {
+    const { http, bus, updater, loop, context, sinks, scorer } = this.parts;
+    await http.close();
+    await bus.close();
+    await updater.stop();
+    await loop?.stop();
+    context.close();
+    for (const sink of sinks) await sink.close();
+    await scorer?.close();
+  }
+}

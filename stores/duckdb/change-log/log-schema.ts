@@ -1,0 +1,148 @@
+/**
+ * The change log's own tables in the DuckDB file, the `current_rows` macro, and the checks and
+ * migrations of files written by earlier versions.
+ */
+import type { DuckDBConnection } from '@duckdb/node-api';
+import { FeatureflowError } from '../../../framework/errors.js';
+import type { VersionedSchema } from '../../../framework/types.js';
+import { decodeRow } from '../../../framework/value-json.js';
+import { quoteLiteral } from '../duckdb-database.js';
+import { encodeKey } from './log-keys.js';
+
+export const DDL = `
+CREATE TABLE IF NOT EXISTS _changes (
+  seq BIGINT NOT NULL,
+  table_name VARCHAR NOT NULL,
+  op VARCHAR NOT NULL,
+  key VARCHAR,
+  before VARCHAR,
+  after VARCHAR,
+  lsn UBIGINT NOT NULL,
+  commit_lsn UBIGINT NOT NULL,
+  commit_time TIMESTAMPTZ NOT NULL,
+  xid UBIGINT NOT NULL,
+  schema_version INTEGER NOT NULL,
+  -- An update's old key, where the old row came with it (a key change, REPLICA IDENTITY FULL).
+  old_key VARCHAR
+);
+CREATE TABLE IF NOT EXISTS _schemas (
+  table_name VARCHAR NOT NULL,
+  version INTEGER NOT NULL,
+  columns VARCHAR NOT NULL,
+  key_columns VARCHAR NOT NULL,
+  PRIMARY KEY (table_name, version)
+);
+CREATE TABLE IF NOT EXISTS _checkpoint (
+  id INTEGER PRIMARY KEY,
+  slot VARCHAR,
+  tables VARCHAR,
+  lsn UBIGINT,
+  snapshot_lsn UBIGINT,
+  updated_at TIMESTAMPTZ,
+  -- What the source created for this log (JSON, see SourceRecord).
+  source VARCHAR
+);
+CREATE TABLE IF NOT EXISTS _snapshot_tables (
+  table_name VARCHAR PRIMARY KEY,
+  rows BIGINT NOT NULL,
+  done BOOLEAN NOT NULL,
+  storage VARCHAR NOT NULL,
+  seq_base BIGINT NOT NULL,
+  lsn UBIGINT NOT NULL,
+  commit_time BIGINT NOT NULL,
+  schema_version INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS _stream_tables (
+  table_name VARCHAR NOT NULL,
+  schema_version INTEGER NOT NULL,
+  storage VARCHAR NOT NULL,
+  PRIMARY KEY (table_name, schema_version)
+);
+CREATE TABLE IF NOT EXISTS _table_starts (
+  table_name VARCHAR PRIMARY KEY,
+  -- NULL: to be read again (see ChangeBatch.rereads)
+  lsn UBIGINT
+);
+`;
+
+/**
+ * `current_rows('schema.table')`: the rows a table holds now, rebuilt from the log, one row per row
+ * of the table (`key`, `row` as JSON). Changes after the table's last truncate count (a table read
+ * again is logged as a truncate and its reads); each read or insert adds a row under its key, each
+ * delete removes one, and an update removes one under its old key (the new key when the old row did
+ * not come with it) and adds one under the new: so key changes leave no old key behind and, under
+ * REPLICA IDENTITY FULL without a primary key, duplicate rows keep their count. A key's row is its
+ * latest image.
+ */
+export const CURRENT_ROWS_MACRO = `
+CREATE OR REPLACE MACRO current_rows(tbl) AS TABLE
+WITH c AS (
+  SELECT l.seq, l.op, l.key, l.after, x.old_key FROM change_log l
+    LEFT JOIN (SELECT seq, old_key FROM _changes WHERE old_key IS NOT NULL) x ON x.seq = l.seq
+   WHERE l.table_name = tbl
+), since AS (SELECT coalesce(max(seq), -1) AS s FROM c WHERE op = 't'),
+live AS (SELECT c.* FROM c, since WHERE c.seq > since.s AND c.op <> 't'),
+ev AS (
+  SELECT key AS k, seq, CASE WHEN op = 'd' THEN -1 ELSE 1 END AS delta, after FROM live
+  UNION ALL SELECT coalesce(old_key, key), seq, -1, NULL FROM live WHERE op = 'u'
+), counted AS (
+  SELECT k, CAST(sum(delta) AS BIGINT) AS n, arg_max(after, seq) FILTER (WHERE after IS NOT NULL) AS row FROM ev GROUP BY k
+)
+SELECT k AS key, row FROM counted, range(n) WHERE n > 0`;
+
+/**
+ * Refuses a file whose change log has the layout of an earlier featureflow, before anything is
+ * written to it: snapshots as JSON (no `_snapshot_tables.storage`), or typed tables without float
+ * overrides and stream tables (no `_stream_tables`).
+ */
+export async function checkLayout(c: DuckDBConnection, path: string): Promise<void> {
+  const rows = (
+    await c.runAndReadAll(
+      `SELECT count(*) FILTER (WHERE column_name = 'storage'), count(*),
+              (SELECT count(*) FROM information_schema.tables WHERE table_name = '_stream_tables')
+         FROM information_schema.columns WHERE table_name = '_snapshot_tables'`,
+    )
+  ).getRows()[0] as [bigint, bigint, bigint];
+  if (Number(rows[1]) > 0 && (Number(rows[0]) === 0 || Number(rows[2]) === 0)) {
+    throw new FeatureflowError(
+      'FF_STORE_FORMAT',
+      `the change log in ${path} was written by an earlier featureflow, whose layout this version does not read; ` +
+        'point duckdb({ path }) at a new file (or delete this one) and run `featureflow ingest` to take a new snapshot',
+    );
+  }
+}
+
+export async function hasColumn(c: DuckDBConnection, table: string, column: string): Promise<boolean> {
+  const rows = (
+    await c.runAndReadAll(
+      'SELECT count(*) FROM information_schema.columns WHERE table_name = $1 AND column_name = $2',
+      [table, column],
+    )
+  ).getRows();
+  return Number(rows[0]![0]) > 0;
+}
+
+/** Brings a file of an earlier version of this layout up to date (columns added since, filled). */
+export async function migrate(c: DuckDBConnection, schemas: readonly VersionedSchema[]): Promise<void> {
+  await c.run('ALTER TABLE _checkpoint ADD COLUMN IF NOT EXISTS source VARCHAR');
+  if (await hasColumn(c, '_changes', 'old_key')) return;
+  await c.run('ALTER TABLE _changes ADD COLUMN old_key VARCHAR');
+  // Updates that came with their old row: their old key, as the appender now writes it.
+  const rows = (
+    await c.runAndReadAll(
+      `SELECT seq, table_name, before, schema_version FROM _changes WHERE op = 'u' AND before IS NOT NULL`,
+    )
+  ).getRows() as [bigint, string, string, number][];
+  if (rows.length === 0) return;
+  const byVersion = new Map(schemas.map((s) => [`${s.table}#${s.version}`, s]));
+  const values = rows.map(([seq, table, before, version]) => {
+    const schema = byVersion.get(`${table}#${version}`);
+    const oldKey = schema ? encodeKey(decodeRow(before, schema.columns), schema.keyColumns) : null;
+    return `(${BigInt(seq)}, ${oldKey === null ? 'NULL' : quoteLiteral(oldKey)})`;
+  });
+  for (let i = 0; i < values.length; i += 1000) {
+    await c.run(
+      `UPDATE _changes SET old_key = v.k FROM (VALUES ${values.slice(i, i + 1000).join(', ')}) v(s, k) WHERE _changes.seq = v.s`,
+    );
+  }
+}

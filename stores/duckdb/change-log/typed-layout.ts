@@ -1,0 +1,162 @@
+import {
+  BIGINT,
+  BOOLEAN,
+  DATE,
+  DOUBLE,
+  FLOAT,
+  INTEGER,
+  SMALLINT,
+  TIMESTAMP,
+  TIMESTAMPTZ,
+  UBIGINT,
+  UINTEGER,
+  UTINYINT,
+  VARCHAR,
+  type DuckDBType,
+} from '@duckdb/node-api';
+import { columnKind, type ColumnKind } from '../../../framework/column-rows.js';
+import type { ColumnSchema, TableSchema } from '../../../framework/types.js';
+import { quoteIdent } from '../duckdb-database.js';
+
+/** Rows per DuckDB data chunk (DuckDB's vector size). */
+export const CHUNK_ROWS = 2048;
+
+const DUCKDB_TYPES: Readonly<Record<ColumnKind, DuckDBType>> = {
+  int16: SMALLINT,
+  int32: INTEGER,
+  uint32: UINTEGER,
+  int64: BIGINT,
+  float32: FLOAT,
+  float64: DOUBLE,
+  bool: BOOLEAN,
+  date: DATE,
+  timestamp: TIMESTAMP,
+  timestamptz: TIMESTAMPTZ,
+  text: VARCHAR,
+  'plain-text': VARCHAR,
+  value: VARCHAR,
+};
+
+/** The longest string DuckDB keeps inside its 16-byte string header. */
+export const INLINE_MAX = 12;
+/** Most bytes of a chunk's text column handed to DuckDB as one string (see appendText). */
+export const ONE_CALL_MAX = 256 * 1024 * 1024;
+
+/** Kinds whose values may not fit the native type: they get a VARCHAR column of overrides. */
+const HAS_OVERRIDES = new Set<ColumnKind>(['date', 'timestamp', 'timestamptz', 'float32', 'float64']);
+
+/** One snapshot table as recorded in `_snapshot_tables`. */
+export interface SnapshotTableInfo {
+  readonly table: string;
+  /** The DuckDB table holding the rows. */
+  readonly storage: string;
+  readonly schema: TableSchema & { readonly version: number };
+  /** `seq` of the table's first row minus one. */
+  readonly seqBase: bigint;
+  readonly lsn: bigint;
+  /** µs since the Unix epoch. */
+  readonly commitTime: bigint;
+}
+
+/** One stream table as recorded in `_stream_tables`: a table's typed stream rows of one schema version. */
+export interface StreamTableInfo {
+  readonly table: string;
+  readonly storage: string;
+  readonly schema: TableSchema & { readonly version: number };
+}
+
+/** Where a table's snapshot rows are stored. */
+export function snapshotStorageName(table: string): string {
+  return `_snapshot__${table}`;
+}
+
+/** Where a table's typed stream rows of one schema version are stored. */
+export function streamStorageName(table: string, version: number): string {
+  return `_stream__${table}__v${version}`;
+}
+
+/** A schema column in storage: its layout, DuckDB type, and the name of its override column if any. */
+export interface StoredColumn {
+  readonly column: ColumnSchema;
+  readonly kind: ColumnKind;
+  readonly type: DuckDBType;
+  readonly override: string | undefined;
+}
+
+/** A column of a typed table besides the table's own: seq, and for the stream op, LSNs, time, xid. */
+interface MetaColumn {
+  readonly what: string;
+  /** `_ff_<what>`, prefixed with `_` while a table column (or another meta column) has the name. */
+  readonly name: string;
+  readonly type: DuckDBType;
+  /** Bytes per value in the writer's input. */
+  readonly width: number;
+}
+
+const SNAPSHOT_META = [{ what: 'seq', type: BIGINT, width: 8 }];
+const STREAM_META = [
+  { what: 'seq', type: BIGINT, width: 8 },
+  { what: 'op', type: UTINYINT, width: 1 },
+  { what: 'lsn', type: UBIGINT, width: 8 },
+  { what: 'commit_lsn', type: UBIGINT, width: 8 },
+  { what: 'commit_time', type: TIMESTAMPTZ, width: 8 },
+  { what: 'xid', type: UBIGINT, width: 8 },
+];
+
+/** How a typed table stores rows of a schema: meta columns first, then the table's columns and their overrides. */
+export interface TypedLayout {
+  readonly meta: readonly MetaColumn[];
+  readonly stored: readonly StoredColumn[];
+}
+
+function layoutOf(
+  columns: readonly ColumnSchema[],
+  meta: readonly { what: string; type: DuckDBType; width: number }[],
+): TypedLayout {
+  const names = new Set(columns.map((c) => c.name));
+  const metaColumns = meta.map(({ what, type, width }) => {
+    let name = `_ff_${what}`;
+    while (names.has(name)) name = `_${name}`;
+    names.add(name);
+    return { what, name, type, width };
+  });
+  return { meta: metaColumns, stored: storedColumns(columns, names) };
+}
+
+/** The layout of a table's snapshot storage. */
+export function snapshotLayout(columns: readonly ColumnSchema[]): TypedLayout {
+  return layoutOf(columns, SNAPSHOT_META);
+}
+
+/** The layout of a table's stream storage (one schema version). */
+export function streamLayout(columns: readonly ColumnSchema[]): TypedLayout {
+  return layoutOf(columns, STREAM_META);
+}
+
+/** The quoted name of a stream table's `seq` or commit time column. */
+export function streamMetaColumn(t: StreamTableInfo, what: 'seq' | 'commit_time'): string {
+  return quoteIdent(streamLayout(t.schema.columns).meta.find((m) => m.what === what)!.name);
+}
+
+function storedColumns(columns: readonly ColumnSchema[], names: Set<string>): StoredColumn[] {
+  return columns.map((column) => {
+    const kind = columnKind(column);
+    let override: string | undefined;
+    if (HAS_OVERRIDES.has(kind)) {
+      override = `${column.name}__json`;
+      while (names.has(override)) override = `_${override}`;
+      names.add(override);
+    }
+    return { column, kind, type: DUCKDB_TYPES[kind], override };
+  });
+}
+
+/** `CREATE TABLE` of typed storage. */
+export function typedTableDdl(storage: string, layout: TypedLayout): string {
+  const defs: string[] = layout.meta.map((m) => `${quoteIdent(m.name)} ${m.type.toString()} NOT NULL`);
+  for (const s of layout.stored) {
+    defs.push(`${quoteIdent(s.column.name)} ${s.type.toString()}`);
+    if (s.override) defs.push(`${quoteIdent(s.override)} VARCHAR`);
+  }
+  return `CREATE TABLE ${quoteIdent(storage)} (${defs.join(', ')})`;
+}

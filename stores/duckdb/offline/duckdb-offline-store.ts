@@ -1,0 +1,435 @@
+import { randomBytes } from 'node:crypto';
+import type { DuckDBConnection } from '@duckdb/node-api';
+import type * as arrow from 'apache-arrow';
+import { FeatureflowError } from '../../../framework/errors.js';
+import { FeatureRegistry, type FeatureDefinitions } from '../../../framework/features/feature-registry.js';
+import type { FeatureService } from '../../../framework/features/feature-service.js';
+import type {
+  ExportOptions,
+  ExportRequest,
+  ExportResult,
+  FeatureRowScan,
+  FeatureViewStatus,
+  OfflineStore,
+  ScanOptions,
+  TrainingSetOptions,
+  ViewRef,
+} from '../../../framework/interfaces/offline-store.js';
+import { duckdbTypeName, parseTypeName } from '../../../framework/features/feature-types.js';
+import type { FeatureSelection } from '../../../framework/features/feature-view.js';
+import { describeChanges, describeView, fingerprint } from '../../../framework/features/fingerprint.js';
+import { durationMicros, toMicros } from '../../../framework/features/instant.js';
+import type { Position } from '../../../framework/types.js';
+import { openDuckDB, quoteIdent } from '../duckdb-database.js';
+import { queryArrow } from './duckdb-arrow.js';
+import { featureStatus, readViewRecords, type ViewRecord } from './feature-catalog.js';
+import { writeExport } from './feature-export.js';
+import { checkLayout, rowsTableOf } from './feature-layout.js';
+import {
+  AS_OF_RULE,
+  LATEST_RULE,
+  POINT_IN_TIME_RULE,
+  snapshotSql,
+  tensorMetadata,
+  type FeatureQuery,
+  type ViewSelection,
+} from './feature-query.js';
+import { scanLatest, scanSince, type ScanConnection } from './history-scan.js';
+import { loadSpine, spineTimeExpression } from './spine-loader.js';
+
+/**
+ * Reads feature history tables: the latest values, values as of a time (time travel), and
+ * point-in-time-correct training sets, as Apache Arrow tables or Parquet / Arrow IPC files with a
+ * manifest. Works on the change log's own connection (the ingesting process: `TOKENS.OfflineStore`)
+ * or on a file opened read-only ({@link openOfflineStore}).
+ *
+ * @example
+ * const store = await openOfflineStore('.featureflow/featureflow.duckdb', { definitions: config.features });
+ * const train = await store.trainingSet({ spine: 'spine.parquet', features: [digits] });
+ */
+export class DuckDBOfflineStore implements OfflineStore {
+  /** Set by {@link openOfflineStore}; a store on a shared connection has nothing to close. */
+  close(): void {}
+
+  private readonly registry: FeatureRegistry;
+  private readonly connect: () => DuckDBConnection;
+  private readonly openConnection: (() => Promise<DuckDBConnection>) | undefined;
+
+  /**
+   * `connection`: a connection, or (for the ingesting process's store) how to get the change log's once
+   * it is open. `openConnection` opens another connection to the same database, for the streamed
+   * scans ({@link latestRows}, {@link rowsSince}): each reads in a transaction of its own, consistent
+   * while the change log commits on its connection. Without it they read on `connection`, which
+   * nothing may write to meanwhile.
+   */
+  constructor(
+    connection: DuckDBConnection | (() => DuckDBConnection),
+    options: {
+      readonly definitions?: FeatureDefinitions | FeatureRegistry;
+      readonly openConnection?: () => Promise<DuckDBConnection>;
+    } = {},
+  ) {
+    this.connect = typeof connection === 'function' ? connection : () => connection;
+    this.openConnection = options.openConnection;
+    const defs = options.definitions;
+    this.registry = defs instanceof FeatureRegistry ? defs : new FeatureRegistry(defs ?? {});
+  }
+
+  get connection(): DuckDBConnection {
+    return this.connect();
+  }
+
+  /** Every view version with a table (from `_feature_views`). */
+  async views(): Promise<ViewRecord[]> {
+    return readViewRecords(this.connection);
+  }
+
+  /** Per view version: history rows, current entities, dead letters, watermark. */
+  async status(): Promise<FeatureViewStatus[]> {
+    return featureStatus(this.connection);
+  }
+
+  /** Each entity's current feature values (keys, features, valid_from), ordered by key. */
+  async latest(view: ViewRef): Promise<arrow.Table> {
+    return this.read(await this.snapshotQuery(view, null));
+  }
+
+  /** The feature values valid at `at` (time travel): keys, features, valid_from, ordered by key. */
+  async asOf(view: ViewRef, at: Date | string | bigint): Promise<arrow.Table> {
+    return this.read(await this.snapshotQuery(view, instant(at)));
+  }
+
+  /** The spine with point-in-time-correct features joined (see {@link POINT_IN_TIME_RULE}), in spine order. */
+  async trainingSet(options: TrainingSetOptions): Promise<arrow.Table> {
+    return this.read(await this.trainingSetQuery(options));
+  }
+
+  /**
+   * Each entity's current feature values as feature rows (keys in the entity's key order, features
+   * in the view's order and stored form, position and commit time of the change that made them),
+   * with the watermark they reflect; streamed from DuckDB in batches of `batchSize` (10 000), in no
+   * set order. Key columns stored as text (any key type but integers, floats and booleans) come back
+   * as their text.
+   *
+   * @example
+   * const scan = await store.latestRows('digits');
+   * for await (const rows of scan.rows) await online.write([{ view, rows }]);
+   * if (scan.watermark !== null) await online.setWatermark(view, scan.watermark);
+   */
+  async latestRows(view: ViewRef, options: ScanOptions = {}): Promise<FeatureRowScan> {
+    return scanLatest(() => this.scanConnection(), await this.resolve(view), options.batchSize);
+  }
+
+  /**
+   * Every history row of the view with a position above `after`, in position order, as feature rows:
+   * deletions with null values, a truncate as one row (op `t`, no key), as the live path hands them
+   * out; streamed like {@link latestRows}.
+   */
+  async rowsSince(view: ViewRef, after: Position, options: ScanOptions = {}): Promise<FeatureRowScan> {
+    return scanSince(() => this.scanConnection(), await this.resolve(view), after, options.batchSize);
+  }
+
+  private async scanConnection(): Promise<ScanConnection> {
+    return this.openConnection
+      ? { connection: await this.openConnection(), own: true }
+      : { connection: this.connection, own: false };
+  }
+
+  /** The rows views rejected, with the error (for one view, or all). */
+  async deadLetters(view?: string): Promise<arrow.Table> {
+    const where = view === undefined ? '' : `WHERE view = '${view.replaceAll("'", "''")}'`;
+    return queryArrow(this.connection, `SELECT * FROM _feature_dead_letters ${where} ORDER BY lsn`);
+  }
+
+  /**
+   * Writes a view (latest, or as of a time) or a training set to `out`: `.parquet` (DuckDB's COPY) or
+   * `.arrow` (Arrow IPC file format), plus `<out>.manifest.json` (view versions, fingerprints, LSN
+   * watermark, row count, the rule used).
+   */
+  async export(request: ExportRequest, out: string, options: ExportOptions = {}): Promise<ExportResult> {
+    const query =
+      'trainingSet' in request
+        ? await this.trainingSetQuery(request.trainingSet)
+        : await this.snapshotQuery(request.view, request.asOf === undefined ? null : instant(request.asOf));
+    try {
+      return await this.withQueryMemory(() => writeExport(this.connection, query, out, options));
+    } finally {
+      await query.cleanup();
+    }
+  }
+
+  private async read(query: FeatureQuery): Promise<arrow.Table> {
+    try {
+      return await this.withQueryMemory(() =>
+        queryArrow(this.connection, query.sql, [], { fieldMetadata: query.fieldMetadata }),
+      );
+    } finally {
+      await query.cleanup();
+    }
+  }
+
+  /**
+   * Runs a feature query with at least {@link QUERY_MEMORY_LIMIT} of DuckDB memory. An ingesting
+   * process caps its DuckDB at `duckdb({ memoryLimit })` (64 MB by default) to bound its RSS; a training
+   * set's parallel joins on that instance ran out of it now and then.
+   */
+  private async withQueryMemory<T>(run: () => Promise<T>): Promise<T> {
+    const limit = (
+      await this.connection.runAndReadAll(`SELECT current_setting('memory_limit')`)
+    ).getRows()[0]![0] as string;
+    const bytes = parseMemory(limit);
+    if (bytes === undefined || bytes >= QUERY_MEMORY_BYTES) return run();
+    await this.connection.run(`SET memory_limit = '${QUERY_MEMORY_LIMIT}'`);
+    try {
+      return await run();
+    } finally {
+      await this.connection.run(`SET memory_limit = '${limit.replaceAll("'", "''")}'`);
+    }
+  }
+
+  /** The stored record of a view version, and the selection of all or some of its features. */
+  private async resolve(ref: ViewRef, features?: readonly string[]): Promise<ViewSelection> {
+    const name = typeof ref === 'string' ? ref : ref.name;
+    let version = typeof ref === 'string' ? undefined : ref.version;
+    const records = (await readViewRecords(this.connection)).filter((r) => r.name === name);
+    version ??= this.registry.view(name)?.version ?? records.map((r) => r.version).sort((a, b) => b - a)[0];
+    const record = records.find((r) => r.version === version);
+    const defined =
+      typeof ref === 'object' && 'kind' in ref ? ref : record ? this.registry.view(name, record.version) : undefined;
+    if (record && defined) {
+      const descriptor = describeView(defined);
+      if (fingerprint(descriptor) !== record.fingerprint) {
+        throw new FeatureflowError(
+          'FF_FEATURE_VERSION',
+          `feature view ${name} v${record.version} is defined differently from the one its table ${record.table} was built with: ` +
+            `${describeChanges(record.definition, descriptor).join('; ')}; bump its version and run \`featureflow ingest\` to build the new table, or restore the definition`,
+        );
+      }
+    }
+    if (!record) {
+      const known = records.map((r) => `v${r.version}`).join(', ');
+      throw new FeatureflowError(
+        'FF_EXPORT',
+        records.length === 0
+          ? `feature view ${name} has no table in this store; add it to config.features and run \`featureflow ingest\``
+          : `feature view ${name} has no version ${version} in this store (it has ${known}); pick one of those, or run \`featureflow ingest\` with v${version} in config.features`,
+      );
+    }
+    if (record.keyColumns === null) {
+      throw new FeatureflowError(
+        'FF_EXPORT',
+        `feature view ${name} v${record.version} has no rows yet (${record.source} was never ingested); run \`featureflow ingest\``,
+      );
+    }
+    await checkLayout(this.connection, record.name, record.version, record.table);
+    const types = new Map(Object.entries(record.definition.features).map(([f, t]) => [f, parseTypeName(t)]));
+    const selected = features ?? [...types.keys()];
+    for (const f of selected) {
+      if (!types.has(f)) {
+        throw new FeatureflowError(
+          'FF_EXPORT',
+          `feature view ${name} v${record.version} has no feature ${f}; it has ${[...types.keys()].join(', ')}`,
+        );
+      }
+    }
+    return { record, features: selected, types };
+  }
+
+  private async snapshotQuery(ref: ViewRef, at: bigint | null): Promise<FeatureQuery> {
+    const selection = await this.resolve(ref);
+    return {
+      kind: at === null ? 'latest' : 'asOf',
+      sql: snapshotSql(selection, at),
+      views: [selection],
+      fieldMetadata: new Map(tensorMetadata(selection, (f) => f)),
+      ...(at === null ? {} : { asOf: at }),
+      rule: at === null ? LATEST_RULE : AS_OF_RULE,
+      cleanup: async () => undefined,
+    };
+  }
+
+  /** Parses the `features` of a training set into view selections (merged per view version). */
+  private async selections(features: TrainingSetOptions['features']): Promise<ViewSelection[]> {
+    const wanted = new Map<string, { ref: ViewRef; features: Set<string> | null }>();
+    const want = (ref: ViewRef, names: readonly string[] | null) => {
+      const name = typeof ref === 'string' ? ref : ref.name;
+      const version = typeof ref === 'string' ? undefined : ref.version;
+      const id = `${name}@${version ?? ''}`;
+      const entry = wanted.get(id) ?? { ref, features: new Set<string>() };
+      if (names === null || entry.features === null) entry.features = null;
+      else for (const n of names) entry.features.add(n);
+      wanted.set(id, entry);
+    };
+    const items = isService(features) ? features.selections : features;
+    for (const item of items) {
+      if (typeof item === 'string') {
+        const m = /^([a-z][a-z0-9_]*)(?:@(\d+))?(?::([A-Za-z_][A-Za-z0-9_]*))?$/.exec(item);
+        if (!m)
+          throw new FeatureflowError(
+            'FF_EXPORT',
+            `cannot read feature reference ${JSON.stringify(item)}; write "view", "view:feature" or "view@2:feature"`,
+          );
+        want({ name: m[1]!, ...(m[2] ? { version: Number(m[2]) } : {}) }, m[3] ? [m[3]] : null);
+      } else if ('kind' in item && item.kind === 'featureView') {
+        want({ name: item.name, version: item.version }, null);
+      } else {
+        const s = item as FeatureSelection;
+        want({ name: s.view.name, version: s.view.version }, s.features);
+      }
+    }
+    const out: ViewSelection[] = [];
+    for (const { ref, features: names } of wanted.values())
+      out.push(await this.resolve(ref, names === null ? undefined : [...names]));
+    return out;
+  }
+
+  private async trainingSetQuery(options: TrainingSetOptions): Promise<FeatureQuery> {
+    const c = this.connection;
+    const timestampColumn = options.timestampColumn ?? 'event_timestamp';
+    const views = await this.selections(options.features);
+    if (views.length === 0)
+      throw new FeatureflowError('FF_EXPORT', 'a training set needs at least one feature; list views or features');
+    const ttlOverride = options.ttl === undefined ? undefined : durationMicros(options.ttl);
+    const raw = await loadSpine(c, options.spine, timestampColumn);
+    const spine = `_ff_spine_${randomBytes(4).toString('hex')}`;
+    const cleanup = async () => {
+      await c.run(
+        `DROP TABLE IF EXISTS temp.${quoteIdent(raw.table)}; DROP TABLE IF EXISTS temp.${quoteIdent(spine)};`,
+      );
+    };
+    try {
+      const timeType = raw.columns.get(timestampColumn);
+      if (timeType === undefined) {
+        throw new FeatureflowError(
+          'FF_EXPORT',
+          `the spine (${raw.source}) has no column ${timestampColumn} (it has ${[...raw.columns.keys()].join(', ')}); add the event times, or pass timestampColumn`,
+        );
+      }
+      const extra: string[] = [`${spineTimeExpression(timestampColumn, timeType)} AS _ff_ts`];
+      const hidden = ['_ff_row', '_ff_ts'];
+      views.forEach((v, i) => {
+        v.record.keyColumns!.forEach((k, j) => {
+          if (!raw.columns.has(k.name)) {
+            throw new FeatureflowError(
+              'FF_EXPORT',
+              `the spine (${raw.source}) has no column ${k.name}, the key of entity ${v.record.definition.entity.name} (view ${v.record.name}); add it to the spine`,
+            );
+          }
+          extra.push(`TRY_CAST(${quoteIdent(k.name)} AS ${k.sql}) AS _ff_k${i}_${j}`);
+          hidden.push(`_ff_k${i}_${j}`);
+        });
+      });
+      await c.run(
+        `CREATE TEMP TABLE ${quoteIdent(spine)} AS SELECT rowid AS _ff_row, *, ${extra.join(', ')} FROM ${quoteIdent(raw.table)}`,
+      );
+
+      const outputNames = new Map<string, string>();
+      for (const name of raw.columns.keys()) outputNames.set(name, `spine column ${name}`);
+      const select: string[] = [];
+      const joins: string[] = [];
+      const metadata = new Map<string, Map<string, string>>();
+      const ttl: Record<string, string | null> = {};
+      views.forEach((v, i) => {
+        const alias = `f${i}`;
+        const out = (f: string) => (options.fullFeatureNames ? `${v.record.name}__${f}` : f);
+        const viewTtl = ttlOverride ?? (v.record.definition.ttl === null ? null : BigInt(v.record.definition.ttl));
+        ttl[`${v.record.name}@${v.record.version}`] = viewTtl === null ? null : viewTtl.toString();
+        const stale = `${alias}.deleted${viewTtl === null ? '' : ` OR ${alias}.valid_from < s._ff_ts - to_microseconds(${viewTtl}::BIGINT)`}`;
+        for (const f of v.features) {
+          const name = out(f);
+          const clash = outputNames.get(name);
+          if (clash) {
+            throw new FeatureflowError(
+              'FF_EXPORT',
+              `feature ${f} of view ${v.record.name} has the name of ${clash}; pass fullFeatureNames: true (names become <view>__<feature>) or rename the spine column`,
+            );
+          }
+          outputNames.set(name, `feature ${f} of view ${v.record.name}`);
+          const type = v.types.get(f)!;
+          const column = `${alias}.${quoteIdent(f)}`;
+          // DuckDB's CASE does not take fixed-size ARRAY values: go through a LIST and back.
+          const value =
+            type.kind === 'tensor'
+              ? `(CASE WHEN ${stale} THEN NULL ELSE ${column}::${duckdbTypeName(type).replace(/\[\d+\]$/, '[]')} END)::${duckdbTypeName(type)}`
+              : `CASE WHEN ${stale} THEN NULL ELSE ${column} END`;
+          select.push(`${value} AS ${quoteIdent(name)}`);
+        }
+        for (const [k, m] of tensorMetadata(v, out)) metadata.set(k, m);
+        const keys = v.record.keyColumns!;
+        const columns = [
+          ...keys.map((k) => quoteIdent(k.name)),
+          'valid_from',
+          'deleted',
+          ...v.features.map(quoteIdent),
+        ];
+        const on = keys.map((k, j) => `s._ff_k${i}_${j} = ${alias}.${quoteIdent(k.name)}`).join(' AND ');
+        joins.push(
+          `ASOF LEFT JOIN (SELECT ${columns.join(', ')} FROM ${quoteIdent(rowsTableOf(v.record.table))}) ${alias} ON ${on} AND s._ff_ts >= ${alias}.valid_from`,
+        );
+      });
+      const star = `s.* EXCLUDE (${hidden.join(', ')}) REPLACE (s._ff_ts AS ${quoteIdent(timestampColumn)})`;
+      const sql = `SELECT ${[star, ...select].join(', ')} FROM ${quoteIdent(spine)} s ${joins.join(' ')} ORDER BY s._ff_row`;
+      return {
+        kind: 'trainingSet',
+        sql,
+        views,
+        fieldMetadata: metadata,
+        spine: { source: raw.source, rows: raw.rows, timestampColumn },
+        ttl,
+        rule: POINT_IN_TIME_RULE,
+        cleanup,
+      };
+    } catch (error) {
+      await cleanup();
+      throw error;
+    }
+  }
+}
+
+function isService(features: TrainingSetOptions['features']): features is FeatureService {
+  return !Array.isArray(features) && (features as FeatureService).kind === 'featureService';
+}
+
+function instant(at: Date | string | bigint): bigint {
+  try {
+    return toMicros(at);
+  } catch (error) {
+    throw new FeatureflowError(
+      'FF_EXPORT',
+      `cannot read the time ${JSON.stringify(String(at))}: ${(error as Error).message}`,
+    );
+  }
+}
+
+/** The offline store of a DuckDB file opened read-only (for exports while no ingest holds the file); close it when done. */
+export async function openOfflineStore(
+  path: string,
+  options: { readonly definitions?: FeatureDefinitions } = {},
+): Promise<DuckDBOfflineStore> {
+  const db = await openDuckDB(path, { readOnly: true });
+  const store = new DuckDBOfflineStore(db.connection, { ...options, openConnection: () => db.instance.connect() });
+  store.close = () => db.close();
+  return store;
+}
+
+/** The DuckDB memory a feature query gets at least. */
+const QUERY_MEMORY_LIMIT = '256MB';
+const QUERY_MEMORY_BYTES = 256 * 1000 * 1000;
+const MEMORY_UNITS: Readonly<Record<string, number>> = {
+  b: 1,
+  kb: 1e3,
+  mb: 1e6,
+  gb: 1e9,
+  tb: 1e12,
+  kib: 2 ** 10,
+  mib: 2 ** 20,
+  gib: 2 ** 30,
+  tib: 2 ** 40,
+};
+
+/** Bytes of a DuckDB memory setting as it prints it (`61.0 MiB`), or undefined. */
+function parseMemory(text: string): number | undefined {
+  const match = /^\s*([\d.]+)\s*([a-z]+)\s*$/i.exec(text);
+  const unit = match ? MEMORY_UNITS[match[2]!.toLowerCase()] : undefined;
+  return match && unit ? Number(match[1]) * unit : undefined;
+}

@@ -1,0 +1,229 @@
+import type { DuckDBConnection } from '@duckdb/node-api';
+import type { Logger } from 'pino';
+import { FeatureflowError } from '../../../framework/errors.js';
+import type { FeatureRowBatch } from '../../../framework/features/feature-rows.js';
+import type { FeatureView } from '../../../framework/features/feature-view.js';
+import { describeChanges, describeView, fingerprint } from '../../../framework/features/fingerprint.js';
+import type { DeadLetter, Materializer } from '../../../framework/features/materialize.js';
+import type { Change, ColumnSchema, Op, VersionedSchema } from '../../../framework/types.js';
+import { decodeRow } from '../../../framework/value-json.js';
+import {
+  FEATURE_CATALOG_DDL,
+  insertViewRecord,
+  readViewRecords,
+  recordTableBuilt,
+  setActive,
+  writeDeadLetters,
+} from './feature-catalog.js';
+import { checkLayout, dropHistory } from './feature-layout.js';
+import { HistoryWriter } from './history-writer.js';
+
+/** Changes read per page when a new view version is built from the change log. */
+const REBUILD_PAGE = 10_000;
+
+/**
+ * The history tables of the configured feature view versions, kept in the change log's file: each
+ * batch's feature rows are appended inside the change log's transaction, so the tables and the
+ * checkpoint move together (exactly once). At open (once), the definitions are checked against the
+ * catalog (a version whose definition changed without a version bump is refused: FF_FEATURE_VERSION)
+ * and a version met for the first time is built from the change log (`change_log`), through the
+ * same materializer as the live path.
+ */
+export class HistoryTables {
+  private readonly writers = new Map<string, HistoryWriter>();
+  /** Tables created in the open transaction (gone again if it rolls back). */
+  private readonly created = new Set<string>();
+
+  constructor(
+    private readonly materializer: Materializer,
+    private readonly logger?: Logger,
+  ) {}
+
+  private get views(): readonly FeatureView[] {
+    return this.materializer.registry.views;
+  }
+
+  /**
+   * Start-up work, in its own transaction, when the change log opens: catalog, fingerprints, the
+   * tables of new versions built from the log. The log's schemas are handed to the materializer.
+   */
+  async open(c: DuckDBConnection, schemas: readonly VersionedSchema[]): Promise<void> {
+    this.materializer.addSchemas(schemas);
+    if (this.views.length === 0) return;
+    await c.run('BEGIN');
+    try {
+      await c.run(FEATURE_CATALOG_DDL);
+      const records = new Map((await readViewRecords(c)).map((r) => [`${r.name}@${r.version}`, r]));
+      for (const view of this.views) {
+        const record = records.get(`${view.name}@${view.version}`);
+        const descriptor = describeView(view);
+        const fp = fingerprint(descriptor);
+        if (record && record.fingerprint !== fp) {
+          const next = Math.max(...[...records.values()].filter((r) => r.name === view.name).map((r) => r.version)) + 1;
+          throw new FeatureflowError(
+            'FF_FEATURE_VERSION',
+            `feature view ${view.name} v${view.version} changed since its table ${record.table} was built: ` +
+              `${describeChanges(record.definition, descriptor).join('; ') || 'definition changed'}. ` +
+              `Bump its version to ${next} (the new version's table is built from the change log; v${view.version} stays readable), or restore the definition`,
+          );
+        }
+        if (!record) {
+          await insertViewRecord(c, {
+            name: view.name,
+            version: view.version,
+            fingerprint: fp,
+            definition: descriptor,
+            table: view.table,
+            source: view.source,
+            active: true,
+          });
+        }
+      }
+      await setActive(c, this.views);
+      for (const view of this.views) {
+        const built = records.get(`${view.name}@${view.version}`)?.keyColumns != null;
+        const writer = this.writerFor(view);
+        if (!writer) continue;
+        if (built) {
+          await checkLayout(c, view.name, view.version, view.table);
+          await writer.load(c);
+        } else await this.build(c, view, writer);
+      }
+      await c.run('COMMIT');
+    } catch (error) {
+      await c.run('ROLLBACK');
+      this.writers.clear();
+      throw error;
+    }
+  }
+
+  /**
+   * Appends a batch's feature rows and dead letters inside the open transaction; a view whose source
+   * table appears for the first time (its schema in `schemas`) gets its table now.
+   */
+  async apply(
+    c: DuckDBConnection,
+    schemas: readonly VersionedSchema[],
+    batches: readonly FeatureRowBatch[],
+    deadLetters: readonly DeadLetter[],
+  ): Promise<void> {
+    for (const schema of schemas) {
+      for (const view of this.materializer.registry.viewsOf(schema.table)) {
+        if (this.writers.has(view.table)) continue;
+        const writer = this.writerFor(view)!;
+        this.created.add(view.table);
+        await writer.create(c);
+        await writer.load(c);
+        await recordTableBuilt(c, view.name, view.version, writer.keyColumns, 0);
+      }
+    }
+    for (const { view, rows } of batches) {
+      const writer = this.writers.get(view.table);
+      if (!writer)
+        throw new Error(`no schema of ${view.source} is known, yet the batch has feature rows of ${view.name}`);
+      await writer.write(c, rows);
+    }
+    await writeDeadLetters(c, deadLetters);
+    if (deadLetters.length > 0)
+      this.logger?.warn({ deadLetters: deadLetters.length }, 'feature views rejected rows; see _feature_dead_letters');
+  }
+
+  /** Forgets every row (the change log restarted from a new snapshot); inside its transaction. */
+  async reset(c: DuckDBConnection): Promise<void> {
+    for (const view of this.views) {
+      await this.writers.get(view.table)?.clear(c);
+      await c.run('DELETE FROM _feature_dead_letters WHERE view = $1 AND version = $2', [view.name, view.version]);
+    }
+  }
+
+  /** The open transaction committed. */
+  committed(): void {
+    this.created.clear();
+  }
+
+  /**
+   * The open transaction rolled back: tables it created are gone. What the other writers know of
+   * their tables may now over-estimate them (seq, newest valid_from), which is safe.
+   */
+  rolledBack(): void {
+    for (const table of this.created) this.writers.delete(table);
+    this.created.clear();
+  }
+
+  /** The writer of a view's table, made once its source's schema is known (the key columns' types come from it). */
+  private writerFor(view: FeatureView): HistoryWriter | undefined {
+    const known = this.writers.get(view.table);
+    if (known) return known;
+    const schema = this.materializer.latestSchema(view.source);
+    if (!schema) return undefined;
+    const columns = new Map(schema.columns.map((c) => [c.name, c]));
+    const keys = view.entity.keys.map((k) => columns.get(k)).filter((c): c is ColumnSchema => c !== undefined);
+    const uniqueReads = schema.keyColumns.length > 0 && schema.keyColumns.every((k) => view.entity.keys.includes(k));
+    const writer = new HistoryWriter(view, keys, uniqueReads);
+    this.writers.set(view.table, writer);
+    return writer;
+  }
+
+  /** Creates a new version's table and fills it from everything in the change log. */
+  private async build(c: DuckDBConnection, view: FeatureView, writer: HistoryWriter): Promise<void> {
+    const started = Date.now();
+    await dropHistory(c, view.table);
+    await writer.create(c);
+    await writer.load(c);
+    const upTo = BigInt(
+      ((await c.runAndReadAll('SELECT coalesce(max(seq), 0) FROM change_log')).getRows()[0]![0] as bigint) ?? 0n,
+    );
+    let replayed = 0;
+    const deadLetters: DeadLetter[] = [];
+    // In windows of seq rather than LIMIT pages: the snapshot's rows get their seq in the view.
+    for (let after = 0n; after < upTo; after += BigInt(REBUILD_PAGE)) {
+      const rows = (
+        await c.runAndReadAll(
+          `SELECT seq, op, key, before, after, lsn, commit_lsn, epoch_us(commit_time), xid, schema_version FROM change_log
+            WHERE table_name = $1 AND seq > $2 AND seq <= $3 ORDER BY seq`,
+          [view.source, after, after + BigInt(REBUILD_PAGE) < upTo ? after + BigInt(REBUILD_PAGE) : upTo],
+        )
+      ).getRows() as [
+        bigint,
+        string,
+        string | null,
+        string | null,
+        string | null,
+        bigint,
+        bigint,
+        bigint,
+        bigint,
+        number,
+      ][];
+      if (rows.length === 0) continue;
+      const changes: Change[] = rows.map(([, op, key, before, afterRow, lsn, commitLsn, time, xid, version]) => {
+        const columns = this.materializer.schemaOf(view.source, version)?.columns ?? [];
+        return {
+          table: view.source,
+          op: op as Op,
+          key: key === null ? null : decodeRow(key, columns),
+          before: before === null ? null : decodeRow(before, columns),
+          after: afterRow === null ? null : decodeRow(afterRow, columns),
+          position: BigInt(lsn),
+          commitPosition: BigInt(commitLsn),
+          commitTime: BigInt(time),
+          xid: Number(xid),
+          schemaVersion: version,
+        };
+      });
+      const made = this.materializer.materializeChanges(changes, [view]);
+      for (const batch of made.batches) await writer.write(c, batch.rows);
+      deadLetters.push(...made.deadLetters);
+      if (deadLetters.length >= REBUILD_PAGE) await writeDeadLetters(c, deadLetters.splice(0));
+      replayed += rows.length;
+    }
+    await writeDeadLetters(c, deadLetters);
+    await recordTableBuilt(c, view.name, view.version, writer.keyColumns, replayed);
+    if (replayed > 0) {
+      this.logger?.info(
+        { view: view.name, version: view.version, changes: replayed, ms: Date.now() - started },
+        'feature view version built from the change log',
+      );
+    }
+  }
+}
