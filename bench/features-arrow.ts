@@ -5,7 +5,7 @@
  */
 import { join } from 'node:path';
 import { DuckDBOfflineStore } from '../stores/duckdb/offline/duckdb-offline-store.js';
-import { snapshotSql } from '../stores/duckdb/offline/feature-query.js';
+import { valuesAtSql } from '../stores/duckdb/offline/feature-query.js';
 import { fillItemHistory, openItemStore } from './lib/features-fixture.js';
 import { median } from './lib/stats.js';
 import { ratioResult, type BenchResult } from './lib/types.js';
@@ -21,7 +21,7 @@ export async function run(): Promise<BenchResult[]> {
     const features = new DuckDBOfflineStore(c);
     // The same query the export runs (each entity's newest row in the append-only base table, not a deletion).
     const record = (await features.views()).find((r) => r.name === 'items')!;
-    const sql = snapshotSql({ record, features: ['doubled', 'name'], types: new Map() }, null);
+    const sql = valuesAtSql({ record, features: ['doubled', 'name'], types: new Map() }, null);
     const ours: number[] = [];
     const copy: number[] = [];
     let rows = 0;

@@ -4,6 +4,7 @@ import { TOKENS } from '../tokens.js';
 import { formatPosition, type Position } from '../types.js';
 import type { CommandContext } from './main.js';
 import { IngestProgressView } from './progress.js';
+import { stopOnSignals } from './stop-signals.js';
 import { writeProgress, type FeatureViewSummary } from './status-file.js';
 
 /** `featureflow ingest`: snapshot, then follow the source until stopped (or caught up). */
@@ -17,16 +18,7 @@ export function registerIngestCommand(program: Command, context: CommandContext)
         const engine = await container.getAsync(TOKENS.IngestEngine);
         const log = await container.getAsync(TOKENS.ChangeLog);
         const offline = await container.getAsync(TOKENS.OfflineStore);
-        const controller = new AbortController();
-        let interrupts = 0;
-        const onSignal = () => {
-          interrupts += 1;
-          if (interrupts > 1) process.exit(130);
-          process.stderr.write('stopping after the current batch (Ctrl-C again to quit at once)\n');
-          controller.abort();
-        };
-        process.on('SIGINT', onSignal);
-        process.on('SIGTERM', onSignal);
+        const stop = stopOnSignals('after the current batch');
         const view = new IngestProgressView(process.stderr);
         const counts = new Map<string, { table: string; changes: number; byOp: Record<string, number> }>();
         let last = 0;
@@ -58,7 +50,7 @@ export function registerIngestCommand(program: Command, context: CommandContext)
           count(await log.stats());
           const result = await engine.run({
             untilCaughtUp: opts.untilCaughtUp,
-            signal: controller.signal,
+            signal: stop.signal,
             onBatch: (b) => {
               for (const [table, ops] of Object.entries(b.tables)) {
                 const entry = counts.get(table) ?? { table, changes: 0, byOp: {} };
@@ -83,8 +75,7 @@ export function registerIngestCommand(program: Command, context: CommandContext)
           );
         } finally {
           view.stop();
-          process.off('SIGINT', onSignal);
-          process.off('SIGTERM', onSignal);
+          stop.release();
         }
       });
     });

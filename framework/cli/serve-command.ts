@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { ServeRuntime } from '../serving/serve-runtime.js';
 import { formatPosition } from '../types.js';
 import type { CommandContext } from './main.js';
+import { stopOnSignals } from './stop-signals.js';
 
 /**
  * `featureflow serve`: the ingest, the online store, event-driven predictions and the HTTP service in
@@ -16,21 +17,12 @@ export function registerServeCommand(program: Command, context: CommandContext):
       await context.withContainer(
         cmd,
         async (container, config) => {
-          const controller = new AbortController();
-          let interrupts = 0;
-          const onSignal = () => {
-            interrupts += 1;
-            if (interrupts > 1) process.exit(130);
-            process.stderr.write('stopping: draining requests and the current batch (again to quit at once)\n');
-            controller.abort();
-          };
-          process.on('SIGINT', onSignal);
-          process.on('SIGTERM', onSignal);
+          const stop = stopOnSignals('after the current batch, draining requests');
           try {
             const runtime = await ServeRuntime.start(container, config);
             process.stdout.write(`serving on ${runtime.url}\n`);
             try {
-              const result = await runtime.run({ untilCaughtUp: opts.untilCaughtUp, signal: controller.signal });
+              const result = await runtime.run({ untilCaughtUp: opts.untilCaughtUp, signal: stop.signal });
               await runtime.idle();
               process.stdout.write(
                 `${result.changesApplied} changes applied; checkpoint ${result.checkpoint === null ? '-' : formatPosition(result.checkpoint)}\n`,
@@ -39,8 +31,7 @@ export function registerServeCommand(program: Command, context: CommandContext):
               await runtime.stop();
             }
           } finally {
-            process.off('SIGINT', onSignal);
-            process.off('SIGTERM', onSignal);
+            stop.release();
           }
         },
         { serving: true },

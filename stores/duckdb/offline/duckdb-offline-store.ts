@@ -29,7 +29,7 @@ import {
   AS_OF_RULE,
   LATEST_RULE,
   POINT_IN_TIME_RULE,
-  snapshotSql,
+  valuesAtSql,
   tensorMetadata,
   type FeatureQuery,
   type ViewSelection,
@@ -91,12 +91,12 @@ export class DuckDBOfflineStore implements OfflineStore {
 
   /** Each entity's current feature values (keys, features, valid_from), ordered by key. */
   async latest(view: ViewRef): Promise<arrow.Table> {
-    return this.read(await this.snapshotQuery(view, null));
+    return this.read(await this.valuesAtQuery(view, null));
   }
 
   /** The feature values valid at `at` (time travel): keys, features, valid_from, ordered by key. */
   async asOf(view: ViewRef, at: Date | string | bigint): Promise<arrow.Table> {
-    return this.read(await this.snapshotQuery(view, instant(at)));
+    return this.read(await this.valuesAtQuery(view, instant(at)));
   }
 
   /** The spine with point-in-time-correct features joined (see {@link POINT_IN_TIME_RULE}), in spine order. */
@@ -150,7 +150,7 @@ export class DuckDBOfflineStore implements OfflineStore {
     const query =
       'trainingSet' in request
         ? await this.trainingSetQuery(request.trainingSet)
-        : await this.snapshotQuery(request.view, request.asOf === undefined ? null : instant(request.asOf));
+        : await this.valuesAtQuery(request.view, request.asOf === undefined ? null : instant(request.asOf));
     try {
       return await this.withQueryMemory(() => writeExport(this.connection, query, out, options));
     } finally {
@@ -235,11 +235,11 @@ export class DuckDBOfflineStore implements OfflineStore {
     return { record, features: selected, types };
   }
 
-  private async snapshotQuery(ref: ViewRef, at: bigint | null): Promise<FeatureQuery> {
+  private async valuesAtQuery(ref: ViewRef, at: bigint | null): Promise<FeatureQuery> {
     const selection = await this.resolve(ref);
     return {
       kind: at === null ? 'latest' : 'asOf',
-      sql: snapshotSql(selection, at),
+      sql: valuesAtSql(selection, at),
       views: [selection],
       fieldMetadata: new Map(tensorMetadata(selection, (f) => f)),
       ...(at === null ? {} : { asOf: at }),

@@ -72,7 +72,7 @@ export function timestampLiteral(micros: bigint): string {
  * row (with valid_from <= at) of the append-only base table, unless it records a deletion. Equal to
  * `valid_to IS NULL` (or `valid_from <= at < valid_to`) on the history view, without deriving valid_to.
  */
-export function snapshotSql(selection: ViewSelection, at: bigint | null): string {
+export function valuesAtSql(selection: ViewSelection, at: bigint | null): string {
   const keys = selection.record.keyColumns!.map((k) => quoteIdent(k.name));
   const columns = [...keys, ...selection.features.map(quoteIdent), 'valid_from'];
   const when = at === null ? '' : ` WHERE valid_from <= ${timestampLiteral(at)}`;
