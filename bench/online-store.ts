@@ -43,7 +43,7 @@ function loadBatch(start: number, count: number): FeatureRowBatch {
   for (let i = 0; i < count; i++) {
     const id = start + i;
     const values = [id * 0.5, 1, 2, 3, 4, 5, 6, Math.fround(Math.random())];
-    rows[i] = { op: 'r', key: [id], values, position: 1n, commitTime: T0 };
+    rows[i] = { op: 'r', key: [id], values, position: 1n, commitPosition: 1n, commitTime: T0 };
   }
   return { view, rows };
 }

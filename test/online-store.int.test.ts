@@ -69,14 +69,16 @@ function amountView(options: { ttl?: string; version?: number; name?: string } =
   });
 }
 
+/** A row whose transaction committed at its own position, unless `commitPosition` says otherwise. */
 function row(
   op: Op,
   key: readonly Value[],
   values: readonly StoredFeatureValue[] | null,
   position: bigint,
   commitTime = T0,
+  commitPosition = position,
 ): FeatureRow {
-  return { op, key, values: op === 'd' || op === 't' ? null : values, position, commitTime };
+  return { op, key, values: op === 'd' || op === 't' ? null : values, position, commitPosition, commitTime };
 }
 
 /** A value row of an {@link amountView}. */
@@ -170,6 +172,24 @@ describe.each(implementations)('online store contract: $name', ({ create }) => {
     expect(await amounts(store, view, [1, 2])).toEqual([20, 7]);
     await store.write([batch(view, amount(1, 19, 19n))]);
     expect(await amounts(store, view, [1])).toEqual([20]);
+  });
+
+  test('commit order wins: a transaction that began earlier but committed later overwrites (an entity keyed apart from the table)', async () => {
+    const view = amountView();
+    // T1 changed entity 1 at 0x100 and committed at 0x500; T2 changed it at 0x200 and committed at 0x300.
+    const t2 = row('u', [1], [2, 'n2'], 0x200n, T0, 0x300n);
+    const t1 = row('u', [1], [1, 'n1'], 0x100n, T0, 0x500n);
+    await store.write([batch(view, t2), batch(view, t1)]);
+    expect(await amounts(store, view, [1])).toEqual([1]);
+    // Replaying both, in any order, changes nothing.
+    await store.write([batch(view, t1, t2)]);
+    expect(await amounts(store, view, [1])).toEqual([1]);
+    // Within one transaction, the later change wins.
+    await store.write([batch(view, row('u', [1], [3, 'n3'], 0x610n, T0, 0x700n), row('u', [1], [4, 'n4'], 0x620n, T0, 0x700n))]);
+    expect(await amounts(store, view, [1])).toEqual([4]);
+    // A truncate and an insert after it in one transaction: the insert stays.
+    await store.write([batch(view, row('t', [], null, 0x810n, T0, 0x900n), row('c', [2], [5, 'n5'], 0x820n, T0, 0x900n))]);
+    expect(await amounts(store, view, [1, 2])).toEqual(['missing', 5]);
   });
 
   test('positions beyond 2^53 compare exactly', async () => {

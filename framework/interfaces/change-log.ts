@@ -1,5 +1,5 @@
 import type { Materialized } from '../features/materialize.js';
-import type { ChangeBatch, Position, Row, VersionedSchema } from '../types.js';
+import type { Change, ChangeBatch, Position, Row, VersionedSchema } from '../types.js';
 import type { SourceRecord } from './source.js';
 
 /** What the change log holds about its own progress. */
@@ -57,6 +57,11 @@ export interface ChangeLog {
    * order of `keys`; sees the open transaction's changes; during apply.
    */
   lastRows(table: string, keys: readonly Row[]): Promise<(Row | null)[]>;
+  /**
+   * The changes of `tables` whose transactions committed after `position`, in commit order, in
+   * bounded pages: what a stop may have left unscored. After {@link open}.
+   */
+  changesAfter(position: Position, tables: readonly string[]): AsyncIterable<readonly Change[]>;
   /** Change counts per table; after {@link open}. */
   stats(): Promise<ChangeLogTableStats[]>;
   /** Every stored schema version (for readers of the log); after {@link open}. */

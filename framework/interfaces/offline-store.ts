@@ -136,8 +136,6 @@ export interface OfflineStore {
   status(): Promise<FeatureViewStatus[]>;
   /** Each entity's current feature rows (deletions left out) and the watermark they reflect, streamed in bounded batches, in no set order: to load an online store. */
   latestRows?(view: ViewRef, options?: ScanOptions): Promise<FeatureRowScan>;
-  /** Every history row with a position above `after` (deletions with null values, a truncate as one row), in position order, streamed: to score what a crash left unscored. */
-  rowsSince?(view: ViewRef, after: Position, options?: ScanOptions): Promise<FeatureRowScan>;
   /** Releases the store; idempotent. */
   close(): void;
 }

@@ -1,5 +1,5 @@
 import { entityId } from '../features/entity-key.js';
-import type { FeatureRow } from '../features/feature-rows.js';
+import { compareRows, type FeatureRow } from '../features/feature-rows.js';
 import type { StoredFeatureValue } from '../features/feature-values.js';
 import { FeatureflowError, isRetriable } from '../errors.js';
 import { Backoff, describeError } from '../ingest/retry.js';
@@ -152,8 +152,7 @@ export class ScoringLoop implements WrittenMessageQueue {
         if (row.values !== null && row.op !== 'd' && row.op !== 't') out.push({ input, row, message });
     }
     // Each batch is in commit order; rows of several views are merged into one order (stable).
-    if (batches > 1)
-      out.sort((a, b) => (a.row.position < b.row.position ? -1 : a.row.position > b.row.position ? 1 : 0));
+    if (batches > 1) out.sort((a, b) => compareRows(a.row, b.row));
     return out;
   }
 

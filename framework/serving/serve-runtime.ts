@@ -1,10 +1,10 @@
 import type { Container } from 'inversify';
 import type { Logger } from 'pino';
 import type { ResolvedConfig } from '../config.js';
-import type { FeatureRowBatch } from '../features/feature-rows.js';
 import type { FeatureView } from '../features/feature-view.js';
 import type { IngestOptions, IngestResult } from '../ingest/ingest-engine.js';
-import type { ChangeBus, OfflineStore, OnlineStore, PredictionSink, Scorer } from '../interfaces/index.js';
+import type { Materializer } from '../features/materialize.js';
+import type { ChangeBus, ChangeLog, OfflineStore, OnlineStore, PredictionSink, Scorer } from '../interfaces/index.js';
 import { TOKENS } from '../tokens.js';
 import { formatPosition, type Position } from '../types.js';
 import { buildHttpApp, type HttpServer } from './http-app.js';
@@ -105,40 +105,33 @@ export class ServeRuntime {
       container,
       logger,
     );
-    if (loop && scorer) await runtime.recover(offline, sinks, (await log.state()).checkpoint);
+    if (loop && scorer) await runtime.recover(log, materializer, sinks, (await log.state()).checkpoint);
     logger.info({ url: address.url }, 'serving');
     return runtime;
   }
 
   /**
-   * Makes the predictions a crash left unmade: the feature rows after the sinks' watermark (the
-   * lowest), up to the change log's checkpoint, from the offline history. A sink that never wrote
-   * starts at the checkpoint: history from before serving began is not scored.
+   * Makes the predictions a stop left unmade: the changes of the service's source tables committed
+   * after the sinks' watermark (the lowest) and up to the change log's checkpoint, from the change
+   * log, through the views' transforms, in commit order. A sink that never wrote starts at the
+   * checkpoint: history from before serving began is not scored.
    */
-  private async recover(
-    offline: OfflineStore,
-    sinks: readonly PredictionSink[],
-    checkpoint: Position | null,
-  ): Promise<void> {
+  private async recover(log: ChangeLog, materializer: Materializer, sinks: readonly PredictionSink[], checkpoint: Position | null): Promise<void> {
     if (checkpoint === null || sinks.length === 0) return;
     const marks = await Promise.all(sinks.map((s) => s.watermark()));
     const known = marks.filter((m): m is Position => m !== null);
     const from = known.length === marks.length ? known.reduce((a, b) => (a < b ? a : b)) : null;
     const loop = this.parts.loop!;
-    if (from !== null && from < checkpoint && offline.rowsSince) {
-      let rows = 0;
-      for (const input of this.parts.context.inputs) {
-        const scan = await offline.rowsSince(input.view, from);
-        for await (const part of scan.rows) {
-          const batches: FeatureRowBatch[] = [{ view: input.view, rows: part.filter((r) => r.position <= checkpoint) }];
-          await loop.enqueue({ batches, through: null, receivedAt: Date.now(), writtenAt: Date.now() });
-          rows += part.length;
-        }
+    if (from !== null && from < checkpoint) {
+      const views = this.parts.context.inputs.map((i) => i.view);
+      let changes = 0;
+      for await (const page of log.changesAfter(from, [...new Set(views.map((v) => v.source))])) {
+        const current = page.filter((c) => c.commitPosition <= checkpoint);
+        const { batches } = materializer.materializeChanges(current, views);
+        await loop.enqueue({ batches, through: null, receivedAt: Date.now(), writtenAt: Date.now() });
+        changes += current.length;
       }
-      this.logger.info(
-        { from: formatPosition(from), to: formatPosition(checkpoint), rows },
-        'scoring the changes a stop left unscored',
-      );
+      this.logger.info({ from: formatPosition(from), to: formatPosition(checkpoint), changes }, 'scoring the changes a stop left unscored');
     }
     // Every change up to the checkpoint is predicted (or was before serving began).
     await loop.enqueue({ batches: [], through: checkpoint, receivedAt: Date.now(), writtenAt: Date.now() });

@@ -1,9 +1,10 @@
 import type { DuckDBConnection } from '@duckdb/node-api';
 import type { Materialized } from '../../framework/features/materialize.js';
 import type { ChangeLog, ChangeLogState, ChangeLogTableStats, SourceRecord } from '../../framework/interfaces/index.js';
-import type { ChangeBatch, ColumnSchema, Row, VersionedSchema } from '../../framework/types.js';
+import type { Change, ChangeBatch, ColumnSchema, Row, VersionedSchema } from '../../framework/types.js';
 import { ChangesAppender } from './change-log/changes-appender.js';
 import { lastRows } from './change-log/last-rows.js';
+import { loggedChanges } from './change-log/logged-changes.js';
 import { checkLayout, CURRENT_ROWS_MACRO, DDL, hasColumn, migrate } from './change-log/log-schema.js';
 import { streamMetaColumn } from './change-log/typed-layout.js';
 import { TypedStorage } from './change-log/typed-storage.js';
@@ -294,6 +295,11 @@ export class DuckDBChangeLog implements ChangeLog {
     const columnsOf = (version: number): readonly ColumnSchema[] =>
       this.schemaCache.get(`${table}#${version}`)?.columns ?? [];
     return lastRows(this.connection, this.storage!, table, keyColumns, columnsOf, keys);
+  }
+
+  changesAfter(position: bigint, tables: readonly string[]): AsyncIterable<readonly Change[]> {
+    const columnsOf = (table: string, version: number) => this.schemaCache.get(`${table}#${version}`)?.columns ?? [];
+    return loggedChanges(this.connection, { tables, committedAfter: position, columnsOf });
   }
 
   async stats(): Promise<ChangeLogTableStats[]> {

@@ -67,6 +67,7 @@ class ViewTable {
   count = 0;
   private capacity: number;
   private positions: BigUint64Array;
+  private commits: BigUint64Array;
   private times: BigInt64Array;
   private states: Uint8Array;
   private nulls: Uint8Array;
@@ -81,6 +82,7 @@ class ViewTable {
     this.capacity = capacity;
     this.nullBytes = Math.ceil(types.length / 8);
     this.positions = new BigUint64Array(capacity);
+    this.commits = new BigUint64Array(capacity);
     this.times = new BigInt64Array(capacity);
     this.states = new Uint8Array(capacity);
     this.nulls = new Uint8Array(capacity * this.nullBytes);
@@ -91,7 +93,11 @@ class ViewTable {
   apply(row: FeatureRow): void {
     const id = entityId(row.key);
     let slot = this.ids.get(id);
-    if (slot !== undefined && row.position <= this.positions[slot]!) return;
+    // Commit order, then change order (compareRows): a change position alone is not commit order.
+    if (slot !== undefined) {
+      const commit = this.commits[slot]!;
+      if (row.commitPosition < commit || (row.commitPosition === commit && row.position <= this.positions[slot]!)) return;
+    }
     if (slot === undefined) {
       // Also for a delete of an unknown entity: its tombstone guards against an older row replayed later.
       slot = this.ids.size;
@@ -100,6 +106,7 @@ class ViewTable {
     }
     const had = this.states[slot] === VALUES;
     this.positions[slot] = row.position;
+    this.commits[slot] = row.commitPosition;
     this.times[slot] = row.commitTime;
     if (row.op === 'd' || row.values === null) {
       this.states[slot] = DELETED;
@@ -181,6 +188,7 @@ class ViewTable {
   private grow(): void {
     const capacity = this.capacity * 2;
     this.positions = grown(this.positions, capacity);
+    this.commits = grown(this.commits, capacity);
     this.times = grown(this.times, capacity);
     this.states = grown(this.states, capacity);
     this.nulls = grown(this.nulls, capacity * this.nullBytes);
@@ -196,8 +204,8 @@ class ViewTable {
 /** One view version: its entities, last truncate and watermark. */
 interface ViewState {
   table: ViewTable;
-  /** Position of the last truncate; rows at or before it are ignored. -1 before any. */
-  truncatedAt: bigint;
+  /** The last truncate (its commit and change positions); rows at or before it are ignored. */
+  truncatedAt: { commit: bigint; position: bigint } | null;
   watermark: Position | null;
 }
 
@@ -231,9 +239,11 @@ export class MemoryOnlineStore implements OnlineStore {
       const state = this.state(view);
       for (const row of rows) {
         checkPosition(row.position);
-        if (row.position <= state.truncatedAt) continue;
+        checkPosition(row.commitPosition);
+        const t = state.truncatedAt;
+        if (t && (row.commitPosition < t.commit || (row.commitPosition === t.commit && row.position <= t.position))) continue;
         if (row.op === 't') {
-          state.truncatedAt = row.position;
+          state.truncatedAt = { commit: row.commitPosition, position: row.position };
           state.table = new ViewTable(view, this.config.initialCapacity);
         } else state.table.apply(row);
       }
@@ -273,7 +283,7 @@ export class MemoryOnlineStore implements OnlineStore {
     const name = `${view.name}@${view.version}`;
     let state = this.views.get(name);
     if (!state) {
-      state = { table: new ViewTable(view, this.config.initialCapacity), truncatedAt: -1n, watermark: null };
+      state = { table: new ViewTable(view, this.config.initialCapacity), truncatedAt: null, watermark: null };
       this.views.set(name, state);
     }
     return state;

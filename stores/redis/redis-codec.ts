@@ -2,10 +2,12 @@
  * The bytes of one entity's Redis value, as the write script stores and compares them:
  *
  * ```
- * position     16 bytes  lower-case hex, zero-padded: fixed width, so the script compares positions
- *                        as strings (Lua numbers are doubles and would round a 64-bit position)
+ * order        32 bytes  the commit position then the change position, each 16 lower-case hex digits,
+ *                        zero-padded: fixed width, so the script compares orders as strings, and
+ *                        string order is commit order (Lua numbers are doubles and would round a
+ *                        64-bit position)
  * commit time   8 bytes  int64 little-endian, µs since the Unix epoch
- * (a deletion's tombstone ends here: 24 bytes)
+ * (a deletion's tombstone ends here: 40 bytes)
  * null bits     ⌈features/8⌉ bytes, bit f set when feature f is null
  * features      each non-null feature in the view's order, in the dtype the view declares:
  *               float32 4 bytes, float64 8, int32 4, int64 and timestamp (µs) 8 (int64 LE), bool 1,
@@ -22,7 +24,7 @@ import type { FeatureView } from '../../framework/features/feature-view.js';
 import type { Position } from '../../framework/types.js';
 
 /** Bytes before the null bits: a tombstone is exactly this long. */
-export const ENTRY_HEADER = 24;
+export const ENTRY_HEADER = 40;
 const POSITION_LIMIT = 1n << 64n;
 // Tensors are copied as raw bytes: every platform Node ships for is little-endian; a big-endian one
 // takes the element-by-element path.
@@ -99,17 +101,19 @@ export class EntryCodec {
   write(
     out: Buffer,
     at: number,
+    commitPosition: Position,
     position: Position,
     commitTime: bigint,
     values: readonly StoredFeatureValue[] | null,
   ): number {
-    // A load writes every row at one position, a transaction many at a few: format each once.
-    if (position !== this.lastPosition) {
-      this.lastHex = positionHex(position);
-      this.lastPosition = position;
+    // A load writes every row at one commit position, a transaction many changes at one: format each once.
+    if (commitPosition !== this.lastPosition) {
+      this.lastHex = positionHex(commitPosition);
+      this.lastPosition = commitPosition;
     }
     out.write(this.lastHex, at, 16, 'latin1');
-    out.writeBigInt64LE(commitTime, at + 16);
+    out.write(positionHex(position), at + 16, 16, 'latin1');
+    out.writeBigInt64LE(commitTime, at + 32);
     if (values === null) return at + ENTRY_HEADER;
     const fields = this.fields;
     if (values.length !== fields.length) {
@@ -162,8 +166,8 @@ export class EntryCodec {
 
   /** Decodes a stored entry. */
   decode(entry: Buffer): DecodedEntry {
-    const position = BigInt('0x' + entry.toString('latin1', 0, 16));
-    const commitTime = entry.readBigInt64LE(16);
+    const position = BigInt('0x' + entry.toString('latin1', 16, 32));
+    const commitTime = entry.readBigInt64LE(32);
     if (entry.length <= ENTRY_HEADER) return { position, commitTime, values: null };
     const fields = this.fields;
     const values = new Array<StoredFeatureValue>(fields.length);
@@ -261,24 +265,30 @@ export class RowPacker {
   }
 
   /** Adds a row of values, or a deletion's tombstone when `values` is null. */
-  add(id: string, position: Position, commitTime: bigint, values: readonly StoredFeatureValue[] | null): void {
+  add(
+    id: string,
+    commitPosition: Position,
+    position: Position,
+    commitTime: bigint,
+    values: readonly StoredFeatureValue[] | null,
+  ): void {
     const idBytes = Buffer.byteLength(id);
     this.ensure(5 + idBytes + 5 + this.codec.size(values));
     this.string(id, idBytes);
     // The entry is written first and its str32 header (fixed width) after, so it needs no size in advance.
     const start = this.at + 5;
-    const end = this.codec.write(this.buffer, start, position, commitTime, values);
+    const end = this.codec.write(this.buffer, start, commitPosition, position, commitTime, values);
     this.buffer[this.at] = 0xdb;
     this.buffer.writeUInt32BE(end - start, this.at + 1);
     this.at = end;
     this.items += 2;
   }
 
-  /** Adds a truncate. */
-  truncate(position: Position): void {
-    this.ensure(1 + 1 + 16);
+  /** Adds a truncate (its order: commit position, then change position). */
+  truncate(commitPosition: Position, position: Position): void {
+    this.ensure(1 + 1 + 32);
     this.string('', 0);
-    this.string(positionHex(position), 16);
+    this.string(positionHex(commitPosition) + positionHex(position), 32);
     this.items += 2;
   }
 

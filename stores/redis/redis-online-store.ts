@@ -146,8 +146,8 @@ export class RedisOnlineStore implements OnlineStore {
         const keys = this.keys(view);
         packer = keys.packer;
         for (const row of rows) {
-          if (row.op === 't') packer.truncate(row.position);
-          else packer.add(entityId(row.key), row.position, row.commitTime, row.op === 'd' ? null : row.values);
+          if (row.op === 't') packer.truncate(row.commitPosition, row.position);
+          else packer.add(entityId(row.key), row.commitPosition, row.position, row.commitTime, row.op === 'd' ? null : row.values);
           if (packer.rows === this.config.rowsPerScript) {
             pipeline.ffApply(keys.meta, keys.base, packer.take());
             calls.push(keys);

@@ -4,7 +4,7 @@
  * | field | holds |
  * |---|---|
  * | `gen` | the generation: a truncate starts a new one, so it never has to delete keys in the hot path |
- * | `trunc` | position of the last truncate (16 hex digits); rows at or before it are ignored |
+ * | `trunc` | order of the last truncate (commit and change position, 32 hex digits); rows at or before it are ignored |
  * | `n` | entities with values in the current generation (for `count`) |
  * | `swept` | generation below which no keys are left (old ones are deleted in the background) |
  * | `wm` | the watermark (16 hex digits) |
@@ -21,8 +21,9 @@ export const SCRIPTS = {
   /**
    * Applies rows. ARGV[1]: the entity key prefix `<prefix>:<view>@<version>:`; ARGV[2]: the rows, a
    * MessagePack array `[entityId, entry, …]` (redis-codec.ts), an entityId '' being a truncate at the
-   * entry's position. A row is applied when its position is past the last truncate and past the
-   * entity's stored position (a tombstone's too). Returns {rows applied, generation, swept generation}.
+   * entry's order. An entry starts with its order (commit position, then change position, 32 hex
+   * digits: string order is commit order); a row is applied when its order is past the last
+   * truncate's and past the entity's stored one (a tombstone's too). Returns {rows applied, generation, swept generation}.
    */
   ffApply: `
 local meta = KEYS[1]
@@ -50,12 +51,12 @@ local function apply(from, to)
   local sets = {}
   for j = 1, #keys do
     local key, entry = keys[j], rows[from + 2 * j - 1]
-    local position = string.sub(entry, 1, 16)
+    local order = string.sub(entry, 1, 32)
     local current = latest[key] or stored[j]
-    if position > trunc and (not current or position > string.sub(current, 1, 16)) then
-      -- 24 bytes: a tombstone (position and commit time); longer: values.
-      if current and #current > 24 then n = n - 1 end
-      if #entry > 24 then n = n + 1 end
+    if order > trunc and (not current or order > string.sub(current, 1, 32)) then
+      -- 40 bytes: a tombstone (order and commit time); longer: values.
+      if current and #current > 40 then n = n - 1 end
+      if #entry > 40 then n = n + 1 end
       latest[key] = entry
       sets[#sets + 1] = key
       sets[#sets + 1] = entry
@@ -70,10 +71,10 @@ for i = 1, #rows, 2 do
   if rows[i] == '' then
     apply(from, i)
     from = i + 2
-    local position = string.sub(rows[i + 1], 1, 16)
-    if position > trunc then
+    local order = string.sub(rows[i + 1], 1, 32)
+    if order > trunc then
       gen = gen + 1
-      trunc = position
+      trunc = order
       n = 0
       applied = applied + 1
     end

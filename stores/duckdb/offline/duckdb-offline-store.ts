@@ -34,7 +34,7 @@ import {
   type FeatureQuery,
   type ViewSelection,
 } from './feature-query.js';
-import { scanLatest, scanSince, type ScanConnection } from './history-scan.js';
+import { scanLatest, type ScanConnection } from './history-scan.js';
 import { loadSpine, spineTimeExpression } from './spine-loader.js';
 
 /**
@@ -58,7 +58,7 @@ export class DuckDBOfflineStore implements OfflineStore {
   /**
    * `connection`: a connection, or (for the ingesting process's store) how to get the change log's once
    * it is open. `openConnection` opens another connection to the same database, for the streamed
-   * scans ({@link latestRows}, {@link rowsSince}): each reads in a transaction of its own, consistent
+   * scans ({@link latestRows}): each reads in a transaction of its own, consistent
    * while the change log commits on its connection. Without it they read on `connection`, which
    * nothing may write to meanwhile.
    */
@@ -125,9 +125,6 @@ export class DuckDBOfflineStore implements OfflineStore {
    * deletions with null values, a truncate as one row (op `t`, no key), as the live path hands them
    * out; streamed like {@link latestRows}.
    */
-  async rowsSince(view: ViewRef, after: Position, options: ScanOptions = {}): Promise<FeatureRowScan> {
-    return scanSince(() => this.scanConnection(), await this.resolve(view), after, options.batchSize);
-  }
 
   private async scanConnection(): Promise<ScanConnection> {
     return this.openConnection

@@ -20,8 +20,6 @@ export const DEFAULT_SCAN_BATCH = 10_000;
  * zone maps skip by (a page streams chunk by chunk, so its size costs no memory).
  */
 const PAGE_ROWS = 122_880;
-/** About how many bytes of rows one page of an ordered scan sorts (in DuckDB's memory, 64 MB in an ingesting process). */
-const SORTED_PAGE_BYTES = 8 * 2 ** 20;
 
 /** How a scan gets its connection: its own (a transaction of its own), or a shared one it must not wrap in a transaction. */
 export interface ScanConnection {
@@ -73,55 +71,12 @@ export function scanLatest(
   });
 }
 
-/**
- * Every history row with `lsn > after`, in position order (rows of one position in the order written),
- * as feature rows: a deletion has null values; a truncate's deletion rows become one truncate row.
- */
-export function scanSince(
-  open: () => Promise<ScanConnection>,
-  selection: ViewSelection,
-  after: Position,
-  batchSize = DEFAULT_SCAN_BATCH,
-): Promise<FeatureRowScan> {
-  const base = quoteIdent(rowsTableOf(selection.record.table));
-  const columns = selectColumns(selection);
-  const pageRows = Math.max(2048, Math.min(PAGE_ROWS, Math.floor(SORTED_PAGE_BYTES / rowBytes(selection))));
-  return scan(open, selection, batchSize, async (c, keys) => {
-    // Numbered in position order once (a literal bound: DuckDB skips row groups on the lsn's zone maps).
-    await c.run(
-      `CREATE TEMP TABLE ${keys} AS SELECT seq, row_number() OVER (ORDER BY lsn, seq) AS n FROM ${base} WHERE lsn > ${BigInt(after)}::UBIGINT ORDER BY n`,
-    );
-    const pages = (
-      await c.runAndReadAll(
-        `SELECT count(*), min(n), max(n), min(seq), max(seq) FROM ${keys} GROUP BY (n - 1) // ${pageRows} ORDER BY min(n)`,
-      )
-    ).getRows() as [bigint, bigint, bigint, bigint, bigint][];
-    // A page's rows sorted in DuckDB; their seqs lie in a narrow range (literals, for the zone maps).
-    return pages.map(([rows, first, last, low, high]) => ({
-      sql:
-        `SELECT ${columns} FROM ${base} r JOIN (SELECT seq, n FROM ${keys} WHERE n BETWEEN ${first} AND ${last}) k ON r.seq = k.seq ` +
-        `WHERE r.seq BETWEEN ${low} AND ${high} ORDER BY k.n`,
-      rows: Number(rows),
-    }));
-  });
-}
-
 /** Keys, features, then valid_from, lsn, op, deleted of the history table `r`: the layout {@link RowReader} reads. */
 function selectColumns(selection: ViewSelection): string {
   const keys = selection.record.keyColumns!.map((k) => quoteIdent(k.name));
   return [...keys, ...selection.features.map(quoteIdent), 'valid_from', 'lsn', 'op', 'deleted']
     .map((c) => `r.${c}`)
     .join(', ');
-}
-
-/** About how many bytes a row of the view takes (tensors by their size, anything else a word or a short string). */
-function rowBytes(selection: ViewSelection): number {
-  let bytes = 64 + 16 * selection.record.keyColumns!.length;
-  for (const f of selection.features) {
-    const type = selection.types.get(f)!;
-    bytes += type.kind === 'tensor' ? type.size * (type.dtype === 'float64' ? 8 : 4) : 16;
-  }
-  return bytes;
 }
 
 /**
@@ -164,7 +119,10 @@ async function scan(
       (r) => r.name === selection.record.name && r.version === selection.record.version,
     );
     const pages = await plan(c, keys);
-    const reader = new RowReader(selection);
+    const watermark = record?.watermark ?? null;
+    // Every row scanned committed at or before the watermark: loaded rows take it as their commit
+    // position, so any change streamed after the scan comes later in commit order.
+    const reader = new RowReader(selection, watermark ?? 0n);
     let started = false;
     async function* rows(): AsyncGenerator<readonly FeatureRow[]> {
       if (started) throw new Error('a feature row scan can be iterated once');
@@ -189,7 +147,7 @@ async function scan(
           if (read !== page.rows) {
             throw new Error(
               `reading ${selection.record.table} ended after ${read} of the ${page.rows} rows of a page: DuckDB failed midway, ` +
-                'most likely out of memory; raise store.memoryLimit',
+                'most likely out of memory; raise duckdb({ memoryLimit })',
             );
           }
         }
@@ -198,7 +156,7 @@ async function scan(
         await close();
       }
     }
-    return { watermark: record?.watermark ?? null, rows: rows(), close };
+    return { watermark, rows: rows(), close };
   } catch (error) {
     await close();
     throw error;
@@ -220,7 +178,10 @@ class RowReader {
   /** Position of the last truncate handed out (its other entities' rows are folded into it). */
   private truncated: bigint | null = null;
 
-  constructor(selection: ViewSelection) {
+  constructor(
+    selection: ViewSelection,
+    private readonly commitPosition: bigint,
+  ) {
     this.keyCount = selection.record.keyColumns!.length;
     this.featureCount = selection.features.length;
   }
@@ -243,7 +204,7 @@ class RowReader {
         // The history keeps a truncate as a deletion of each entity; the live path hands it out as one row.
         if (this.truncated === position) continue;
         this.truncated = position;
-        out.push({ op: rowOp, key: [], values: null, position, commitTime });
+        out.push({ op: rowOp, key: [], values: null, position, commitPosition: this.commitPosition, commitTime });
         continue;
       }
       const key = new Array<Value>(k);
@@ -253,7 +214,7 @@ class RowReader {
         values = new Array<StoredFeatureValue>(f);
         for (let j = 0; j < f; j++) values[j] = reads[k + j]!(i) as StoredFeatureValue;
       }
-      out.push({ op: rowOp, key, values, position, commitTime });
+      out.push({ op: rowOp, key, values, position, commitPosition: this.commitPosition, commitTime });
     }
     return out;
   }

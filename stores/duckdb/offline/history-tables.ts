@@ -5,8 +5,8 @@ import type { FeatureRowBatch } from '../../../framework/features/feature-rows.j
 import type { FeatureView } from '../../../framework/features/feature-view.js';
 import { describeChanges, describeView, fingerprint } from '../../../framework/features/fingerprint.js';
 import type { DeadLetter, Materializer } from '../../../framework/features/materialize.js';
-import type { Change, ColumnSchema, Op, VersionedSchema } from '../../../framework/types.js';
-import { decodeRow } from '../../../framework/value-json.js';
+import type { ColumnSchema, VersionedSchema } from '../../../framework/types.js';
+import { loggedChanges } from '../change-log/logged-changes.js';
 import {
   FEATURE_CATALOG_DDL,
   insertViewRecord,
@@ -18,8 +18,6 @@ import {
 import { checkLayout, dropHistory } from './feature-layout.js';
 import { HistoryWriter } from './history-writer.js';
 
-/** Changes read per page when a new view version is built from the change log. */
-const REBUILD_PAGE = 10_000;
 
 /**
  * The history tables of the configured feature view versions, kept in the change log's file: each
@@ -170,52 +168,15 @@ export class HistoryTables {
     await dropHistory(c, view.table);
     await writer.create(c);
     await writer.load(c);
-    const upTo = BigInt(
-      ((await c.runAndReadAll('SELECT coalesce(max(seq), 0) FROM change_log')).getRows()[0]![0] as bigint) ?? 0n,
-    );
     let replayed = 0;
     const deadLetters: DeadLetter[] = [];
-    // In windows of seq rather than LIMIT pages: the snapshot's rows get their seq in the view.
-    for (let after = 0n; after < upTo; after += BigInt(REBUILD_PAGE)) {
-      const rows = (
-        await c.runAndReadAll(
-          `SELECT seq, op, key, before, after, lsn, commit_lsn, epoch_us(commit_time), xid, schema_version FROM change_log
-            WHERE table_name = $1 AND seq > $2 AND seq <= $3 ORDER BY seq`,
-          [view.source, after, after + BigInt(REBUILD_PAGE) < upTo ? after + BigInt(REBUILD_PAGE) : upTo],
-        )
-      ).getRows() as [
-        bigint,
-        string,
-        string | null,
-        string | null,
-        string | null,
-        bigint,
-        bigint,
-        bigint,
-        bigint,
-        number,
-      ][];
-      if (rows.length === 0) continue;
-      const changes: Change[] = rows.map(([, op, key, before, afterRow, lsn, commitLsn, time, xid, version]) => {
-        const columns = this.materializer.schemaOf(view.source, version)?.columns ?? [];
-        return {
-          table: view.source,
-          op: op as Op,
-          key: key === null ? null : decodeRow(key, columns),
-          before: before === null ? null : decodeRow(before, columns),
-          after: afterRow === null ? null : decodeRow(afterRow, columns),
-          position: BigInt(lsn),
-          commitPosition: BigInt(commitLsn),
-          commitTime: BigInt(time),
-          xid: Number(xid),
-          schemaVersion: version,
-        };
-      });
+    const columnsOf = (table: string, version: number) => this.materializer.schemaOf(table, version)?.columns ?? [];
+    for await (const changes of loggedChanges(c, { tables: [view.source], columnsOf })) {
       const made = this.materializer.materializeChanges(changes, [view]);
       for (const batch of made.batches) await writer.write(c, batch.rows);
       deadLetters.push(...made.deadLetters);
-      if (deadLetters.length >= REBUILD_PAGE) await writeDeadLetters(c, deadLetters.splice(0));
-      replayed += rows.length;
+      if (deadLetters.length >= 10_000) await writeDeadLetters(c, deadLetters.splice(0));
+      replayed += changes.length;
     }
     await writeDeadLetters(c, deadLetters);
     await recordTableBuilt(c, view.name, view.version, writer.keyColumns, replayed);
