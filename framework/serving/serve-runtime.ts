@@ -6,7 +6,7 @@ import type { IngestOptions, IngestResult } from '../ingest/ingest-engine.js';
 import type { Materializer } from '../features/materialize.js';
 import type { ChangeBus, ChangeLog, OfflineStore, OnlineStore, PredictionSink, Scorer } from '../interfaces/index.js';
 import { TOKENS } from '../tokens.js';
-import { formatPosition, type Position } from '../types.js';
+import { formatPosition, parsePosition, type Position } from '../types.js';
 import { buildHttpApp, type HttpServer } from './http-app.js';
 import { OnlineUpdater, type OnlineLoader } from './online-updater.js';
 import { ScoringLoop } from './scoring-loop.js';
@@ -22,6 +22,9 @@ const LOAD_BATCH = 10_000;
 export function offlineLoader(offline: OfflineStore, logger: Logger): OnlineLoader {
   return async (view: FeatureView, store: OnlineStore) => {
     if (!offline.latestRows) return null;
+    // A view without history yet (its table not ingested so far) has nothing to load: the stream fills it.
+    const known = (await offline.status()).find((s) => s.view === view.name && s.version === view.version);
+    if (!known || known.rows === 0) return known?.watermark ? parsePosition(known.watermark) : null;
     const started = Date.now();
     const scan = await offline.latestRows(view, { batchSize: LOAD_BATCH });
     let entities = 0;
