@@ -185,10 +185,14 @@ describe.each(implementations)('online store contract: $name', ({ create }) => {
     await store.write([batch(view, t1, t2)]);
     expect(await amounts(store, view, [1])).toEqual([1]);
     // Within one transaction, the later change wins.
-    await store.write([batch(view, row('u', [1], [3, 'n3'], 0x610n, T0, 0x700n), row('u', [1], [4, 'n4'], 0x620n, T0, 0x700n))]);
+    await store.write([
+      batch(view, row('u', [1], [3, 'n3'], 0x610n, T0, 0x700n), row('u', [1], [4, 'n4'], 0x620n, T0, 0x700n)),
+    ]);
     expect(await amounts(store, view, [1])).toEqual([4]);
     // A truncate and an insert after it in one transaction: the insert stays.
-    await store.write([batch(view, row('t', [], null, 0x810n, T0, 0x900n), row('c', [2], [5, 'n5'], 0x820n, T0, 0x900n))]);
+    await store.write([
+      batch(view, row('t', [], null, 0x810n, T0, 0x900n), row('c', [2], [5, 'n5'], 0x820n, T0, 0x900n)),
+    ]);
     expect(await amounts(store, view, [1, 2])).toEqual(['missing', 5]);
   });
 

@@ -41,7 +41,13 @@ afterAll(async () => {
 async function model(): Promise<{ dir: string; layers: tf.LayersModel }> {
   const layers = tf.sequential();
   layers.add(tf.layers.dense({ units: 3, inputShape: [2], activation: 'softmax', useBias: true }));
-  layers.setWeights([tf.tensor2d([[1, -1, 0.5], [-0.5, 1, 0.25]]), tf.tensor1d([0, 0.1, -0.1])]);
+  layers.setWeights([
+    tf.tensor2d([
+      [1, -1, 0.5],
+      [-0.5, 1, 0.25],
+    ]),
+    tf.tensor1d([0, 0.1, -0.1]),
+  ]);
   const dir = mkdtempSync(join(tmpdir(), 'featureflow-model-'));
   await saveModel(layers, dir, { version: 'v1', labels: ['a', 'b', 'c'] });
   return { dir, layers };
@@ -61,7 +67,13 @@ interface Started {
 
 async function serve(table: string, dir: string, store: string): Promise<Started> {
   const point = entity({ name: 'point', keys: ['id'] });
-  const points = featureView({ name: 'points', version: 1, entity: point, source: table, features: { x: float32, y: float32 } });
+  const points = featureView({
+    name: 'points',
+    version: 1,
+    entity: point,
+    source: table,
+    features: { x: float32, y: float32 },
+  });
   const service = featureService({ name: 'classify', features: [points] });
   const config = defineConfig({
     source: postgres({ connectionString: pgUrl(), tables: [table], slot: randomName('slot') }),
@@ -137,7 +149,10 @@ describe('featureflow serve', () => {
       await waitFor('health', async () => (await fetch(`${base}/health`)).status === 200);
       // The snapshot's rows are served.
       await waitFor('row 1 served', async () => (await get(`${base}/features/points/1`)).status === 200);
-      expect((await get(`${base}/features/points/1`)).body).toMatchObject({ status: 'ok', values: { x: 0.5, y: 0.25 } });
+      expect((await get(`${base}/features/points/1`)).body).toMatchObject({
+        status: 'ok',
+        values: { x: 0.5, y: 0.25 },
+      });
 
       stream = listen(`${base}/predictions/stream?model=classify`, events, controller.signal);
       await new Promise((r) => setTimeout(r, 300));
@@ -164,10 +179,18 @@ describe('featureflow serve', () => {
         const expected = predict(layers, x, y);
         expect(e.output.map((v: number) => Math.round(v * 1e5))).toEqual(expected.map((v) => Math.round(v * 1e5)));
         expect(e.label).toBe(['a', 'b', 'c'][expected.indexOf(Math.max(...expected))]);
-        expect(e.latency).toMatchObject({ receivedMs: expect.any(Number), featuresMs: expect.any(Number), scoredMs: expect.any(Number) });
+        expect(e.latency).toMatchObject({
+          receivedMs: expect.any(Number),
+          featuresMs: expect.any(Number),
+          scoredMs: expect.any(Number),
+        });
       }
       // POST /predict by key answers from the online store.
-      const byKey = await fetch(`${base}/predict`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ keys: [[1]] }) });
+      const byKey = await fetch(`${base}/predict`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ keys: [[1]] }),
+      });
       const predicted = (await byKey.json()) as any;
       expect(byKey.status).toBe(200);
       expect(JSON.stringify(predicted)).toContain('"label"');
@@ -184,7 +207,9 @@ describe('featureflow serve', () => {
     // Exactly one stored prediction per scored change: the snapshot's two reads, the insert and the update.
     const db = await openDuckDB(store, { readOnly: true });
     try {
-      const stored = (await db.connection.runAndReadAll('SELECT entity, count(*) FROM _predictions GROUP BY entity ORDER BY entity')).getRows();
+      const stored = (
+        await db.connection.runAndReadAll('SELECT entity, count(*) FROM _predictions GROUP BY entity ORDER BY entity')
+      ).getRows();
       expect(stored.map(([e, n]) => [e, Number(n)])).toEqual([
         ['1', 2],
         ['2', 1],
@@ -212,7 +237,11 @@ describe('featureflow serve', () => {
       for (let i = 0; i < 300; i++) {
         const id = 1 + Math.floor(rand() * 260);
         const r = rand();
-        if (r < 0.5) await client.query(`INSERT INTO ${table} VALUES ($1, $2, $3) ON CONFLICT (id) DO UPDATE SET x = excluded.x, y = excluded.y`, [id, rand(), rand()]);
+        if (r < 0.5)
+          await client.query(
+            `INSERT INTO ${table} VALUES ($1, $2, $3) ON CONFLICT (id) DO UPDATE SET x = excluded.x, y = excluded.y`,
+            [id, rand(), rand()],
+          );
         else if (r < 0.8) await client.query(`UPDATE ${table} SET x = x + 1 WHERE id = $1`, [id]);
         else await client.query(`DELETE FROM ${table} WHERE id = $1`, [id]);
       }
@@ -223,14 +252,24 @@ describe('featureflow serve', () => {
       });
       // The offline history at its watermark, and the online values at theirs: the same position, the same values.
       const offline = await (await s.container.getAsync(TOKENS.OfflineStore)).latest('points');
-      const status = (await (await s.container.getAsync(TOKENS.OfflineStore)).status()).find((v) => v.view === 'points')!;
+      const status = (await (await s.container.getAsync(TOKENS.OfflineStore)).status()).find(
+        (v) => v.view === 'points',
+      )!;
       const ids = Array.from({ length: 260 }, (_, i) => [i + 1]);
-      const online = (await (await fetch(`${base}/features`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ view: 'points', keys: ids }) })).json()) as any;
+      const online = (await (
+        await fetch(`${base}/features`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ view: 'points', keys: ids }),
+        })
+      ).json()) as any;
       expect(online.watermark).toBe(status.watermark);
       const offlineRows = new Map(offline.toArray().map((r: any) => [Number(r.id), [r.x, r.y]]));
       const onlineRows = new Map<number, number[]>();
       for (const e of online.results) if (e.status === 'ok') onlineRows.set(Number(e.key[0]), [e.values.x, e.values.y]);
-      expect([...onlineRows.entries()].sort((a, b) => a[0] - b[0])).toEqual([...offlineRows.entries()].sort((a, b) => (a[0] as number) - (b[0] as number)));
+      expect([...onlineRows.entries()].sort((a, b) => a[0] - b[0])).toEqual(
+        [...offlineRows.entries()].sort((a, b) => (a[0] as number) - (b[0] as number)),
+      );
       // And PostgreSQL agrees on which entities exist.
       const pgIds = (await client.query(`SELECT id FROM ${table} ORDER BY id`)).rows.map((r) => r.id as number);
       expect([...onlineRows.keys()].sort((a, b) => a - b)).toEqual(pgIds);

@@ -40,7 +40,10 @@ export interface FeatureRowBatch {
  * positions alone are not commit order: a transaction that began earlier may commit later.) Online
  * writes are guarded by it; per entity, a row applies when it comes later in this order.
  */
-export function compareRows(a: Pick<FeatureRow, 'commitPosition' | 'position'>, b: Pick<FeatureRow, 'commitPosition' | 'position'>): number {
+export function compareRows(
+  a: Pick<FeatureRow, 'commitPosition' | 'position'>,
+  b: Pick<FeatureRow, 'commitPosition' | 'position'>,
+): number {
   if (a.commitPosition !== b.commitPosition) return a.commitPosition < b.commitPosition ? -1 : 1;
   return a.position < b.position ? -1 : a.position > b.position ? 1 : 0;
 }

@@ -115,7 +115,14 @@ export class Materializer {
     let compiledVersion = -1;
     let compiled: CompiledView | null = null;
     const push = (change: Change, key: readonly Value[], values: readonly StoredFeatureValue[] | null) =>
-      rows.push({ op: change.op, key, values, position: change.position, commitPosition: change.commitPosition, commitTime: change.commitTime });
+      rows.push({
+        op: change.op,
+        key,
+        values,
+        position: change.position,
+        commitPosition: change.commitPosition,
+        commitTime: change.commitTime,
+      });
     for (const change of changes) {
       if (change.op === 't') {
         push(change, [], null);

@@ -119,7 +119,12 @@ export class ServeRuntime {
    * log, through the views' transforms, in commit order. A sink that never wrote starts at the
    * checkpoint: history from before serving began is not scored.
    */
-  private async recover(log: ChangeLog, materializer: Materializer, sinks: readonly PredictionSink[], checkpoint: Position | null): Promise<void> {
+  private async recover(
+    log: ChangeLog,
+    materializer: Materializer,
+    sinks: readonly PredictionSink[],
+    checkpoint: Position | null,
+  ): Promise<void> {
     if (checkpoint === null || sinks.length === 0) return;
     const marks = await Promise.all(sinks.map((s) => s.watermark()));
     const known = marks.filter((m): m is Position => m !== null);
@@ -134,7 +139,10 @@ export class ServeRuntime {
         await loop.enqueue({ batches, through: null, receivedAt: Date.now(), writtenAt: Date.now() });
         changes += current.length;
       }
-      this.logger.info({ from: formatPosition(from), to: formatPosition(checkpoint), changes }, 'scoring the changes a stop left unscored');
+      this.logger.info(
+        { from: formatPosition(from), to: formatPosition(checkpoint), changes },
+        'scoring the changes a stop left unscored',
+      );
     }
     // Every change up to the checkpoint is predicted (or was before serving began).
     await loop.enqueue({ batches: [], through: checkpoint, receivedAt: Date.now(), writtenAt: Date.now() });

@@ -96,7 +96,8 @@ class ViewTable {
     // Commit order, then change order (compareRows): a change position alone is not commit order.
     if (slot !== undefined) {
       const commit = this.commits[slot]!;
-      if (row.commitPosition < commit || (row.commitPosition === commit && row.position <= this.positions[slot]!)) return;
+      if (row.commitPosition < commit || (row.commitPosition === commit && row.position <= this.positions[slot]!))
+        return;
     }
     if (slot === undefined) {
       // Also for a delete of an unknown entity: its tombstone guards against an older row replayed later.
@@ -241,7 +242,8 @@ export class MemoryOnlineStore implements OnlineStore {
         checkPosition(row.position);
         checkPosition(row.commitPosition);
         const t = state.truncatedAt;
-        if (t && (row.commitPosition < t.commit || (row.commitPosition === t.commit && row.position <= t.position))) continue;
+        if (t && (row.commitPosition < t.commit || (row.commitPosition === t.commit && row.position <= t.position)))
+          continue;
         if (row.op === 't') {
           state.truncatedAt = { commit: row.commitPosition, position: row.position };
           state.table = new ViewTable(view, this.config.initialCapacity);

@@ -147,7 +147,14 @@ export class RedisOnlineStore implements OnlineStore {
         packer = keys.packer;
         for (const row of rows) {
           if (row.op === 't') packer.truncate(row.commitPosition, row.position);
-          else packer.add(entityId(row.key), row.commitPosition, row.position, row.commitTime, row.op === 'd' ? null : row.values);
+          else
+            packer.add(
+              entityId(row.key),
+              row.commitPosition,
+              row.position,
+              row.commitTime,
+              row.op === 'd' ? null : row.values,
+            );
           if (packer.rows === this.config.rowsPerScript) {
             pipeline.ffApply(keys.meta, keys.base, packer.take());
             calls.push(keys);

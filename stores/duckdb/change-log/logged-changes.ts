@@ -24,10 +24,9 @@ export async function* loggedChanges(c: DuckDBConnection, query: LoggedChangesQu
   const tables = `table_name IN (SELECT unnest($1::VARCHAR[]))`;
   const after = query.committedAfter === undefined ? '' : ` AND commit_lsn > ${BigInt(query.committedAfter)}::UBIGINT`;
   const list = listValue([...query.tables]);
-  const [low, high] = (await c.runAndReadAll(`SELECT min(seq), max(seq) FROM change_log WHERE ${tables}${after}`, [list])).getRows()[0] as [
-    bigint | null,
-    bigint | null,
-  ];
+  const [low, high] = (
+    await c.runAndReadAll(`SELECT min(seq), max(seq) FROM change_log WHERE ${tables}${after}`, [list])
+  ).getRows()[0] as [bigint | null, bigint | null];
   if (low === null || high === null) return;
   for (let from = BigInt(low) - 1n; from < BigInt(high); from += BigInt(PAGE)) {
     const to = from + BigInt(PAGE) < BigInt(high) ? from + BigInt(PAGE) : BigInt(high);
@@ -37,7 +36,18 @@ export async function* loggedChanges(c: DuckDBConnection, query: LoggedChangesQu
           WHERE ${tables}${after} AND seq > $2 AND seq <= $3 ORDER BY seq`,
         [list, from, to],
       )
-    ).getRows() as [string, string, string | null, string | null, string | null, bigint, bigint, bigint, bigint, number][];
+    ).getRows() as [
+      string,
+      string,
+      string | null,
+      string | null,
+      string | null,
+      bigint,
+      bigint,
+      bigint,
+      bigint,
+      number,
+    ][];
     if (rows.length === 0) continue;
     yield rows.map(([table, op, key, before, afterRow, lsn, commitLsn, time, xid, version]) => {
       const columns = query.columnsOf(table, version);

@@ -19,7 +19,6 @@ import { duckdbTypeName, parseTypeName } from '../../../framework/features/featu
 import type { FeatureSelection } from '../../../framework/features/feature-view.js';
 import { describeChanges, describeView, fingerprint } from '../../../framework/features/fingerprint.js';
 import { durationMicros, toMicros } from '../../../framework/features/instant.js';
-import type { Position } from '../../../framework/types.js';
 import { openDuckDB, quoteIdent } from '../duckdb-database.js';
 import { queryArrow } from './duckdb-arrow.js';
 import { featureStatus, readViewRecords, type ViewRecord } from './feature-catalog.js';

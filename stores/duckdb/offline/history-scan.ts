@@ -5,7 +5,7 @@ import type * as arrow from 'apache-arrow';
 import type { FeatureRow } from '../../../framework/features/feature-rows.js';
 import type { StoredFeatureValue } from '../../../framework/features/feature-values.js';
 import type { FeatureRowScan } from '../../../framework/interfaces/offline-store.js';
-import type { Op, Position, Value } from '../../../framework/types.js';
+import type { Op, Value } from '../../../framework/types.js';
 import { quoteIdent } from '../duckdb-database.js';
 import { converterFor } from './duckdb-arrow.js';
 import { readViewRecords } from './feature-catalog.js';

@@ -18,7 +18,6 @@ import {
 import { checkLayout, dropHistory } from './feature-layout.js';
 import { HistoryWriter } from './history-writer.js';
 
-
 /**
  * The history tables of the configured feature view versions, kept in the change log's file: each
  * batch's feature rows are appended inside the change log's transaction, so the tables and the
