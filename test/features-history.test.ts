@@ -1,9 +1,9 @@
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { tableFromIPC } from 'apache-arrow';
+import { tableFromArrays, tableFromIPC } from 'apache-arrow';
 import { afterEach, describe, expect, test } from 'vitest';
-import { entity, featureView, float64, int32, tensor, text } from '../framework/features/index.js';
+import { entity, featureService, featureView, float64, int32, tensor, text } from '../framework/features/index.js';
 import type { DuckDBChangeLog } from '../stores/duckdb/duckdb-change-log.js';
 import { DuckDBOfflineStore, openOfflineStore } from '../stores/duckdb/offline/duckdb-offline-store.js';
 import { ITEMS, T0, batchOf, openLogWithFeatures, prng, randomHistory, rowsOf, stateAt } from './features-helpers.js';
@@ -466,5 +466,32 @@ describe('exports and spines', () => {
     expect(set.map((r) => r.event_timestamp)).toEqual(
       [at(1800), at(3600), at(3599), at(3600), at(-1)].map((m) => Number(m / 1000n)),
     );
+  });
+
+  test('a service given by its name joins its features; an int4 key from JS rows or an Int32 Arrow column stays Int32', async () => {
+    const service = featureService({ name: 'item_scoring', features: [doubled(1).select('doubled'), plain] });
+    const { log, apply } = await openLogWithFeatures({ views: [doubled(1), plain] });
+    logs.push(log);
+    const h = randomHistory(4, { keys: 5, transactions: 20, truncates: false });
+    for (const batch of h.batches) await apply(batch);
+    const store = new DuckDBOfflineStore(log.connection, { definitions: { services: [service] } });
+    const when = new Date(Number(T0 / 1000n) + 3_600_000).toISOString();
+    const spine = [1, 2, 3].map((id) => ({ id, event_timestamp: when }));
+    const byName = await store.trainingSet({ spine, features: 'item_scoring' });
+    const byService = await store.trainingSet({ spine, features: service });
+    expect(byName.schema.fields.map((f) => f.name)).toEqual(['id', 'event_timestamp', 'doubled', 'value']);
+    expect(rowsOf(byName)).toEqual(rowsOf(byService));
+    expect(String(byName.schema.fields[0]!.type)).toBe('Int32');
+    const arrowSpine = tableFromArrays({ id: Int32Array.from([1, 2, 3]), event_timestamp: [when, when, when] });
+    const fromArrow = await store.trainingSet({ spine: arrowSpine, features: 'item_scoring' });
+    expect(String(fromArrow.schema.fields[0]!.type)).toBe('Int32');
+    expect(rowsOf(fromArrow)).toEqual(rowsOf(byName));
+    // A view name still works alone; a name that is neither is refused saying what it looked for.
+    expect((await store.trainingSet({ spine, features: 'items_plain' })).schema.fields.map((f) => f.name)).toEqual([
+      'id',
+      'event_timestamp',
+      'value',
+    ]);
+    await expect(store.trainingSet({ spine, features: 'no_such' })).rejects.toThrow(/no_such has no table/);
   });
 });

@@ -15,10 +15,10 @@ export interface TrainingSetOptions {
   /** Entity keys + event times (+ labels or any other columns, passed through). */
   readonly spine: SpineInput;
   /**
-   * Features to join: a feature service, or views (all their features), `view.select(…)`, and names
-   * `"view"`, `"view:feature"`, `"view@2:feature"`.
+   * Features to join: a feature service (or its name), or views (all their features), `view.select(…)`,
+   * and names `"view"`, `"view:feature"`, `"view@2:feature"`.
    */
-  readonly features: FeatureService | readonly (FeatureView | FeatureSelection | string)[];
+  readonly features: FeatureService | string | readonly (FeatureView | FeatureSelection | string)[];
   /** Spine column holding the event time. Default `event_timestamp`. */
   readonly timestampColumn?: string;
   /** Overrides every view's ttl: seconds, or e.g. `"7d"`. */

@@ -207,7 +207,10 @@ export class DuckDBOfflineStore implements OfflineStore {
       throw new FeatureflowError(
         'FF_EXPORT',
         records.length === 0
-          ? `feature view ${name} has no table in this store; add it to config.features and run \`featureflow ingest\``
+          ? `feature view ${name} has no table in this store; add it to config.features and run \`featureflow ingest\`` +
+              (this.registry.services.length === 0
+                ? ' (a feature service is known by name only to a store opened with its config)'
+                : '')
           : `feature view ${name} has no version ${version} in this store (it has ${known}); pick one of those, or run \`featureflow ingest\` with v${version} in config.features`,
       );
     }
@@ -256,7 +259,7 @@ export class DuckDBOfflineStore implements OfflineStore {
       else for (const n of names) entry.features.add(n);
       wanted.set(id, entry);
     };
-    const items = isService(features) ? features.selections : features;
+    const items = isService(features) ? features.selections : this.namedItems(features);
     for (const item of items) {
       if (typeof item === 'string') {
         const m = /^([a-z][a-z0-9_]*)(?:@(\d+))?(?::([A-Za-z_][A-Za-z0-9_]*))?$/.exec(item);
@@ -279,6 +282,12 @@ export class DuckDBOfflineStore implements OfflineStore {
     return out;
   }
 
+  /** A lone name is a feature service of the config, else one view reference; a list is taken as it is. */
+  private namedItems(features: Exclude<TrainingSetOptions['features'], FeatureService>) {
+    if (typeof features !== 'string') return features;
+    return this.registry.service(features)?.selections ?? [features];
+  }
+
   private async trainingSetQuery(options: TrainingSetOptions): Promise<FeatureQuery> {
     const c = this.connection;
     const timestampColumn = options.timestampColumn ?? 'event_timestamp';
@@ -286,7 +295,10 @@ export class DuckDBOfflineStore implements OfflineStore {
     if (views.length === 0)
       throw new FeatureflowError('FF_EXPORT', 'a training set needs at least one feature; list views or features');
     const ttlOverride = options.ttl === undefined ? undefined : durationMicros(options.ttl);
-    const raw = await loadSpine(c, options.spine, timestampColumn);
+    const keyTypes = new Map<string, string>();
+    for (const v of views)
+      for (const k of v.record.keyColumns ?? []) if (!keyTypes.has(k.name)) keyTypes.set(k.name, k.sql);
+    const raw = await loadSpine(c, options.spine, timestampColumn, keyTypes);
     const spine = `_ff_spine_${randomBytes(4).toString('hex')}`;
     const cleanup = async () => {
       await c.run(

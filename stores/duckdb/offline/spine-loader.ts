@@ -7,7 +7,14 @@ import {
   DuckDBDataChunk,
   DuckDBTimestampTZValue,
   DuckDBTimestampValue,
+  INTEGER,
+  SMALLINT,
   TIMESTAMP,
+  TINYINT,
+  UBIGINT,
+  UINTEGER,
+  USMALLINT,
+  UTINYINT,
   TIMESTAMPTZ,
   VARCHAR,
   type DuckDBConnection,
@@ -97,9 +104,24 @@ function arrowMicros(vector: arrow.Vector): (bigint | null)[] {
   return out;
 }
 
+/** Arrow integer columns narrower than 64 bits keep their width (an Int32 key stays INTEGER). */
+const ARROW_INTS: Record<string, { duck: DuckDBType; sql: string } | undefined> = {
+  '8': { duck: TINYINT, sql: 'TINYINT' },
+  '16': { duck: SMALLINT, sql: 'SMALLINT' },
+  '32': { duck: INTEGER, sql: 'INTEGER' },
+  U8: { duck: UTINYINT, sql: 'UTINYINT' },
+  U16: { duck: USMALLINT, sql: 'USMALLINT' },
+  U32: { duck: UINTEGER, sql: 'UINTEGER' },
+};
+
 function fromArrowType(type: arrow.DataType): { duck: DuckDBType; sql: string; read: (v: unknown) => DuckDBValue } {
   if (arrow.DataType.isInt(type)) {
-    return { duck: BIGINT, sql: 'BIGINT', read: (v) => BigInt(v as number | bigint) };
+    const int = type as arrow.Int;
+    const small = ARROW_INTS[`${int.isSigned ? '' : 'U'}${int.bitWidth}`];
+    if (small) return { ...small, read: (v) => Number(v) };
+    return int.isSigned
+      ? { duck: BIGINT, sql: 'BIGINT', read: (v) => BigInt(v as number | bigint) }
+      : { duck: UBIGINT, sql: 'UBIGINT', read: (v) => BigInt(v as number | bigint) };
   }
   if (arrow.DataType.isFloat(type)) return { duck: DOUBLE, sql: 'DOUBLE', read: (v) => v as number };
   if (arrow.DataType.isBool(type)) return { duck: BOOLEAN, sql: 'BOOLEAN', read: (v) => v as boolean };
@@ -213,14 +235,41 @@ async function loadFile(c: DuckDBConnection, path: string): Promise<string> {
   return table;
 }
 
-/** Loads a spine into a temp table (in its given order); drop it with `DROP TABLE` when done. */
-export async function loadSpine(c: DuckDBConnection, spine: SpineInput, timestampColumn: string): Promise<LoadedSpine> {
-  const table =
-    typeof spine === 'string'
-      ? await loadFile(c, spine)
-      : spine instanceof arrow.Table
-        ? await loadArrow(c, spine)
-        : await loadRows(c, spine, timestampColumn);
+/**
+ * JS values carry no column type, so the entity keys of a spine of rows take the type of the key they
+ * join (an int4 key comes back INTEGER, not BIGINT), where every value fits it.
+ */
+async function typeKeys(c: DuckDBConnection, table: string, keyTypes: ReadonlyMap<string, string>): Promise<void> {
+  const columns = await describe(c, table);
+  for (const [name, type] of keyTypes) {
+    const given = columns.get(name);
+    if (given === undefined || given === type) continue;
+    const col = quoteIdent(name);
+    const misfits = await c.runAndReadAll(
+      `SELECT count(*) FROM ${quoteIdent(table)} WHERE ${col} IS NOT NULL AND TRY_CAST(${col} AS ${type}) IS NULL`,
+    );
+    if (Number(misfits.getRows()[0]![0]) === 0)
+      await c.run(`ALTER TABLE ${quoteIdent(table)} ALTER COLUMN ${col} TYPE ${type}`);
+  }
+}
+
+/**
+ * Loads a spine into a temp table (in its given order); drop it with `DROP TABLE` when done.
+ * `keyTypes` (key column → DuckDB type) types the keys of a spine given as JS rows.
+ */
+export async function loadSpine(
+  c: DuckDBConnection,
+  spine: SpineInput,
+  timestampColumn: string,
+  keyTypes: ReadonlyMap<string, string> = new Map(),
+): Promise<LoadedSpine> {
+  let table: string;
+  if (typeof spine === 'string') table = await loadFile(c, spine);
+  else if (spine instanceof arrow.Table) table = await loadArrow(c, spine);
+  else {
+    table = await loadRows(c, spine, timestampColumn);
+    await typeKeys(c, table, keyTypes);
+  }
   const rows = Number((await c.runAndReadAll(`SELECT count(*) FROM ${quoteIdent(table)}`)).getRows()[0]![0]);
   const source = typeof spine === 'string' ? spine : spine instanceof arrow.Table ? 'arrow' : 'rows';
   return { table, rows, columns: await describe(c, table), source };
