@@ -1,7 +1,8 @@
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import pg from 'pg';
 import { inject } from 'vitest';
 import { resolveConfig, type FeatureflowConfig, type ResolvedConfig } from '../framework/config.js';
@@ -232,4 +233,21 @@ export async function waitFor(
     await new Promise((r) => setTimeout(r, 50));
   }
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+}
+
+/** The CLI, started as a user starts it (`node bin/featureflow.js <args>` in `dir`), with its output collected. */
+export function spawnCli(dir: string, args: readonly string[], env: Record<string, string> = {}) {
+  const child = spawn(process.execPath, [resolve('bin/featureflow.js'), ...args], {
+    cwd: dir,
+    env: { ...process.env, DATABASE_URL: pgUrl(), FEATUREFLOW_LOG_LEVEL: 'warn', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d) => (stdout += String(d)));
+  child.stderr.on('data', (d) => (stderr += String(d)));
+  const exited = new Promise<{ code: number | null; signal: string | null }>((r) =>
+    child.on('exit', (code, signal) => r({ code, signal })),
+  );
+  return { child, exited, out: () => stdout, err: () => stderr };
 }

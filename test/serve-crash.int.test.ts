@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -7,13 +6,11 @@ import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { saveModel } from '../index.js';
 import { openDuckDB } from '../stores/duckdb/duckdb-database.js';
-import { pgClient, pgUrl, randomName, waitFor } from './helpers.js';
+import { pgClient, randomName, spawnCli, waitFor } from './helpers.js';
 
 // `featureflow serve` killed with SIGKILL while changes stream in, then started again: every
 // committed insert and update of the scored table has exactly one stored prediction — none lost,
 // none twice.
-
-const BIN = resolve('bin/featureflow.js');
 
 let client: pg.Client;
 beforeAll(async () => {
@@ -24,19 +21,7 @@ afterAll(async () => {
 });
 
 function start(dir: string, args: string[] = []) {
-  const child = spawn(process.execPath, [BIN, 'serve', ...args], {
-    cwd: dir,
-    env: { ...process.env, DATABASE_URL: pgUrl(), FEATUREFLOW_LOG_LEVEL: 'warn' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d) => (stdout += String(d)));
-  child.stderr.on('data', (d) => (stderr += String(d)));
-  const exited = new Promise<{ code: number | null; signal: string | null }>((r) =>
-    child.on('exit', (code, signal) => r({ code, signal })),
-  );
-  return { child, exited, out: () => stdout, err: () => stderr };
+  return spawnCli(dir, ['serve', ...args]);
 }
 
 describe('featureflow serve under SIGKILL', () => {

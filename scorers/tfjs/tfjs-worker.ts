@@ -72,8 +72,13 @@ async function load(tf: Tf, init: WorkerInit): Promise<{ model: Model; format: '
 function describe(model: Model): { inputs: TensorSpec[]; outputs: TensorSpec[] } {
   if ('inputNames' in model) {
     return {
-      inputs: model.inputs.map((t, i) => ({ name: model.inputNames[i]!, shape: t.shape, dtype: t.dtype })),
-      outputs: model.outputs.map((t, i) => ({ name: model.outputNames[i]!, shape: t.shape, dtype: t.dtype })),
+      // A Sequential model leaves inputNames/outputNames unset: its symbolic tensors carry the names.
+      inputs: model.inputs.map((t, i) => ({ name: model.inputNames?.[i] ?? t.name, shape: t.shape, dtype: t.dtype })),
+      outputs: model.outputs.map((t, i) => ({
+        name: model.outputNames?.[i] ?? t.name,
+        shape: t.shape,
+        dtype: t.dtype,
+      })),
     };
   }
   const spec = (t: TF.GraphModel['inputs'][number]): TensorSpec => ({
