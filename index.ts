@@ -44,6 +44,12 @@ export {
 } from './stores/duckdb/index.js';
 export { memory, type MemoryConfig, type MemoryOnline } from './stores/memory/index.js';
 export { redis, REDIS_ERRORS, type RedisConfig, type RedisOnline } from './stores/redis/index.js';
+export {
+  postgresPredictions,
+  POSTGRES_PREDICTIONS_ERRORS,
+  type PostgresPredictions,
+  type PostgresPredictionsConfig,
+} from './stores/postgres/index.js';
 export { saveModel, tfjs, TFJS_ERRORS, type TfjsModel, type TfjsScorerConfig } from './scorers/tfjs/index.js';
 // toTensors lives in 'featureflow/tensors': it loads TF.js, which is slow, so it is imported on demand
 // (the scorer loads TF.js in its worker threads only).
