@@ -473,7 +473,7 @@ describe('redis online store', () => {
       const view = amountView();
       expect(await store.needsLoad(view)).toBe(true);
       await store.write([batch(view, amount(1, 1, 10n, 'r'), amount(2, 2, 10n, 'r'))]);
-      await store.setWatermark(view, 10n);
+      expect(await store.setWatermark(view, 10n)).toBe(true);
       expect(await store.needsLoad(view)).toBe(false);
 
       // A second process finds the load done.
@@ -492,14 +492,15 @@ describe('redis online store', () => {
       expect(await store.watermark(view)).toBeNull();
       // The stream goes on: a change and its watermark, but rows 1 and 2 of the load are gone.
       await store.write([batch(view, amount(3, 3, 20n, 'c'))]);
-      await store.setWatermark(view, 20n);
+      // The watermark is refused: it would claim rows the server lost.
+      expect(await store.setWatermark(view, 20n)).toBe(false);
       expect(await store.watermark(view)).toBeNull();
       expect(await store.needsLoad(view)).toBe(true);
       expect(await amounts(store, view, [1, 3])).toEqual(['missing', 3]);
 
       // The load again, then its watermark.
       await store.write([batch(view, amount(1, 1, 10n, 'r'), amount(2, 2, 10n, 'r'), amount(3, 3, 20n, 'r'))]);
-      await store.setWatermark(view, 20n);
+      expect(await store.setWatermark(view, 20n)).toBe(true);
       expect(await store.needsLoad(view)).toBe(false);
       expect(await store.watermark(view)).toBe(20n);
       expect(await amounts(store, view, [1, 2, 3])).toEqual([1, 2, 3]);
@@ -516,7 +517,7 @@ describe('redis online store', () => {
         ),
       );
       await store.write([batch(other, amount(2, 2, 10n, 'r'))]);
-      await store.setWatermark(other, 10n);
+      expect(await store.setWatermark(other, 10n)).toBe(false);
       expect(await store.needsLoad(other)).toBe(true);
     } finally {
       await store.close();

@@ -19,9 +19,10 @@ export function registerServeCommand(program: Command, context: CommandContext):
         async (container, config) => {
           const stop = stopOnSignals('after the current batch, draining requests');
           try {
-            const runtime = await ServeRuntime.start(container, config);
+            const runtime = await ServeRuntime.start(container, config, { signal: stop.signal });
             process.stdout.write(`serving on ${runtime.url}\n`);
             try {
+              if (stop.signal.aborted) return;
               const result = await runtime.run({ untilCaughtUp: opts.untilCaughtUp, signal: stop.signal });
               await runtime.idle();
               process.stdout.write(

@@ -40,8 +40,12 @@ export interface OnlineStore {
   needsLoad(view: FeatureView): Promise<boolean>;
   /** Applies feature rows (each batch in its order); resolves once they are visible to reads. After {@link open}. */
   write(batches: readonly FeatureRowBatch[]): Promise<void>;
-  /** Records that `view` reflects every change up to `position` (after the rows up to it were written). After {@link open}. */
-  setWatermark(view: FeatureView, position: Position): Promise<void>;
+  /**
+   * Records that `view` reflects every change up to `position` (after the rows up to it were
+   * written). Resolves false, recording nothing, when the store no longer holds what it was loaded
+   * with (a shared store that restarted empty): load it again ({@link needsLoad}). After {@link open}.
+   */
+  setWatermark(view: FeatureView, position: Position): Promise<boolean>;
   /** The position through which `view` is current, or null before anything was loaded or written. After {@link open}. */
   watermark(view: FeatureView): Promise<Position | null>;
   /** The values of the entities with these keys (each in the order of `entity.keys`), in one round trip, in the order asked; ttl applied at `now` (µs, default the clock). After {@link open}. */

@@ -98,13 +98,16 @@ export class OnlineUpdater {
   }
 
   /**
-   * Loads every served view the store needs loaded (retrying while the store fails), seeds the
-   * watermark board, marks the context loaded (health turns ready) and starts probing. After the
-   * store is open; once.
+   * Opens the store and loads every served view it needs loaded (retrying while the store fails,
+   * health saying why), seeds the watermark board, marks the context loaded (health turns ready) and
+   * starts probing. Once; returns early when stopped meanwhile.
    */
   async start(): Promise<void> {
     try {
-      await this.exclusive(() => this.loadViews(true));
+      await this.exclusive(async () => {
+        await this.persist('connecting to the online store', () => this.context.store.open());
+        await this.loadViews(true);
+      });
     } catch (error) {
       if (this.stopped) return;
       throw error;
@@ -150,21 +153,33 @@ export class OnlineUpdater {
         await this.persist(`writing ${rows} feature rows to the online store`, () => context.store.write(batches));
         this.remember(batches, rows);
       }
+      // The store failed and works again: a server that restarted lost what it held.
+      if (this.recovering) await this.recover();
       if (through !== null) {
-        await this.persist(`setting the online watermark to ${formatPosition(through)}`, () =>
-          Promise.all(context.views.map((v) => context.store.setWatermark(v, through))),
-        );
+        // A store that lost its data without failing a write (restarted between two) refuses the
+        // watermark: load it again first. Read-after-write waiters are released only after that.
+        while (
+          !(
+            await this.persist(`setting the online watermark to ${formatPosition(through)}`, () =>
+              Promise.all(context.views.map((v) => context.store.setWatermark(v, through))),
+            )
+          ).every(Boolean)
+        ) {
+          this.recovering = true;
+          await this.recover();
+        }
         for (const v of context.views) context.board.advance(v, through);
-      }
-      if (this.recovering) {
-        // The store failed and works again: a server that restarted lost what it held.
-        await this.loadViews(false);
-        this.recovering = false;
-        context.health.set(WRITES, null);
-        context.logger?.info('the online store works again; no row was lost');
       }
     });
     await this.options.scoring?.enqueue({ batches, through, receivedAt: message.receivedAt, writtenAt: Date.now() });
+  }
+
+  /** Loads again what a store that failed lost (rows written since included); health turns ready after it. */
+  private async recover(): Promise<void> {
+    await this.loadViews(false);
+    this.recovering = false;
+    this.context.health.set(WRITES, null);
+    this.context.logger?.info('the online store works again; no row was lost');
   }
 
   /**

@@ -43,8 +43,8 @@ export function offlineLoader(offline: OfflineStore, logger: Logger): OnlineLoad
 /**
  * `featureflow serve` in one process: the ingest follows the source, and every batch's feature rows
  * reach the online store (through the bus), the scoring loop, the prediction sinks and the live
- * stream, while the HTTP service answers. Start order: the store, the scorer and the sinks open; the
- * loop and the updater subscribe; HTTP listens (not ready yet); the online store is loaded from the
+ * stream, while the HTTP service answers. Start order: the scorer and the sinks open; the loop and
+ * the updater subscribe; HTTP listens (not ready yet); the online store opens and is loaded from the
  * offline store; predictions a crash left unmade are made; then the ingest runs. Stop in reverse.
  */
 export class ServeRuntime {
@@ -65,8 +65,16 @@ export class ServeRuntime {
     private readonly logger: Logger,
   ) {}
 
-  /** Opens everything and loads the online store; the ingest starts with {@link run}. */
-  static async start(container: Container, config: ResolvedConfig): Promise<ServeRuntime> {
+  /**
+   * Opens everything and loads the online store; the ingest starts with {@link run}. An online store
+   * that cannot be reached is retried until it can (HTTP answers meanwhile, `/health` says why it is
+   * not ready); `signal` ends the wait (check it before {@link run}).
+   */
+  static async start(
+    container: Container,
+    config: ResolvedConfig,
+    options: { readonly signal?: AbortSignal } = {},
+  ): Promise<ServeRuntime> {
     const logger = (await container.getAsync(TOKENS.Logger)).child({ component: 'serve' });
     const log = await container.getAsync(TOKENS.ChangeLog);
     await log.open();
@@ -74,7 +82,6 @@ export class ServeRuntime {
     const materializer = await container.getAsync(TOKENS.Materializer);
     const offline = await container.getAsync(TOKENS.OfflineStore);
     const store = await container.getAsync(TOKENS.OnlineStore);
-    await store.open();
     const scorer = config.model ? await container.getAsync(TOKENS.Scorer) : undefined;
     await scorer?.open();
     const sinks = config.model ? await container.getAllAsync(TOKENS.PredictionSink) : [];
@@ -101,13 +108,21 @@ export class ServeRuntime {
       logger,
     });
     const address = await http.listen({ host: config.serve.host, port: config.serve.port });
-    await updater.start();
+    logger.info({ url: address.url }, 'listening; loading the online store (/health is ready once it is)');
     const runtime = new ServeRuntime(
       { context, http, updater, loop, bus, sinks, scorer, store },
       address.url,
       container,
       logger,
     );
+    const stop = () => void updater.stop();
+    options.signal?.addEventListener('abort', stop, { once: true });
+    try {
+      await updater.start();
+    } finally {
+      options.signal?.removeEventListener('abort', stop);
+    }
+    if (options.signal?.aborted) return runtime;
     if (loop && scorer) await runtime.recover(log, materializer, sinks, (await log.state()).checkpoint);
     logger.info({ url: address.url }, 'serving');
     return runtime;

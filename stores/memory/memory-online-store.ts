@@ -252,11 +252,12 @@ export class MemoryOnlineStore implements OnlineStore {
     }
   }
 
-  async setWatermark(view: FeatureView, position: Position): Promise<void> {
+  async setWatermark(view: FeatureView, position: Position): Promise<boolean> {
     this.check();
     checkPosition(position);
     const state = this.state(view);
     if (state.watermark === null || position > state.watermark) state.watermark = position;
+    return true;
   }
 
   async watermark(view: FeatureView): Promise<Position | null> {

@@ -181,7 +181,7 @@ export class RedisOnlineStore implements OnlineStore {
     }
   }
 
-  async setWatermark(view: FeatureView, position: Position): Promise<void> {
+  async setWatermark(view: FeatureView, position: Position): Promise<boolean> {
     const client = this.ready();
     const keys = this.keys(view);
     const epoch = (await this.run(`setting the watermark of ${keys.name}`, () =>
@@ -199,10 +199,11 @@ export class RedisOnlineStore implements OnlineStore {
         { url: this.url, view: keys.name },
         'Redis lost the loaded features of this view (restarted empty or flushed); needsLoad reports it, load again',
       );
-      return;
+      return false;
     }
     this.epochs.set(keys.name, epoch);
     this.loads.delete(keys.name);
+    return true;
   }
 
   async watermark(view: FeatureView): Promise<Position | null> {
