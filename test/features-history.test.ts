@@ -463,6 +463,9 @@ describe('exports and spines', () => {
     ];
     const set = rowsOf(await store.trainingSet({ spine, features: ['items_doubled:doubled'] }));
     expect(set.map((r) => r.doubled)).toEqual([2, 4, 2, null, null]);
+    // A spine of no rows (nothing sampled yet) gives an empty training set with its columns.
+    const none = await store.trainingSet({ spine: [], features: ['items_doubled:doubled'] });
+    expect([none.numRows, none.schema.fields.map((f) => f.name)]).toEqual([0, ['id', 'event_timestamp', 'doubled']]);
     expect(set.map((r) => r.event_timestamp)).toEqual(
       [at(1800), at(3600), at(3599), at(3600), at(-1)].map((m) => Number(m / 1000n)),
     );

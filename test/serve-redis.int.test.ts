@@ -90,7 +90,7 @@ describe('featureflow serve on Redis', () => {
           (h) => h.status === 503,
           () => false,
         ),
-      30_000,
+      90_000,
     );
     await waitFor('/health to say Redis is unreachable', async () =>
       /connecting to the online store failed \(FF_ONLINE_UNREACHABLE.*127\.0\.0\.1/.test(

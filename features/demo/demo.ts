@@ -104,7 +104,8 @@ async function main(): Promise<void> {
     // view of the order at that moment; the training set must give the features as they were then.
     // Only after the snapshot: history before it is unknown (snapshot rows are valid from its time).
     const spine: { id: bigint; event_timestamp: string; status_then: string | null }[] = [];
-    while (Date.now() < until) {
+    // Sampling starts once the snapshot is done: on a slow machine that can be after the 3 s.
+    while (Date.now() < until || (spine.length < 20 && Date.now() < until + 120_000)) {
       if (snapshotDone && ops % 150 === 0) {
         const id = 1 + Math.floor(Math.random() * 20000);
         const { rows } = await writer.query(`SELECT status, clock_timestamp()::text AS t FROM ${TABLE} WHERE id = $1`, [

@@ -168,7 +168,17 @@ async function loadRows(
   c: DuckDBConnection,
   rows: readonly Record<string, unknown>[],
   timestampColumn: string,
+  keyTypes: ReadonlyMap<string, string>,
 ): Promise<string> {
+  if (rows.length === 0) {
+    // No row to take columns from: the keys and the time column, for an empty training set.
+    const table = tempName();
+    const columns = [...keyTypes].map(([name, type]) => `${quoteIdent(name)} ${type}`);
+    await c.run(
+      `CREATE TEMP TABLE ${quoteIdent(table)} (${[...columns, `${quoteIdent(timestampColumn)} TIMESTAMPTZ`].join(', ')})`,
+    );
+    return table;
+  }
   const names = [...new Set(rows.flatMap((r) => Object.keys(r)))];
   const types: DuckDBType[] = [];
   const sqlTypes: string[] = [];
@@ -267,7 +277,7 @@ export async function loadSpine(
   if (typeof spine === 'string') table = await loadFile(c, spine);
   else if (spine instanceof arrow.Table) table = await loadArrow(c, spine);
   else {
-    table = await loadRows(c, spine, timestampColumn);
+    table = await loadRows(c, spine, timestampColumn, keyTypes);
     await typeKeys(c, table, keyTypes);
   }
   const rows = Number((await c.runAndReadAll(`SELECT count(*) FROM ${quoteIdent(table)}`)).getRows()[0]![0]);
