@@ -1,0 +1,71 @@
+/**
+ * `featureflow serve` in a process of its own, as the CLI runs it (started by
+ * {@link startServeChild}): the container with the serving module, {@link ServeRuntime}, a catch-up
+ * run (the snapshot), then the ingest following the source until `stop`. `ready` carries the HTTP
+ * URL once `/health` answers 200; `result` the process's CPU time and peak RSS.
+ */
+import { fileURLToPath } from 'node:url';
+import { closeContainer, createContainer, ServeRuntime } from '../../index.js';
+import { startBenchChild, type BenchChild } from './bench-child.js';
+import { emit, runChild } from './child-io.js';
+import { serveConfig, type ServeSpec } from './serve-fixture.js';
+
+export interface ServeReady {
+  /** Where the HTTP service listens. */
+  url: string;
+}
+
+export interface ServeResult {
+  /** CPU time (user + system, every thread) of the process, ms. */
+  cpuMs: number;
+  /** Peak RSS, bytes. */
+  peakRss: number;
+}
+
+/** The V8 flag and the environment of the `featureflow` CLI (the shebang of bin/featureflow.js). */
+const CLI_NODE_ARGS = ['--max-semi-space-size=32'];
+const CLI_ENV = { MALLOC_ARENA_MAX: '2' };
+
+/**
+ * Starts a serve process with the CLI's node flags. Extra node flags for the process under test (e.g.
+ * `--cpu-prof --cpu-prof-dir=/tmp/prof`) come from `FF_BENCH_NODE_ARGS`, as for the ingest child.
+ */
+export function startServeChild(spec: ServeSpec): BenchChild<ServeReady, ServeResult> {
+  const extra = (process.env.FF_BENCH_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
+  return startBenchChild(fileURLToPath(import.meta.url), spec, {
+    nodeArgs: [...CLI_NODE_ARGS, ...extra],
+    env: { ...CLI_ENV, ...process.env },
+  });
+}
+
+async function serve(spec: ServeSpec, stopped: Promise<void>): Promise<ServeResult> {
+  const config = serveConfig(spec);
+  const container = await createContainer(config, { serving: true });
+  try {
+    const runtime = await ServeRuntime.start(container, config);
+    try {
+      await runtime.run({ untilCaughtUp: true });
+      await runtime.idle();
+      const controller = new AbortController();
+      const following = runtime.run({ signal: controller.signal });
+      const deadline = Date.now() + 30_000;
+      while ((await fetch(`${runtime.url}/health`)).status !== 200) {
+        if (Date.now() > deadline) throw new Error(`${runtime.url}/health did not answer 200 within 30 s`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      emit('ready', { url: runtime.url } satisfies ServeReady);
+      await Promise.race([stopped, following]);
+      controller.abort();
+      await following;
+      await runtime.idle();
+    } finally {
+      await runtime.stop();
+    }
+  } finally {
+    await closeContainer(container);
+  }
+  const usage = process.resourceUsage();
+  return { cpuMs: (usage.userCPUTime + usage.systemCPUTime) / 1000, peakRss: usage.maxRSS * 1024 };
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) runChild(serve);
