@@ -38,6 +38,14 @@ interface Queued {
   readonly candidates: readonly Candidate[];
 }
 
+/** A scored group waiting for the sinks. */
+interface Delivery {
+  readonly predictions: readonly Prediction[];
+  readonly through: Position | null;
+  /** The group's rows, counted in the queue's bound until delivered. */
+  readonly rows: number;
+}
+
 /** Why a change made no prediction (the label of `featureflow_predictions_skipped_total`). */
 type SkipReason = 'missing_feature' | 'expired_feature' | 'null_feature' | 'rejected';
 
@@ -56,8 +64,11 @@ const SINKS = 'prediction-sinks';
  * Messages wait in a bounded queue (the updater's enqueue waits while it is full, which makes the
  * bus wait); one loop takes them in order, so predictions keep the commit order, per entity and
  * overall. Messages that waited are scored together in one scorer call. Predictions go to the live
- * feed, then to every sink in position order with the message's `through` once all its predictions
- * are made.
+ * feed at once, then to every sink in position order with the message's `through` once all its
+ * predictions are made. The sinks are written apart from the scoring: a sink's transaction (a DuckDB
+ * or PostgreSQL commit, tens of ms on a busy machine) does not hold back the next change's prediction
+ * on the feed; groups scored meanwhile go to the sinks together, in order, in one write. Rows waiting
+ * for the sinks count in the queue's bound, so a slow sink still makes the bus wait.
  */
 export class ScoringLoop implements WrittenMessageQueue {
   private readonly scorer: Scorer;
@@ -69,9 +80,12 @@ export class ScoringLoop implements WrittenMessageQueue {
   /** Per input i, per input j: for each key column of j's view, its index in i's view's key. */
   private readonly keyMaps: readonly (readonly (readonly number[])[])[];
   private readonly queue: Queued[] = [];
-  /** Rows queued or being scored. */
+  /** Rows queued, being scored, or scored and waiting for the sinks. */
   private rows = 0;
   private busy = false;
+  private readonly deliveries: Delivery[] = [];
+  /** The sink writes under way, until {@link deliveries} is empty. */
+  private delivering: Promise<void> | undefined;
   private wake: (() => void) | undefined;
   private spaceWaiters: (() => void)[] = [];
   private idleWaiters: (() => void)[] = [];
@@ -95,7 +109,7 @@ export class ScoringLoop implements WrittenMessageQueue {
     context.scoringQueued = () => this.rows;
   }
 
-  /** Rows queued or being scored. */
+  /** Rows queued, being scored, or waiting for the sinks. */
   get queued(): number {
     return this.rows;
   }
@@ -120,7 +134,7 @@ export class ScoringLoop implements WrittenMessageQueue {
 
   /** Resolves once every enqueued message was scored and delivered. */
   idle(): Promise<void> {
-    if (this.queue.length === 0 && !this.busy) return Promise.resolve();
+    if (this.isIdle()) return Promise.resolve();
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
@@ -134,9 +148,24 @@ export class ScoringLoop implements WrittenMessageQueue {
     const timer = setTimeout(() => this.abort.abort(), this.drainTimeoutMs);
     try {
       await this.running;
+      while (this.delivering) await this.delivering;
     } finally {
       clearTimeout(timer);
     }
+  }
+
+  private isIdle(): boolean {
+    return this.queue.length === 0 && !this.busy && this.delivering === undefined;
+  }
+
+  private settleIdle(): void {
+    if (this.isIdle()) for (const resolve of this.idleWaiters.splice(0)) resolve();
+  }
+
+  /** Frees queue space once rows are scored and delivered (or given up). */
+  private release(rows: number): void {
+    this.rows -= rows;
+    for (const resolve of this.spaceWaiters.splice(0)) resolve();
   }
 
   private candidatesOf(message: WrittenMessage): Candidate[] {
@@ -159,7 +188,7 @@ export class ScoringLoop implements WrittenMessageQueue {
   private async run(): Promise<void> {
     for (;;) {
       if (this.queue.length === 0) {
-        for (const resolve of this.idleWaiters.splice(0)) resolve();
+        this.settleIdle();
         if (this.stopping) return;
         await new Promise<void>((resolve) => (this.wake = resolve));
         this.wake = undefined;
@@ -173,8 +202,9 @@ export class ScoringLoop implements WrittenMessageQueue {
         rows += next.candidates.length;
       }
       this.busy = true;
+      let handedOver = false;
       try {
-        await this.process(group);
+        handedOver = await this.process(group, rows);
       } catch (error) {
         this.context.logger?.error(
           {
@@ -190,13 +220,13 @@ export class ScoringLoop implements WrittenMessageQueue {
         );
       } finally {
         this.busy = false;
-        this.rows -= rows;
-        for (const resolve of this.spaceWaiters.splice(0)) resolve();
+        if (!handedOver) this.release(rows);
       }
     }
   }
 
-  private async process(group: readonly Queued[]): Promise<void> {
+  /** Scores a group and publishes it on the feed; true when it was handed to the sinks (which release its rows). */
+  private async process(group: readonly Queued[], rows: number): Promise<boolean> {
     const { context } = this;
     const candidates = group.flatMap((q) => q.candidates);
     const predictions: Prediction[] = [];
@@ -228,9 +258,27 @@ export class ScoringLoop implements WrittenMessageQueue {
     }
     let through: Position | null = null;
     for (const q of group) if (q.message.through !== null) through = q.message.through;
-    if (this.sinks.length > 0 && (predictions.length > 0 || through !== null)) {
-      await Promise.all(this.sinks.map((sink, i) => this.deliver(sink, i, predictions, through)));
+    if (this.sinks.length === 0 || (predictions.length === 0 && through === null)) return false;
+    this.deliveries.push({ predictions, through, rows });
+    this.delivering ??= this.deliverAll();
+    return true;
+  }
+
+  /** Writes what waits for the sinks, oldest first, merging the groups that waited into one write, until none waits. */
+  private async deliverAll(): Promise<void> {
+    while (this.deliveries.length > 0) {
+      const waiting = this.deliveries.splice(0);
+      const predictions = waiting.length === 1 ? waiting[0]!.predictions : waiting.flatMap((d) => d.predictions);
+      let through: Position | null = null;
+      for (const d of waiting) if (d.through !== null) through = d.through;
+      try {
+        await Promise.all(this.sinks.map((sink, i) => this.deliver(sink, i, predictions, through)));
+      } finally {
+        this.release(waiting.reduce((n, d) => n + d.rows, 0));
+      }
     }
+    this.delivering = undefined;
+    this.settleIdle();
   }
 
   /** The online values of the service's other views for the candidates' entities: per input, by entity id. */
