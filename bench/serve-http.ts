@@ -10,7 +10,7 @@
  * the one before was answered, so a server slower than the rate shows as queueing), and autocannon,
  * whose `overallRate` is a per-second quota each connection spends as fast as it is answered from
  * the start of each second (bursts of 10 concurrent requests rather than an even 2 000/s). The rate
- * actually sent is in each figure's name: below 2 000/s, the machine could not keep up.
+ * answered is in each figure's name: below 2 000/s, the server (or the machine) did not keep up.
  */
 import { join } from 'node:path';
 import { runAutocannon } from './lib/autocannon-child.js';
@@ -145,7 +145,7 @@ export async function run(): Promise<BenchResult[]> {
               checkStatuses(`${route.label} on port ${target}`, result);
               console.error(
                 `[serve-http] ${target === port ? 'featureflow' : 'bare Fastify'} ${route.label}: ` +
-                  `${result.achievedRate.toFixed(0)} req/s sent, ${result.connections} connections, ` +
+                  `${result.answeredRate.toFixed(0)} req/s answered, ${result.connections} connections, ` +
                   `p50/p99/max ${fmt(percentile(result.latencies, 50))}/${fmt(percentile(result.latencies, 99))}/` +
                   `${fmt(Math.max(...result.latencies))} ms; sent late p99 ${fmt(percentile(result.lateness, 99))} ms`,
               );
@@ -156,7 +156,7 @@ export async function run(): Promise<BenchResult[]> {
             for (const p of [50, 99])
               results.push(
                 latencyResult(
-                  `${route.label} p${p}, paced ${RATE} req/s (${ours.achievedRate.toFixed(0)} req/s sent)`,
+                  `${route.label} p${p}, paced ${RATE} req/s (${ours.answeredRate.toFixed(0)} req/s answered)`,
                   p,
                   ours,
                   bare,
