@@ -506,6 +506,31 @@ describe('serving API', () => {
     }
   });
 
+  test('GET /model describes the model, its entity and every feature of the views it reads', async () => {
+    const { status, json } = await call('GET', '/model');
+    expect(status).toBe(200);
+    expect(json).toEqual({
+      name: 'scored-model',
+      version: 'test-1',
+      service: 'scored',
+      entity: { name: 'item', keys: ['id'] },
+      inputs: [
+        {
+          view: 'items',
+          version: 1,
+          selected: ['a', 'v'],
+          features: {
+            a: { kind: 'scalar', dtype: 'float32' },
+            v: { kind: 'tensor', dtype: 'float32', shape: [3] },
+            note: { kind: 'scalar', dtype: 'text' },
+          },
+        },
+        { view: 'extras', version: 1, selected: ['c'], features: { c: { kind: 'scalar', dtype: 'float32' } } },
+      ],
+    });
+    expect((await call('GET', '/model', { token: null })).status).toBe(401);
+  });
+
   test('the OpenAPI document lists every route with its schemas', async () => {
     const { status, json } = await call('GET', '/openapi.json');
     expect(status).toBe(200);
@@ -515,6 +540,7 @@ describe('serving API', () => {
       '/features/{view}/{key}',
       '/health',
       '/metrics',
+      '/model',
       '/predict',
       '/predictions/stream',
     ]);

@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import { FeatureflowError } from '../errors.js';
 import { ERROR_SCHEMA, type RouteSettings } from './routes/common.js';
 import { featureRoutes } from './routes/features.js';
+import { modelRoutes } from './routes/model.js';
 import { opsRoutes } from './routes/ops.js';
 import { predictRoutes } from './routes/predict.js';
 import { streamRoutes, type StreamSettings } from './routes/stream.js';
@@ -75,8 +76,8 @@ function sha256(text: string): Buffer {
 
 /**
  * The serving API on a Fastify app: features by key, request-time predictions, the live prediction
- * stream, health, metrics and the OpenAPI document (`/openapi.json`). Every route validates its
- * request by JSON schema (400 naming the field).
+ * stream, the model's description, health, metrics and the OpenAPI document (`/openapi.json`).
+ * Every route validates its request by JSON schema (400 naming the field).
  *
  * @example
  * const http = await buildHttpApp(context, { bearerToken: process.env.FEATUREFLOW_TOKEN });
@@ -180,6 +181,7 @@ export async function buildHttpApp(context: ServingContext, options: HttpAppOpti
   });
 
   featureRoutes(app, context, settings);
+  modelRoutes(app, context);
   predictRoutes(app, context, settings);
   const streams = new Set<() => void>();
   streamRoutes(app, context, settings, streams);
