@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { cpSync } from 'node:fs';
 import { promisify } from 'node:util';
 import type { TestProject } from 'vitest/node';
 import { startPgCluster, type PgCluster } from '../testing/pg-cluster.js';
@@ -21,6 +22,8 @@ export async function setup(project: TestProject) {
   await built.catch((error: { stdout?: string }) => {
     throw new Error(`npm run build failed:\n${error.stdout ?? String(error)}`);
   });
+  // As `npm run build` does: the live page's files are not TypeScript, so tsc does not emit them.
+  cpSync('framework/serving/page', 'dist/framework/serving/page', { recursive: true });
   project.provide('pgUrl', cluster.url);
   project.provide('pgDataDir', cluster.dataDir);
   project.provide('kafkaBrokers', (await kafkaStarted).brokers);

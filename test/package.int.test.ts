@@ -76,6 +76,9 @@ describe('the package, installed in a fresh project', () => {
     const dist = readdirSync(join(project, 'node_modules', 'featureflow', 'dist'));
     expect(dist).toEqual(expect.arrayContaining(['index.js', 'index.d.ts']));
     expect(readdirSync(join(project, 'node_modules', 'featureflow')).filter((f) => f.endsWith('.ts'))).toEqual([]);
+    // The live page is not TypeScript: the build copies its files into dist, where serve reads them.
+    const page = join(project, 'node_modules', 'featureflow', 'dist', 'framework', 'serving', 'page');
+    expect(readdirSync(page).sort()).toEqual(['index.html', 'page.css', 'page.js']);
   });
 
   test('the quick start runs from a plain .mjs file', async () => {

@@ -531,6 +531,20 @@ describe('serving API', () => {
     expect((await call('GET', '/model', { token: null })).status).toBe(401);
   });
 
+  test('the live page loads without the token (it holds no data), with a policy that keeps it to this server', async () => {
+    for (const [path, type] of [
+      ['/', 'text/html'],
+      ['/page/page.js', 'text/javascript'],
+      ['/page/page.css', 'text/css'],
+    ] as const) {
+      const { status, text, headers } = await call('GET', path, { token: null });
+      expect([path, status, headers.get('content-type')]).toEqual([path, 200, `${type}; charset=utf-8`]);
+      expect(headers.get('content-security-policy')).toMatch(/default-src 'none'; script-src 'self'/);
+      expect(text).not.toContain(TOKEN);
+    }
+    expect((await call('GET', '/page/other.js', { token: null })).status).toBe(401);
+  });
+
   test('the OpenAPI document lists every route with its schemas', async () => {
     const { status, json } = await call('GET', '/openapi.json');
     expect(status).toBe(200);

@@ -8,6 +8,7 @@ import { ERROR_SCHEMA, type RouteSettings } from './routes/common.js';
 import { featureRoutes } from './routes/features.js';
 import { modelRoutes } from './routes/model.js';
 import { opsRoutes } from './routes/ops.js';
+import { pageRoutes, PUBLIC_PAGE_ROUTES } from './routes/page.js';
 import { predictRoutes } from './routes/predict.js';
 import { streamRoutes, type StreamSettings } from './routes/stream.js';
 import type { ServingContext } from './serving-context.js';
@@ -16,8 +17,9 @@ import { ServingError } from './serving-errors.js';
 /** Options of the HTTP app. */
 export interface HttpAppOptions {
   /**
-   * When set, every route but `/health` needs `Authorization: Bearer <token>` (else 401). Default
-   * none: anyone who can reach the port may read features and predictions, so keep the default host.
+   * When set, every route but `/health` and the live page's files (`/`, which hold no data) needs
+   * `Authorization: Bearer <token>` (else 401). Default none: anyone who can reach the port may read
+   * features and predictions, so keep the default host.
    */
   readonly bearerToken?: string;
   /** Largest request body, bytes (larger: 413). Default 1 MiB. */
@@ -76,8 +78,8 @@ function sha256(text: string): Buffer {
 
 /**
  * The serving API on a Fastify app: features by key, request-time predictions, the live prediction
- * stream, the model's description, health, metrics and the OpenAPI document (`/openapi.json`).
- * Every route validates its request by JSON schema (400 naming the field).
+ * stream, the model's description, health, metrics, the OpenAPI document (`/openapi.json`) and the
+ * live page (`/`). Every route validates its request by JSON schema (400 naming the field).
  *
  * @example
  * const http = await buildHttpApp(context, { bearerToken: process.env.FEATUREFLOW_TOKEN });
@@ -141,7 +143,8 @@ export async function buildHttpApp(context: ServingContext, options: HttpAppOpti
   if (options.bearerToken) {
     const expected = sha256(`Bearer ${options.bearerToken}`);
     app.addHook('onRequest', async (request, reply) => {
-      if (request.routeOptions.url === '/health') return;
+      const route = request.routeOptions.url;
+      if (route === '/health' || (route !== undefined && PUBLIC_PAGE_ROUTES.has(route))) return;
       // Compared as digests: equal lengths, and no timing hint of how much of the token matched.
       const given = request.headers.authorization;
       if (given !== undefined && timingSafeEqual(sha256(given), expected)) return;
@@ -186,6 +189,7 @@ export async function buildHttpApp(context: ServingContext, options: HttpAppOpti
   const streams = new Set<() => void>();
   streamRoutes(app, context, settings, streams);
   opsRoutes(app, context);
+  pageRoutes(app);
   // Open streams would keep the server from closing: end them first (clients reconnect elsewhere).
   app.addHook('preClose', async () => {
     for (const end of [...streams]) end();
