@@ -69,6 +69,11 @@ export interface ColumnSchema {
   readonly typeOid: number;
   /** True when the column is part of the replica identity (primary key or identity index, or every column with FULL). */
   readonly key: boolean;
+  /**
+   * The column's type modifier where it has one (PostgreSQL's `atttypmod`: a numeric's precision and
+   * scale, a timestamp's or time's fractional digits, a varchar's length); absent without one.
+   */
+  readonly typeModifier?: number;
 }
 
 /** Schema of one captured table at one point in the stream. */

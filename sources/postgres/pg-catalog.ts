@@ -88,7 +88,7 @@ export async function readTableSchemas(
       );
     }
     const { rows: cols } = await client.query(
-      `SELECT a.attname AS name, a.atttypid AS type_oid, format_type(a.atttypid, a.atttypmod) AS type_name
+      `SELECT a.attname AS name, a.atttypid AS type_oid, a.atttypmod AS type_mod, format_type(a.atttypid, a.atttypmod) AS type_name
          FROM pg_attribute a
         WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
         ORDER BY a.attnum`,
@@ -129,7 +129,13 @@ export async function readTableSchemas(
           { cause: error },
         );
       }
-      columns.push({ name: col.name, ...resolved, typeOid: col.type_oid, key: keyColumns.includes(col.name) });
+      columns.push({
+        name: col.name,
+        ...resolved,
+        typeOid: col.type_oid,
+        key: keyColumns.includes(col.name),
+        ...(col.type_mod >= 0 ? { typeModifier: col.type_mod } : {}),
+      });
     }
     schemas.push({ table, columns, keyColumns });
   }

@@ -97,7 +97,13 @@ export class RelationTable {
           { cause: error },
         );
       }
-      columns.push({ name: col.name, ...resolved, typeOid: col.typeOid, key: false });
+      columns.push({
+        name: col.name,
+        ...resolved,
+        typeOid: col.typeOid,
+        key: false,
+        ...(col.typeMod >= 0 ? { typeModifier: col.typeMod } : {}),
+      });
     }
     const names = columns.map((c) => c.name);
     // pgoutput flags key columns in table order (under REPLICA IDENTITY FULL it flags every column),
