@@ -56,6 +56,12 @@ export interface ScorerAdapter extends Adapter<'scorer'> {
 /** A place predictions are written to besides the store's own table (`postgresPredictions({ table })`); its module adds a `TOKENS.PredictionSink`. */
 export interface PredictionsAdapter extends Adapter<'predictions'> {}
 
+/**
+ * Where the change log's committed changes are published besides the store (`debezium({ brokers })`:
+ * Debezium-compatible records on Kafka); its module binds `TOKENS.ChangePublisher`.
+ */
+export interface PublishAdapter extends Adapter<'publish'> {}
+
 /** The HTTP service of `featureflow serve`. */
 export interface ServeConfig {
   /** Address to listen on. Default `127.0.0.1` (only this machine); `0.0.0.0` to serve others. */
@@ -88,6 +94,8 @@ export interface FeatureflowConfig {
   predictions?: readonly PredictionsAdapter[];
   /** The HTTP service of `featureflow serve`. */
   serve?: ServeConfig;
+  /** Publishes every committed change (at least once) after the store holds it, e.g. `debezium({ brokers })`. Default none. */
+  publish?: PublishAdapter;
 }
 
 /** Ingestion tuning, for every source and store. */
@@ -113,6 +121,7 @@ export interface ResolvedConfig {
   readonly model: ScorerAdapter | null;
   readonly predictions: readonly PredictionsAdapter[];
   readonly serve: Readonly<Required<Omit<ServeConfig, 'token'>>> & { readonly token?: string };
+  readonly publish: PublishAdapter | null;
 }
 
 /** Identity function that gives `featureflow.config.ts` its types. */
@@ -185,6 +194,8 @@ export function resolveConfig(
   for (const p of config?.predictions ?? [])
     if (!isAdapter(p, 'predictions'))
       problems.push('predictions must list prediction sinks, e.g. postgresPredictions({ table })');
+  if (config?.publish != null && !isAdapter(config.publish, 'publish'))
+    problems.push('publish must be a change publisher, e.g. debezium({ brokers: ["localhost:9092"] })');
   const serve = {
     host: config?.serve?.host ?? '127.0.0.1',
     port: config?.serve?.port ?? 8080,
@@ -211,5 +222,6 @@ export function resolveConfig(
     model: config.model ?? null,
     predictions: Object.freeze([...(config.predictions ?? [])]),
     serve: Object.freeze(serve),
+    publish: config.publish ?? null,
   });
 }

@@ -4,6 +4,7 @@ import type { ResolvedConfig } from './config.js';
 import type {
   ChangeBus,
   ChangeLog,
+  ChangePublisher,
   OfflineStore,
   OnlineStore,
   PredictionSink,
@@ -35,4 +36,6 @@ export const TOKENS = {
   PredictionSink: Symbol.for('featureflow/PredictionSink') as ServiceIdentifier<PredictionSink>,
   /** Feature rows from the ingest to the online side. */
   ChangeBus: Symbol.for('featureflow/ChangeBus') as ServiceIdentifier<ChangeBus>,
+  /** Sends the change log's committed changes elsewhere (the config's `publish`). */
+  ChangePublisher: Symbol.for('featureflow/ChangePublisher') as ServiceIdentifier<ChangePublisher>,
 } as const;

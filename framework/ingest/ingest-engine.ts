@@ -7,6 +7,7 @@ import type {
   ChangeBus,
   ChangeLog,
   ChangeLogState,
+  ChangePublisher,
   PrepareResult,
   SnapshotPlan,
   SnapshotSession,
@@ -15,6 +16,7 @@ import type {
 import { TOKENS } from '../tokens.js';
 import { formatPosition, type ChangeBatch, type Position, type TableSchema } from '../types.js';
 import { batchInfo, type BatchInfo } from './batch-info.js';
+import { publishCommitted } from './publish-committed.js';
 import { readAhead } from './read-ahead.js';
 import { Backoff, describeError, retry } from './retry.js';
 import { fillUnchangedToast } from './toast-filler.js';
@@ -55,7 +57,11 @@ export class IngestEngine {
     @inject(TOKENS.Materializer) private readonly materializer: Materializer,
     @inject(TOKENS.Logger) private readonly logger: Logger,
     @inject(TOKENS.ChangeBus) @optional() private readonly bus: ChangeBus | undefined,
+    @inject(TOKENS.ChangePublisher) @optional() private readonly publisher: ChangePublisher | undefined,
   ) {}
+
+  /** The captured tables (known once the source prepared), whose changes a publisher sends. */
+  private captured: readonly string[] = [];
 
   async run(options: IngestOptions = {}): Promise<IngestResult> {
     const { signal } = options;
@@ -65,6 +71,7 @@ export class IngestEngine {
     if (state.tables && this.config.source.tables) this.addedTables(state.tables, this.config.source.tables);
     const prepared = await this.prepare(state, false);
     const captured = prepared.tables.map((t) => t.table);
+    this.captured = captured;
     this.checkViewsCaptured(captured);
     const added = state.tables ? this.addedTables(state.tables, captured) : [];
     const until = options.untilCaughtUp ? await this.source.currentPosition() : undefined;
@@ -129,6 +136,16 @@ export class IngestEngine {
     }
     await this.log.apply(batch, features);
     if (batch.complete && !batch.snapshot) this.source.confirm(batch.checkpoint);
+    if (batch.complete) await this.publish();
+  }
+
+  /**
+   * Sends what the change log committed and the publisher has not sent yet (after each durable batch,
+   * and before following, for what a stop left unsent).
+   */
+  private async publish(): Promise<void> {
+    if (!this.publisher) return;
+    await publishCommitted(this.log, this.publisher, this.captured);
   }
 
   /**
@@ -199,6 +216,7 @@ export class IngestEngine {
           }
           continue;
         }
+        await this.publish();
         this.logger.info(
           { from: formatPosition(from), until: until === undefined ? undefined : formatPosition(until) },
           'following the source',

@@ -1,5 +1,6 @@
 import type { Materialized } from '../features/materialize.js';
 import type { Change, ChangeBatch, Position, Row, VersionedSchema } from '../types.js';
+import type { PublishedPositions } from './change-publisher.js';
 import type { SourceRecord } from './source.js';
 
 /** What the change log holds about its own progress. */
@@ -31,7 +32,7 @@ export interface ChangeLogTableStats {
  * The durable change log (DuckDB by default), and with it the offline history of the feature views:
  * each batch, the feature rows materialized from it and the checkpoint commit together (exactly once).
  */
-export interface ChangeLog {
+export interface ChangeLog extends PublishedPositions {
   /**
    * Opens (creating if needed) the log, and brings the feature history up to the definitions: a
    * changed definition without a version bump is refused, a new version is built from the log. First call.

@@ -6,3 +6,4 @@ export type * from './scorer.js';
 export type * from './offline-store.js';
 export type * from './change-bus.js';
 export type * from './prediction-sink.js';
+export type * from './change-publisher.js';

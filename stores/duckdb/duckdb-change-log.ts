@@ -191,6 +191,21 @@ export class DuckDBChangeLog implements ChangeLog {
     );
   }
 
+  async published(publisher: string): Promise<bigint | null> {
+    const rows = (
+      await this.connection.runAndReadAll('SELECT commit_lsn FROM _published WHERE publisher = $1', [publisher])
+    ).getRows() as [bigint][];
+    return rows[0] ? BigInt(rows[0][0]) : null;
+  }
+
+  async savePublished(publisher: string, position: bigint): Promise<void> {
+    await this.connection.run(
+      `INSERT INTO _published (publisher, commit_lsn) VALUES ($1, $2::UBIGINT)
+         ON CONFLICT (publisher) DO UPDATE SET commit_lsn = excluded.commit_lsn`,
+      [publisher, position.toString()],
+    );
+  }
+
   async apply(batch: ChangeBatch, features: Materialized): Promise<void> {
     const c = this.connection;
     const storage = this.storage!;

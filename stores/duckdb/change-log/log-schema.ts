@@ -63,6 +63,11 @@ CREATE TABLE IF NOT EXISTS _table_starts (
   -- NULL: to be read again (see ChangeBatch.rereads)
   lsn UBIGINT
 );
+-- Per change publisher (ChangePublisher.id), the last commit position it sent.
+CREATE TABLE IF NOT EXISTS _published (
+  publisher VARCHAR PRIMARY KEY,
+  commit_lsn UBIGINT NOT NULL
+);
 `;
 
 /**
