@@ -18,6 +18,7 @@ export type {
   IngestConfig,
   OnlineAdapter,
   PredictionsAdapter,
+  PublishAdapter,
   ResolvedConfig,
   ScorerAdapter,
   ServeConfig,
@@ -50,6 +51,7 @@ export {
   type PostgresPredictions,
   type PostgresPredictionsConfig,
 } from './stores/postgres/index.js';
+export { debezium, type DebeziumConfig, type DebeziumPublish } from './stores/debezium/index.js';
 export { saveModel, tfjs, TFJS_ERRORS, type TfjsModel, type TfjsScorerConfig } from './scorers/tfjs/index.js';
 // toTensors lives in 'featureflow/tensors': it loads TF.js, which is slow, so it is imported on demand
 // (the scorer loads TF.js in its worker threads only).
@@ -77,6 +79,7 @@ export async function createContainer(
     resolved.online.module,
     ...(resolved.model ? [resolved.model.module] : []),
     ...resolved.predictions.map((p) => p.module),
+    ...(resolved.publish ? [resolved.publish.module] : []),
     ...(options.serving ? [servingModule()] : []),
   ];
   return buildContainer(resolved, modules);

@@ -1,0 +1,173 @@
+import { randomUUID } from 'node:crypto';
+import { type Admin, type Kafka, type Message, Partitioners, type Producer } from 'kafkajs';
+import type { Logger } from 'pino';
+import { createKafka, kafkaError } from '../../clients/kafka/index.js';
+import type { ChangePublisher, PublishRun } from '../../framework/interfaces/index.js';
+import type { Change } from '../../framework/types.js';
+import type { ResolvedDebeziumConfig } from './debezium-config.js';
+import {
+  type DebeziumRecord,
+  EnvelopeEncoder,
+  type SnapshotMark,
+  type TransactionCounts,
+} from './debezium-envelope.js';
+
+/** The `source.version` featureflow writes (Debezium writes its own version, e.g. `3.6.1.Final`). */
+const VERSION = 'featureflow';
+
+/**
+ * Publishes the change log's changes as Debezium PostgreSQL connector records on Kafka: one topic
+ * per table, keyed by the primary key (so Kafka's default partitioner puts a row's records on one
+ * partition, in order), transaction BEGIN/END records on `<prefix>.transaction`. An idempotent
+ * producer with one request in flight keeps the order within each partition across retries.
+ */
+export class DebeziumPublisher implements ChangePublisher {
+  readonly id: string;
+  private readonly kafka: Kafka;
+  private producer: Producer | undefined;
+  private admin: Admin | undefined;
+  private readonly topics = new Set<string>();
+  private readonly headers: Record<string, string>;
+  private closed = false;
+
+  constructor(
+    private readonly config: ResolvedDebeziumConfig,
+    private readonly logger: Logger,
+  ) {
+    this.id = `debezium:${config.topicPrefix}`;
+    this.kafka = createKafka(config.kafka, logger);
+    this.headers = {
+      '__debezium.context.connectorLogicalName': config.topicPrefix,
+      '__debezium.context.taskId': '0',
+      '__debezium.context.connectorName': 'postgresql',
+      '__debezium.context.runId': randomUUID(),
+    };
+  }
+
+  async publish(run: PublishRun): Promise<void> {
+    const encoder = new EnvelopeEncoder(
+      {
+        topicPrefix: this.config.topicPrefix,
+        schemas: this.config.schemas,
+        database: this.config.database,
+        tombstones: this.config.tombstones,
+        version: VERSION,
+      },
+      run.schemas,
+    );
+    let tx: TransactionCounts | null = null;
+    // A snapshot read waits for the next change: Debezium marks a table's last read.
+    let read: { change: Change; first: boolean } | null = null;
+    let lastReadTable: string | null = null;
+    let records: DebeziumRecord[] = [];
+    const now = () => BigInt(Date.now()) * 1000n;
+    const flushRead = (last: boolean) => {
+      if (!read) return;
+      records.push(
+        ...encoder.records(read.change, null, snapshotMark(read.change.table, run.tables, read.first, last), now()),
+      );
+      read = null;
+    };
+    for await (const page of run.pages) {
+      for (const change of page) {
+        if (change.op === 'r') {
+          const first = lastReadTable !== change.table;
+          flushRead(first);
+          read = { change, first };
+          lastReadTable = change.table;
+          continue;
+        }
+        flushRead(true);
+        if (!tx || tx.commitPosition !== change.commitPosition || tx.xid !== change.xid) {
+          if (tx) records.push(encoder.end(tx));
+          tx = {
+            xid: change.xid,
+            id: `${change.xid}:${change.position}`,
+            total: 0,
+            perTable: new Map(),
+            commitTime: change.commitTime,
+            commitPosition: change.commitPosition,
+          };
+          records.push(encoder.begin(tx));
+        }
+        records.push(...encoder.records(change, tx, null, now()));
+      }
+      await this.send(records);
+      records = [];
+    }
+    flushRead(true);
+    if (tx) records.push(encoder.end(tx));
+    await this.send(records);
+  }
+
+  /** Sends records in order (each topic's in one request), once its topics exist. */
+  private async send(records: readonly DebeziumRecord[]): Promise<void> {
+    if (records.length === 0) return;
+    const byTopic = new Map<string, Message[]>();
+    for (const r of records) {
+      let messages = byTopic.get(r.topic);
+      if (!messages) byTopic.set(r.topic, (messages = []));
+      messages.push({ key: r.key, value: r.value, headers: { ...r.headers, ...this.headers } });
+    }
+    try {
+      await this.ensureTopics([...byTopic.keys()]);
+      const producer = await this.connectedProducer();
+      await producer.sendBatch({
+        acks: -1,
+        topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })),
+      });
+    } catch (error) {
+      throw kafkaError(error, `publishing ${records.length} Debezium records`, this.config.kafka.brokers);
+    }
+  }
+
+  private async ensureTopics(topics: readonly string[]): Promise<void> {
+    const missing = topics.filter((t) => !this.topics.has(t));
+    if (missing.length === 0) return;
+    if (!this.admin) {
+      this.admin = this.kafka.admin();
+      await this.admin.connect();
+    }
+    const existing = new Set(await this.admin.listTopics());
+    const create = missing.filter((t) => !existing.has(t));
+    if (create.length > 0) {
+      await this.admin.createTopics({ topics: create.map((topic) => ({ topic })), waitForLeaders: true });
+      this.logger.info({ topics: create }, 'created Debezium topics');
+    }
+    for (const t of missing) this.topics.add(t);
+  }
+
+  private async connectedProducer(): Promise<Producer> {
+    if (!this.producer) {
+      const producer = this.kafka.producer({
+        idempotent: true,
+        maxInFlightRequests: 1,
+        createPartitioner: Partitioners.DefaultPartitioner,
+      });
+      await producer.connect();
+      this.producer = producer;
+    }
+    return this.producer;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.producer?.disconnect().catch(() => undefined);
+    await this.admin?.disconnect().catch(() => undefined);
+  }
+}
+
+/**
+ * `source.snapshot` of a read: Debezium marks the snapshot's first and last records (`first`,
+ * `last`), each further table's first and last (`first_in_data_collection`,
+ * `last_in_data_collection`), and the others `true`.
+ */
+function snapshotMark(table: string, tables: readonly string[], first: boolean, last: boolean): SnapshotMark {
+  const index = tables.indexOf(table);
+  if (last && index === tables.length - 1) return 'last';
+  if (first && index <= 0) return 'first';
+  if (first) return 'first_in_data_collection';
+  if (last) return 'last_in_data_collection';
+  return 'true';
+}
