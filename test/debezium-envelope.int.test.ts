@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, inject, test } from 'vitest';
 import { type DebeziumConnect, startDebeziumConnect } from '../testing/debezium-connect.js';
 import { closeContainer, createContainer, debezium, TOKENS } from '../index.js';
 import { pgClient, pgUrl, randomName, testConfig, waitFor } from './helpers.js';
-import { startIngest } from './ingest-harness.js';
+import { ingestUntilCaughtUp, startIngest } from './ingest-harness.js';
 
 // The same table and the same changes captured twice: by real Debezium (Kafka Connect standalone
 // with its PostgreSQL connector) and by featureflow publishing Debezium envelopes. The records must
@@ -195,6 +195,55 @@ describe('Debezium envelopes: featureflow against real Debezium', () => {
       await ingest.stop();
       await closeContainer(container);
     }
+  });
+});
+
+describe('Debezium envelopes: publishing from the change log', () => {
+  test('changes logged before publishing was configured are published from the log, once; without schemas the records are bare payloads', async () => {
+    const table = randomName('dbzlog');
+    const prefix = randomName('ff');
+    await client.query(`CREATE TABLE ${table} (id int PRIMARY KEY, v text)`);
+    await client.query(`INSERT INTO ${table} VALUES (1, 'one'), (2, 'two')`);
+    const config = testConfig([`public.${table}`]);
+    await ingestUntilCaughtUp(config);
+    await client.query(`INSERT INTO ${table} VALUES (3, 'three')`);
+    await client.query(`UPDATE ${table} SET v = 'ONE' WHERE id = 1`);
+    await client.query(`DELETE FROM ${table} WHERE id = 2`);
+    await ingestUntilCaughtUp(config);
+
+    // The same change log, now publishing: everything it holds goes out, in commit order.
+    const publishing = Object.freeze({
+      ...config,
+      publish: debezium({ brokers, topicPrefix: prefix, schemas: false, database: 'postgres' }),
+    });
+    await ingestUntilCaughtUp(publishing);
+    const data = await read(`${prefix}.public.${table}`);
+    await waitFor('the logged changes', () => data.length >= 6, 60_000);
+    expect(data.map((r) => r.key)).toEqual([{ id: 1 }, { id: 2 }, { id: 3 }, { id: 1 }, { id: 2 }, { id: 2 }]);
+    expect(data.map((r) => r.value?.op ?? 'tombstone')).toEqual(['r', 'r', 'c', 'u', 'd', 'tombstone']);
+    expect(data[3]!.value).toMatchObject({ before: null, after: { id: 1, v: 'ONE' } });
+    expect(data[4]!.value).toMatchObject({ before: { id: 2, v: null }, after: null });
+    expect(data[0]!.value.source).toMatchObject({ snapshot: 'first', db: 'postgres', table, txId: null });
+    expect(data[1]!.value.source.snapshot).toBe('last');
+    const tx = await read(`${prefix}.transaction`);
+    await waitFor('BEGIN and END of the 3 transactions', () => tx.length >= 6, 60_000);
+    expect(tx.map((r) => r.value.status)).toEqual(['BEGIN', 'END', 'BEGIN', 'END', 'BEGIN', 'END']);
+    expect(tx.map((r) => r.value.id.split(':')[0])).toEqual(
+      [2, 2, 3, 3, 4, 4].map((i) => String(data[i]!.value.source.txId)),
+    );
+
+    // Published once: a further run sends only what is new.
+    await client.query(`INSERT INTO ${table} VALUES (4, 'four')`);
+    await ingestUntilCaughtUp(publishing);
+    await waitFor('the new insert', () => data.length >= 7, 60_000);
+    await ingestUntilCaughtUp(publishing);
+    await client.query(`INSERT INTO ${table} VALUES (5, 'five')`);
+    await ingestUntilCaughtUp(publishing);
+    await waitFor('the last insert', () => data.length >= 8, 60_000);
+    expect(data.slice(6).map((r) => [r.key, r.value.op])).toEqual([
+      [{ id: 4 }, 'c'],
+      [{ id: 5 }, 'c'],
+    ]);
   });
 });
 
