@@ -116,19 +116,33 @@ export function columnSchema(column: ColumnSchema, required = false): ConnectSch
   return { ...schema, optional: !required, field: column.name };
 }
 
-const EPOCH_DAY_MS = 86_400_000;
+/** Days from 1970-01-01 to a proleptic Gregorian date (year 0 is 1 BC), in integer arithmetic (any year PostgreSQL holds). */
+function daysFromCivil(year: number, month: number, day: number): number {
+  const y = month <= 2 ? year - 1 : year;
+  const era = Math.floor(y / 400);
+  const yoe = y - era * 400;
+  const doy = Math.floor((153 * (month + (month > 2 ? -3 : 9)) + 2) / 5) + day - 1;
+  const doe = yoe * 365 + Math.floor(yoe / 4) - Math.floor(yoe / 100) + doy;
+  return era * 146_097 + doe - 719_468;
+}
 
-/** Days since 1970-01-01 of `YYYY-MM-DD` (` BC` years counted as PostgreSQL does: 1 BC is year 0). */
-function epochMs(text: string): number {
-  const bc = text.endsWith(' BC');
+/** Days since 1970-01-01 and seconds into the day of `YYYY-MM-DD[THH:MM:SS…][ BC]` (1 BC is year 0, as in PostgreSQL). */
+function civil(text: string): { days: number; seconds: number } {
   const m = /^(\d+)-(\d\d)-(\d\d)(?:T(\d\d):(\d\d):(\d\d))?/.exec(text);
   if (!m) throw new TypeError(`not a date: ${text}`);
-  const year = bc ? 1 - Number(m[1]) : Number(m[1]);
-  const d = new Date(0);
-  d.setUTCFullYear(year, Number(m[2]) - 1, Number(m[3]));
-  d.setUTCHours(Number(m[4] ?? 0), Number(m[5] ?? 0), Number(m[6] ?? 0), 0);
-  return d.getTime();
+  const year = text.endsWith(' BC') ? 1 - Number(m[1]) : Number(m[1]);
+  return {
+    days: daysFromCivil(year, Number(m[2]), Number(m[3])),
+    seconds: Number(m[4] ?? 0) * 3600 + Number(m[5] ?? 0) * 60 + Number(m[6] ?? 0),
+  };
 }
+
+/** PostgreSQL's `infinity` and `-infinity` dates and timestamps: +1, -1, or 0 for a finite value. */
+function infinity(text: string): number {
+  return text === 'infinity' ? 1 : text === '-infinity' ? -1 : 0;
+}
+
+const INT64_MAX = 9_223_372_036_854_775_807n;
 
 /** The microseconds of a fraction `.ffffff` (or none) in `text`. */
 function fractionMicros(text: string): number {
@@ -201,6 +215,12 @@ function trimFraction(fraction: string): string {
   return trimmed === '.' ? '' : trimmed;
 }
 
+/** Division rounding towards negative infinity (milliseconds of a time before 1970). */
+function floorDiv(a: bigint, b: bigint): bigint {
+  const q = a / b;
+  return a % b !== 0n && a < 0n !== b < 0n ? q - 1n : q;
+}
+
 /** JsonConverter (Jackson) writes NaN and the infinities as strings. */
 function floatValue(n: number): Json {
   return Number.isFinite(n) ? n : String(n);
@@ -233,16 +253,27 @@ function elementValue(column: ColumnSchema, value: Exclude<Value, Value[]>): Jso
       return base64(value as Uint8Array);
     case 'oid':
       return BigInt(value as number);
-    case 'date':
-      return Math.floor(epochMs(value as string) / EPOCH_DAY_MS);
-    case 'timestamp': {
-      const text = value as string;
-      const micros = BigInt(epochMs(text)) * 1000n + BigInt(fractionMicros(text.slice(19)));
-      return fractionDigits(column) <= 3 ? micros / 1000n : micros;
+    case 'date': {
+      // Infinite dates as the int32 limits (Debezium's own numbers for them are not meaningful).
+      const inf = infinity(value as string);
+      return inf > 0 ? 2_147_483_647 : inf < 0 ? -2_147_483_648 : civil(value as string).days;
     }
-    case 'timestamptz':
-      // Debezium prints the column's six fractional digits (featureflow's form already has them).
-      return `${(value as string).slice(0, 19)}.${String(fractionMicros(value as string)).padStart(6, '0')}Z`;
+    case 'timestamp': {
+      // Infinite timestamps as the int64 limits, as Debezium documents.
+      const inf = infinity(value as string);
+      if (inf !== 0) return inf > 0 ? INT64_MAX : -INT64_MAX - 1n;
+      const text = value as string;
+      const { days, seconds } = civil(text);
+      const micros = (BigInt(days) * 86_400n + BigInt(seconds)) * 1_000_000n + BigInt(fractionMicros(text.slice(19)));
+      return fractionDigits(column) <= 3 ? floorDiv(micros, 1000n) : micros;
+    }
+    case 'timestamptz': {
+      const text = value as string;
+      if (infinity(text) !== 0) return text;
+      // Debezium prints the column's six fractional digits.
+      const fraction = String(fractionMicros(text.slice(19))).padStart(6, '0');
+      return `${text.slice(0, 19)}.${fraction}Z${text.endsWith(' BC') ? ' BC' : ''}`;
+    }
     case 'time': {
       const micros = timeMicros(value as string);
       return fractionDigits(column) <= 3 ? Number(micros / 1000n) : micros;

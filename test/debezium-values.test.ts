@@ -1,0 +1,54 @@
+import { describe, expect, test } from 'vitest';
+import type { ColumnSchema } from '../framework/types.js';
+import { columnValue, toJson, twosComplement } from '../stores/debezium/debezium-values.js';
+
+// Values as real Debezium 3.6 wrote them for the same PostgreSQL values (recorded from
+// test/debezium-envelope.int.test.ts's table); the comparison against Debezium itself is that test.
+
+const col = (type: string, typeModifier?: number, array = false): ColumnSchema => ({
+  name: 'c',
+  type,
+  array,
+  typeOid: 0,
+  key: false,
+  ...(typeModifier === undefined ? {} : { typeModifier }),
+});
+const json = (column: ColumnSchema, value: Parameters<typeof columnValue>[1]) => toJson(columnValue(column, value));
+
+describe('Debezium values', () => {
+  test('numerics: precise decimals, variable scale without trailing zeros, NaN as null', () => {
+    expect(json(col('numeric'), '123.4500')).toBe('{"scale":2,"value":"MDk="}');
+    expect(json(col('numeric'), '5')).toBe('{"scale":0,"value":"BQ=="}');
+    expect(json(col('numeric'), 'NaN')).toBe('null');
+    // numeric(30,5): ((30 << 16) | 5) + 4
+    expect(json(col('numeric', ((30 << 16) | 5) + 4), '-1234567890123456789012345.12345')).toBe(
+      '"/nEW8Ak8jB8RscHOJw=="',
+    );
+    expect([...twosComplement(128n)]).toEqual([0, 128]);
+    expect([...twosComplement(-129n)]).toEqual([255, 127]);
+  });
+
+  test('dates and times, BC and infinite ones included', () => {
+    expect(json(col('date'), '2024-02-29')).toBe('19782');
+    expect(json(col('timestamp'), '2024-01-02T03:04:05.123456')).toBe('1704164645123456');
+    expect(json(col('timestamp', 3), '2024-01-02T03:04:05.123000')).toBe('1704164645123');
+    expect(json(col('timestamp'), '0044-03-15T03:04:05.000000 BC')).toBe('-63517812955000000');
+    // Not recorded: the int64 limit Debezium's documentation gives for infinite timestamps.
+    expect(json(col('timestamp'), 'infinity')).toBe('9223372036854775807');
+    expect(json(col('date'), '-infinity')).toBe('-2147483648');
+    expect(json(col('timestamptz'), '2024-01-01T21:34:05.123456Z')).toBe('"2024-01-01T21:34:05.123456Z"');
+    expect(json(col('time'), '12:34:56.789012')).toBe('45296789012');
+    expect(json(col('time', 3), '12:34:56.789000')).toBe('45296789');
+    expect(json(col('timetz'), '12:34:56.789012+05:30')).toBe('"07:04:56.789012Z"');
+    expect(json(col('timetz'), '00:00:00.000000-08:00')).toBe('"08:00:00Z"');
+    expect(json(col('interval'), 'P1Y2M3DT4H5M6.5S')).toBe('37091106500000');
+  });
+
+  test('floats: float4 as its shortest decimal, NaN and infinities as strings', () => {
+    expect(json(col('float4'), Math.fround(0.1))).toBe('0.1');
+    expect(json(col('float8', undefined, true), [0.1, Number.NaN, Number.NEGATIVE_INFINITY])).toBe(
+      '[0.1,"NaN","-Infinity"]',
+    );
+    expect(json(col('int8'), -9223372036854775808n)).toBe('-9223372036854775808');
+  });
+});
