@@ -204,7 +204,10 @@ describe('Debezium envelopes: publishing from the change log', () => {
     const prefix = randomName('ff');
     await client.query(`CREATE TABLE ${table} (id int PRIMARY KEY, v text)`);
     await client.query(`INSERT INTO ${table} VALUES (1, 'one'), (2, 'two')`);
-    const config = testConfig([`public.${table}`]);
+    // A second table: every table's snapshot is published (their reads share one position).
+    await client.query(`CREATE TABLE ${table}_b (k text PRIMARY KEY)`);
+    await client.query(`INSERT INTO ${table}_b VALUES ('b')`);
+    const config = testConfig([`public.${table}`, `public.${table}_b`]);
     await ingestUntilCaughtUp(config);
     await client.query(`INSERT INTO ${table} VALUES (3, 'three')`);
     await client.query(`UPDATE ${table} SET v = 'ONE' WHERE id = 1`);
@@ -219,12 +222,16 @@ describe('Debezium envelopes: publishing from the change log', () => {
     await ingestUntilCaughtUp(publishing);
     const data = await read(`${prefix}.public.${table}`);
     await waitFor('the logged changes', () => data.length >= 6, 60_000);
+    const other = await read(`${prefix}.public.${table}_b`);
+    await waitFor("the other table's snapshot", () => other.length >= 1, 60_000);
+    expect(other.map((r) => [r.key, r.value.op, r.value.after])).toEqual([[{ k: 'b' }, 'r', { k: 'b' }]]);
     expect(data.map((r) => r.key)).toEqual([{ id: 1 }, { id: 2 }, { id: 3 }, { id: 1 }, { id: 2 }, { id: 2 }]);
     expect(data.map((r) => r.value?.op ?? 'tombstone')).toEqual(['r', 'r', 'c', 'u', 'd', 'tombstone']);
     expect(data[3]!.value).toMatchObject({ before: null, after: { id: 1, v: 'ONE' } });
     expect(data[4]!.value).toMatchObject({ before: { id: 2, v: null }, after: null });
     expect(data[0]!.value.source).toMatchObject({ snapshot: 'first', db: 'postgres', table, txId: null });
-    expect(data[1]!.value.source.snapshot).toBe('last');
+    expect(data[1]!.value.source.snapshot).toBe('last_in_data_collection');
+    expect(other[0]!.value.source.snapshot).toBe('last');
     const tx = await read(`${prefix}.transaction`);
     await waitFor('BEGIN and END of the 3 transactions', () => tx.length >= 6, 60_000);
     expect(tx.map((r) => r.value.status)).toEqual(['BEGIN', 'END', 'BEGIN', 'END', 'BEGIN', 'END']);
@@ -244,6 +251,18 @@ describe('Debezium envelopes: publishing from the change log', () => {
       [{ id: 4 }, 'c'],
       [{ id: 5 }, 'c'],
     ]);
+
+    // Regression: publishing from a log's first run sent only the first table's snapshot (the
+    // second's reads share its position, which counted as sent).
+    const fresh = randomName('ff');
+    await ingestUntilCaughtUp(
+      testConfig([`public.${table}`, `public.${table}_b`], {
+        publish: debezium({ brokers, topicPrefix: fresh, schemas: false }),
+      }),
+    );
+    const second = await read(`${fresh}.public.${table}_b`);
+    await waitFor("the second table's snapshot", () => second.length >= 1, 60_000);
+    expect(second.map((r) => r.value.op)).toEqual(['r']);
   });
 });
 

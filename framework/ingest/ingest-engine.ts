@@ -136,7 +136,8 @@ export class IngestEngine {
     }
     await this.log.apply(batch, features);
     if (batch.complete && !batch.snapshot) this.source.confirm(batch.checkpoint);
-    if (batch.complete) await this.publish();
+    // A snapshot is published whole before following (its tables' reads share one position).
+    if (batch.complete && !batch.snapshot) await this.publish();
   }
 
   /**
