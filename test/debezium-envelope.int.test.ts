@@ -37,8 +37,20 @@ function parse(text: string): any {
   return JSON.parse(text.replace(/([:[,])(-?\d{16,})(?=[,\]}])/g, '$1"$2"'));
 }
 
+const topicExists = async (topic: string) => {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    return (await admin.listTopics()).includes(topic);
+  } finally {
+    await admin.disconnect();
+  }
+};
+
 /** Reads `topic` from the beginning into an array that fills as records arrive. */
 async function read(topic: string): Promise<Read[]> {
+  // Subscribing to a topic not created yet fails.
+  await waitFor(`topic ${topic}`, () => topicExists(topic), 120_000);
   const records: Read[] = [];
   const consumer = kafka.consumer({ groupId: randomName('group'), maxWaitTimeInMs: 100 });
   consumers.push(consumer);
@@ -57,16 +69,6 @@ async function read(topic: string): Promise<Read[]> {
   });
   return records;
 }
-
-const topicExists = async (topic: string) => {
-  const admin = kafka.admin();
-  await admin.connect();
-  try {
-    return (await admin.listTopics()).includes(topic);
-  } finally {
-    await admin.disconnect();
-  }
-};
 
 /**
  * Every supported type. Left out, as the README documents: 2-D arrays (Debezium writes each inner
@@ -125,6 +127,7 @@ describe('Debezium envelopes: featureflow against real Debezium', () => {
     try {
       await ingest.until('the snapshot', () => ingest.snapshotDone(), 120_000);
       await waitFor(`topic ${theirs}.public.${table}`, () => topicExists(`${theirs}.public.${table}`), 120_000);
+      await waitFor(`topic ${ours}.public.${table}`, () => topicExists(`${ours}.public.${table}`), 120_000);
       const dbz = await read(`${theirs}.public.${table}`);
       const ff = await read(`${ours}.public.${table}`);
       await waitFor('both snapshots', () => dbz.length >= 2 && ff.length >= 2, 120_000);
