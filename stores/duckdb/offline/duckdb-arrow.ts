@@ -17,6 +17,7 @@ import {
   type DuckDBValue,
 } from '@duckdb/node-api';
 import * as arrow from 'apache-arrow';
+import { FeatureflowError } from '../../../framework/errors.js';
 
 /** Converts `length` rows of a raw DuckDB vector to Arrow data of a fixed type. */
 interface ColumnConverter {
@@ -272,24 +273,37 @@ export function converterFor(type: DuckDBType): ColumnConverter {
   }
 }
 
-/** Options of {@link queryArrow}. */
+/** Options of {@link queryArrow} and {@link streamArrow}. */
 export interface QueryArrowOptions {
   /** Metadata per column name, kept on the Arrow fields (e.g. a tensor's shape). */
   readonly fieldMetadata?: ReadonlyMap<string, ReadonlyMap<string, string>>;
   /** Called after each chunk with the rows converted so far. */
   readonly onRows?: (rows: number) => void;
+  /** Rows the query must return: fewer fail the read (see {@link streamArrow}). */
+  readonly expectedRows?: number;
+}
+
+/** A query's result as Arrow: its schema, then one record batch per DuckDB chunk as DuckDB makes them. */
+export interface ArrowStream {
+  readonly schema: arrow.Schema;
+  /** Iterate once; breaking off releases the result. */
+  readonly batches: AsyncIterable<arrow.RecordBatch>;
 }
 
 /**
- * Runs a query and returns its result as an Arrow table, converted column-wise chunk by chunk (one
- * record batch per DuckDB chunk), never through row objects.
+ * Runs a query and streams its result as Arrow record batches, converted column-wise chunk by chunk
+ * (never through row objects), so a caller can write them out without holding the whole result.
+ *
+ * A DuckDB streaming result that fails midway (out of memory) ends as if it were complete, and the node
+ * API cannot tell: with `expectedRows`, a result that ends short fails with FF_EXPORT instead of
+ * passing for a smaller one.
  */
-export async function queryArrow(
+export async function streamArrow(
   c: DuckDBConnection,
   sql: string,
   params: DuckDBValue[] = [],
   options: QueryArrowOptions = {},
-): Promise<arrow.Table> {
+): Promise<ArrowStream> {
   const result = await c.stream(sql, params);
   const names = result.deduplicatedColumnNames();
   const converters = result.columnTypes().map(converterFor);
@@ -304,16 +318,102 @@ export async function queryArrow(
   );
   const schema = new arrow.Schema(fields);
   const struct = new arrow.Struct(fields);
-  const batches: arrow.RecordBatch[] = [];
-  let rows = 0;
-  for (;;) {
-    const chunk = await result.fetchChunk();
-    if (!chunk || chunk.rowCount === 0) break;
-    const length = chunk.rowCount;
-    const children = converters.map((conv, i) => conv.convert(duckdb.data_chunk_get_vector(chunk.chunk, i), length));
-    batches.push(new arrow.RecordBatch(schema, arrow.makeData({ type: struct, length, nullCount: 0, children })));
-    rows += length;
-    options.onRows?.(rows);
+  async function* batches(): AsyncGenerator<arrow.RecordBatch> {
+    let rows = 0;
+    for (;;) {
+      const chunk = await result.fetchChunk();
+      if (!chunk || chunk.rowCount === 0) break;
+      const length = chunk.rowCount;
+      const children = converters.map((conv, i) => conv.convert(duckdb.data_chunk_get_vector(chunk.chunk, i), length));
+      rows += length;
+      options.onRows?.(rows);
+      yield new arrow.RecordBatch(schema, arrow.makeData({ type: struct, length, nullCount: 0, children }));
+    }
+    if (options.expectedRows !== undefined && rows !== options.expectedRows) {
+      throw new FeatureflowError(
+        'FF_EXPORT',
+        `a read of the store ended after ${rows} of its ${options.expectedRows} rows: DuckDB failed midway, most likely out of memory; ` +
+          'raise the memory limit of the process reading (duckdb({ memoryLimit }), openOfflineStore(path, { memoryLimit }))',
+      );
+    }
   }
-  return new arrow.Table(schema, batches);
+  return { schema, batches: batches() };
+}
+
+/**
+ * Runs a query and returns its result as an Arrow table, converted column-wise chunk by chunk (one
+ * record batch per DuckDB chunk), never through row objects.
+ */
+export async function queryArrow(
+  c: DuckDBConnection,
+  sql: string,
+  params: DuckDBValue[] = [],
+  options: QueryArrowOptions = {},
+): Promise<arrow.Table> {
+  const { schema, batches } = await streamArrow(c, sql, params, options);
+  const out: arrow.RecordBatch[] = [];
+  for await (const batch of batches) out.push(batch);
+  return new arrow.Table(schema, out);
+}
+
+/** The parts of a writer that {@link IpcEncoder} reaches: apache-arrow's writers send every byte through `_write`. */
+type WriterClass = new () => arrow.RecordBatchWriter;
+
+/** A writer of apache-arrow's whose bytes are taken as they are made instead of queued. */
+function capturing(Base: WriterClass) {
+  return class extends Base {
+    parts: Uint8Array[] = [];
+    protected override _write(chunk: unknown): this {
+      // apache-arrow writes typed arrays only (schema, padding, bodies, footer).
+      if (!ArrayBuffer.isView(chunk)) throw new TypeError('an Arrow IPC writer wrote something other than bytes');
+      if (this._started && chunk.byteLength > 0) {
+        this.parts.push(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+        this._position += chunk.byteLength;
+      }
+      return this;
+    }
+  };
+}
+
+const CapturingFileWriter = capturing(arrow.RecordBatchFileWriter);
+const CapturingStreamWriter = capturing(arrow.RecordBatchStreamWriter);
+
+/**
+ * Encodes record batches in Arrow IPC (the file or the stream format) and hands out the bytes of each
+ * step for the caller to write with backpressure: apache-arrow's own writers queue every byte until
+ * it is read, without a bound. Call {@link start}, then {@link write} per batch, then {@link finish}.
+ */
+export class IpcEncoder {
+  private readonly writer: InstanceType<typeof CapturingFileWriter>;
+
+  constructor(
+    format: 'file' | 'stream',
+    private readonly schema: arrow.Schema,
+  ) {
+    this.writer = format === 'file' ? new CapturingFileWriter() : new CapturingStreamWriter();
+  }
+
+  /** The header (the schema; the file format's magic). */
+  start(): Uint8Array[] {
+    this.writer.reset(undefined, this.schema);
+    return this.take();
+  }
+
+  /** One record batch. */
+  write(batch: arrow.RecordBatch): Uint8Array[] {
+    this.writer.write(batch);
+    return this.take();
+  }
+
+  /** The end (the stream's end marker; the file format's footer). */
+  finish(): Uint8Array[] {
+    this.writer.finish();
+    return this.take();
+  }
+
+  private take(): Uint8Array[] {
+    const parts = this.writer.parts;
+    this.writer.parts = [];
+    return parts;
+  }
 }

@@ -1,12 +1,13 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { basename, dirname, extname, resolve } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { open } from 'node:fs/promises';
+import { basename, dirname, extname, join, resolve } from 'node:path';
 import type { DuckDBConnection } from '@duckdb/node-api';
-import { tableToIPC } from 'apache-arrow';
 import { FeatureflowError } from '../../../framework/errors.js';
 import { formatMicros } from '../../../framework/features/instant.js';
 import type { ExportManifest, ExportOptions, ExportResult } from '../../../framework/interfaces/offline-store.js';
 import { formatPosition } from '../../../framework/types.js';
-import { queryArrow } from './duckdb-arrow.js';
+import { IpcEncoder, streamArrow } from './duckdb-arrow.js';
 import type { FeatureQuery } from './feature-query.js';
 
 function formatOf(out: string, format?: 'parquet' | 'arrow'): 'parquet' | 'arrow' {
@@ -28,17 +29,29 @@ export async function writeExport(
   const path = resolve(out);
   mkdirSync(dirname(path), { recursive: true });
   const total = query.spine?.rows ?? null;
+  // Written beside the file and renamed at the end: an export that fails midway (streamed, it can)
+  // leaves no truncated file behind, nor a previous export half overwritten.
+  const partial = join(dirname(path), `.${basename(path)}.${randomBytes(4).toString('hex')}.partial`);
   let rows: number;
-  if (format === 'parquet') {
-    rows = await copyToParquet(c, query.sql, path, (percent) =>
-      options.onProgress?.({ rows: null, total, percent: percent >= 0 ? percent : null, done: false }),
-    );
-  } else {
-    const onRows = (n: number) =>
-      options.onProgress?.({ rows: n, total, percent: total ? Math.min(100, (100 * n) / total) : null, done: false });
-    const table = await queryArrow(c, query.sql, [], { fieldMetadata: query.fieldMetadata, onRows });
-    rows = table.numRows;
-    writeFileSync(path, tableToIPC(table, 'file'));
+  try {
+    if (format === 'parquet') {
+      const onProgress = options.onProgress;
+      rows = await copyToParquet(
+        c,
+        query.sql,
+        partial,
+        onProgress &&
+          ((percent) => onProgress({ rows: null, total, percent: percent >= 0 ? percent : null, done: false })),
+      );
+    } else {
+      const onRows = (n: number) =>
+        options.onProgress?.({ rows: n, total, percent: total ? Math.min(100, (100 * n) / total) : null, done: false });
+      rows = await writeArrowFile(c, query, partial, onRows);
+    }
+    renameSync(partial, path);
+  } catch (error) {
+    rmSync(partial, { force: true });
+    throw error;
   }
   options.onProgress?.({ rows, total: rows, percent: 100, done: true });
   const watermarks = query.views.map((v) => v.record.watermark);
@@ -72,26 +85,61 @@ export async function writeExport(
   return { path, manifestPath, rows, manifest };
 }
 
+/** Rows the query returns: a training set has one per spine row; else DuckDB counts them (in the same transaction). */
+export async function expectedRows(c: DuckDBConnection, query: FeatureQuery): Promise<number> {
+  if (query.spine) return query.spine.rows;
+  return Number((await c.runAndReadAll(`SELECT count(*) FROM (${query.sql})`)).getRows()[0]![0]);
+}
+
 /**
- * `COPY (query) TO file (FORMAT parquet)`, run task by task so a progress callback can follow
- * DuckDB's query progress; returns the rows written.
+ * Streams the query's result into an Arrow IPC file, record batch by record batch as DuckDB makes
+ * them (the file's memory is one batch, not the table); returns the rows written. A result that ends
+ * short (DuckDB out of memory midway) fails the export rather than writing a shorter file.
+ */
+async function writeArrowFile(
+  c: DuckDBConnection,
+  query: FeatureQuery,
+  path: string,
+  onRows: (rows: number) => void,
+): Promise<number> {
+  const expected = await expectedRows(c, query);
+  const { schema, batches } = await streamArrow(c, query.sql, [], {
+    fieldMetadata: query.fieldMetadata,
+    onRows,
+    expectedRows: expected,
+  });
+  const file = await open(path, 'w');
+  try {
+    const encoder = new IpcEncoder('file', schema);
+    await file.writev(encoder.start());
+    for await (const batch of batches) await file.writev(encoder.write(batch));
+    await file.writev(encoder.finish());
+  } finally {
+    await file.close();
+  }
+  return expected;
+}
+
+/**
+ * `COPY (query) TO file (FORMAT parquet)` (a materialized statement: a failure midway is raised);
+ * returns the rows written. It runs on a worker thread of libuv, not on the event loop (a process
+ * that ingests meanwhile, and answers reads of others, keeps going); `onProgress` polls DuckDB's
+ * query progress meanwhile.
  */
 async function copyToParquet(
   c: DuckDBConnection,
   sql: string,
   path: string,
-  onProgress: (percent: number) => void,
+  onProgress?: (percent: number) => void,
 ): Promise<number> {
-  const pending = await c.start(`COPY (${sql}) TO '${path.replaceAll("'", "''")}' (FORMAT parquet)`);
-  let tasks = 0;
-  // runTask() returns RESULT_READY (0) once the result can be fetched.
-  while (pending.runTask() !== 0) {
-    if (++tasks % 256 === 0) {
-      onProgress(c.progress.percentage);
-      await new Promise((r) => setImmediate(r));
-    }
+  const timer = onProgress && setInterval(() => onProgress(c.progress.percentage), PROGRESS_MS);
+  try {
+    const result = await c.runAndReadAll(`COPY (${sql}) TO '${path.replaceAll("'", "''")}' (FORMAT parquet)`);
+    return Number(result.getRows()[0]?.[0] ?? 0);
+  } finally {
+    clearInterval(timer);
   }
-  const result = await pending.getResult();
-  const rows = await result.getRows();
-  return Number(rows[0]?.[0] ?? 0);
 }
+
+/** Milliseconds between progress reports of a Parquet export. */
+const PROGRESS_MS = 250;
