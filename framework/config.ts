@@ -2,7 +2,13 @@ import type { ContainerModule } from 'inversify';
 import { FeatureflowError } from './errors.js';
 import type { FeatureDefinitions } from './features/feature-registry.js';
 import type { FeatureService } from './features/feature-service.js';
-import type { ChangeLogState, ChangeLogTableStats, FeatureViewStatus, OfflineStore } from './interfaces/index.js';
+import type {
+  ChangeLog,
+  ChangeLogState,
+  ChangeLogTableStats,
+  FeatureViewStatus,
+  OfflineStore,
+} from './interfaces/index.js';
 
 /**
  * An adapter as the user's config composes it (Kysely's `dialect: new PostgresDialect(…)` is the
@@ -42,6 +48,8 @@ export interface StoreAdapter extends Adapter<'store'> {
   inspect(): Promise<StoreInspection>;
   /** A reader of the feature history (exports, training sets) outside an ingesting process; close it when done. */
   openReader(definitions: FeatureDefinitions): Promise<OfflineStore>;
+  /** Offered by a store that one process holds, so that other processes can read it while it ingests; after the log opens, closed before it closes. */
+  shareReads?(log: ChangeLog): Promise<{ close(): Promise<void> }>;
 }
 
 /** Where the latest feature values are served from (`memory()`, `redis({ url })`); its module binds `TOKENS.OnlineStore`. */

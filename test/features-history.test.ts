@@ -28,7 +28,7 @@ const plain = featureView({
 });
 
 const logs: DuckDBChangeLog[] = [];
-const stores: DuckDBOfflineStore[] = [];
+const stores: Pick<DuckDBOfflineStore, 'close'>[] = [];
 afterEach(async () => {
   for (const store of stores.splice(0)) store.close();
   for (const log of logs.splice(0)) await log.close();

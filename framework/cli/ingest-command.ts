@@ -45,8 +45,11 @@ export function registerIngestCommand(program: Command, context: CommandContext)
         const count = (stats: readonly ChangeLogTableStats[]) => {
           for (const s of stats) counts.set(s.table, { ...s, byOp: { ...s.byOp } });
         };
+        let reads: { close(): Promise<void> } | undefined;
         try {
           await log.open();
+          // Exports and readers of other processes read through this one while it holds the store.
+          reads = await config.store.shareReads?.(log);
           count(await log.stats());
           const result = await engine.run({
             untilCaughtUp: opts.untilCaughtUp,
@@ -76,6 +79,7 @@ export function registerIngestCommand(program: Command, context: CommandContext)
         } finally {
           view.stop();
           stop.release();
+          await reads?.close();
         }
       });
     });

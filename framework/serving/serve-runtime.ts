@@ -58,6 +58,8 @@ export class ServeRuntime {
       readonly sinks: readonly PredictionSink[];
       readonly scorer: Scorer | undefined;
       readonly store: OnlineStore;
+      /** Reads of the store by other processes (exports), answered by this one while it holds the store. */
+      readonly reads: { close(): Promise<void> } | undefined;
     },
     /** Where the HTTP service listens. */
     readonly url: string,
@@ -78,6 +80,24 @@ export class ServeRuntime {
     const logger = (await container.getAsync(TOKENS.Logger)).child({ component: 'serve' });
     const log = await container.getAsync(TOKENS.ChangeLog);
     await log.open();
+    // `featureflow export` and other readers read through this process while it holds the store.
+    const reads = await config.store.shareReads?.(log);
+    try {
+      return await ServeRuntime.open(container, config, logger, log, reads, options.signal);
+    } catch (error) {
+      await reads?.close();
+      throw error;
+    }
+  }
+
+  private static async open(
+    container: Container,
+    config: ResolvedConfig,
+    logger: Logger,
+    log: ChangeLog,
+    reads: { close(): Promise<void> } | undefined,
+    signal: AbortSignal | undefined,
+  ): Promise<ServeRuntime> {
     const registry = await container.getAsync(TOKENS.FeatureRegistry);
     const materializer = await container.getAsync(TOKENS.Materializer);
     const offline = await container.getAsync(TOKENS.OfflineStore);
@@ -110,19 +130,19 @@ export class ServeRuntime {
     const address = await http.listen({ host: config.serve.host, port: config.serve.port });
     logger.info({ url: address.url }, 'listening; loading the online store (/health is ready once it is)');
     const runtime = new ServeRuntime(
-      { context, http, updater, loop, bus, sinks, scorer, store },
+      { context, http, updater, loop, bus, sinks, scorer, store, reads },
       address.url,
       container,
       logger,
     );
     const stop = () => void updater.stop();
-    options.signal?.addEventListener('abort', stop, { once: true });
+    signal?.addEventListener('abort', stop, { once: true });
     try {
       await updater.start();
     } finally {
-      options.signal?.removeEventListener('abort', stop);
+      signal?.removeEventListener('abort', stop);
     }
-    if (options.signal?.aborted) return runtime;
+    if (signal?.aborted) return runtime;
     if (loop && scorer) await runtime.recover(log, materializer, sinks, (await log.state()).checkpoint);
     logger.info({ url: address.url }, 'serving');
     return runtime;
@@ -176,7 +196,7 @@ export class ServeRuntime {
 
   /** Drains and closes, in reverse start order (the ingest must have stopped). */
   async stop(): Promise<void> {
-    const { http, bus, updater, loop, context, sinks, scorer } = this.parts;
+    const { http, bus, updater, loop, context, sinks, scorer, reads } = this.parts;
     await http.close();
     await bus.close();
     await updater.stop();
@@ -184,5 +204,6 @@ export class ServeRuntime {
     context.close();
     for (const sink of sinks) await sink.close();
     await scorer?.close();
+    await reads?.close();
   }
 }

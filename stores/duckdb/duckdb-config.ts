@@ -5,7 +5,11 @@ import { FeatureflowError } from '../../framework/errors.js';
 export interface DuckDBConfig {
   /** Path of the DuckDB file. Default `.featureflow/featureflow.duckdb` (env `FEATUREFLOW_DUCKDB`). */
   readonly path?: string;
-  /** DuckDB `memory_limit` of the ingesting process (its buffer pool; more spills to the file). Default `64MB`. */
+  /**
+   * DuckDB `memory_limit` (its buffer pool; more spills to disk). Default `64MB` for the ingesting
+   * process; readers (`featureflow export`, `status`, `openReader`, and the reads an ingest answers for
+   * other processes) get `256MB` unless this is set, when they get this too.
+   */
   readonly memoryLimit?: string;
   /**
    * How the ingest's DuckDB file is compressed (snapshot and stream tables, `_changes`, feature

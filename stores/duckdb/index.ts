@@ -3,17 +3,25 @@ import { ContainerModule } from 'inversify';
 import type { Logger } from 'pino';
 import type { StoreAdapter, StoreInspection } from '../../framework/config.js';
 import type { FeatureDefinitions } from '../../framework/features/feature-registry.js';
+import type { ChangeLog } from '../../framework/interfaces/index.js';
 import { TOKENS } from '../../framework/tokens.js';
 import { DUCKDB_CONFIG, resolveDuckDBConfig, type DuckDBConfig, type ResolvedDuckDBConfig } from './duckdb-config.js';
 import { DuckDBChangeLog } from './duckdb-change-log.js';
-import { DuckDBOfflineStore, openOfflineStore } from './offline/duckdb-offline-store.js';
+import { DuckDBOfflineStore, openOfflineStore, READER_MEMORY_LIMIT } from './offline/duckdb-offline-store.js';
 import { featureStatus } from './offline/feature-catalog.js';
 import { HistoryTables } from './offline/history-tables.js';
+import { serveReads } from './offline/read-service.js';
 import { DuckDBPredictionSink } from './predictions/duckdb-prediction-sink.js';
 
 export { DUCKDB_CONFIG, type DuckDBConfig, type ResolvedDuckDBConfig } from './duckdb-config.js';
 export { DUCKDB_ERRORS } from './duckdb-errors.js';
-export { DuckDBOfflineStore, openOfflineStore } from './offline/duckdb-offline-store.js';
+export {
+  DuckDBOfflineStore,
+  openOfflineStore,
+  READER_MEMORY_LIMIT,
+  type OpenOfflineStoreOptions,
+} from './offline/duckdb-offline-store.js';
+export { RemoteOfflineStore } from './offline/remote-offline-store.js';
 export { POINT_IN_TIME_RULE } from './offline/feature-query.js';
 
 /** The DuckDB store as the config holds it: its resolved settings and its container module. */
@@ -23,8 +31,8 @@ export interface DuckDBAdapter extends StoreAdapter {
 }
 
 /** Reads the change log's progress, its counts and the feature views' status, opening the file read-only. */
-async function inspect(path: string): Promise<StoreInspection> {
-  const log = new DuckDBChangeLog(path, { readOnly: true });
+async function inspect(path: string, memoryLimit: string): Promise<StoreInspection> {
+  const log = new DuckDBChangeLog(path, { readOnly: true, memoryLimit });
   await log.open();
   try {
     return { state: await log.state(), tables: await log.stats(), views: await featureStatus(log.connection) };
@@ -43,6 +51,8 @@ async function inspect(path: string): Promise<StoreInspection> {
 export function duckdb(config: DuckDBConfig = {}): DuckDBAdapter {
   const resolved = resolveDuckDBConfig(config);
   const { path } = resolved;
+  // Readers (exports, training sets) get more than the ingest's default 64 MB, unless told otherwise.
+  const readerMemory = config.memoryLimit ?? READER_MEMORY_LIMIT;
   return Object.freeze({
     kind: 'store',
     name: 'duckdb',
@@ -88,7 +98,10 @@ export function duckdb(config: DuckDBConfig = {}): DuckDBAdapter {
         )
         .inSingletonScope();
     }),
-    inspect: () => inspect(path),
-    openReader: (definitions: FeatureDefinitions) => openOfflineStore(path, { definitions }),
+    inspect: () => inspect(path, readerMemory),
+    openReader: (definitions: FeatureDefinitions) => openOfflineStore(path, { definitions, memoryLimit: readerMemory }),
+    // Other processes read through this one while it holds the file (DuckDB lets none open it meanwhile);
+    // its instance gets at least a reader's memory while they do.
+    shareReads: (log: ChangeLog) => serveReads(log as DuckDBChangeLog, { path, memoryLimit: readerMemory }),
   });
 }

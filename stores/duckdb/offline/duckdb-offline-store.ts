@@ -17,12 +17,17 @@ import type {
 } from '../../../framework/interfaces/offline-store.js';
 import { duckdbTypeName, parseTypeName } from '../../../framework/features/feature-types.js';
 import type { FeatureSelection } from '../../../framework/features/feature-view.js';
-import { describeChanges, describeView, fingerprint } from '../../../framework/features/fingerprint.js';
+import {
+  describeChanges,
+  describeView,
+  fingerprint,
+  type ViewDescriptor,
+} from '../../../framework/features/fingerprint.js';
 import { durationMicros, toMicros } from '../../../framework/features/instant.js';
-import { openDuckDB, quoteIdent } from '../duckdb-database.js';
-import { queryArrow } from './duckdb-arrow.js';
+import { openDuckDB, quoteIdent, quoteLiteral, READER_MEMORY_LIMIT } from '../duckdb-database.js';
+import { queryArrow, streamArrow, type ArrowStream } from './duckdb-arrow.js';
 import { featureStatus, readViewRecords, type ViewRecord } from './feature-catalog.js';
-import { writeExport } from './feature-export.js';
+import { expectedRows, writeExport } from './feature-export.js';
 import { checkLayout, rowsTableOf } from './feature-layout.js';
 import {
   AS_OF_RULE,
@@ -34,6 +39,7 @@ import {
   type ViewSelection,
 } from './feature-query.js';
 import { scanLatest, type ScanConnection } from './history-scan.js';
+import { RemoteOfflineStore } from './remote-offline-store.js';
 import { loadSpine, spineTimeExpression } from './spine-loader.js';
 
 /**
@@ -53,23 +59,34 @@ export class DuckDBOfflineStore implements OfflineStore {
   private readonly registry: FeatureRegistry;
   private readonly connect: () => DuckDBConnection;
   private readonly openConnection: (() => Promise<DuckDBConnection>) | undefined;
+  private readonly queryMemory: boolean;
+  private readonly beginRead: (() => Promise<void>) | undefined;
 
   /**
    * `connection`: a connection, or (for the ingesting process's store) how to get the change log's once
    * it is open. `openConnection` opens another connection to the same database, for the streamed
    * scans ({@link latestRows}): each reads in a transaction of its own, consistent
    * while the change log commits on its connection. Without it they read on `connection`, which
-   * nothing may write to meanwhile.
+   * nothing may write to meanwhile. `queryMemory` (default true): each feature query gets at least
+   * {@link QUERY_MEMORY_LIMIT} of DuckDB memory, for the ingesting process's store; a reader honours
+   * its own limit (false). `beginRead`: called by each read (latest, as of, training set, export)
+   * before it reads stored data, once a training set's spine is in its temp tables: a caller reading in
+   * a transaction of its own begins it there, because DuckDB 1.5 scans a temp table written in the same
+   * transaction about 4× slower (transaction-local storage: a 1.5M-row training set took 17 s instead of 4 s).
    */
   constructor(
     connection: DuckDBConnection | (() => DuckDBConnection),
     options: {
       readonly definitions?: FeatureDefinitions | FeatureRegistry;
       readonly openConnection?: () => Promise<DuckDBConnection>;
+      readonly queryMemory?: boolean;
+      readonly beginRead?: () => Promise<void>;
     } = {},
   ) {
     this.connect = typeof connection === 'function' ? connection : () => connection;
     this.openConnection = options.openConnection;
+    this.queryMemory = options.queryMemory ?? true;
+    this.beginRead = options.beginRead;
     const defs = options.definitions;
     this.registry = defs instanceof FeatureRegistry ? defs : new FeatureRegistry(defs ?? {});
   }
@@ -143,44 +160,97 @@ export class DuckDBOfflineStore implements OfflineStore {
    * watermark, row count, the rule used).
    */
   async export(request: ExportRequest, out: string, options: ExportOptions = {}): Promise<ExportResult> {
-    const query =
-      'trainingSet' in request
-        ? await this.trainingSetQuery(request.trainingSet)
-        : await this.valuesAtQuery(request.view, request.asOf === undefined ? null : instant(request.asOf));
+    const query = await this.query(request);
     try {
       return await this.withQueryMemory(() => writeExport(this.connection, query, out, options));
-    } finally {
-      await query.cleanup();
-    }
-  }
-
-  private async read(query: FeatureQuery): Promise<arrow.Table> {
-    try {
-      return await this.withQueryMemory(() =>
-        queryArrow(this.connection, query.sql, [], { fieldMetadata: query.fieldMetadata }),
-      );
+    } catch (error) {
+      throw readError(error);
     } finally {
       await query.cleanup();
     }
   }
 
   /**
-   * Runs a feature query with at least {@link QUERY_MEMORY_LIMIT} of DuckDB memory. An ingesting
-   * process caps its DuckDB at `duckdb({ memoryLimit })` (64 MB by default) to bound its RSS; a training
-   * set's parallel joins on that instance ran out of it now and then.
+   * The rows of a view (latest, or as of a time) or of a training set, as Arrow record batches streamed
+   * from DuckDB and checked complete: for a caller that passes them on without holding the whole
+   * result (the read service of an ingesting process). Iterate the batches once, to the end or
+   * breaking off (either releases the query).
+   */
+  async batches(request: ExportRequest): Promise<ArrowStream> {
+    const query = await this.query(request);
+    let restore: () => Promise<void> = async () => undefined;
+    try {
+      restore = await this.raiseQueryMemory();
+      const stream = await streamArrow(this.connection, query.sql, [], {
+        fieldMetadata: query.fieldMetadata,
+        expectedRows: await expectedRows(this.connection, query),
+      });
+      async function* batches(): AsyncGenerator<arrow.RecordBatch> {
+        try {
+          yield* stream.batches;
+        } catch (error) {
+          throw readError(error);
+        } finally {
+          await restore();
+          await query.cleanup();
+        }
+      }
+      return { schema: stream.schema, batches: batches() };
+    } catch (error) {
+      await restore();
+      await query.cleanup();
+      throw readError(error);
+    }
+  }
+
+  /** The query of a read or an export. */
+  private async query(request: ExportRequest): Promise<FeatureQuery> {
+    return 'trainingSet' in request
+      ? await this.trainingSetQuery(request.trainingSet)
+      : await this.valuesAtQuery(request.view, request.asOf === undefined ? null : instant(request.asOf));
+  }
+
+  private async read(query: FeatureQuery): Promise<arrow.Table> {
+    try {
+      return await this.withQueryMemory(async () =>
+        queryArrow(this.connection, query.sql, [], {
+          fieldMetadata: query.fieldMetadata,
+          expectedRows: await expectedRows(this.connection, query),
+        }),
+      );
+    } catch (error) {
+      throw readError(error);
+    } finally {
+      await query.cleanup();
+    }
+  }
+
+  /**
+   * Runs a feature query with at least {@link QUERY_MEMORY_LIMIT} of DuckDB memory (unless the store
+   * honours its own limit). An ingesting process caps its DuckDB at `duckdb({ memoryLimit })` (64 MB by
+   * default) to bound its RSS; a training set's parallel joins on that instance ran out of it now and then.
    */
   private async withQueryMemory<T>(run: () => Promise<T>): Promise<T> {
+    const restore = await this.raiseQueryMemory();
+    try {
+      return await run();
+    } finally {
+      await restore();
+    }
+  }
+
+  /** Raises DuckDB's memory limit to {@link QUERY_MEMORY_LIMIT} where it is lower; returns how to put it back. */
+  private async raiseQueryMemory(): Promise<() => Promise<void>> {
+    if (!this.queryMemory) return async () => undefined;
     const limit = (
       await this.connection.runAndReadAll(`SELECT current_setting('memory_limit')`)
     ).getRows()[0]![0] as string;
     const bytes = parseMemory(limit);
-    if (bytes === undefined || bytes >= QUERY_MEMORY_BYTES) return run();
+    if (bytes === undefined || bytes >= QUERY_MEMORY_BYTES) return async () => undefined;
     await this.connection.run(`SET memory_limit = '${QUERY_MEMORY_LIMIT}'`);
-    try {
-      return await run();
-    } finally {
-      await this.connection.run(`SET memory_limit = '${limit.replaceAll("'", "''")}'`);
-    }
+    return async () => {
+      await this.connection.run(`SET memory_limit = ${quoteLiteral(limit)}`);
+    };
   }
 
   /** The stored record of a view version, and the selection of all or some of its features. */
@@ -192,16 +262,7 @@ export class DuckDBOfflineStore implements OfflineStore {
     const record = records.find((r) => r.version === version);
     const defined =
       typeof ref === 'object' && 'kind' in ref ? ref : record ? this.registry.view(name, record.version) : undefined;
-    if (record && defined) {
-      const descriptor = describeView(defined);
-      if (fingerprint(descriptor) !== record.fingerprint) {
-        throw new FeatureflowError(
-          'FF_FEATURE_VERSION',
-          `feature view ${name} v${record.version} is defined differently from the one its table ${record.table} was built with: ` +
-            `${describeChanges(record.definition, descriptor).join('; ')}; bump its version and run \`featureflow ingest\` to build the new table, or restore the definition`,
-        );
-      }
-    }
+    if (record && defined) checkDefinition(record, describeView(defined));
     if (!record) {
       const known = records.map((r) => `v${r.version}`).join(', ');
       throw new FeatureflowError(
@@ -235,6 +296,7 @@ export class DuckDBOfflineStore implements OfflineStore {
   }
 
   private async valuesAtQuery(ref: ViewRef, at: bigint | null): Promise<FeatureQuery> {
+    await this.beginRead?.();
     const selection = await this.resolve(ref);
     return {
       kind: at === null ? 'latest' : 'asOf',
@@ -245,6 +307,20 @@ export class DuckDBOfflineStore implements OfflineStore {
       rule: at === null ? LATEST_RULE : AS_OF_RULE,
       cleanup: async () => undefined,
     };
+  }
+
+  /** The selections with their records as the connection sees them now (the watermark moves with each batch). */
+  private async current(views: readonly ViewSelection[]): Promise<ViewSelection[]> {
+    const records = await readViewRecords(this.connection);
+    return views.map((v) => {
+      const record = records.find((r) => r.name === v.record.name && r.version === v.record.version);
+      if (!record)
+        throw new FeatureflowError(
+          'FF_EXPORT',
+          `feature view ${v.record.name} v${v.record.version} left the store while it was read; read again`,
+        );
+      return { ...v, record };
+    });
   }
 
   /** Parses the `features` of a training set into view selections (merged per view version). */
@@ -291,7 +367,7 @@ export class DuckDBOfflineStore implements OfflineStore {
   private async trainingSetQuery(options: TrainingSetOptions): Promise<FeatureQuery> {
     const c = this.connection;
     const timestampColumn = options.timestampColumn ?? 'event_timestamp';
-    const views = await this.selections(options.features);
+    let views = await this.selections(options.features);
     if (views.length === 0)
       throw new FeatureflowError('FF_EXPORT', 'a training set needs at least one feature; list views or features');
     const ttlOverride = options.ttl === undefined ? undefined : durationMicros(options.ttl);
@@ -330,6 +406,12 @@ export class DuckDBOfflineStore implements OfflineStore {
       await c.run(
         `CREATE TEMP TABLE ${quoteIdent(spine)} AS SELECT rowid AS _ff_row, *, ${extra.join(', ')} FROM ${quoteIdent(raw.table)}`,
       );
+      if (this.beginRead) {
+        // The spine is in committed temp tables: the caller's transaction begins now, and the views'
+        // watermarks are read again in it (their keys and features do not change within a version).
+        await this.beginRead();
+        views = await this.current(views);
+      }
 
       const outputNames = new Map<string, string>();
       for (const name of raw.columns.keys()) outputNames.set(name, `spine column ${name}`);
@@ -394,6 +476,34 @@ export class DuckDBOfflineStore implements OfflineStore {
   }
 }
 
+/** Refuses a definition of a view version other than the one its stored table was built with (FF_FEATURE_VERSION). */
+export function checkDefinition(record: ViewRecord, descriptor: ViewDescriptor): void {
+  if (fingerprint(descriptor) === record.fingerprint) return;
+  throw new FeatureflowError(
+    'FF_FEATURE_VERSION',
+    `feature view ${record.name} v${record.version} is defined differently from the one its table ${record.table} was built with: ` +
+      `${describeChanges(record.definition, descriptor).join('; ')}; bump its version and run \`featureflow ingest\` to build the new table, or restore the definition`,
+  );
+}
+
+/**
+ * A failed read as a coded error: DuckDB running out of memory (its errors carry no code, only their
+ * text) names the limit to raise.
+ */
+export function readError(error: unknown): unknown {
+  if (error instanceof FeatureflowError) return error;
+  const message = String((error as Error)?.message ?? error);
+  if (/^Out of Memory Error/i.test(message)) {
+    return new FeatureflowError(
+      'FF_EXPORT',
+      `a read of the feature store ran out of DuckDB memory (${message.split('\n')[0]}); raise the memory limit of the ` +
+        'process reading: openOfflineStore(path, { memoryLimit }), or duckdb({ memoryLimit }) in the config',
+      { cause: error },
+    );
+  }
+  return error;
+}
+
 function isService(features: TrainingSetOptions['features']): features is FeatureService {
   return !Array.isArray(features) && (features as FeatureService).kind === 'featureService';
 }
@@ -409,16 +519,58 @@ function instant(at: Date | string | bigint): bigint {
   }
 }
 
-/** The offline store of a DuckDB file opened read-only (for exports while no ingest holds the file); close it when done. */
+/** Options of {@link openOfflineStore}. */
+export interface OpenOfflineStoreOptions {
+  /** The definitions reads resolve names against (a name alone means its highest defined version) and check stored tables with. */
+  readonly definitions?: FeatureDefinitions;
+  /** DuckDB `memory_limit` of the reader (more spills to disk or fails with FF_EXPORT). Default {@link READER_MEMORY_LIMIT}. */
+  readonly memoryLimit?: string;
+}
+
+/**
+ * The offline store of a DuckDB file, opened read-only; close it when done. While `featureflow ingest`
+ * or `featureflow serve` holds the file (DuckDB lets no other process open it), the reads go to that
+ * process over its local socket ({@link RemoteOfflineStore}), each consistent as of one checkpoint.
+ */
 export async function openOfflineStore(
   path: string,
-  options: { readonly definitions?: FeatureDefinitions } = {},
-): Promise<DuckDBOfflineStore> {
-  const db = await openDuckDB(path, { readOnly: true });
-  const store = new DuckDBOfflineStore(db.connection, { ...options, openConnection: () => db.instance.connect() });
+  options: OpenOfflineStoreOptions = {},
+): Promise<DuckDBOfflineStore | RemoteOfflineStore> {
+  const memoryLimit = options.memoryLimit ?? READER_MEMORY_LIMIT;
+  if (!MEMORY_SETTING.test(memoryLimit)) {
+    throw new FeatureflowError(
+      'FF_CONFIG_INVALID',
+      `memoryLimit ${JSON.stringify(memoryLimit)} of the reader of ${path} must be a size such as "256MB" or "1GB"`,
+    );
+  }
+  let db: Awaited<ReturnType<typeof openDuckDB>>;
+  try {
+    // The instance's buffer pool is bounded: a read-only DuckDB otherwise takes 80% of the machine's memory.
+    db = await openDuckDB(path, { readOnly: true, memoryLimit });
+  } catch (error) {
+    if (!(error instanceof FeatureflowError && error.code === 'FF_STORE_LOCKED')) throw error;
+    const remote = await RemoteOfflineStore.connect(path, { definitions: options.definitions });
+    if (remote) return remote;
+    throw new FeatureflowError(
+      'FF_STORE_LOCKED',
+      `the DuckDB file ${path} is in use by another process (DuckDB lets no other process open it), and that process does not ` +
+        `share reads: nothing answers on ${RemoteOfflineStore.socketOf(path)} (an older featureflow, another program, or a ` +
+        'featureflow still starting); try again in a moment, or stop that process to read the file, or run `featureflow ingest` ' +
+        'or `featureflow serve` of this version, which answer reads while they run',
+      { cause: error },
+    );
+  }
+  const store = new DuckDBOfflineStore(db.connection, {
+    ...(options.definitions ? { definitions: options.definitions } : {}),
+    openConnection: () => db.instance.connect(),
+    queryMemory: false,
+  });
   store.close = () => db.close();
   return store;
 }
+
+export { READER_MEMORY_LIMIT };
+const MEMORY_SETTING = /^\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$/i;
 
 /** The DuckDB memory a feature query gets at least. */
 const QUERY_MEMORY_LIMIT = '256MB';
@@ -435,8 +587,8 @@ const MEMORY_UNITS: Readonly<Record<string, number>> = {
   tib: 2 ** 40,
 };
 
-/** Bytes of a DuckDB memory setting as it prints it (`61.0 MiB`), or undefined. */
-function parseMemory(text: string): number | undefined {
+/** Bytes of a DuckDB memory setting as it prints it (`61.0 MiB`) or as it is given (`256MB`), or undefined. */
+export function parseMemory(text: string): number | undefined {
   const match = /^\s*([\d.]+)\s*([a-z]+)\s*$/i.exec(text);
   const unit = match ? MEMORY_UNITS[match[2]!.toLowerCase()] : undefined;
   return match && unit ? Number(match[1]) * unit : undefined;
