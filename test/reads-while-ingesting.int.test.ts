@@ -20,7 +20,7 @@ import {
   READER_MEMORY_LIMIT,
 } from '../stores/duckdb/index.js';
 import { parseMemory } from '../stores/duckdb/offline/duckdb-offline-store.js';
-import { readSocketPath } from '../stores/duckdb/offline/remote-offline-store.js';
+import { readSocketPath } from '../stores/duckdb/offline/read-protocol.js';
 import { pgClient, pgUrl, randomName, waitFor } from './helpers.js';
 
 // `featureflow ingest` (and `serve`) hold the DuckDB file, which DuckDB lets no other process open:
