@@ -435,7 +435,7 @@ describe('reads while featureflow ingest runs', () => {
 });
 
 describe('the memory of a reader', () => {
-  test('a read-only store takes the memory limit it is given (256 MB by default, duckdb({ memoryLimit }) through the adapter), and a read that needs more fails coded or spills', async () => {
+  test('a read-only store takes the memory limit it is given (512 MB by default, duckdb({ memoryLimit }) through the adapter), and a read that needs more fails coded or spills', async () => {
     // A store with a big view: 200k entities of 200-byte notes.
     const table = randomName('mem');
     await db.query(`CREATE TABLE ${table} (id int PRIMARY KEY, v int NOT NULL, note text)`);

@@ -8,7 +8,7 @@ export interface DuckDBConfig {
   /**
    * DuckDB `memory_limit` (its buffer pool; more spills to disk). Default `64MB` for the ingesting
    * process; readers (`featureflow export`, `status`, `openReader`, and the reads an ingest answers for
-   * other processes) get `256MB` unless this is set, when they get this too.
+   * other processes) get `512MB` unless this is set, when they get this too.
    */
   readonly memoryLimit?: string;
   /**

@@ -34,8 +34,9 @@ export const DEFAULT_MEMORY_LIMIT = '64MB';
 /**
  * Default buffer pool of a process that only reads (exports, training sets, `status`). Unbounded, a
  * read-only DuckDB takes 80% of the machine's memory: a Parquet export of 300k images peaked at 4.5 GB.
+ * 256 MB was too little for the latest values of 100k digit images (their window and sort ran out).
  */
-export const READER_MEMORY_LIMIT = '256MB';
+export const READER_MEMORY_LIMIT = '512MB';
 /** Default bound on the file-system calls of opening the store (a hung network mount never answers). */
 export const DEFAULT_OPEN_TIMEOUT_SECONDS = 30;
 
