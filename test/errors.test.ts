@@ -9,6 +9,7 @@ import { REDIS_ERRORS } from '../stores/redis/redis-errors.js';
 import { POSTGRES_PREDICTIONS_ERRORS } from '../stores/postgres/postgres-predictions-errors.js';
 import { TFJS_ERRORS } from '../scorers/tfjs/tfjs-errors.js';
 import { KAFKA_ERRORS } from '../clients/kafka/kafka-errors.js';
+import { DIGITS_ERRORS } from '../features/digits/digits-errors.js';
 
 // The catalogues (the framework's in framework/errors.ts, each adapter's in its <name>-errors.ts) and
 // docs/errors.md must list the same codes, with the same retriable flag (as fastify's errors test
@@ -22,6 +23,7 @@ const CATALOGUES: Record<string, ErrorCatalog> = {
   'stores/postgres/postgres-predictions-errors.ts': POSTGRES_PREDICTIONS_ERRORS,
   'scorers/tfjs/tfjs-errors.ts': TFJS_ERRORS,
   'clients/kafka/kafka-errors.ts': KAFKA_ERRORS,
+  'features/digits/digits-errors.ts': DIGITS_ERRORS,
 };
 /** Every declared code → its meaning. */
 const declared = new Map(Object.values(CATALOGUES).flatMap((catalogue) => Object.entries(catalogue)));
@@ -40,7 +42,7 @@ const rows = [...doc.matchAll(/^\|\s*`(FF_[A-Z0-9_]+)`\s*\|\s*(yes|no)\s*\|([^|]
 /** Codes written as string literals in the first argument of `new FeatureflowError(…)`, by file, in the package's sources. */
 function raisedCodes(): Map<string, string[]> {
   const raised = new Map<string, string[]>();
-  for (const dir of ['framework', 'clients', 'sources', 'stores', 'scorers']) {
+  for (const dir of ['framework', 'clients', 'sources', 'stores', 'scorers', 'features']) {
     for (const file of readdirSync(join(ROOT, dir), { recursive: true, encoding: 'utf8' })) {
       if (!file.endsWith('.ts')) continue;
       const text = readFileSync(join(ROOT, dir, file), 'utf8');
