@@ -1,53 +1,127 @@
 /**
- * `npm run demo`: the whole path on embedded defaults. Starts a throwaway PostgreSQL cluster (unless
- * DATABASE_URL is set), creates a demo table with rows, runs a writer while featureflow snapshots and
- * follows the table into the DuckDB change log and a versioned feature table, prints what arrived and
- * checks it against PostgreSQL, then exports a point-in-time-correct training set to Parquet.
+ * `npm run demo`: handwritten digits stored as images in PostgreSQL, recognised as they are committed,
+ * on embedded defaults (a throwaway PostgreSQL cluster unless DATABASE_URL is set; DuckDB, a memory
+ * online store and the TF.js scorer in this process):
+ *
+ * 1. loads 8,000 labelled digits of the mnist package into a table, and featureflow snapshots them;
+ * 2. exports the point-in-time training set (with its manifest) and trains the CNN on it with
+ *    `--train`, or else uses the model shipped in features/digits/model (training takes minutes on a
+ *    small machine: the demo would not finish in two);
+ * 3. starts serving, then inserts the 2,000 held-out digits without their labels at a steady rate and
+ *    shows each prediction as it arrives on the live stream, with its commit → prediction latency;
+ * 4. ends with the accuracy against the held-back labels and where the latency went, per stage.
+ *
+ * Options: --digits <n> (held-out digits to insert, default 1000), --rate <per second> (default 50),
+ * --train (train instead of using the shipped model), --epochs <n>. Ctrl-C stops it cleanly.
  */
-import { rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import cliProgress from 'cli-progress';
 import pg from 'pg';
+import { featureService } from '../../framework/features/index.js';
 import {
   closeContainer,
   createContainer,
   defineConfig,
   duckdb,
-  entity,
-  featureView,
-  float64,
-  formatPosition,
-  openOfflineStore,
-  parsePosition,
+  memory,
   postgres,
-  text,
+  ServeRuntime,
   TOKENS,
+  tfjs,
 } from '../../index.js';
-import { openDuckDB } from '../../stores/duckdb/duckdb-database.js';
-import { startPgCluster, type PgCluster } from '../../testing/pg-cluster.js';
+import { batchesOf, copyDigits } from '../digits/copy-digits.js';
+import { PACKAGE_SPLIT } from '../digits/digit.js';
+import { defineDigitsView } from '../digits/digits-view.js';
+import { drawDigit } from '../digits/draw-digit.js';
+import { DIGITS_MODEL_DIR } from '../digits/index.js';
+import { loadMnistDigits } from '../digits/mnist-data.js';
+import { type PgCluster, startPgCluster } from '../../testing/pg-cluster.js';
 
-const TABLE = 'public.featureflow_demo_orders';
+const TABLE = 'public.featureflow_demo_digits';
+const SLOT = 'featureflow_demo_digits';
 const STORE = '.featureflow/demo.duckdb';
-const TRAINING_SET = '.featureflow/demo-training-set.parquet';
+const TRAINING_SET = '.featureflow/demo-digits-train.arrow';
+const TRAINED_MODEL = '.featureflow/demo-model';
 
-/** One feature view over the demo table: each order's amount, status and whether it is paid. */
-const order = entity({ name: 'order', keys: ['id'] });
-const orderFeatures = featureView({
-  name: 'order_features',
-  version: 1,
-  entity: order,
-  source: TABLE,
-  features: { amount: float64, status: text, paid: float64 },
-  transform: (row) => ({
-    amount: Number(row.amount),
-    status: row.status as string,
-    paid: row.status === 'paid' ? 1 : 0,
-  }),
+const { values: args } = parseArgs({
+  options: {
+    digits: { type: 'string', default: '1000' },
+    rate: { type: 'string', default: '50' },
+    train: { type: 'boolean', default: false },
+    epochs: { type: 'string', default: '10' },
+  },
 });
+const heldOutCount = Math.min(Number(args.digits), PACKAGE_SPLIT.heldOut.to - PACKAGE_SPLIT.heldOut.from + 1);
+const rate = Number(args.rate);
+if (!(heldOutCount >= 1 && rate > 0)) throw new Error('--digits and --rate must be positive numbers');
 
-function say(text: string): void {
-  process.stdout.write(text + '\n');
+const digitsView = defineDigitsView(TABLE);
+const classifier = featureService({ name: 'digit_classifier', features: [digitsView.select('pixels')] });
+
+function say(text = ''): void {
+  process.stdout.write(`${text}\n`);
+}
+
+function percentile(sorted: readonly number[], p: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+function bar(format: string): cliProgress.SingleBar {
+  return new cliProgress.SingleBar(
+    { format, hideCursor: true, noTTYOutput: true, notTTYSchedule: 2000, stopOnComplete: true },
+    cliProgress.Presets.shades_classic,
+  );
+}
+
+/** An ISO time with microseconds (`….123456Z`, as the stream writes commit times) in ms since the epoch. */
+function msOf(iso: string): number {
+  const micros = /\.\d{3}(\d{3})Z$/.exec(iso);
+  return Date.parse(iso) + (micros ? Number(micros[1]) / 1000 : 0);
+}
+
+/** One prediction as the live stream sends it (the fields the demo reads). */
+interface StreamedPrediction {
+  readonly key: readonly (number | string)[];
+  readonly label?: string;
+  readonly commitTime: string;
+  readonly predictedAt: string;
+  readonly latency: { readonly receivedMs: number; readonly featuresMs: number; readonly scoredMs: number };
+}
+
+/** Reads `GET /predictions/stream` (Server-Sent Events) and hands each prediction to `onPrediction`. */
+async function listen(url: string, signal: AbortSignal, onPrediction: (p: StreamedPrediction) => void): Promise<void> {
+  const response = await fetch(`${url}/predictions/stream`, { signal, headers: { accept: 'text/event-stream' } });
+  if (!response.ok || !response.body) throw new Error(`the prediction stream answered ${response.status}`);
+  const decoder = new TextDecoder();
+  let text = '';
+  try {
+    for await (const chunk of response.body as AsyncIterable<Uint8Array>) {
+      text += decoder.decode(chunk, { stream: true });
+      let end = text.indexOf('\n\n');
+      while (end >= 0) {
+        const frame = text.slice(0, end);
+        text = text.slice(end + 2);
+        const data = frame.split('\n').find((line) => line.startsWith('data: '));
+        if (frame.includes('event: prediction') && data) onPrediction(JSON.parse(data.slice(6)) as StreamedPrediction);
+        end = text.indexOf('\n\n');
+      }
+    }
+  } catch (error) {
+    if (!signal.aborted) throw error;
+  }
 }
 
 async function main(): Promise<void> {
+  const stop = new AbortController();
+  const onSignal = () => {
+    say('\nstopping (Ctrl-C)…');
+    stop.abort();
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+
   let cluster: PgCluster | undefined;
   let url = process.env.DATABASE_URL;
   if (!url) {
@@ -57,156 +131,212 @@ async function main(): Promise<void> {
   }
   const db = new pg.Client({ connectionString: url });
   await db.connect();
+  let runtime: ServeRuntime | undefined;
+  let container: Awaited<ReturnType<typeof createContainer>> | undefined;
   try {
-    await db.query(`DROP TABLE IF EXISTS ${TABLE}`);
-    await db.query(`CREATE TABLE ${TABLE} (
-      id bigserial PRIMARY KEY, customer int NOT NULL, amount numeric(12,2) NOT NULL,
-      status text NOT NULL, tags text[], created_at timestamptz NOT NULL DEFAULT clock_timestamp())`);
+    // A slot left by an interrupted run belongs to a change log that is about to be removed.
     await db.query(
-      `INSERT INTO ${TABLE} (customer, amount, status, tags)
-       SELECT g % 500, round((random() * 1000)::numeric, 2), 'new', ARRAY['demo'] FROM generate_series(1, 20000) g`,
+      'SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1 AND NOT active',
+      [SLOT],
     );
-    say(`created ${TABLE} with 20000 rows`);
+    await db.query(`DROP TABLE IF EXISTS ${TABLE}`);
+    await db.query(`DROP PUBLICATION IF EXISTS ${SLOT}`);
+    await db.query(`CREATE TABLE ${TABLE} (id int PRIMARY KEY, label int, pixels bytea)`);
+    const all = loadMnistDigits();
+    const train = all.slice(PACKAGE_SPLIT.train.from - 1, PACKAGE_SPLIT.train.to);
+    const heldOut = all.slice(PACKAGE_SPLIT.heldOut.from - 1, PACKAGE_SPLIT.heldOut.from - 1 + heldOutCount);
+
+    say(`\n1. ${train.length} labelled digits (the mnist package, ids 1-${train.length}) → ${TABLE}, with COPY`);
+    const loading = bar('   {bar} {value}/{total} digits');
+    loading.start(train.length, 0);
+    await copyDigits(db, batchesOf(train), { table: TABLE, onProgress: (n) => loading.update(n) });
+    loading.stop();
 
     rmSync(STORE, { force: true });
-    rmSync(STORE + '.wal', { force: true });
-    const config = defineConfig({
-      source: postgres({ connectionString: url, tables: [TABLE], slot: 'featureflow_demo' }),
+    rmSync(`${STORE}.wal`, { force: true });
+    const base = {
+      source: postgres({ connectionString: url, tables: [TABLE], slot: SLOT }),
       store: duckdb({ path: STORE }),
-      features: { views: [orderFeatures] },
+      features: { views: [digitsView], services: [classifier] },
       ingest: { heartbeatSeconds: 1 },
-      logLevel: 'warn',
-    });
-    const container = await createContainer(config);
-    const engine = await container.getAsync(TOKENS.IngestEngine);
-    const controller = new AbortController();
+      logLevel: 'warn' as const,
+    };
+    say('   featureflow snapshots the table into the DuckDB change log and the feature view digits v1…');
+    const snapshotting = bar('   {bar} {value}/{total} rows');
+    snapshotting.start(train.length, 0);
     let snapshotRows = 0;
-    let snapshotDone = false;
-    let streamed = 0;
-    let checkpoint = 0n;
-    const started = Date.now();
-    const run = engine.run({
-      signal: controller.signal,
-      onBatch: (b) => {
-        if (b.snapshot) snapshotRows += b.changes;
-        if (b.snapshot?.done) snapshotDone = true;
-        else streamed += b.changes;
-        if (b.complete) checkpoint = b.checkpoint;
-      },
-    });
+    const ingesting = await createContainer(defineConfig(base));
+    let trainingModel: string = DIGITS_MODEL_DIR;
+    try {
+      await (await ingesting.getAsync(TOKENS.IngestEngine)).run({
+        untilCaughtUp: true,
+        signal: stop.signal,
+        onBatch: (b) => {
+          if (b.snapshot) snapshotting.update((snapshotRows += b.changes));
+        },
+      });
+      snapshotting.stop();
+      if (stop.signal.aborted) return;
+      const store = await ingesting.getAsync(TOKENS.OfflineStore);
+      const [view] = await store.status();
+      say(
+        `   feature view ${view!.view} v${view!.version}: ${view!.entities} images as 28×28 tensors, watermark ${view!.watermark}`,
+      );
 
-    say('ingesting (snapshot, then the replication stream) while a writer inserts, updates and deletes for 3 s…');
-    const writer = new pg.Client({ connectionString: url });
-    await writer.connect();
-    let ops = 0;
-    const until = Date.now() + 3000;
-    // Spine rows: (order id, time) pairs sampled while the writer runs, labelled by PostgreSQL's own
-    // view of the order at that moment; the training set must give the features as they were then.
-    // Only after the snapshot: history before it is unknown (snapshot rows are valid from its time).
-    const spine: { id: bigint; event_timestamp: string; status_then: string | null }[] = [];
-    // Sampling starts once the snapshot is done: on a slow machine that can be after the 3 s.
-    while (Date.now() < until || (spine.length < 20 && Date.now() < until + 120_000)) {
-      if (snapshotDone && ops % 150 === 0) {
-        const id = 1 + Math.floor(Math.random() * 20000);
-        const { rows } = await writer.query(`SELECT status, clock_timestamp()::text AS t FROM ${TABLE} WHERE id = $1`, [
-          id,
-        ]);
-        const at = (await writer.query('SELECT clock_timestamp()::text AS t')).rows[0].t as string;
-        spine.push({
-          id: BigInt(id),
-          event_timestamp: at,
-          status_then: (rows[0]?.status as string | undefined) ?? null,
+      say('\n2. the training set, point in time, through featureflow');
+      const spine = train.map((d) => ({ id: d.id, event_timestamp: new Date() }));
+      const exported = await store.export({ trainingSet: { spine, features: [digitsView] } }, TRAINING_SET);
+      const v = exported.manifest.views[0]!;
+      say(
+        `   ${exported.rows} rows → ${TRAINING_SET}; manifest: view ${v.name} v${v.version}, fingerprint ${v.fingerprint.slice(0, 12)}…, LSN watermark ${exported.manifest.lsnWatermark}`,
+      );
+      if (args.train) {
+        const { trainDigitClassifier } = await import('../digits/train-digits.js');
+        const training = bar('   epoch {epoch}/{epochs} {bar} {value}/{total} loss {loss}');
+        let shown = 0;
+        const result = await trainDigitClassifier({
+          store,
+          view: digitsView,
+          out: TRAINED_MODEL,
+          epochs: Number(args.epochs),
+          exportDir: '.featureflow',
+          onProgress: (r) => {
+            if (r.epoch !== shown) {
+              shown = r.epoch;
+              training.start(r.examples, 0, { epoch: r.epoch, epochs: r.epochs, loss: '-' });
+            }
+            training.update(r.seen, { loss: r.loss.toFixed(3) });
+          },
         });
+        training.stop();
+        trainingModel = result.dir;
+        say(
+          `   trained the CNN in ${result.trainSeconds.toFixed(1)} s: ${(result.heldOutAccuracy * 100).toFixed(2)}% of the ${result.heldOutExamples} held-out digits right`,
+        );
+      } else {
+        const shipped = JSON.parse(readFileSync(`${DIGITS_MODEL_DIR}/manifest.json`, 'utf8'));
+        say(
+          `   not training here (it takes minutes on a small machine; npm run demo -- --train does): using the model shipped in features/digits/model,\n` +
+            `   ${shipped.version}, trained by npm run digits:train on ${shipped.training.examples} digits in ${shipped.training.seconds} s ` +
+            `(${shipped.backend}), ${(shipped.heldOut.accuracy * 100).toFixed(2)}% right on the ${shipped.heldOut.examples} held out;\n` +
+            `   its manifest traces it to view ${shipped.trainingSet.views[0].name} v${shipped.trainingSet.views[0].version} (fingerprint ${String(shipped.trainingSet.views[0].fingerprint).slice(0, 12)}…) at LSN ${shipped.trainingSet.lsnWatermark}`,
+        );
       }
-      const r = Math.random();
-      if (r < 0.4)
-        await writer.query(`INSERT INTO ${TABLE} (customer, amount, status) VALUES ($1, $2, 'new')`, [
-          ops % 500,
-          (ops % 997) / 7,
-        ]);
-      else if (r < 0.85)
-        await writer.query(`UPDATE ${TABLE} SET status = 'paid', amount = amount + 1 WHERE id = $1`, [
-          1 + Math.floor(Math.random() * 20000),
-        ]);
-      else await writer.query(`DELETE FROM ${TABLE} WHERE id = $1`, [1 + Math.floor(Math.random() * 20000)]);
-      ops++;
+    } finally {
+      snapshotting.stop();
+      await closeContainer(ingesting);
     }
-    await writer.end();
-    const target = parsePosition((await db.query('SELECT pg_current_wal_insert_lsn()::text AS l')).rows[0].l);
-    while (checkpoint < target) await new Promise((r) => setTimeout(r, 50));
-    controller.abort();
-    await run;
-    const seconds = (Date.now() - started) / 1000;
-    const source = await container.getAsync(TOKENS.Source);
-    const record = (await (await container.getAsync(TOKENS.ChangeLog)).state()).sourceRecord;
-    const slot = await source.status(record);
-    await source.teardown(record);
-    await closeContainer(container);
+    if (stop.signal.aborted) return;
+    if (!existsSync(`${trainingModel}/model.json`)) throw new Error(`no model in ${trainingModel}`);
 
     say(
-      `\nsnapshot: ${snapshotRows} rows; stream: ${streamed} changes from ${ops} writer transactions; ${seconds.toFixed(1)} s`,
+      '\n3. serving: featureflow follows the table; each committed digit reaches the memory online store and the CNN',
     );
-    say(`checkpoint ${formatPosition(checkpoint)}; source lag when stopped: ${slot.lag ?? '-'} ${slot.lagUnit}\n`);
+    const config = defineConfig({
+      ...base,
+      online: memory(),
+      model: tfjs({ path: trainingModel, service: classifier, name: 'digits', workers: 1 }),
+      serve: { port: 0 },
+    });
+    container = await createContainer(config, { serving: true });
+    runtime = await ServeRuntime.start(container, config as never, { signal: stop.signal });
+    if (stop.signal.aborted) return;
+    const ingest = runtime.run({ signal: stop.signal });
+    say(`   HTTP on ${runtime.url} (GET /predictions/stream is the live feed this demo reads)`);
 
-    const duck = await openDuckDB(STORE, { readOnly: true });
+    const truth = new Map(heldOut.map((d) => [d.id, d]));
+    const seen = new Map<number, StreamedPrediction>();
+    const stages = {
+      receivedMs: [] as number[],
+      featuresMs: [] as number[],
+      scoredMs: [] as number[],
+      total: [] as number[],
+    };
+    let right = 0;
+    const everyPicture = Math.max(1, Math.floor(heldOutCount / 5));
+    const listening = new AbortController();
+    let allSeen: () => void = () => undefined;
+    const done = new Promise<void>((resolve) => (allSeen = resolve));
+    const feed = listen(runtime.url, listening.signal, (p) => {
+      const id = Number(p.key[0]);
+      const digit = truth.get(id);
+      if (!digit || seen.has(id)) return;
+      seen.set(id, p);
+      const ok = p.label === String(digit.label);
+      if (ok) right++;
+      // Commit (the source's clock) → prediction (ours): the same machine here.
+      const total = Date.parse(p.predictedAt) - msOf(p.commitTime);
+      stages.total.push(total);
+      stages.receivedMs.push(p.latency.receivedMs);
+      stages.featuresMs.push(p.latency.featuresMs);
+      stages.scoredMs.push(p.latency.scoredMs);
+      const line = `   #${id}  predicted ${p.label}  ${ok ? '✓' : `✗ (it is a ${digit.label})`}  commit → prediction ${total.toFixed(0).padStart(4)} ms`;
+      if (seen.size % everyPicture === 1 || everyPicture === 1) {
+        const picture = drawDigit(digit.pixels);
+        say(`   ┌${'─'.repeat(28)}┐`);
+        for (const row of picture) say(`   │${row}│`);
+        say(`   └${'─'.repeat(28)}┘`);
+      }
+      say(line);
+      if (seen.size === heldOut.length) allSeen();
+    });
+    await new Promise((r) => setTimeout(r, 200));
+
+    say(`\n   inserting ${heldOut.length} held-out digits without their labels, ${rate} a second…\n`);
+    const writer = new pg.Client({ connectionString: url });
+    await writer.connect();
+    const started = Date.now();
     try {
-      const byOp = (
-        await duck.connection.runAndReadAll(`SELECT op, count(*) AS n FROM change_log GROUP BY op ORDER BY op`)
-      ).getRowObjects();
-      say('what reached the change log (DuckDB view change_log):');
-      const names: Record<string, string> = {
-        r: 'read (snapshot)',
-        c: 'create',
-        u: 'update',
-        d: 'delete',
-        t: 'truncate',
-      };
-      for (const row of byOp)
-        say(`  ${String(names[row.op as string] ?? row.op).padEnd(16)} ${String(row.n).padStart(8)}`);
-      const recent = (
-        await duck.connection.runAndReadAll(
-          `SELECT op, key, after, commit_time::VARCHAR AS at FROM change_log WHERE op <> 'r' ORDER BY seq DESC LIMIT 5`,
-        )
-      ).getRowObjects();
-      say('\nlatest changes:');
-      for (const row of recent)
-        say(`  ${row.op} ${row.key} at ${row.at}${row.after ? ` → ${String(row.after).slice(0, 100)}` : ''}`);
-      const live = Number(
-        (await duck.connection.runAndReadAll(`SELECT count(*) FROM current_rows('${TABLE}')`)).getRows()[0]![0],
-      );
-      const expected = Number((await db.query(`SELECT count(*) AS n FROM ${TABLE}`)).rows[0].n);
-      say(
-        `\nrows rebuilt from the change log: ${live}; rows in PostgreSQL: ${expected} → ${live === expected ? 'equal' : 'DIFFERENT'}`,
-      );
-      if (live !== expected) process.exitCode = 1;
+      for (let i = 0; i < heldOut.length && !stop.signal.aborted; i++) {
+        const wait = started + (i * 1000) / rate - Date.now();
+        if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+        const d = heldOut[i]!;
+        await writer.query(`INSERT INTO ${TABLE} (id, label, pixels) VALUES ($1, NULL, $2)`, [
+          d.id,
+          Buffer.from(d.pixels),
+        ]);
+      }
     } finally {
-      duck.close();
+      await writer.end();
     }
-    const store = await openOfflineStore(STORE, { definitions: { views: [orderFeatures] } });
-    try {
-      const [view] = await store.status();
-      const orders = Number((await db.query(`SELECT count(*) AS n FROM ${TABLE}`)).rows[0].n);
+    // Predictions of the last inserts are at most a few batches behind.
+    const timeout = new Promise<void>((r) => setTimeout(r, 30_000).unref());
+    await Promise.race([done, timeout, new Promise<void>((r) => stop.signal.addEventListener('abort', () => r()))]);
+    listening.abort();
+    await feed;
+    stop.abort();
+    await ingest;
+
+    say(
+      `\n4. live accuracy against the held-back labels: ${right} of ${seen.size} right (${((right / Math.max(seen.size, 1)) * 100).toFixed(2)}%)`,
+    );
+    if (seen.size < heldOut.length) {
       say(
-        `\nfeature view ${view!.view} v${view!.version} (table ${view!.table}): ${view!.entities} current orders ` +
-          `(PostgreSQL: ${orders} → ${view!.entities === orders ? 'equal' : 'DIFFERENT'}), ${view!.rows} history rows, ` +
-          `${view!.deadLetters} dead letters`,
+        `   MISSING predictions: ${heldOut.length - seen.size} of the ${heldOut.length} inserted digits were not predicted`,
       );
-      if (view!.entities !== orders) process.exitCode = 1;
-      const result = await store.export({ trainingSet: { spine, features: [orderFeatures] } }, TRAINING_SET);
-      const training = await store.trainingSet({ spine, features: [orderFeatures] });
-      const statusThen = training.getChild('status_then')!.toArray() as (string | null)[];
-      const status = training.getChild('status')!.toArray() as (string | null)[];
-      const agree = status.filter((s, i) => s === statusThen[i]).length;
-      say(`training set: ${result.rows} spine rows × order_features → ${TRAINING_SET} (manifest beside it)`);
-      say(
-        `point in time: the status joined for each (order, time) equals PostgreSQL's status at that time for ${agree} of ${status.length} rows`,
-      );
-      if (agree !== status.length) process.exitCode = 1;
-    } finally {
-      store.close();
+      process.exitCode = 1;
     }
-    say(`\nthe change log and feature tables are in ${STORE}; open it with DuckDB to explore.`);
+    const ms = (values: number[]) => {
+      const sorted = [...values].sort((a, b) => a - b);
+      return `p50 ${percentile(sorted, 50).toFixed(1).padStart(6)}  p95 ${percentile(sorted, 95).toFixed(1).padStart(6)}  p99 ${percentile(sorted, 99).toFixed(1).padStart(6)} ms`;
+    };
+    say('   where the latency went (each prediction carries its stages):');
+    say(`     commit → received by featureflow    ${ms(stages.receivedMs)}`);
+    say(`     received → features online           ${ms(stages.featuresMs)}`);
+    say(`     features online → CNN's prediction   ${ms(stages.scoredMs)}`);
+    say(`     commit → prediction, in all          ${ms(stages.total)}`);
+    say(`\nthe change log, feature history and predictions are in ${STORE}; open it with DuckDB to explore.`);
   } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    stop.abort();
+    await runtime?.stop().catch(() => undefined);
+    if (container) {
+      const source = await container.getAsync(TOKENS.Source);
+      const record = (await (await container.getAsync(TOKENS.ChangeLog)).state()).sourceRecord;
+      await source.teardown(record).catch(() => undefined);
+      await closeContainer(container);
+    }
     await db.end();
     await cluster?.stop();
   }
