@@ -111,6 +111,17 @@ describe('the digit classifier', () => {
       expect(manifest.trainingSet.views[0].fingerprint).toMatch(/^[0-9a-f]{64}$/);
       expect(manifest.trainingSet.lsnWatermark).toBe(status!.watermark);
       expect(manifest.heldOut).toEqual({ examples: 200, accuracy: Math.round(result.heldOutAccuracy * 10000) / 10000 });
+
+      // Held-out ids without labelled digits (the demo's, inserted later unlabelled) cannot judge a model.
+      await expect(
+        trainDigitClassifier({
+          store,
+          view,
+          out: join(out, '..', 'unjudged'),
+          epochs: 1,
+          split: { name: 'none held out', train: { from: 101, to: 300 }, heldOut: { from: 5001, to: 5100 } },
+        }),
+      ).rejects.toMatchObject({ code: 'FF_DIGITS_DATA', message: expect.stringMatching(/held-out ids 5001-5100/) });
     } finally {
       await closeContainer(container);
       await client.end();

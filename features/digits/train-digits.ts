@@ -252,6 +252,12 @@ export async function trainDigitClassifier(options: TrainDigitsOptions): Promise
     );
   }
   const judged = await evaluateDigits(model, heldOut.path);
+  if (judged.examples === 0) {
+    throw new FeatureflowError(
+      'FF_DIGITS_DATA',
+      `no labelled digit among the held-out ids ${split.heldOut.from}-${split.heldOut.to} in the store, so the model cannot be judged; load them with their labels, or hold out ids that are there`,
+    );
+  }
   const manifest: DigitModelManifest = {
     version: `digits-cnn-${new Date().toISOString().replace(/[:.]/g, '-')}`,
     labels: DIGIT_LABELS,
