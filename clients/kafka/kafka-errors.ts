@@ -1,5 +1,9 @@
-import { KafkaJSError } from 'kafkajs';
+import kafkajs from 'kafkajs';
 import { defineErrors, FeatureflowError } from '../../framework/errors.js';
+
+// kafkajs is CommonJS and Node's ESM loader finds only some of its exports by name (KafkaJSError is
+// not one of them: importing it by name fails at load), so it is read from the module object.
+const { KafkaJSError } = kafkajs;
 
 /** The codes every Kafka adapter shares. */
 export const KAFKA_ERRORS = defineErrors({
