@@ -248,7 +248,9 @@ async function main(): Promise<void> {
     runtime = await ServeRuntime.start(container, config as never, { signal: stop.signal });
     if (stop.signal.aborted) return;
     const ingest = runtime.run({ signal: stop.signal });
-    say(`   HTTP on ${runtime.url} (GET /predictions/stream is the live feed this demo reads)`);
+    say(
+      `   HTTP on ${runtime.url}: open it in a browser for the live page; GET /predictions/stream is the feed read here`,
+    );
 
     const truth = new Map(heldOut.map((d) => [d.id, d]));
     const seen = new Map<number, StreamedPrediction>();
