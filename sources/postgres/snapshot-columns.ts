@@ -1,16 +1,20 @@
 /**
  * Binary COPY fields straight into column-wise snapshot rows ({@link ColumnRows}): fixed-width values
- * are byte-swapped into little-endian buffers and text is copied as bytes, so most fields never become
- * a JS value. Values a fixed layout cannot hold exactly (±infinity, years outside 1000–9999) go
- * through the column's Value decoder into the column's overrides.
+ * are byte-swapped into little-endian buffers, text and bytea are copied as bytes, and a
+ * one-dimensional array's elements go the same ways into one buffer of elements, so most fields never
+ * become a JS value. Values a layout cannot hold exactly (±infinity, years outside 1000–9999, an array
+ * of more dimensions or holding such an element) go through the column's Value decoder into the
+ * column's overrides.
  */
 import {
   FIXED_WIDTH,
+  TIMETZ_OFFSET_MAX,
   columnKind,
-  type FixedColumn,
-  type RowColumn,
   type ColumnKind,
   type ColumnRows,
+  type FixedColumn,
+  type RowColumn,
+  type TextColumn,
 } from '../../framework/column-rows.js';
 import type { ColumnSchema } from '../../framework/types.js';
 import { encodeValue } from '../../framework/value-json.js';
@@ -36,6 +40,8 @@ const DAY_MAX = (Date.UTC(9999, 11, 31) - Date.UTC(2000, 0, 1)) / MS_PER_DAY;
  */
 const TS_HI_MIN = Math.floor((DAY_MIN * MS_PER_DAY * 1000) / TWO_32) + 1;
 const TS_HI_MAX = Math.floor(((DAY_MAX + 1) * MS_PER_DAY * 1000) / TWO_32) - 1;
+const INT32_MIN = -0x80000000;
+const INT32_MAX = 0x7fffffff;
 
 /** Writes one column's fields for rows 0, 1, … of the batch being built. */
 interface ColumnWriter {
@@ -47,7 +53,16 @@ interface ColumnWriter {
   grow(capacity: number): void;
 }
 
-class FixedWriter implements ColumnWriter {
+/** A writer of array elements (a row per element): it stores what it can hold, or says it cannot. */
+interface ElementWriter extends ColumnWriter {
+  /** Writes the field natively and returns true, or returns false (writing nothing) when it cannot. */
+  store(row: number, buf: Buffer, start: number, end: number): boolean;
+  /** Forgets the rows from `length` on (they are written again). */
+  truncate(length: number): void;
+  take(length: number, capacity: number): FixedColumn | TextColumn;
+}
+
+class FixedWriter implements ElementWriter {
   private data!: Uint8Array;
   private i16!: Int16Array;
   private i32!: Int32Array;
@@ -88,69 +103,56 @@ class FixedWriter implements ColumnWriter {
   }
 
   write(row: number, buf: Buffer, s: number, end: number): void {
+    if (!this.store(row, buf, s, end)) this.override(row, buf, s, end);
+  }
+
+  store(row: number, buf: Buffer, s: number, _end: number): boolean {
     const d = this.data;
     switch (this.kind) {
       case 'int16':
         this.i16[row] = int16At(buf, s);
-        return;
+        return true;
       case 'int32':
         this.i32[row] = int32At(buf, s);
-        return;
+        return true;
       case 'uint32':
         this.u32[row] = uint32At(buf, s);
-        return;
+        return true;
       case 'bool':
         d[row] = buf[s] !== 0 ? 1 : 0;
-        return;
+        return true;
       case 'float32': {
         // -0 goes to the overrides: DuckDB's run-length encoding takes -0 and 0 for one value.
-        if (buf[s] === 0x80 && buf[s + 1] === 0 && uint16At(buf, s + 2) === 0) {
-          this.override(row, buf, s, end);
-          return;
-        }
+        if (buf[s] === 0x80 && buf[s + 1] === 0 && uint16At(buf, s + 2) === 0) return false;
         const o = row * 4;
         d[o] = buf[s + 3]!;
         d[o + 1] = buf[s + 2]!;
         d[o + 2] = buf[s + 1]!;
         d[o + 3] = buf[s]!;
-        return;
+        return true;
       }
+      case 'float64':
+        if (buf[s] === 0x80 && buf[s + 1] === 0 && uint16At(buf, s + 2) === 0 && uint32At(buf, s + 4) === 0)
+          return false;
+        this.u32[row * 2] = uint32At(buf, s + 4);
+        this.u32[row * 2 + 1] = uint32At(buf, s);
+        return true;
       case 'int64':
-      case 'float64': {
-        if (
-          this.kind === 'float64' &&
-          buf[s] === 0x80 &&
-          buf[s + 1] === 0 &&
-          uint16At(buf, s + 2) === 0 &&
-          uint32At(buf, s + 4) === 0
-        ) {
-          this.override(row, buf, s, end);
-          return;
-        }
-        const o = row * 8;
-        d[o] = buf[s + 7]!;
-        d[o + 1] = buf[s + 6]!;
-        d[o + 2] = buf[s + 5]!;
-        d[o + 3] = buf[s + 4]!;
-        d[o + 4] = buf[s + 3]!;
-        d[o + 5] = buf[s + 2]!;
-        d[o + 6] = buf[s + 1]!;
-        d[o + 7] = buf[s]!;
-        return;
-      }
+      case 'time':
+        // time_send: int64 µs since midnight.
+        this.u32[row * 2] = uint32At(buf, s + 4);
+        this.i32[row * 2 + 1] = int32At(buf, s);
+        return true;
       case 'date': {
         const day = int32At(buf, s);
-        if (day >= DAY_MIN && day <= DAY_MAX) this.i32[row] = day + EPOCH_SHIFT_DAYS;
-        else this.override(row, buf, s, end);
-        return;
+        if (day < DAY_MIN || day > DAY_MAX) return false;
+        this.i32[row] = day + EPOCH_SHIFT_DAYS;
+        return true;
       }
       case 'timestamp':
       case 'timestamptz': {
         const hi = int32At(buf, s);
-        if (hi < TS_HI_MIN || hi > TS_HI_MAX) {
-          this.override(row, buf, s, end);
-          return;
-        }
+        if (hi < TS_HI_MIN || hi > TS_HI_MAX) return false;
         let lo = uint32At(buf, s + 4) + SHIFT_LO;
         let carry = 0;
         if (lo >= TWO_32) {
@@ -159,9 +161,35 @@ class FixedWriter implements ColumnWriter {
         }
         this.u32[row * 2] = lo;
         this.i32[row * 2 + 1] = hi + SHIFT_HI + carry;
-        return;
+        return true;
+      }
+      case 'timetz': {
+        // timetz_send: int64 µs since midnight (below 2^37), int32 zone in seconds WEST of UTC.
+        const offset = TIMETZ_OFFSET_MAX + int32At(buf, s + 8);
+        if (offset < 0 || offset > 2 * TIMETZ_OFFSET_MAX) return false;
+        const hi = int32At(buf, s);
+        const lo = uint32At(buf, s + 4);
+        this.u32[row * 2] = (((lo & 0xff) << 24) | offset) >>> 0;
+        this.u32[row * 2 + 1] = ((hi << 24) | (lo >>> 8)) >>> 0;
+        return true;
+      }
+      case 'interval': {
+        // interval_send: int64 µs, int32 days, int32 months. Months at an int32 bound are PostgreSQL
+        // 17's infinite intervals (every field at its bound): overrides, as is anything next to them.
+        const months = int32At(buf, s + 12);
+        if (months === INT32_MAX || months === INT32_MIN) return false;
+        const o = row * 4;
+        this.i32[o] = months;
+        this.i32[o + 1] = int32At(buf, s + 8);
+        this.u32[o + 2] = uint32At(buf, s + 4);
+        this.i32[o + 3] = int32At(buf, s);
+        return true;
       }
     }
+  }
+
+  truncate(length: number): void {
+    this.nulls?.fill(0, length);
   }
 
   private override(row: number, buf: Buffer, start: number, end: number): void {
@@ -172,7 +200,7 @@ class FixedWriter implements ColumnWriter {
     (this.nulls ??= new Uint8Array(this.capacity))[row] = 1;
   }
 
-  take(length: number, capacity: number): RowColumn {
+  take(length: number, capacity: number): FixedColumn {
     const column: FixedColumn = {
       kind: this.kind,
       data: this.data.subarray(0, length * this.width),
@@ -185,15 +213,15 @@ class FixedWriter implements ColumnWriter {
   }
 }
 
-/** text and plain-text columns: bytes into one growing buffer per batch. */
-class TextWriter implements ColumnWriter {
+/** text, plain-text and bytes columns: bytes into one growing buffer per batch. */
+class TextWriter implements ElementWriter {
   private bytes: Buffer;
   private used = 0;
   private offsets: Int32Array;
   private nulls: Uint8Array | undefined;
 
   constructor(
-    private readonly kind: 'text' | 'plain-text',
+    private readonly kind: TextColumn['kind'],
     private capacity: number,
     /**
      * How the field's bytes become the value's text: copied (from `skip` on), written as text by
@@ -241,6 +269,16 @@ class TextWriter implements ColumnWriter {
     this.offsets[row + 1] = this.used;
   }
 
+  store(row: number, buf: Buffer, start: number, end: number): boolean {
+    this.write(row, buf, start, end);
+    return true;
+  }
+
+  truncate(length: number): void {
+    this.used = this.offsets[length]!;
+    this.nulls?.fill(0, length);
+  }
+
   writeNull(row: number): void {
     (this.nulls ??= new Uint8Array(this.capacity))[row] = 1;
     this.offsets[row + 1] = this.used;
@@ -252,7 +290,7 @@ class TextWriter implements ColumnWriter {
     this.capacity = capacity;
   }
 
-  take(length: number, capacity: number): RowColumn {
+  take(length: number, capacity: number): TextColumn {
     // A plain Uint8Array: the store takes a view per value, and Buffer's subarray costs more.
     const column = {
       kind: this.kind,
@@ -295,6 +333,100 @@ class ValueWriter implements ColumnWriter {
   }
 }
 
+/** Elements a list column's buffers start with per row of the batch. */
+const ELEMENTS_PER_ROW = 4;
+
+/**
+ * One-dimensional arrays (array_send: int32 ndim, int32 has-nulls flag, uint32 element type OID,
+ * ndim × (int32 size, int32 lower bound), then each element as int32 length, -1 for NULL, and its
+ * bytes): the elements go to an element writer, one element row each. Lower bounds are dropped, as
+ * the Value form drops them. An array of more dimensions, or holding an element the element writer
+ * cannot hold, is an override (its decoded Value's JSON), with no elements.
+ */
+class ListWriter implements ColumnWriter {
+  private offsets: Int32Array;
+  private nulls: Uint8Array | undefined;
+  private overrides: Map<number, string> | undefined;
+  /** Elements written in this batch. */
+  private count = 0;
+  /** Elements the element writer has room for. */
+  private room: number;
+
+  constructor(
+    private capacity: number,
+    private readonly element: ElementWriter,
+    /** The whole array's Value decoder, for overrides. */
+    private readonly decode: Decoder,
+    room: number,
+  ) {
+    this.offsets = new Int32Array(capacity + 1);
+    this.room = room;
+  }
+
+  write(row: number, buf: Buffer, start: number, end: number): void {
+    const ndim = int32At(buf, start);
+    if (ndim === 1) {
+      const n = int32At(buf, start + 12);
+      if (this.count + n > this.room) {
+        this.room = Math.max(this.room * 2, this.count + n);
+        this.element.grow(this.room);
+      }
+      const first = this.count;
+      let p = start + 20;
+      for (let k = 0; k < n; k++) {
+        const len = int32At(buf, p);
+        p += 4;
+        if (len < 0) this.element.writeNull(this.count++);
+        else if (p + len > end || !this.element.store(this.count++, buf, p, p + len)) {
+          this.count = first;
+          this.element.truncate(first);
+          this.override(row, buf, start, end);
+          return;
+        } else p += len;
+      }
+    } else if (ndim !== 0) {
+      this.override(row, buf, start, end);
+      return;
+    }
+    this.offsets[row + 1] = this.count;
+  }
+
+  private override(row: number, buf: Buffer, start: number, end: number): void {
+    (this.overrides ??= new Map()).set(row, encodeValue(this.decode(buf, start, end)));
+    this.offsets[row + 1] = this.count;
+  }
+
+  writeNull(row: number): void {
+    (this.nulls ??= new Uint8Array(this.capacity))[row] = 1;
+    this.offsets[row + 1] = this.count;
+  }
+
+  grow(capacity: number): void {
+    this.offsets = grown(this.offsets, capacity + 1);
+    if (this.nulls) this.nulls = grown(this.nulls, capacity);
+    this.capacity = capacity;
+  }
+
+  take(length: number, capacity: number): RowColumn {
+    // The next batch starts with room for about as many elements per row as this one took.
+    const room = Math.max(capacity * ELEMENTS_PER_ROW, Math.ceil((this.count / Math.max(1, length)) * capacity));
+    const column: RowColumn = {
+      kind: 'list',
+      elements: this.element.take(this.count, room),
+      offsets: this.offsets.subarray(0, length + 1),
+      nulls: this.nulls?.subarray(0, length),
+      overrides: this.overrides,
+    };
+    this.room = room;
+    this.count = 0;
+    this.capacity = capacity;
+    this.offsets = new Int32Array(capacity + 1);
+    this.nulls = undefined;
+    this.overrides = undefined;
+    return column;
+  }
+}
+
 /** A copy of `array` with room for `length` elements. */
 function grown<T extends Uint8Array | Int32Array>(array: T, length: number): T {
   const out = new (array.constructor as new (n: number) => T)(length);
@@ -306,9 +438,14 @@ function checkJsonbVersion(buf: Buffer, start: number): void {
   if (buf[start] !== 1) throw new Error(`unsupported jsonb binary format version ${buf[start]} (expected 1)`);
 }
 
-function writerFor(column: ColumnSchema, capacity: number, utf8Server: boolean): ColumnWriter {
-  const kind: ColumnKind = columnKind(column);
-  const decode = decoderFor(column.type, column.array);
+/** The writer of a column whose layout is not `list` or `value`. */
+function scalarWriter(
+  column: ColumnSchema,
+  kind: ColumnKind,
+  capacity: number,
+  utf8Server: boolean,
+  decode: Decoder,
+): ElementWriter {
   switch (kind) {
     case 'text':
       // A server encoding other than UTF-8 sends text in that encoding: decode as the stream does.
@@ -327,11 +464,26 @@ function writerFor(column: ColumnSchema, capacity: number, utf8Server: boolean):
         decode,
         column.type === 'numeric' ? { bound: numericTextBound, write: writeNumericText } : undefined,
       );
-    case 'value':
-      return new ValueWriter(decode);
+    case 'bytes':
+      return new TextWriter(kind, capacity, { skip: 0 }, decode);
     default:
-      return new FixedWriter(kind, capacity, decode);
+      return new FixedWriter(kind as FixedColumn['kind'], capacity, decode);
   }
+}
+
+function writerFor(column: ColumnSchema, capacity: number, utf8Server: boolean): ColumnWriter {
+  const kind: ColumnKind = columnKind(column);
+  const decode = decoderFor(column.type, column.array);
+  if (kind === 'value') return new ValueWriter(decode);
+  if (kind !== 'list') return scalarWriter(column, kind, capacity, utf8Server, decode);
+  const element = { ...column, array: false, key: false };
+  const room = capacity * ELEMENTS_PER_ROW;
+  return new ListWriter(
+    capacity,
+    scalarWriter(element, columnKind(element), room, utf8Server, decoderFor(column.type, false)),
+    decode,
+    room,
+  );
 }
 
 /**

@@ -3,11 +3,13 @@
  * migrations of files written by earlier versions.
  */
 import type { DuckDBConnection } from '@duckdb/node-api';
+import { columnKind } from '../../../framework/column-rows.js';
 import { FeatureflowError } from '../../../framework/errors.js';
-import type { VersionedSchema } from '../../../framework/types.js';
+import type { ColumnSchema, VersionedSchema } from '../../../framework/types.js';
 import { decodeRow } from '../../../framework/value-json.js';
 import { quoteLiteral } from '../duckdb-database.js';
 import { encodeKey } from './log-keys.js';
+import { NATIVE_SINCE_JSON } from './typed-layout.js';
 
 export const DDL = `
 CREATE TABLE IF NOT EXISTS _changes (
@@ -97,8 +99,9 @@ SELECT k AS key, row FROM counted, range(n) WHERE n > 0`;
 
 /**
  * Refuses a file whose change log has the layout of an earlier featureflow, before anything is
- * written to it: snapshots as JSON (no `_snapshot_tables.storage`), or typed tables without float
- * overrides and stream tables (no `_stream_tables`).
+ * written to it: snapshots as JSON (no `_snapshot_tables.storage`), typed tables without float
+ * overrides and stream tables (no `_stream_tables`), or typed tables holding bytea, arrays, intervals
+ * and times as JSON text (VARCHAR), which this version stores natively (BLOB, LIST, INTERVAL, TIME).
  */
 export async function checkLayout(c: DuckDBConnection, path: string): Promise<void> {
   const rows = (
@@ -108,13 +111,38 @@ export async function checkLayout(c: DuckDBConnection, path: string): Promise<vo
          FROM information_schema.columns WHERE table_name = '_snapshot_tables'`,
     )
   ).getRows()[0] as [bigint, bigint, bigint];
-  if (Number(rows[1]) > 0 && (Number(rows[0]) === 0 || Number(rows[2]) === 0)) {
+  const typed = Number(rows[1]) > 0;
+  if ((typed && (Number(rows[0]) === 0 || Number(rows[2]) === 0)) || (typed && (await hasJsonColumns(c)))) {
     throw new FeatureflowError(
       'FF_STORE_FORMAT',
       `the change log in ${path} was written by an earlier featureflow, whose layout this version does not read; ` +
         'point duckdb({ path }) at a new file (or delete this one) and run `featureflow ingest` to take a new snapshot',
     );
   }
+}
+
+/** True when a typed table holds a column as JSON text that this version stores natively. */
+async function hasJsonColumns(c: DuckDBConnection): Promise<boolean> {
+  const rows = (
+    await c.runAndReadAll(
+      `SELECT t.storage, s.columns FROM _schemas s JOIN (
+         SELECT table_name, schema_version, storage FROM _snapshot_tables
+         UNION ALL SELECT table_name, schema_version, storage FROM _stream_tables) t
+       ON s.table_name = t.table_name AND s.version = t.schema_version`,
+    )
+  ).getRows() as [string, string][];
+  const wanted = new Set<string>();
+  for (const [storage, columns] of rows) {
+    for (const column of JSON.parse(columns) as ColumnSchema[])
+      if (NATIVE_SINCE_JSON.has(columnKind(column))) wanted.add(JSON.stringify([storage, column.name]));
+  }
+  if (wanted.size === 0) return false;
+  const varchar = (
+    await c.runAndReadAll(
+      `SELECT table_name, column_name FROM information_schema.columns WHERE data_type = 'VARCHAR' AND table_name LIKE '_%' ESCAPE ''`,
+    )
+  ).getRows() as [string, string][];
+  return varchar.some(([table, column]) => wanted.has(JSON.stringify([table, column])));
 }
 
 export async function hasColumn(c: DuckDBConnection, table: string, column: string): Promise<boolean> {

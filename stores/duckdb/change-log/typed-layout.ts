@@ -1,27 +1,37 @@
 import {
   BIGINT,
+  BLOB,
   BOOLEAN,
   DATE,
   DOUBLE,
   FLOAT,
   INTEGER,
+  INTERVAL,
+  LIST,
   SMALLINT,
+  TIME,
   TIMESTAMP,
   TIMESTAMPTZ,
+  TIMETZ,
   UBIGINT,
   UINTEGER,
   UTINYINT,
   VARCHAR,
   type DuckDBType,
 } from '@duckdb/node-api';
-import { columnKind, type ColumnKind } from '../../../framework/column-rows.js';
+import { columnKind, elementKind, type ColumnKind } from '../../../framework/column-rows.js';
 import type { ColumnSchema, TableSchema } from '../../../framework/types.js';
 import { quoteIdent } from '../duckdb-database.js';
 
 /** Rows per DuckDB data chunk (DuckDB's vector size). */
 export const CHUNK_ROWS = 2048;
 
-const DUCKDB_TYPES: Readonly<Record<ColumnKind, DuckDBType>> = {
+/**
+ * The DuckDB type of each layout but `list` (a LIST of its element's type). DuckDB's TIME, TIMETZ and
+ * INTERVAL have the layouts' bytes (int64 µs; µs · 2^24 + 57599 − offset east; int32 months, int32
+ * days, int64 µs), so they are copied as they are.
+ */
+const DUCKDB_TYPES: Readonly<Record<Exclude<ColumnKind, 'list'>, DuckDBType>> = {
   int16: SMALLINT,
   int32: INTEGER,
   uint32: UINTEGER,
@@ -32,8 +42,12 @@ const DUCKDB_TYPES: Readonly<Record<ColumnKind, DuckDBType>> = {
   date: DATE,
   timestamp: TIMESTAMP,
   timestamptz: TIMESTAMPTZ,
+  time: TIME,
+  timetz: TIMETZ,
+  interval: INTERVAL,
   text: VARCHAR,
   'plain-text': VARCHAR,
+  bytes: BLOB,
   value: VARCHAR,
 };
 
@@ -43,7 +57,19 @@ export const INLINE_MAX = 12;
 export const ONE_CALL_MAX = 256 * 1024 * 1024;
 
 /** Kinds whose values may not fit the native type: they get a VARCHAR column of overrides. */
-const HAS_OVERRIDES = new Set<ColumnKind>(['date', 'timestamp', 'timestamptz', 'float32', 'float64']);
+const HAS_OVERRIDES = new Set<ColumnKind>([
+  'date',
+  'timestamp',
+  'timestamptz',
+  'float32',
+  'float64',
+  'timetz',
+  'interval',
+  'list',
+]);
+
+/** The layouts whose column types changed since typed tables held them as JSON text (VARCHAR). */
+export const NATIVE_SINCE_JSON = new Set<ColumnKind>(['time', 'timetz', 'interval', 'bytes', 'list']);
 
 /** One snapshot table as recorded in `_snapshot_tables`. */
 export interface SnapshotTableInfo {
@@ -147,7 +173,8 @@ function storedColumns(columns: readonly ColumnSchema[], names: Set<string>): St
       while (names.has(override)) override = `_${override}`;
       names.add(override);
     }
-    return { column, kind, type: DUCKDB_TYPES[kind], override };
+    const type = kind === 'list' ? LIST(DUCKDB_TYPES[elementKind(column)]) : DUCKDB_TYPES[kind];
+    return { column, kind, type, override };
   });
 }
 

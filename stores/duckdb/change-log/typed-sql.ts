@@ -3,7 +3,7 @@
  * the JSON of `framework/value-json.ts`, the key byte for byte as `encodeKey` writes it), the view
  * `change_log` over every storage, and a native prefilter for key lookups.
  */
-import { columnKind, type ColumnKind } from '../../../framework/column-rows.js';
+import { columnKind, elementKind, type ColumnKind } from '../../../framework/column-rows.js';
 import type { Row, TableSchema, Value } from '../../../framework/types.js';
 import { keyPrefix } from '../../../framework/value-json.js';
 import { quoteIdent, quoteLiteral } from '../duckdb-database.js';
@@ -17,11 +17,53 @@ import {
 
 const MAX_SAFE = '9007199254740991';
 
+/** SQL of a TIME as `HH:MM:SS.ffffff` (DuckDB prints the fraction without trailing zeros, or none). */
+function timeText(t: string): string {
+  const text = `CAST(${t} AS VARCHAR)`;
+  return `CASE WHEN length(${text}) = 8 THEN ${text} || '.000000' ELSE rpad(${text}, 15, '0') END`;
+}
+
+/** SQL of a TIMETZ as `HH:MM:SS.ffffff+HH:MM`, `:SS` added when the offset has seconds. */
+function timetzText(c: string): string {
+  const zone = `datepart('timezone', ${c})`;
+  const abs = `abs(${zone})`;
+  const two = (n: string) => `lpad(CAST(${n} AS VARCHAR), 2, '0')`;
+  return (
+    `${timeText(`CAST(${c} AS TIME)`)} || CASE WHEN ${zone} >= 0 THEN '+' ELSE '-' END || ${two(`${abs} // 3600`)} || ':' || ` +
+    `${two(`${abs} % 3600 // 60`)} || CASE WHEN ${abs} % 60 <> 0 THEN ':' || ${two(`${abs} % 60`)} ELSE '' END`
+  );
+}
+
+/**
+ * SQL of an INTERVAL in ISO 8601 as PostgreSQL prints it with `IntervalStyle=iso_8601`
+ * (EncodeInterval): DuckDB's `datepart` splits months and µs with the same truncating divisions
+ * (years = months / 12, hours = µs / 3600 s, …), each nonzero part printed with its own sign, the
+ * seconds with one sign for their fraction, which has no trailing zeros; `PT0S` when all are zero.
+ */
+function intervalText(c: string): string {
+  const part = (p: string) => `datepart('${p}', ${c})`;
+  const iso = (p: string, unit: string) =>
+    `CASE WHEN ${part(p)} <> 0 THEN CAST(${part(p)} AS VARCHAR) || '${unit}' ELSE '' END`;
+  // µs within the minute: the seconds and their fraction.
+  const us = part('microseconds');
+  const time = `(${part('hour')} <> 0 OR ${part('minute')} <> 0 OR ${us} <> 0)`;
+  const fraction = `CASE WHEN ${us} % 1000000 <> 0 THEN '.' || rtrim(lpad(CAST(abs(${us} % 1000000) AS VARCHAR), 6, '0'), '0') ELSE '' END`;
+  const seconds = `CASE WHEN ${us} <> 0 THEN CASE WHEN ${us} < 0 THEN '-' ELSE '' END || CAST(abs(${part('second')}) AS VARCHAR) || ${fraction} || 'S' ELSE '' END`;
+  return (
+    `CASE WHEN ${part('year')} = 0 AND ${part('month')} = 0 AND ${part('day')} = 0 AND NOT ${time} THEN 'PT0S' ` +
+    `ELSE 'P' || ${iso('year', 'Y')} || ${iso('month', 'M')} || ${iso('day', 'D')} || CASE WHEN ${time} THEN 'T' ELSE '' END || ` +
+    `${iso('hour', 'H')} || ${iso('minute', 'M')} || ${seconds} END`
+  );
+}
+
+/** The lambda parameter naming a list's element in the SQL printing it. */
+const ELEMENT = '_ff_e';
+
 /**
  * SQL printing a non-null stored value as the JSON text of its Value; for a key column, as `encodeKey`
- * prints it (an int8 within ±2^53 as a number).
+ * prints it (an int8 within ±2^53 as a number). `element` is a list's element layout.
  */
-function jsonOf(kind: ColumnKind, c: string, asKey: boolean): string {
+function jsonOf(kind: ColumnKind, c: string, asKey: boolean, element?: ColumnKind): string {
   switch (kind) {
     case 'int16':
     case 'int32':
@@ -49,6 +91,18 @@ function jsonOf(kind: ColumnKind, c: string, asKey: boolean): string {
       return jsonStringOf(c);
     case 'plain-text':
       return `'"' || ${c} || '"'`;
+    case 'bytes':
+      return `'"\\\\x' || lower(hex(${c})) || '"'`;
+    case 'time':
+      return `'"' || ${timeText(c)} || '"'`;
+    case 'timetz':
+      return `'"' || ${timetzText(c)} || '"'`;
+    case 'interval':
+      return `'"' || ${intervalText(c)} || '"'`;
+    case 'list': {
+      const item = `CASE WHEN ${ELEMENT} IS NULL THEN 'null' ELSE ${jsonOf(element!, ELEMENT, false)} END`;
+      return `'[' || array_to_string(list_transform(${c}, lambda ${ELEMENT}: ${item}), ',') || ']'`;
+    }
     case 'value':
       return c;
   }
@@ -80,7 +134,8 @@ function jsonObjectOf(columns: readonly StoredColumn[], asKey: boolean): string 
   if (columns.length === 0) return `'{}'`;
   const parts = columns.map((s, i) => {
     const c = quoteIdent(s.column.name);
-    let value = `CASE WHEN ${c} IS NULL THEN 'null' ELSE ${jsonOf(s.kind, c, asKey)} END`;
+    const element = s.kind === 'list' ? elementKind(s.column) : undefined;
+    let value = `CASE WHEN ${c} IS NULL THEN 'null' ELSE ${jsonOf(s.kind, c, asKey, element)} END`;
     if (s.override) value = `coalesce(${quoteIdent(s.override)}, ${value})`;
     return `${quoteLiteral((i === 0 ? '{' : ',') + keyPrefix(s.column.name))} || ${value}`;
   });

@@ -6,7 +6,13 @@ import {
   type DuckDBConnection,
   type DuckDBType,
 } from '@duckdb/node-api';
-import { FIXED_WIDTH, type ColumnRows, type FixedColumn, type TextColumn } from '../../../framework/column-rows.js';
+import {
+  FIXED_WIDTH,
+  type ColumnRows,
+  type FixedColumn,
+  type ListColumn,
+  type TextColumn,
+} from '../../../framework/column-rows.js';
 import { ValidityMask } from '../chunk-columns.js';
 import { quoteIdent } from '../duckdb-database.js';
 import { CHUNK_ROWS, INLINE_MAX, ONE_CALL_MAX, typedTableDdl, type TypedLayout } from './typed-layout.js';
@@ -21,10 +27,15 @@ export class TypedTableWriter {
    */
   private chunk: DuckDBDataChunk | undefined;
   private vectors: duckdb.Vector[] | undefined;
-  /** A chunk's worth of inlined strings, and the rows of the longer ones (see appendText). */
-  private readonly inline = new Uint8Array(CHUNK_ROWS * 16);
-  private readonly inlineWords = new Uint32Array(this.inline.buffer);
-  private readonly longRows = new Int32Array(CHUNK_ROWS);
+  /**
+   * A chunk's worth of inlined strings, and the rows of the longer ones (see appendText); grown for
+   * the elements of a chunk's lists, which may be more.
+   */
+  private inline = new Uint8Array(CHUNK_ROWS * 16);
+  private inlineWords = new Uint32Array(this.inline.buffer);
+  private longRows = new Int32Array(CHUNK_ROWS);
+  /** A chunk's list entries (`duckdb_list_entry`: uint64 offset, uint64 length). */
+  private readonly listEntries = new Uint32Array(CHUNK_ROWS * 4);
 
   private constructor(
     private readonly appender: DuckDBAppender,
@@ -72,40 +83,69 @@ export class TypedTableWriter {
         const column = rows.columns[i]!;
         const vector = this.vectors![v++]!;
         const validity = new ValidityMask(n);
-        if (column.kind === 'value') {
-          for (let r = 0; r < n; r++) {
-            const text = column.values[start + r];
-            if (text === null || text === undefined) validity.setNull(r);
-            else duckdb.vector_assign_string_element(vector, r, text);
-          }
-        } else if (column.kind === 'text' || column.kind === 'plain-text') {
-          this.appendText(vector, column, start, n, validity);
-        } else {
-          const { kind, data, nulls, overrides } = column as FixedColumn;
-          const width = FIXED_WIDTH[kind]!;
-          duckdb.copy_data_to_vector(vector, 0, data.buffer as ArrayBuffer, data.byteOffset + start * width, n * width);
-          if (nulls) for (let r = 0; r < n; r++) if (nulls[start + r]) validity.setNull(r);
-          if (s.override) {
-            const overrideVector = this.vectors![v++]!;
-            // Every row null but the overridden ones (mostly none).
-            const overridden = new ValidityMask(n);
-            overridden.bytes = new Uint8Array(Math.ceil(n / 64) * 8);
-            if (overrides) {
-              for (const [row, text] of overrides) {
-                if (row < start || row >= start + n) continue;
-                const r = row - start;
-                validity.setNull(r);
-                overridden.bytes[r >> 3]! |= 1 << (r & 7);
-                duckdb.vector_assign_string_element(overrideVector, r, text);
-              }
+        switch (column.kind) {
+          case 'value':
+            for (let r = 0; r < n; r++) {
+              const text = column.values[start + r];
+              if (text === null || text === undefined) validity.setNull(r);
+              else duckdb.vector_assign_string_element(vector, r, text);
             }
-            setValidity(overrideVector, overridden);
-          }
+            break;
+          case 'text':
+          case 'plain-text':
+          case 'bytes':
+            this.appendText(vector, column, start, n, validity);
+            break;
+          case 'list':
+            this.appendList(vector, column, start, n, validity);
+            break;
+          default:
+            this.appendFixed(vector, column, start, n, validity);
         }
+        // Only fixed-width and list columns have overrides.
+        if (s.override)
+          writeOverrides(this.vectors![v++]!, (column as FixedColumn | ListColumn).overrides, start, n, validity);
         setValidity(vector, validity);
       });
       this.appender.appendDataChunk(chunk);
     }
+  }
+
+  /** Rows [start, start + n) of a fixed-width column (or of list elements) into `vector`, copied in one call. */
+  private appendFixed(vector: duckdb.Vector, column: FixedColumn, start: number, n: number, validity: ValidityMask) {
+    const { kind, data, nulls } = column;
+    const width = FIXED_WIDTH[kind]!;
+    duckdb.copy_data_to_vector(vector, 0, data.buffer as ArrayBuffer, data.byteOffset + start * width, n * width);
+    if (nulls) for (let r = 0; r < n; r++) if (nulls[start + r]) validity.setNull(r);
+  }
+
+  /**
+   * Rows [start, start + n) of a list column into `vector`: the rows' entries (offset and length in
+   * the child vector) in one copy, then their elements, all of them, into the child vector as a
+   * column of the element's layout is written (one copy for fixed widths, one string heap for text).
+   */
+  private appendList(vector: duckdb.Vector, column: ListColumn, start: number, n: number, validity: ValidityMask) {
+    const { elements, offsets, nulls } = column;
+    const first = offsets[start]!;
+    const total = offsets[start + n]! - first;
+    const entries = this.listEntries;
+    for (let r = 0; r < n; r++) {
+      if (nulls?.[start + r]) validity.setNull(r);
+      const from = offsets[start + r]!;
+      entries[r * 4] = from - first;
+      entries[r * 4 + 1] = 0;
+      entries[r * 4 + 2] = offsets[start + r + 1]! - from;
+      entries[r * 4 + 3] = 0;
+    }
+    duckdb.copy_data_to_vector(vector, 0, entries.buffer as ArrayBuffer, 0, n * 16);
+    duckdb.list_vector_reserve(vector, total);
+    duckdb.list_vector_set_size(vector, total);
+    if (total === 0) return;
+    const child = duckdb.list_vector_get_child(vector);
+    const childValidity = new ValidityMask(total);
+    if ('data' in elements) this.appendFixed(child, elements, first, total, childValidity);
+    else this.appendText(child, elements, first, total, childValidity);
+    setValidity(child, childValidity);
   }
 
   /** The writer's data chunk, emptied, holding `n` rows. */
@@ -136,6 +176,11 @@ export class TypedTableWriter {
     validity: ValidityMask,
   ): void {
     const { bytes, offsets, nulls } = column;
+    if (this.longRows.length < n) {
+      this.inline = new Uint8Array(n * 16);
+      this.inlineWords = new Uint32Array(this.inline.buffer);
+      this.longRows = new Int32Array(n);
+    }
     const inline = this.inline;
     const words = this.inlineWords;
     inline.fill(0, 0, n * 16);
@@ -223,6 +268,31 @@ function seqBytes(length: number, first: number, offset: (row: number) => number
     words[r * 2 + 1] = hi;
   }
   return new Uint8Array(words.buffer);
+}
+
+/**
+ * The override column of rows [start, start + n): null but for the overridden rows (mostly none),
+ * which are null in the native column (`validity`) instead.
+ */
+function writeOverrides(
+  vector: duckdb.Vector,
+  overrides: ReadonlyMap<number, string> | undefined,
+  start: number,
+  n: number,
+  validity: ValidityMask,
+): void {
+  const overridden = new ValidityMask(n);
+  overridden.bytes = new Uint8Array(Math.ceil(n / 64) * 8);
+  if (overrides) {
+    for (const [row, text] of overrides) {
+      if (row < start || row >= start + n) continue;
+      const r = row - start;
+      validity.setNull(r);
+      overridden.bytes[r >> 3]! |= 1 << (r & 7);
+      duckdb.vector_assign_string_element(vector, r, text);
+    }
+  }
+  setValidity(vector, overridden);
 }
 
 function setValidity(vector: duckdb.Vector, mask: ValidityMask): void {
