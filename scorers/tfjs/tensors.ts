@@ -41,20 +41,26 @@ function columnValues(
     const shape = shapeText ? (JSON.parse(shapeText) as number[]) : [width];
     const values = new Float32Array(n * width);
     let row = 0;
+    // A record batch's rows are one run of its child's elements: one copy per batch, never per row
+    // (a null row's elements are then overwritten with NaN).
     for (const data of vector.data) {
       const child = data.children[0]!;
       const source = child.values as ArrayLike<number | bigint>;
-      for (let i = 0; i < data.length; i++, row++) {
-        const start = child.offset + (data.offset + i) * width;
-        if (!data.getValid(i)) {
-          nulls[row] = 1;
-          values.fill(NaN, row * width, (row + 1) * width);
-        } else if (source instanceof Float32Array || source instanceof Float64Array || source instanceof Int32Array) {
-          values.set(source.subarray(start, start + width), row * width);
-        } else {
-          for (let k = 0; k < width; k++) values[row * width + k] = Number(source[start + k]);
+      const start = child.offset + data.offset * width;
+      const count = data.length * width;
+      if (source instanceof Float32Array || source instanceof Float64Array || source instanceof Int32Array) {
+        values.set(source.subarray(start, start + count), row * width);
+      } else {
+        for (let k = 0; k < count; k++) values[row * width + k] = Number(source[start + k]);
+      }
+      if (data.nullCount > 0) {
+        for (let i = 0; i < data.length; i++) {
+          if (data.getValid(i)) continue;
+          nulls[row + i] = 1;
+          values.fill(NaN, (row + i) * width, (row + i + 1) * width);
         }
       }
+      row += data.length;
     }
     return { values, width, nulls, shape };
   }
@@ -85,6 +91,40 @@ function columnValues(
 }
 
 /**
+ * The kept rows' features, `width` values per row: one column with every row kept is its values as
+ * they are; one column with rows dropped is copied in runs of consecutive kept rows; several columns
+ * are interleaved row by row.
+ */
+function examples(
+  columns: readonly { values: Float32Array; width: number }[],
+  keep: readonly number[],
+  n: number,
+  width: number,
+) {
+  if (columns.length === 1) {
+    const { values } = columns[0]!;
+    if (keep.length === n) return values;
+    const x = new Float32Array(keep.length * width);
+    for (let i = 0; i < keep.length; ) {
+      let end = i + 1;
+      while (end < keep.length && keep[end] === keep[end - 1]! + 1) end++;
+      x.set(values.subarray(keep[i]! * width, (keep[end - 1]! + 1) * width), i * width);
+      i = end;
+    }
+    return x;
+  }
+  const x = new Float32Array(keep.length * width);
+  keep.forEach((r, i) => {
+    let at = i * width;
+    for (const c of columns) {
+      x.set(c.values.subarray(r * c.width, (r + 1) * c.width), at);
+      at += c.width;
+    }
+  });
+  return x;
+}
+
+/**
  * Builds `x` (features) and `y` (label) tensors from Arrow columns.
  *
  * @example
@@ -103,14 +143,7 @@ export function toTensors(table: arrow.Table, options: ToTensorsOptions): { x: t
     keep.push(r);
   }
   const width = columns.reduce((sum, c) => sum + c.width, 0);
-  const x = new Float32Array(keep.length * width);
-  keep.forEach((r, i) => {
-    let at = i * width;
-    for (const c of columns) {
-      x.set(c.values.subarray(r * c.width, (r + 1) * c.width), at);
-      at += c.width;
-    }
-  });
+  const x = examples(columns, keep, n, width);
   const shape = options.shape ?? (columns.length === 1 && columns[0]!.width > 1 ? columns[0]!.shape : [width]);
   if (shape.reduce((a, b) => a * b, 1) !== width) {
     throw new FeatureflowError(
