@@ -72,6 +72,17 @@ export interface ExportManifest {
   /** The lowest watermark of the views: everything committed up to it is reflected. */
   readonly lsnWatermark: string | null;
   readonly rule: string;
+  /**
+   * Per output column holding a tensor feature: its element type and shape (the file holds each
+   * example flat, row-major; Parquet has no fixed-size list, so this is where its shape is kept).
+   */
+  readonly tensors: Readonly<Record<string, TensorColumn>>;
+}
+
+/** A tensor feature's column in an export. */
+export interface TensorColumn {
+  readonly dtype: string;
+  readonly shape: readonly number[];
 }
 
 /** What an export wrote. */

@@ -5,9 +5,15 @@ import { basename, dirname, extname, join, resolve } from 'node:path';
 import type { DuckDBConnection } from '@duckdb/node-api';
 import { FeatureflowError } from '../../../framework/errors.js';
 import { formatMicros } from '../../../framework/features/instant.js';
-import type { ExportManifest, ExportOptions, ExportResult } from '../../../framework/interfaces/offline-store.js';
+import type {
+  ExportManifest,
+  ExportOptions,
+  ExportResult,
+  TensorColumn,
+} from '../../../framework/interfaces/offline-store.js';
 import { formatPosition } from '../../../framework/types.js';
 import { IpcEncoder, streamArrow } from './duckdb-arrow.js';
+import { quoteLiteral } from '../duckdb-database.js';
 import type { FeatureQuery } from './feature-query.js';
 
 function formatOf(out: string, format?: 'parquet' | 'arrow'): 'parquet' | 'arrow' {
@@ -32,6 +38,7 @@ export async function writeExport(
   // Written beside the file and renamed at the end: an export that fails midway (streamed, it can)
   // leaves no truncated file behind, nor a previous export half overwritten.
   const partial = join(dirname(path), `.${basename(path)}.${randomBytes(4).toString('hex')}.partial`);
+  const tensors = tensorColumns(query);
   let rows: number;
   try {
     if (format === 'parquet') {
@@ -41,6 +48,7 @@ export async function writeExport(
         query.sql,
         rowGroupRows(query.fieldMetadata),
         partial,
+        tensors,
         onProgress &&
           ((percent) => onProgress({ rows: null, total, percent: percent >= 0 ? percent : null, done: false })),
       );
@@ -80,6 +88,7 @@ export async function writeExport(
         ? formatPosition(known.reduce((a, b) => (a < b ? a : b)))
         : null,
     rule: query.rule,
+    tensors,
   };
   const manifestPath = `${path}.manifest.json`;
   writeFileSync(manifestPath, JSON.stringify(manifest, null, 2) + '\n');
@@ -121,23 +130,43 @@ async function writeArrowFile(
   return expected;
 }
 
+/** The tensor columns of a query's result (from its Arrow field metadata), for the manifest and Parquet. */
+function tensorColumns(query: FeatureQuery): Record<string, TensorColumn> {
+  const out: Record<string, TensorColumn> = {};
+  for (const [column, m] of query.fieldMetadata) {
+    const shape = m.get('featureflow.shape');
+    const dtype = m.get('featureflow.dtype');
+    if (shape !== undefined && dtype !== undefined) out[column] = { dtype, shape: JSON.parse(shape) as number[] };
+  }
+  return out;
+}
+
+/** The Parquet key-value metadata key holding the tensor columns' shapes (as the manifest's `tensors`). */
+export const PARQUET_TENSORS_KEY = 'featureflow.tensors';
+
 /**
  * `COPY (query) TO file (FORMAT parquet)` (a materialized statement: a failure midway is raised);
  * returns the rows written. It runs on a worker thread of libuv, not on the event loop (a process
  * that ingests meanwhile, and answers reads of others, keeps going); `onProgress` polls DuckDB's
- * query progress meanwhile.
+ * query progress meanwhile. DuckDB writes a fixed-size ARRAY as a Parquet LIST, which has no size:
+ * the tensor columns' shapes go into the file's key-value metadata.
  */
 async function copyToParquet(
   c: DuckDBConnection,
   sql: string,
   rowGroupSize: number,
   path: string,
+  tensors: Readonly<Record<string, TensorColumn>>,
   onProgress?: (percent: number) => void,
 ): Promise<number> {
+  const metadata =
+    Object.keys(tensors).length === 0
+      ? ''
+      : `, KV_METADATA {${quoteLiteral(PARQUET_TENSORS_KEY)}: ${quoteLiteral(JSON.stringify(tensors))}}`;
   const timer = onProgress && setInterval(() => onProgress(c.progress.percentage), PROGRESS_MS);
   try {
     const result = await c.runAndReadAll(
-      `COPY (${sql}) TO '${path.replaceAll("'", "''")}' (FORMAT parquet, ROW_GROUP_SIZE ${rowGroupSize})`,
+      `COPY (${sql}) TO ${quoteLiteral(path)} (FORMAT parquet, ROW_GROUP_SIZE ${rowGroupSize}${metadata})`,
     );
     return Number(result.getRows()[0]?.[0] ?? 0);
   } finally {
