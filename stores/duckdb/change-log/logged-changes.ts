@@ -10,6 +10,8 @@ export interface LoggedChangesQuery {
   readonly tables: readonly string[];
   /** Only changes of transactions that committed after this position. */
   readonly committedAfter?: Position;
+  /** Only these changes (by `seq`), for a sample. */
+  readonly seqs?: readonly bigint[];
   /** The stored columns of a table's schema version (to decode the rows' JSON). */
   columnsOf(table: string, version: number): readonly ColumnSchema[];
 }
@@ -22,7 +24,11 @@ export interface LoggedChangesQuery {
 export async function* loggedChanges(c: DuckDBConnection, query: LoggedChangesQuery): AsyncGenerator<Change[]> {
   if (query.tables.length === 0) return;
   const tables = `table_name IN (SELECT unnest($1::VARCHAR[]))`;
-  const after = query.committedAfter === undefined ? '' : ` AND commit_lsn > ${BigInt(query.committedAfter)}::UBIGINT`;
+  let after = query.committedAfter === undefined ? '' : ` AND commit_lsn > ${BigInt(query.committedAfter)}::UBIGINT`;
+  if (query.seqs !== undefined) {
+    if (query.seqs.length === 0) return;
+    after += ` AND seq IN (${query.seqs.map((s) => BigInt(s)).join(', ')})`;
+  }
   const list = listValue([...query.tables]);
   const [low, high] = (
     await c.runAndReadAll(`SELECT min(seq), max(seq) FROM change_log WHERE ${tables}${after}`, [list])

@@ -26,6 +26,7 @@ import {
 import { durationMicros, toMicros } from '../../../framework/features/instant.js';
 import { openDuckDB, quoteIdent, quoteLiteral, READER_MEMORY_LIMIT } from '../duckdb-database.js';
 import { queryArrow, streamArrow, type ArrowStream } from './duckdb-arrow.js';
+import { checkStoredRowsOf } from './definition-check.js';
 import { featureStatus, readViewRecords, type ViewRecord } from './feature-catalog.js';
 import { expectedRows, writeExport } from './feature-export.js';
 import { checkLayout, rowsTableOf } from './feature-layout.js';
@@ -61,6 +62,9 @@ export class DuckDBOfflineStore implements OfflineStore {
   private readonly openConnection: (() => Promise<DuckDBConnection>) | undefined;
   private readonly queryMemory: boolean;
   private readonly beginRead: (() => Promise<void>) | undefined;
+  private readonly checkRows: boolean;
+  /** View versions whose stored rows were recomputed and found equal (`name@version`). */
+  private readonly checked = new Set<string>();
 
   /**
    * `connection`: a connection, or (for the ingesting process's store) how to get the change log's once
@@ -81,12 +85,18 @@ export class DuckDBOfflineStore implements OfflineStore {
       readonly openConnection?: () => Promise<DuckDBConnection>;
       readonly queryMemory?: boolean;
       readonly beginRead?: () => Promise<void>;
+      /**
+       * Recompute a sample of a configured view's stored rows the first time it is read (see
+       * checkStoredRows); default false: the ingesting process checked them when it opened the history.
+       */
+      readonly checkStoredRows?: boolean;
     } = {},
   ) {
     this.connect = typeof connection === 'function' ? connection : () => connection;
     this.openConnection = options.openConnection;
     this.queryMemory = options.queryMemory ?? true;
     this.beginRead = options.beginRead;
+    this.checkRows = options.checkStoredRows ?? false;
     const defs = options.definitions;
     this.registry = defs instanceof FeatureRegistry ? defs : new FeatureRegistry(defs ?? {});
   }
@@ -262,7 +272,16 @@ export class DuckDBOfflineStore implements OfflineStore {
     const record = records.find((r) => r.version === version);
     const defined =
       typeof ref === 'object' && 'kind' in ref ? ref : record ? this.registry.view(name, record.version) : undefined;
-    if (record && defined) checkDefinition(record, describeView(defined));
+    if (record && defined) {
+      checkDefinition(record, describeView(defined));
+      const id = `${name}@${record.version}`;
+      if (this.checkRows && record.keyColumns !== null && !this.checked.has(id)) {
+        await checkLayout(this.connection, record.name, record.version, record.table);
+        const next = Math.max(...records.map((r) => r.version)) + 1;
+        await checkStoredRowsOf(this.connection, defined, next);
+        this.checked.add(id);
+      }
+    }
     if (!record) {
       const known = records.map((r) => `v${r.version}`).join(', ');
       throw new FeatureflowError(
@@ -564,6 +583,7 @@ export async function openOfflineStore(
     ...(options.definitions ? { definitions: options.definitions } : {}),
     openConnection: () => db.instance.connect(),
     queryMemory: false,
+    checkStoredRows: true,
   });
   store.close = () => db.close();
   return store;

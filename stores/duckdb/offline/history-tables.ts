@@ -15,6 +15,7 @@ import {
   setActive,
   writeDeadLetters,
 } from './feature-catalog.js';
+import { checkStoredRows } from './definition-check.js';
 import { checkLayout, dropHistory } from './feature-layout.js';
 import { HistoryWriter } from './history-writer.js';
 
@@ -22,7 +23,8 @@ import { HistoryWriter } from './history-writer.js';
  * The history tables of the configured feature view versions, kept in the change log's file: each
  * batch's feature rows are appended inside the change log's transaction, so the tables and the
  * checkpoint move together (exactly once). At open (once), the definitions are checked against the
- * catalog (a version whose definition changed without a version bump is refused: FF_FEATURE_VERSION)
+ * catalog (a version whose definition changed without a version bump is refused: FF_FEATURE_VERSION,
+ * whether its source text shows it or only a recomputed sample of its stored rows does)
  * and a version met for the first time is built from the change log (`change_log`), through the
  * same materializer as the live path.
  */
@@ -51,12 +53,14 @@ export class HistoryTables {
     try {
       await c.run(FEATURE_CATALOG_DDL);
       const records = new Map((await readViewRecords(c)).map((r) => [`${r.name}@${r.version}`, r]));
+      const nextVersion = (view: FeatureView) =>
+        Math.max(view.version, ...[...records.values()].filter((r) => r.name === view.name).map((r) => r.version)) + 1;
       for (const view of this.views) {
         const record = records.get(`${view.name}@${view.version}`);
         const descriptor = describeView(view);
         const fp = fingerprint(descriptor);
         if (record && record.fingerprint !== fp) {
-          const next = Math.max(...[...records.values()].filter((r) => r.name === view.name).map((r) => r.version)) + 1;
+          const next = nextVersion(view);
           throw new FeatureflowError(
             'FF_FEATURE_VERSION',
             `feature view ${view.name} v${view.version} changed since its table ${record.table} was built: ` +
@@ -83,6 +87,7 @@ export class HistoryTables {
         if (!writer) continue;
         if (built) {
           await checkLayout(c, view.name, view.version, view.table);
+          await checkStoredRows(c, view, this.materializer, nextVersion(view));
           await writer.load(c);
         } else await this.build(c, view, writer);
       }
