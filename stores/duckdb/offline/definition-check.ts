@@ -5,7 +5,13 @@ import type { FeatureView } from '../../../framework/features/feature-view.js';
 import { FeatureRegistry } from '../../../framework/features/feature-registry.js';
 import { Materializer } from '../../../framework/features/materialize.js';
 import { FeatureflowError } from '../../../framework/errors.js';
-import { formatPosition, type Change, type ColumnSchema, type Value } from '../../../framework/types.js';
+import {
+  formatPosition,
+  type Change,
+  type ColumnSchema,
+  type Value,
+  type VersionedSchema,
+} from '../../../framework/types.js';
 import { makeChunk } from '../chunk-columns.js';
 import { quoteIdent } from '../duckdb-database.js';
 import { loggedChanges } from '../change-log/logged-changes.js';
@@ -24,9 +30,10 @@ const LSN = HISTORY_COLUMNS[1]!;
  * own source text only, and a helper it calls (`scale(row.pixels)`) can change without a word.
  *
  * The sample is the newest logged insert, update or read of the view's source plus
- * {@link SAMPLED_CHANGES} random ones; each is materialized through `materializer` and compared with
- * the history row stored at the same (entity key, position): values bit for bit (a transform is pure:
- * the same input gives the same bits), and whether the row is a deletion (a filter) or rejected. A
+ * {@link SAMPLED_CHANGES} random ones; each is materialized (the framework's materializer, over the
+ * source's `schemas`) and compared with the history row stored at the same (entity key, position):
+ * values bit for bit (a transform is pure: the same input gives the same bits), and whether the row
+ * is a deletion (a filter) or rejected. A
  * sampled change with no stored row (superseded within its instant, rejected then and now) proves
  * nothing and is skipped. Snapshot reads of a view whose entity does not cover the table's key share
  * one position per entity, so only streamed changes are sampled then.
@@ -34,9 +41,18 @@ const LSN = HISTORY_COLUMNS[1]!;
 export async function checkStoredRows(
   c: DuckDBConnection,
   view: FeatureView,
-  materializer: Materializer,
+  schemas: readonly VersionedSchema[],
   nextVersion: number,
 ): Promise<void> {
+  // A materializer of its own: the sample's rows are not the ingest's (its timings, see status).
+  const materializer = new Materializer(new FeatureRegistry({ views: [view] }));
+  try {
+    materializer.addSchemas(schemas.filter((s) => s.table === view.source));
+  } catch (error) {
+    // A definition that no longer fits its source's newest schema is ingest's to refuse, with its own error.
+    if (error instanceof FeatureflowError && error.code === 'FF_FEATURE_DEFINITION') return;
+    throw error;
+  }
   const schema = materializer.latestSchema(view.source);
   if (!schema) return;
   const columns = new Map(schema.columns.map((col) => [col.name, col]));
@@ -100,6 +116,8 @@ export async function checkStoredRows(
       await c.runAndReadAll(
         `SELECT ${k.map((q) => `n.${q}`).join(', ')}, n.lsn, n.rejected, n.deleted = r.deleted${same.map((s) => `, ${s}`).join('')}
            FROM ${temp} n JOIN ${quoteIdent(rowsTableOf(view.table))} r ON ${k.map((q) => `r.${q} = n.${q}`).join(' AND ')} AND r.lsn = n.lsn
+            -- A truncate's deletion rows share the position of a table read again after it (the reads supersede them).
+            AND r.op <> 't'
           WHERE n.rejected OR n.deleted <> r.deleted OR NOT (${same.length === 0 ? 'true' : same.join(' AND ')})
           ORDER BY n.lsn DESC LIMIT 1`,
       )
@@ -137,29 +155,18 @@ async function sample(c: DuckDBConnection, table: string, ops: readonly string[]
   return rows.map(([s]) => s).filter((s): s is bigint => s !== null);
 }
 
-/**
- * The same check for a reader of a store file (no change log open): the source schemas come from
- * the file. A definition that no longer fits its source's newest schema is left to ingest to refuse.
- */
+/** The same check for a reader of a store file (no change log open): the source schemas come from the file. */
 export async function checkStoredRowsOf(c: DuckDBConnection, view: FeatureView, nextVersion: number): Promise<void> {
   const rows = (
     await c.runAndReadAll('SELECT table_name, version, columns, key_columns FROM _schemas WHERE table_name = $1', [
       view.source,
     ])
   ).getRows() as [string, number, string, string][];
-  const materializer = new Materializer(new FeatureRegistry({ views: [view] }));
-  try {
-    materializer.addSchemas(
-      rows.map(([table, version, columns, keyColumns]) => ({
-        table,
-        version,
-        columns: JSON.parse(columns) as ColumnSchema[],
-        keyColumns: JSON.parse(keyColumns) as string[],
-      })),
-    );
-  } catch (error) {
-    if (error instanceof FeatureflowError && error.code === 'FF_FEATURE_DEFINITION') return;
-    throw error;
-  }
-  await checkStoredRows(c, view, materializer, nextVersion);
+  const schemas = rows.map(([table, version, columns, keyColumns]) => ({
+    table,
+    version,
+    columns: JSON.parse(columns) as ColumnSchema[],
+    keyColumns: JSON.parse(keyColumns) as string[],
+  }));
+  await checkStoredRows(c, view, schemas, nextVersion);
 }

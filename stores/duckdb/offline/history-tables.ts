@@ -87,7 +87,7 @@ export class HistoryTables {
         if (!writer) continue;
         if (built) {
           await checkLayout(c, view.name, view.version, view.table);
-          await checkStoredRows(c, view, this.materializer, nextVersion(view));
+          await checkStoredRows(c, view, schemas, nextVersion(view));
           await writer.load(c);
         } else await this.build(c, view, writer);
       }
