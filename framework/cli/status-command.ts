@@ -69,10 +69,16 @@ export function registerStatusCommand(program: Command, context: CommandContext)
           ...views.map(
             (v) =>
               `  ${`${v.view} v${v.version}`.padEnd(32)} ${String(v.entities).padStart(10)} entities  ${v.rows} history rows  ` +
-              `${v.deadLetters} dead letters${v.active ? '' : '  (retired)'}`,
+              `${v.deadLetters} dead letters  transform ${perRow(v.transformMicrosPerRow)}${v.active ? '' : '  (retired)'}`,
           ),
         ];
         process.stdout.write(`${lines.join('\n')}\n`);
       });
     });
+}
+
+/** A transform's time per row as status prints it: `3.2 µs/row`, `-` before any row. */
+function perRow(micros: number | null | undefined): string {
+  if (micros === null || micros === undefined) return '-';
+  return `${micros < 10 ? micros.toFixed(2) : micros < 100 ? micros.toFixed(1) : Math.round(micros)} µs/row`;
 }

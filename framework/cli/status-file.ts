@@ -12,14 +12,22 @@ export interface IngestProgress {
   readonly updatedAt: string;
   readonly checkpoint: string | null;
   readonly tables: ChangeLogTableStats[];
-  /** Feature views (entities, dead letters), refreshed every few seconds. */
+  /** Feature views (entities, dead letters, time per transformed row), refreshed every few seconds. */
   readonly views?: readonly FeatureViewSummary[];
 }
 
 /** What `status` shows of one feature view version. */
 export type FeatureViewSummary = Pick<
   FeatureViewStatus,
-  'view' | 'version' | 'table' | 'active' | 'rows' | 'entities' | 'deadLetters'
+  | 'view'
+  | 'version'
+  | 'table'
+  | 'active'
+  | 'rows'
+  | 'entities'
+  | 'deadLetters'
+  | 'transformedRows'
+  | 'transformMicrosPerRow'
 >;
 
 /** Writes the progress file (the store adapter's `progressFile`) in one rename, so readers never see half of it. */

@@ -108,6 +108,10 @@ export interface FeatureViewStatus {
   readonly deadLetters: number;
   /** LSN (X/Y) through which the table is current. */
   readonly watermark: string | null;
+  /** Rows the last ingesting process ran the view's transform (and filter) on. */
+  readonly transformedRows: number;
+  /** Microseconds the transform took per row over those rows (measured per batch); null before any. */
+  readonly transformMicrosPerRow: number | null;
 }
 
 /** Options of a streamed read of a view's history. */

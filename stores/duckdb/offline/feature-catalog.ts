@@ -18,7 +18,9 @@ import { checkLayout, newestRow, rowsTableOf } from './feature-layout.js';
 /**
  * `_feature_views` records every view version that has a history table (its fingerprint and
  * definition, so a changed definition is caught and old versions stay readable without their code);
- * `_feature_dead_letters` keeps the rows views rejected, with the error.
+ * `_feature_dead_letters` keeps the rows views rejected, with the error; `_feature_timings` how long
+ * each view's transform took per row in the last ingesting process (for `featureflow status`, which
+ * runs in another process).
  */
 export const FEATURE_CATALOG_DDL = `
 CREATE TABLE IF NOT EXISTS _feature_views (
@@ -46,6 +48,14 @@ CREATE TABLE IF NOT EXISTS _feature_dead_letters (
   row VARCHAR,
   error VARCHAR NOT NULL,
   recorded_at TIMESTAMPTZ NOT NULL
+);
+CREATE TABLE IF NOT EXISTS _feature_timings (
+  name VARCHAR NOT NULL,
+  version INTEGER NOT NULL,
+  rows BIGINT NOT NULL,
+  ms DOUBLE NOT NULL,
+  updated_at TIMESTAMPTZ NOT NULL,
+  PRIMARY KEY (name, version)
 );
 `;
 
@@ -185,11 +195,47 @@ export async function writeDeadLetters(c: DuckDBConnection, letters: readonly De
   appender.closeSync();
 }
 
+/** Records the rows each view version transformed and the time it took (replacing an earlier process's figures). */
+export async function writeTimings(
+  c: DuckDBConnection,
+  timings: readonly { name: string; version: number; rows: number; ms: number }[],
+): Promise<void> {
+  for (const t of timings) {
+    await c.run('INSERT OR REPLACE INTO _feature_timings VALUES ($1, $2, $3, $4, now())', [
+      t.name,
+      t.version,
+      t.rows,
+      t.ms,
+    ]);
+  }
+}
+
+/** Per `name@version`: microseconds per transformed row (a store written before timings were kept has none). */
+async function readTimings(c: DuckDBConnection): Promise<Map<string, { rows: number; micros: number | null }>> {
+  const out = new Map<string, { rows: number; micros: number | null }>();
+  const exists = (
+    await c.runAndReadAll(
+      `SELECT count(*) FROM duckdb_tables() WHERE table_name = '_feature_timings' AND NOT temporary`,
+    )
+  ).getRows();
+  if (Number(exists[0]![0]) === 0) return out;
+  const rows = (await c.runAndReadAll('SELECT name, version, rows, ms FROM _feature_timings')).getRows() as [
+    string,
+    number,
+    bigint,
+    number,
+  ][];
+  for (const [name, version, n, ms] of rows)
+    out.set(`${name}@${version}`, { rows: Number(n), micros: Number(n) > 0 ? (ms * 1000) / Number(n) : null });
+  return out;
+}
+
 /** What `featureflow status` shows about feature views. */
 export async function featureStatus(c: DuckDBConnection): Promise<FeatureViewStatus[]> {
   const records = await readViewRecords(c);
   const out: FeatureViewStatus[] = [];
   const dead = new Map<string, number>();
+  const timings = records.length > 0 ? await readTimings(c) : new Map();
   if (records.length > 0) {
     const rows = (
       await c.runAndReadAll('SELECT view, version, count(*) FROM _feature_dead_letters GROUP BY ALL')
@@ -221,6 +267,8 @@ export async function featureStatus(c: DuckDBConnection): Promise<FeatureViewSta
       entities,
       deadLetters: dead.get(`${r.name}@${r.version}`) ?? 0,
       watermark: r.watermark === null ? null : formatPosition(r.watermark),
+      transformedRows: timings.get(`${r.name}@${r.version}`)?.rows ?? 0,
+      transformMicrosPerRow: timings.get(`${r.name}@${r.version}`)?.micros ?? null,
     });
   }
   return out;

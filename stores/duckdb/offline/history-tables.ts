@@ -14,6 +14,7 @@ import {
   recordTableBuilt,
   setActive,
   writeDeadLetters,
+  writeTimings,
 } from './feature-catalog.js';
 import { checkStoredRows } from './definition-check.js';
 import { checkLayout, dropHistory } from './feature-layout.js';
@@ -32,6 +33,8 @@ export class HistoryTables {
   private readonly writers = new Map<string, HistoryWriter>();
   /** Tables created in the open transaction (gone again if it rolls back). */
   private readonly created = new Set<string>();
+  /** Per view table: the transformed rows last recorded (see recordTimings). */
+  private readonly recordedRows = new Map<string, number>();
 
   constructor(
     private readonly materializer: Materializer,
@@ -126,8 +129,25 @@ export class HistoryTables {
       await writer.write(c, rows);
     }
     await writeDeadLetters(c, deadLetters);
+    await this.recordTimings(c);
     if (deadLetters.length > 0)
       this.logger?.warn({ deadLetters: deadLetters.length }, 'feature views rejected rows; see _feature_dead_letters');
+  }
+
+  /**
+   * Records the materializer's time per transformed row for `status` (another process), with each
+   * batch whose views transformed rows: a small upsert per such view, inside the batch's transaction
+   * (the batch's commit costs far more).
+   */
+  private async recordTimings(c: DuckDBConnection): Promise<void> {
+    const timings = this.materializer.transformTimings();
+    const changed = this.views.flatMap((v) => {
+      const t = timings.get(v.table);
+      if (!t || t.rows === this.recordedRows.get(v.table)) return [];
+      this.recordedRows.set(v.table, t.rows);
+      return [{ name: v.name, version: v.version, rows: t.rows, ms: t.ms }];
+    });
+    await writeTimings(c, changed);
   }
 
   /** Forgets every row (the change log restarted from a new snapshot); inside its transaction. */
