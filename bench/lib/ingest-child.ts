@@ -8,16 +8,19 @@
  */
 import { createInterface } from 'node:readline';
 import { LogicalReplicationService, PgoutputPlugin, type Pgoutput } from 'pg-logical-replication';
-import { closeContainer, createContainer, duckdb, postgres, TOKENS } from '../../index.js';
+import { defineDigitsView } from '../../features/digits/digits-view.js';
+import { closeContainer, createContainer, duckdb, openOfflineStore, postgres, TOKENS } from '../../index.js';
 import { monotonicMs } from './stats.js';
 
 export interface ChildSpec {
   /**
    * `catch-up`: one `engine.run({ untilCaughtUp: true })` (a snapshot on a fresh log, else the stream);
    * `live`: a catch-up run, then `ready`, then a following run recording when each batch is durable,
-   * until `stop`; `raw`: a bare pg-logical-replication subscriber recording when each commit arrives.
+   * until `stop`; `raw`: a bare pg-logical-replication subscriber recording when each commit arrives;
+   * `export`: writes the digits view's current rows from `storePath` to `exportPath` (featureflow's
+   * export, or with `reference` DuckDB's own `COPY … TO` parquet of the same rows).
    */
-  mode: 'catch-up' | 'live' | 'raw';
+  mode: 'catch-up' | 'live' | 'raw' | 'export';
   url: string;
   tables: string[];
   slot: string;
@@ -25,6 +28,12 @@ export interface ChildSpec {
   /** The DuckDB file (not used by `raw`). */
   storePath?: string;
   ingest?: { batchSize?: number; snapshotBatchSize?: number; heartbeatSeconds?: number };
+  /** Keep the example digits view (features/digits) of this source table. */
+  digits?: string;
+  /** `export`: the file to write (`.parquet` or `.arrow`). */
+  exportPath?: string;
+  /** `export`: DuckDB's COPY instead of featureflow's export. */
+  reference?: boolean;
 }
 
 /** What a child reports at the end. */
@@ -64,6 +73,7 @@ const stopped = new Promise<void>((resolve) => {
 async function main(spec: ChildSpec): Promise<ChildResult> {
   const marks: [number, number][] = [];
   if (spec.mode === 'raw') return raw(spec, marks);
+  if (spec.mode === 'export') return exportDigits(spec);
   const container = await createContainer({
     source: postgres({
       connectionString: spec.url,
@@ -73,6 +83,7 @@ async function main(spec: ChildSpec): Promise<ChildResult> {
     }),
     store: duckdb({ path: spec.storePath! }),
     ingest: spec.ingest,
+    ...(spec.digits ? { features: { views: [defineDigitsView(spec.digits)] } } : {}),
     logLevel: process.env.FEATUREFLOW_LOG_LEVEL ?? 'warn',
   });
   try {
@@ -124,6 +135,34 @@ async function main(spec: ChildSpec): Promise<ChildResult> {
     };
   } finally {
     await closeContainer(container);
+  }
+}
+
+/** Writes the digits view's current rows; the run time covers the export alone (the store is open). */
+async function exportDigits(spec: ChildSpec): Promise<ChildResult> {
+  const view = defineDigitsView(spec.digits);
+  const store = await openOfflineStore(spec.storePath!, { definitions: { views: [view] } });
+  try {
+    const sql = `SELECT "id", "pixels", "label" FROM "${view.table}__rows" WHERE NOT deleted`;
+    const current = Number((await store.connection.runAndReadAll(`SELECT count(*) FROM (${sql})`)).getRows()[0]![0]);
+    const startRss = process.memoryUsage.rss();
+    const start = monotonicMs();
+    let rows = current;
+    if (spec.reference)
+      await store.connection.run(`COPY (${sql}) TO '${spec.exportPath!.replaceAll("'", "''")}' (FORMAT parquet)`);
+    else rows = (await store.export({ view: view.name }, spec.exportPath!)).rows;
+    return {
+      startRss,
+      peakRss: process.resourceUsage().maxRSS * 1024,
+      runMs: monotonicMs() - start,
+      cpuMs: cpuMs(),
+      snapshotRows: rows,
+      snapshotMs: 0,
+      streamed: 0,
+      marks: [],
+    };
+  } finally {
+    store.close();
   }
 }
 
