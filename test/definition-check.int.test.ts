@@ -120,6 +120,7 @@ describe('definition changes the source text cannot show', () => {
     const config = testConfig([table], { features: { views: [digits(table, by(255))] } });
     await ingest(config);
     await stream(client, table);
+    await ingest(config);
 
     // Same view text, helper now divides by 256: refused at start-up, naming view, feature and a key.
     const changed = withFeatures(config, { views: [digits(table, by(256))] });
@@ -129,6 +130,8 @@ describe('definition changes the source text cannot show', () => {
     expect(message).toMatch(
       /feature view digits v1 computes differently .* row of id=\d+ .*feature pixels .*version to 2/,
     );
+    // The newest change (an insert) is always in the sample, and the newest difference is the one named.
+    expect(message).toMatch(/row of id=1003 /);
     // Identifiers only: no feature value (153/256 = 0.59765625) reaches the message.
     expect(message).not.toMatch(/0\.\d{3}/);
 

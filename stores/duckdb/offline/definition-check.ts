@@ -59,7 +59,7 @@ export async function checkStoredRows(
   const keys = view.entity.keys.map((k) => columns.get(k)).filter((col): col is ColumnSchema => col !== undefined);
   if (keys.length !== view.entity.keys.length) return;
   const uniqueReads = schema.keyColumns.length > 0 && schema.keyColumns.every((k) => view.entity.keys.includes(k));
-  const seqs = await sample(c, view.source, uniqueReads ? ['r', 'i', 'u'] : ['i', 'u']);
+  const seqs = await sample(c, view.source, uniqueReads ? ['r', 'c', 'u'] : ['c', 'u']);
   if (seqs.length === 0) return;
 
   const changes: Change[] = [];
