@@ -9,7 +9,15 @@
 import { createInterface } from 'node:readline';
 import { LogicalReplicationService, PgoutputPlugin, type Pgoutput } from 'pg-logical-replication';
 import { defineDigitsView } from '../../features/digits/digits-view.js';
-import { closeContainer, createContainer, duckdb, openOfflineStore, postgres, TOKENS } from '../../index.js';
+import {
+  closeContainer,
+  createContainer,
+  DuckDBOfflineStore,
+  duckdb,
+  openOfflineStore,
+  postgres,
+  TOKENS,
+} from '../../index.js';
 import { monotonicMs } from './stats.js';
 
 export interface ChildSpec {
@@ -142,6 +150,7 @@ async function main(spec: ChildSpec): Promise<ChildResult> {
 async function exportDigits(spec: ChildSpec): Promise<ChildResult> {
   const view = defineDigitsView(spec.digits);
   const store = await openOfflineStore(spec.storePath!, { definitions: { views: [view] } });
+  if (!(store instanceof DuckDBOfflineStore)) throw new Error('the benchmark store is held by another process');
   try {
     const sql = `SELECT "id", "pixels", "label" FROM "${view.table}__rows" WHERE NOT deleted`;
     const current = Number((await store.connection.runAndReadAll(`SELECT count(*) FROM (${sql})`)).getRows()[0]![0]);
