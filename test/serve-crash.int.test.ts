@@ -79,9 +79,10 @@ describe('featureflow serve under SIGKILL', () => {
     // predictions of the last logged transactions removed, the watermark not after them.
     const db0 = await openDuckDB(join(dir, 'store.duckdb'));
     try {
+      // The 13th newest logged transaction of the stream (or, when fewer were logged, the start of it).
       const [[back]] = (
         await db0.connection.runAndReadAll(
-          `SELECT commit_lsn FROM (SELECT DISTINCT commit_lsn FROM change_log WHERE op IN ('c', 'u')) ORDER BY commit_lsn DESC LIMIT 1 OFFSET 12`,
+          `SELECT coalesce((SELECT commit_lsn FROM (SELECT DISTINCT commit_lsn FROM change_log WHERE op IN ('c', 'u')) ORDER BY commit_lsn DESC LIMIT 1 OFFSET 12), (SELECT min(commit_lsn) - 1 FROM change_log WHERE op IN ('c', 'u')))`,
         )
       ).getRows() as [[bigint]];
       await db0.connection.run(
