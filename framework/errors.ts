@@ -71,7 +71,12 @@ export class FeatureflowError extends Error {
   }
 }
 
-/** True when the error is a FeatureflowError marked retriable: adapters translate what is worth retrying. */
+/**
+ * True when the error is a FeatureflowError marked retriable: adapters translate what is worth retrying.
+ * Read by name as well as by class: a module loaded twice (a config loader's copy) makes two classes.
+ */
 export function isRetriable(error: unknown): boolean {
-  return error instanceof FeatureflowError && error.retriable;
+  if (error instanceof FeatureflowError) return error.retriable;
+  const e = error as { name?: unknown; retriable?: unknown } | null;
+  return e !== null && typeof e === 'object' && e.name === 'FeatureflowError' && e.retriable === true;
 }

@@ -60,7 +60,7 @@ export function translatePgError(error: unknown, where: string): unknown {
     return new FeatureflowError(
       'FF_PG_UNREACHABLE',
       `lost the connection to PostgreSQL at ${where} (${code}); retrying`,
-      { cause: error },
+      { cause: error, retriable: true },
     );
   }
   return error;
