@@ -32,9 +32,9 @@ const LSN = HISTORY_COLUMNS[1]!;
  * {@link SAMPLED_CHANGES} random ones; each is materialized (the framework's materializer, over the
  * source's `schemas`) and compared with the history row stored at the same (entity key, position):
  * values bit for bit (a transform is pure: the same input gives the same bits), and whether the row
- * is a deletion (a filter) or rejected. A
- * sampled change with no stored row (superseded within its instant, rejected then and now) proves
- * nothing and is skipped. Snapshot reads of a view whose entity does not cover the table's key share
+ * is a deletion (a filter). A sampled change with no stored row (superseded within its instant,
+ * rejected then) proves nothing and is skipped, as is one the transform rejects now (read back from
+ * the log, a change can lack a value the ingest filled in). Snapshot reads of a view whose entity does not cover the table's key share
  * one position per entity, so only streamed changes are sampled then.
  */
 export async function checkStoredRows(
@@ -65,11 +65,8 @@ export async function checkStoredRows(
   const columnsOf = (table: string, version: number) => materializer.schemaOf(table, version)?.columns ?? [];
   for await (const page of loggedChanges(c, { tables: [view.source], columnsOf, seqs })) changes.push(...page);
   const made = materializer.materializeChanges(changes, [view]);
-  const rows: { key: readonly Value[]; values: readonly unknown[] | null; position: bigint; rejected: boolean }[] = [];
-  for (const batch of made.batches)
-    for (const row of batch.rows) if (row.op !== 't') rows.push({ ...row, rejected: false });
-  // Rows the transform rejects now are not compared: a change read back from the log can lack what
-  // the ingest had when it stored the row (a value the ingest filled in), which would refuse a good view.
+  const rows: { key: readonly Value[]; values: readonly unknown[] | null; position: bigint }[] = [];
+  for (const batch of made.batches) for (const row of batch.rows) if (row.op !== 't') rows.push(row);
   if (rows.length === 0) return;
 
   const keyCodecs = keys.map((k) => keyCodec(k));
@@ -80,7 +77,6 @@ export async function checkStoredRows(
     ...featureNames.map((name, i) => ({ ...featureCodecs[i]!, name })),
     { ...LSN, sql: 'UBIGINT', duck: UBIGINT, name: 'lsn' },
     { ...FLAG, name: 'deleted' },
-    { ...FLAG, name: 'rejected' },
   ];
   const name = `_ff_recomputed_${randomBytes(6).toString('hex')}`;
   const temp = `temp.main.${quoteIdent(name)}`;
@@ -94,7 +90,6 @@ export async function checkStoredRows(
       ...featureNames.map((_, f) => rows.map((r) => (r.values === null ? null : r.values[f]))),
       rows.map((r) => r.position),
       rows.map((r) => r.values === null),
-      rows.map((r) => r.rejected),
     ];
     appender.appendDataChunk(
       makeChunk(
@@ -109,23 +104,21 @@ export async function checkStoredRows(
     const same = featureNames.map((f) => `n.${quoteIdent(f)} IS NOT DISTINCT FROM r.${quoteIdent(f)}`);
     const found = (
       await c.runAndReadAll(
-        `SELECT ${k.map((q) => `n.${q}`).join(', ')}, n.lsn, n.rejected, n.deleted = r.deleted${same.map((s) => `, ${s}`).join('')}
+        `SELECT ${k.map((q) => `n.${q}`).join(', ')}, n.lsn, n.deleted = r.deleted${same.map((s) => `, ${s}`).join('')}
            FROM ${temp} n JOIN ${quoteIdent(rowsTableOf(view.table))} r ON ${k.map((q) => `r.${q} = n.${q}`).join(' AND ')} AND r.lsn = n.lsn
             -- A truncate's deletion rows share the position of a table read again after it (the reads supersede them).
             AND r.op <> 't'
-          WHERE n.rejected OR n.deleted <> r.deleted OR NOT (${same.length === 0 ? 'true' : same.join(' AND ')})
+          WHERE n.deleted <> r.deleted OR NOT (${same.length === 0 ? 'true' : same.join(' AND ')})
           ORDER BY n.lsn DESC LIMIT 1`,
       )
     ).getRows()[0];
     if (!found) return;
     const keyText = view.entity.keys.map((key, i) => `${key}=${String(found[i])}`).join(', ');
     const position = formatPosition(BigInt(found[k.length] as bigint));
-    const [nowRejected, sameDeleted, ...sameFeatures] = found.slice(k.length + 1) as boolean[];
-    const what = nowRejected
-      ? 'the transform now rejects the row it stored'
-      : !sameDeleted
-        ? 'the filter now decides differently whether the row is kept'
-        : `feature ${featureNames[sameFeatures.indexOf(false)]} now has a different value`;
+    const [sameDeleted, ...sameFeatures] = found.slice(k.length + 1) as boolean[];
+    const what = !sameDeleted
+      ? 'the filter now decides differently whether the row is kept'
+      : `feature ${featureNames[sameFeatures.indexOf(false)]} now has a different value`;
     throw new FeatureflowError(
       'FF_FEATURE_VERSION',
       `feature view ${view.name} v${view.version} computes differently from the rows stored in ${view.table}, though its definition's source text is unchanged: ` +
