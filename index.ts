@@ -14,6 +14,7 @@ import { memory } from './stores/memory/index.js';
 export { defineConfig } from './framework/config.js';
 export type {
   Adapter,
+  BusAdapter,
   FeatureflowConfig,
   IngestConfig,
   OnlineAdapter,
@@ -52,6 +53,12 @@ export {
   type PostgresPredictionsConfig,
 } from './stores/postgres/index.js';
 export { debezium, type DebeziumConfig, type DebeziumPublish } from './stores/debezium/index.js';
+export {
+  kafkaBus,
+  KAFKA_BUS_ERRORS,
+  type KafkaBusAdapter,
+  type KafkaBusConfig,
+} from './stores/kafka/index.js';
 export { saveModel, tfjs, TFJS_ERRORS, type TfjsModel, type TfjsScorerConfig } from './scorers/tfjs/index.js';
 // toTensors lives in 'featureflow/tensors': it loads TF.js, which is slow, so it is imported on demand
 // (the scorer loads TF.js in its worker threads only).
@@ -66,7 +73,8 @@ export function resolve(config: FeatureflowConfig): ResolvedConfig {
 
 /**
  * Builds the production container from a config (validated and frozen here): every configured
- * adapter's module; with `serving`, the bus the ingest publishes feature rows on.
+ * adapter's module; the configured bus (Kafka: the ingest publishes on it too), else, with
+ * `serving`, the in-process bus the ingest publishes feature rows on.
  */
 export async function createContainer(
   config: FeatureflowConfig | ResolvedConfig,
@@ -80,7 +88,7 @@ export async function createContainer(
     ...(resolved.model ? [resolved.model.module] : []),
     ...resolved.predictions.map((p) => p.module),
     ...(resolved.publish ? [resolved.publish.module] : []),
-    ...(options.serving ? [servingModule()] : []),
+    ...(resolved.bus ? [resolved.bus.module] : options.serving ? [servingModule()] : []),
   ];
   return buildContainer(resolved, modules);
 }

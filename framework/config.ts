@@ -70,6 +70,13 @@ export interface PredictionsAdapter extends Adapter<'predictions'> {}
  */
 export interface PublishAdapter extends Adapter<'publish'> {}
 
+/**
+ * The bus feature rows travel on from the ingest to the serving processes (`kafkaBus({ brokers })`);
+ * its module binds `TOKENS.ChangeBus`. Default: in-process (`featureflow serve` ingests and serves in
+ * one process).
+ */
+export interface BusAdapter extends Adapter<'bus'> {}
+
 /** The HTTP service of `featureflow serve`. */
 export interface ServeConfig {
   /** Address to listen on. Default `127.0.0.1` (only this machine); `0.0.0.0` to serve others. */
@@ -104,6 +111,11 @@ export interface FeatureflowConfig {
   serve?: ServeConfig;
   /** Publishes every committed change (at least once) after the store holds it, e.g. `debezium({ brokers })`. Default none. */
   publish?: PublishAdapter;
+  /**
+   * Carries feature rows from `featureflow ingest` to `featureflow serve` processes, e.g.
+   * `kafkaBus({ brokers })` to serve from several processes. Default: in-process (`serve` ingests itself).
+   */
+  bus?: BusAdapter;
 }
 
 /** Ingestion tuning, for every source and store. */
@@ -130,6 +142,7 @@ export interface ResolvedConfig {
   readonly predictions: readonly PredictionsAdapter[];
   readonly serve: Readonly<Required<Omit<ServeConfig, 'token'>>> & { readonly token?: string };
   readonly publish: PublishAdapter | null;
+  readonly bus: BusAdapter | null;
 }
 
 /** Identity function that gives `featureflow.config.ts` its types. */
@@ -204,6 +217,8 @@ export function resolveConfig(
       problems.push('predictions must list prediction sinks, e.g. postgresPredictions({ table })');
   if (config?.publish != null && !isAdapter(config.publish, 'publish'))
     problems.push('publish must be a change publisher, e.g. debezium({ brokers: ["localhost:9092"] })');
+  if (config?.bus != null && !isAdapter(config.bus, 'bus'))
+    problems.push('bus must be a change bus, e.g. kafkaBus({ brokers: ["localhost:9092"] })');
   const serve = {
     host: config?.serve?.host ?? '127.0.0.1',
     port: config?.serve?.port ?? 8080,
@@ -231,5 +246,6 @@ export function resolveConfig(
     predictions: Object.freeze([...(config.predictions ?? [])]),
     serve: Object.freeze(serve),
     publish: config.publish ?? null,
+    bus: config.bus ?? null,
   });
 }

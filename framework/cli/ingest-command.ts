@@ -51,6 +51,10 @@ export function registerIngestCommand(program: Command, context: CommandContext)
           // Exports and readers of other processes read through this one while it holds the store.
           reads = await config.store.shareReads?.(log);
           count(await log.stats());
+          if (config.bus)
+            process.stdout.write(
+              `publishing committed feature rows on the ${config.bus.name} bus for \`featureflow serve\`\n`,
+            );
           const result = await engine.run({
             untilCaughtUp: opts.untilCaughtUp,
             signal: stop.signal,

@@ -13,14 +13,28 @@ export function registerServeCommand(program: Command, context: CommandContext):
     .command('serve')
     .description('follow the source and serve features and predictions over HTTP (Ctrl-C or SIGTERM drains and stops)')
     .option('--until-caught-up', 'stop once everything committed before the start is served (for scripts and tests)')
-    .action(async (opts: { untilCaughtUp?: boolean }, cmd: Command) => {
+    .option(
+      '--ingest',
+      'with a bus between processes (bus: kafkaBus(…)), also read the source and publish to the bus (one process only; default: `featureflow ingest` does)',
+    )
+    .action(async (opts: { untilCaughtUp?: boolean; ingest?: boolean }, cmd: Command) => {
       await context.withContainer(
         cmd,
         async (container, config) => {
           const stop = stopOnSignals('after the current batch, draining requests');
           try {
-            const runtime = await ServeRuntime.start(container, config, { signal: stop.signal });
+            const runtime = await ServeRuntime.start(container, config, {
+              signal: stop.signal,
+              ...(opts.ingest ? { ingest: true } : {}),
+            });
             process.stdout.write(`serving on ${runtime.url}\n`);
+            if (config.bus) {
+              process.stdout.write(
+                runtime.ingests
+                  ? `reading the source and publishing feature rows on the ${config.bus.name} bus; consuming the bus in the group too\n`
+                  : `consuming feature rows from the ${config.bus.name} bus (the source is read by \`featureflow ingest\`, or one \`serve --ingest\`)\n`,
+              );
+            }
             try {
               if (stop.signal.aborted) return;
               const result = await runtime.run({ untilCaughtUp: opts.untilCaughtUp, signal: stop.signal });

@@ -16,6 +16,7 @@ import type {
 import { TOKENS } from '../tokens.js';
 import { formatPosition, type ChangeBatch, type Position, type TableSchema } from '../types.js';
 import { batchInfo, type BatchInfo } from './batch-info.js';
+import { BusPublisher } from './bus-publisher.js';
 import { publishCommitted } from './publish-committed.js';
 import { readAhead } from './read-ahead.js';
 import { Backoff, describeError, retry } from './retry.js';
@@ -62,6 +63,8 @@ export class IngestEngine {
 
   /** The captured tables (known once the source prepared), whose changes a publisher sends. */
   private captured: readonly string[] = [];
+  /** The bus between processes (when it is one) as a publisher of the log's committed changes. */
+  private busPublisher: BusPublisher | undefined;
 
   async run(options: IngestOptions = {}): Promise<IngestResult> {
     const { signal } = options;
@@ -117,17 +120,19 @@ export class IngestEngine {
   }
 
   /**
-   * One batch through every stage; confirmed to the source once durable (stream batches). The
-   * online side hears the feature rows before the store's commit: the source hands out committed
+   * One batch through every stage; confirmed to the source once durable (stream batches). An
+   * in-process bus hears the feature rows before the store's commit: the source hands out committed
    * transactions only, so they may be served at once, and a batch received again after a failure
-   * is applied online again without effect (writes are position-guarded).
+   * is applied online again without effect (writes are position-guarded). A bus between processes
+   * hears them after the commit, from the log, so that a crash in between loses nothing.
    */
   private async applyBatch(batch: ChangeBatch): Promise<void> {
     const receivedAt = Date.now();
     await fillUnchangedToast(this.log, batch.changes);
     this.materializer.addSchemas(batch.schemas);
     const features = this.materializer.materialize(batch);
-    if (this.bus && (features.batches.length > 0 || batch.complete)) {
+    // A bus between processes gets the rows after the commit, from the log (publish()).
+    if (this.bus && !this.bus.publisherId && (features.batches.length > 0 || batch.complete)) {
       await this.bus.publish({
         batches: features.batches,
         through: batch.complete ? batch.checkpoint : null,
@@ -145,8 +150,11 @@ export class IngestEngine {
    * and before following, for what a stop left unsent).
    */
   private async publish(): Promise<void> {
-    if (!this.publisher) return;
-    await publishCommitted(this.log, this.publisher, this.captured);
+    if (this.publisher) await publishCommitted(this.log, this.publisher, this.captured);
+    if (this.bus?.publisherId) {
+      this.busPublisher ??= new BusPublisher(this.bus, this.materializer);
+      await publishCommitted(this.log, this.busPublisher, this.captured);
+    }
   }
 
   /**

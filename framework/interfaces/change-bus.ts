@@ -11,6 +11,12 @@ export interface FeatureRowsMessage {
   readonly through: Position | null;
   /** When the source received the batch's last change (ms since the Unix epoch), for latency figures. */
   readonly receivedAt: number;
+  /**
+   * Set by a bus that must know when the message's work is done (a Kafka bus commits its offsets
+   * then): called once its rows are in the online store and its predictions in every sink, or with
+   * the error that stopped them. The serving side calls it once; a message nobody settles never is.
+   */
+  readonly settle?: (error?: unknown) => void;
 }
 
 /** Hears the bus's messages, in order; returns when it has taken the message in (it may work on it later). */
@@ -21,10 +27,22 @@ export type FeatureRowsListener = (message: FeatureRowsMessage) => Promise<void>
  * entity) to scale out. Per entity, order is kept.
  */
 export interface ChangeBus {
+  /**
+   * Set by a bus between processes (Kafka): the engine then publishes what the change log committed,
+   * after the commit, and again whatever a crash left unpublished (at least once), keeping the
+   * position it published through in the change log under this id. Unset (in-process): the engine
+   * publishes each batch as it is materialized.
+   */
+  readonly publisherId?: string;
   /** Hands a batch's feature rows to the bus; after the ingest materialized them. */
   publish(message: FeatureRowsMessage): Promise<void>;
   /** Registers a listener for every message published from now on; before the first publish. */
   subscribe(listener: FeatureRowsListener): void;
+  /**
+   * Starts delivering what other processes publish (a bus between processes), after the listeners
+   * subscribed and the online store is loaded; resolves once delivering. Absent on an in-process bus.
+   */
+  listen?(): Promise<void>;
   /** Stops delivering; idempotent. */
   close(): Promise<void>;
 }

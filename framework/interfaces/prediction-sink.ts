@@ -36,6 +36,11 @@ export interface Prediction {
  * prediction once: keyed by (model, entity, position), so a replay after a crash changes nothing.
  */
 export interface PredictionSink {
+  /**
+   * Set by a sink kept in the offline store itself, which only the process holding the store can
+   * write: a serving process that consumes a bus between processes writes only the shared sinks.
+   */
+  readonly inStore?: boolean;
   /** Creates what the sink needs; first call. */
   open(): Promise<void>;
   /**

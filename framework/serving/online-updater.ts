@@ -147,7 +147,7 @@ export class OnlineUpdater {
       context.metrics.changes.inc({ view: view.name, version: String(view.version) }, batch.rows.length);
     }
     const through = message.through;
-    if (batches.length === 0 && through === null) return;
+    if (batches.length === 0 && through === null) return message.settle?.();
     await this.exclusive(async () => {
       if (batches.length > 0) {
         await this.persist(`writing ${rows} feature rows to the online store`, () => context.store.write(batches));
@@ -171,7 +171,10 @@ export class OnlineUpdater {
         for (const v of context.views) context.board.advance(v, through);
       }
     });
-    await this.options.scoring?.enqueue({ batches, through, receivedAt: message.receivedAt, writtenAt: Date.now() });
+    const written = { batches, through, receivedAt: message.receivedAt, writtenAt: Date.now() };
+    if (!this.options.scoring) return message.settle?.();
+    // The scoring loop settles the message once its predictions are in the sinks.
+    await this.options.scoring.enqueue(message.settle ? { ...written, settle: message.settle } : written);
   }
 
   /** Loads again what a store that failed lost (rows written since included); health turns ready after it. */

@@ -44,6 +44,8 @@ interface Delivery {
   readonly through: Position | null;
   /** The group's rows, counted in the queue's bound until delivered. */
   readonly rows: number;
+  /** The group's messages, settled once every sink has its predictions. */
+  readonly messages: readonly WrittenMessage[];
 }
 
 /** Why a change made no prediction (the label of `featureflow_predictions_skipped_total`). */
@@ -122,7 +124,8 @@ export class ScoringLoop implements WrittenMessageQueue {
   async enqueue(message: WrittenMessage): Promise<void> {
     if (this.stopping) throw new Error('the scoring loop is stopping: stop the updater first');
     const candidates = this.candidatesOf(message);
-    if (candidates.length === 0 && message.through === null) return;
+    // Nothing to predict and no watermark to move: done (its rows are in the online store).
+    if (candidates.length === 0 && message.through === null) return message.settle?.();
     // One message larger than the bound still goes in when the queue is empty.
     while (this.rows > 0 && this.rows + candidates.length > this.maxQueuedRows) {
       await new Promise<void>((resolve) => this.spaceWaiters.push(resolve));
@@ -206,6 +209,7 @@ export class ScoringLoop implements WrittenMessageQueue {
       try {
         handedOver = await this.process(group, rows);
       } catch (error) {
+        settle(group, error);
         this.context.logger?.error(
           {
             err: error,
@@ -258,8 +262,11 @@ export class ScoringLoop implements WrittenMessageQueue {
     }
     let through: Position | null = null;
     for (const q of group) if (q.message.through !== null) through = q.message.through;
-    if (this.sinks.length === 0 || (predictions.length === 0 && through === null)) return false;
-    this.deliveries.push({ predictions, through, rows });
+    if (this.sinks.length === 0 || (predictions.length === 0 && through === null)) {
+      settle(group);
+      return false;
+    }
+    this.deliveries.push({ predictions, through, rows, messages: group.map((q) => q.message) });
     this.delivering ??= this.deliverAll();
     return true;
   }
@@ -272,7 +279,9 @@ export class ScoringLoop implements WrittenMessageQueue {
       let through: Position | null = null;
       for (const d of waiting) if (d.through !== null) through = d.through;
       try {
-        await Promise.all(this.sinks.map((sink, i) => this.deliver(sink, i, predictions, through)));
+        const failures = await Promise.all(this.sinks.map((sink, i) => this.deliver(sink, i, predictions, through)));
+        const failure = failures.find((f) => f !== undefined);
+        for (const d of waiting) for (const m of d.messages) m.settle?.(failure);
       } finally {
         this.release(waiting.reduce((n, d) => n + d.rows, 0));
       }
@@ -386,17 +395,21 @@ export class ScoringLoop implements WrittenMessageQueue {
     }
   }
 
-  /** Writes to one sink, retrying what may pass later; an error that will not is logged and the batch left out of that sink. */
+  /**
+   * Writes to one sink, retrying what may pass later; an error that will not is logged and the batch
+   * left out of that sink, and returned.
+   */
   private async deliver(
     sink: PredictionSink,
     index: number,
     predictions: readonly Prediction[],
     through: Position | null,
-  ): Promise<void> {
+  ): Promise<unknown> {
     try {
       await this.retrying(`writing ${predictions.length} predictions to sink ${index}`, SINKS, () =>
         sink.write(predictions, through),
       );
+      return undefined;
     } catch (error) {
       this.context.health.set(SINKS, `writing predictions to sink ${index} failed (${describeError(error)})`, {
         critical: false,
@@ -405,6 +418,7 @@ export class ScoringLoop implements WrittenMessageQueue {
         { err: error, sink: index, predictions: predictions.length },
         'predictions were not written to a sink',
       );
+      return error;
     }
   }
 
@@ -429,4 +443,9 @@ export class ScoringLoop implements WrittenMessageQueue {
       }
     }
   }
+}
+
+/** Tells the bus that the group's messages are done with (or failed with `error`). */
+function settle(group: readonly Queued[], error?: unknown): void {
+  for (const q of group) q.message.settle?.(error);
 }

@@ -60,7 +60,14 @@ export class ServeRuntime {
       readonly store: OnlineStore;
       /** Reads of the store by other processes (exports), answered by this one while it holds the store. */
       readonly reads: { close(): Promise<void> } | undefined;
+      /** Closes the offline store's reader a consuming process loaded the online store from. */
+      readonly closeReader: () => void;
     },
+    /**
+     * False for a process that only consumes a bus between processes (Kafka): another process
+     * (`featureflow ingest`) reads the source and holds the offline store.
+     */
+    readonly ingests: boolean,
     /** Where the HTTP service listens. */
     readonly url: string,
     private readonly container: Container,
@@ -70,20 +77,20 @@ export class ServeRuntime {
   /**
    * Opens everything and loads the online store; the ingest starts with {@link run}. An online store
    * that cannot be reached is retried until it can (HTTP answers meanwhile, `/health` says why it is
-   * not ready); `signal` ends the wait (check it before {@link run}).
+   * not ready); `options.signal` ends the wait (check it before {@link run}).
    */
-  static async start(
-    container: Container,
-    config: ResolvedConfig,
-    options: { readonly signal?: AbortSignal } = {},
-  ): Promise<ServeRuntime> {
+  static async start(container: Container, config: ResolvedConfig, options: ServeOptions = {}): Promise<ServeRuntime> {
     const logger = (await container.getAsync(TOKENS.Logger)).child({ component: 'serve' });
-    const log = await container.getAsync(TOKENS.ChangeLog);
-    await log.open();
-    // `featureflow export` and other readers read through this process while it holds the store.
-    const reads = await config.store.shareReads?.(log);
+    const bus = await container.getAsync(TOKENS.ChangeBus);
+    // On a bus between processes one process reads the source (`featureflow ingest`, or one `serve
+    // --ingest`): a replication slot has one reader, and the offline store one writer.
+    const ingests = bus.listen === undefined || options.ingest === true;
+    const log = ingests ? await container.getAsync(TOKENS.ChangeLog) : undefined;
+    await log?.open();
+    // `featureflow export` and other readers read through this one while it holds the store.
+    const reads = log ? await config.store.shareReads?.(log) : undefined;
     try {
-      return await ServeRuntime.open(container, config, logger, log, reads, options.signal);
+      return await ServeRuntime.open(container, config, logger, { log, reads, bus }, options.signal);
     } catch (error) {
       await reads?.close();
       throw error;
@@ -94,25 +101,33 @@ export class ServeRuntime {
     container: Container,
     config: ResolvedConfig,
     logger: Logger,
-    log: ChangeLog,
-    reads: { close(): Promise<void> } | undefined,
+    held: { log: ChangeLog | undefined; reads: { close(): Promise<void> } | undefined; bus: ChangeBus },
     signal: AbortSignal | undefined,
   ): Promise<ServeRuntime> {
+    const { log, reads, bus } = held;
     const registry = await container.getAsync(TOKENS.FeatureRegistry);
     const materializer = await container.getAsync(TOKENS.Materializer);
-    const offline = await container.getAsync(TOKENS.OfflineStore);
+    // A consuming process loads the online store (when it needs a load) through a reader of the
+    // offline store, which a running ingest answers.
+    let reader: OfflineStore | undefined;
+    const load: OnlineLoader = log
+      ? offlineLoader(await container.getAsync(TOKENS.OfflineStore), logger)
+      : async (view, into) => {
+          reader ??= await config.store.openReader(config.features);
+          return offlineLoader(reader, logger)(view, into);
+        };
     const store = await container.getAsync(TOKENS.OnlineStore);
     const scorer = config.model ? await container.getAsync(TOKENS.Scorer) : undefined;
     await scorer?.open();
-    const sinks = config.model ? await container.getAllAsync(TOKENS.PredictionSink) : [];
+    // On a bus between processes each process predicts for its share of the entities: the store's own
+    // table would hold only this process's share, so only the shared sinks are written.
+    const sinks = (config.model ? await container.getAllAsync(TOKENS.PredictionSink) : []).filter(
+      (sink) => !(bus.listen && sink.inStore),
+    );
     for (const sink of sinks) await sink.open();
     const context = new ServingContext({ store, registry, materializer, ...(scorer ? { scorer } : {}), logger });
     const loop = scorer ? new ScoringLoop(context, { sinks }) : undefined;
-    const updater = new OnlineUpdater(context, {
-      load: offlineLoader(offline, logger),
-      ...(loop ? { scoring: loop } : {}),
-    });
-    const bus = await container.getAsync(TOKENS.ChangeBus);
+    const updater = new OnlineUpdater(context, { load, ...(loop ? { scoring: loop } : {}) });
     loop?.start();
     bus.subscribe(updater.listener);
     bus.subscribe((message) => {
@@ -130,7 +145,8 @@ export class ServeRuntime {
     const address = await http.listen({ host: config.serve.host, port: config.serve.port });
     logger.info({ url: address.url }, 'listening; loading the online store (/health is ready once it is)');
     const runtime = new ServeRuntime(
-      { context, http, updater, loop, bus, sinks, scorer, store, reads },
+      { context, http, updater, loop, bus, sinks, scorer, store, reads, closeReader: () => reader?.close() },
+      log !== undefined,
       address.url,
       container,
       logger,
@@ -143,7 +159,9 @@ export class ServeRuntime {
       signal?.removeEventListener('abort', stop);
     }
     if (signal?.aborted) return runtime;
-    if (loop && scorer) await runtime.recover(log, materializer, sinks, (await log.state()).checkpoint);
+    // A bus between processes replays what its consumer group did not commit: nothing to recover here.
+    if (bus.listen) await bus.listen();
+    else if (loop && scorer && log) await runtime.recover(log, materializer, sinks, (await log.state()).checkpoint);
     logger.info({ url: address.url }, 'serving');
     return runtime;
   }
@@ -183,8 +201,16 @@ export class ServeRuntime {
     await loop.enqueue({ batches: [], through: checkpoint, receivedAt: Date.now(), writtenAt: Date.now() });
   }
 
-  /** Runs the ingest (until `signal`, or caught up with `untilCaughtUp`), feeding the online side. */
+  /**
+   * Runs the ingest (until `signal`, or caught up with `untilCaughtUp`), feeding the online side; a
+   * process that only consumes the bus serves until `signal`.
+   */
   async run(options: IngestOptions = {}): Promise<IngestResult> {
+    if (!this.ingests) {
+      const { signal } = options;
+      if (!signal?.aborted) await new Promise((resolve) => signal?.addEventListener('abort', resolve, { once: true }));
+      return { snapshotted: false, changesApplied: 0, checkpoint: null };
+    }
     const engine = await this.container.getAsync(TOKENS.IngestEngine);
     return engine.run(options);
   }
@@ -196,7 +222,7 @@ export class ServeRuntime {
 
   /** Drains and closes, in reverse start order (the ingest must have stopped). */
   async stop(): Promise<void> {
-    const { http, bus, updater, loop, context, sinks, scorer, reads } = this.parts;
+    const { http, bus, updater, loop, context, sinks, scorer, reads, closeReader } = this.parts;
     await http.close();
     await bus.close();
     await updater.stop();
@@ -204,6 +230,18 @@ export class ServeRuntime {
     context.close();
     for (const sink of sinks) await sink.close();
     await scorer?.close();
+    closeReader();
     await reads?.close();
   }
+}
+
+/** Options of {@link ServeRuntime.start}. */
+export interface ServeOptions {
+  /** Ends the wait for the online store (check it before {@link ServeRuntime.run}). */
+  readonly signal?: AbortSignal;
+  /**
+   * On a bus between processes (Kafka), also read the source and publish to the bus (one process
+   * only). Default false: `featureflow ingest` does. The in-process bus always ingests.
+   */
+  readonly ingest?: boolean;
 }

@@ -35,6 +35,7 @@ const INT64_MAX = 2n ** 63n - 1n;
  * await sink.write(predictions, batch.position);
  */
 export class DuckDBPredictionSink implements PredictionSink {
+  readonly inStore = true;
   private connection: DuckDBConnection | undefined;
   /** The write in progress: writes run one at a time on the one connection. */
   private queue: Promise<unknown> = Promise.resolve();

@@ -1,0 +1,280 @@
+import {
+  type Admin,
+  type Consumer,
+  type EachBatchPayload,
+  type Kafka,
+  type Message,
+  Partitioners,
+  type Producer,
+} from 'kafkajs';
+import type { Logger } from 'pino';
+import { createKafka } from '../../clients/kafka/index.js';
+import type { FeatureRow } from '../../framework/features/feature-rows.js';
+import type { FeatureRegistry } from '../../framework/features/feature-registry.js';
+import type { FeatureView } from '../../framework/features/feature-view.js';
+import type { ChangeBus, FeatureRowsListener, FeatureRowsMessage } from '../../framework/interfaces/change-bus.js';
+import { formatPosition, type Position } from '../../framework/types.js';
+import { FeatureRowCodec, headerPosition, THROUGH_HEADER } from './feature-row-codec.js';
+import type { ResolvedKafkaBusConfig } from './kafka-bus-config.js';
+import { busError, undecodableRecord } from './kafka-bus-errors.js';
+
+/** The topic of a view version: `<prefix>.<view>.v<version>`. */
+export function topicOf(prefix: string, view: Pick<FeatureView, 'name' | 'version'>): string {
+  return `${prefix}.${view.name.replace(/[^A-Za-z0-9._-]/g, '_')}.v${view.version}`;
+}
+
+/**
+ * The change bus on Kafka, both ends. The ingest publishes each committed batch's feature rows to one
+ * topic per view version, keyed by entity (Kafka's default partitioner keeps an entity on one
+ * partition, in order; a truncate goes to every partition), then a marker on every partition of every
+ * topic saying that the partition holds all rows committed up to the batch's position. An idempotent
+ * producer with one request in flight keeps each partition's order across retries.
+ *
+ * `featureflow serve` processes consume the topics in one consumer group: each owns some partitions,
+ * hands their rows to the online side, and commits a partition's offset only once the rows' online
+ * writes and predictions are done ({@link FeatureRowsMessage.settle}). A process that dies leaves its
+ * uncommitted rows to the process that takes its partitions over, which applies them again (online
+ * writes and prediction sinks are keyed by entity and position: nothing changes twice). A process's
+ * watermark is the lowest marker of the partitions it owns: every row up to it is served.
+ */
+export class KafkaBus implements ChangeBus {
+  readonly publisherId: string;
+  private readonly kafka: Kafka;
+  private readonly codecs = new Map<string, FeatureRowCodec>();
+  private readonly partitions = new Map<string, number>();
+  private readonly listeners: FeatureRowsListener[] = [];
+  private producer: Producer | undefined;
+  private admin: Admin | undefined;
+  private consumer: Consumer | undefined;
+  private topicsReady: Promise<void> | undefined;
+  /** The partitions this process owns, by topic, once it joined the group. */
+  private assigned: Readonly<Record<string, number[]>> | null = null;
+  /** The newest marker seen per `topic:partition`. */
+  private readonly marks = new Map<string, Position>();
+  private delivered = -1n;
+  private closed = false;
+
+  constructor(
+    private readonly config: ResolvedKafkaBusConfig,
+    registry: FeatureRegistry,
+    private readonly logger: Logger,
+  ) {
+    this.publisherId = `kafka-bus:${config.topicPrefix}`;
+    this.kafka = createKafka(config.kafka, logger);
+    for (const view of registry.views) this.codecs.set(topicOf(config.topicPrefix, view), new FeatureRowCodec(view));
+  }
+
+  /** The bus's topics, one per view version of the definitions. */
+  get topics(): readonly string[] {
+    return [...this.codecs.keys()];
+  }
+
+  async publish(message: FeatureRowsMessage): Promise<void> {
+    if (this.closed) throw new Error('the Kafka bus is closed: publish before close()');
+    if (this.codecs.size === 0) return;
+    const byTopic = new Map<string, Message[]>();
+    const add = (topic: string, m: Message) => {
+      let list = byTopic.get(topic);
+      if (!list) byTopic.set(topic, (list = []));
+      list.push(m);
+    };
+    let rows = 0;
+    try {
+      await this.ensureTopics();
+      for (const batch of message.batches) {
+        const topic = topicOf(this.config.topicPrefix, batch.view);
+        const codec = this.codecs.get(topic);
+        if (!codec) continue;
+        for (const row of batch.rows) {
+          const record = codec.encode(row);
+          rows++;
+          if (row.op === 't') {
+            for (let p = 0; p < this.partitions.get(topic)!; p++) add(topic, { ...record, key: null, partition: p });
+          } else add(topic, record);
+        }
+      }
+      if (message.through !== null) {
+        const headers = { [THROUGH_HEADER]: message.through.toString() };
+        for (const topic of this.codecs.keys())
+          for (let p = 0; p < this.partitions.get(topic)!; p++)
+            add(topic, { key: null, value: '', partition: p, headers });
+      }
+      if (byTopic.size === 0) return;
+      const producer = await this.connectedProducer();
+      await producer.sendBatch({
+        acks: -1,
+        topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })),
+      });
+    } catch (error) {
+      throw busError(error, `publishing ${rows} feature rows`, this.config.kafka.brokers);
+    }
+  }
+
+  subscribe(listener: FeatureRowsListener): void {
+    if (this.closed) throw new Error('the Kafka bus is closed: subscribe before close()');
+    this.listeners.push(listener);
+  }
+
+  /** Joins the consumer group and starts consuming (from the start of the topics when the group is new). */
+  async listen(): Promise<void> {
+    if (this.consumer || this.closed) return;
+    const { config } = this;
+    try {
+      await this.ensureTopics();
+      const consumer = this.kafka.consumer({
+        groupId: config.group,
+        sessionTimeout: config.sessionTimeoutMs,
+        heartbeatInterval: Math.max(100, Math.min(3_000, Math.floor(config.sessionTimeoutMs / 5))),
+        // A short long-poll: an idle partition's fetch does not hold back the others, and close is quick.
+        maxWaitTimeInMs: 100,
+      });
+      this.consumer = consumer;
+      consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
+        this.assigned = payload.memberAssignment;
+        for (const key of [...this.marks.keys()]) {
+          const at = key.lastIndexOf(':');
+          if (!payload.memberAssignment[key.slice(0, at)]?.includes(Number(key.slice(at + 1)))) this.marks.delete(key);
+        }
+        this.logger.info({ group: config.group, partitions: payload.memberAssignment }, 'joined the consumer group');
+      });
+      consumer.on(consumer.events.CRASH, ({ payload }) => {
+        this.logger.error(
+          { err: payload.error, restart: payload.restart },
+          payload.restart ? 'consuming the bus failed; restarting the consumer' : 'consuming the bus failed; stopped',
+        );
+      });
+      await consumer.connect();
+      await consumer.subscribe({ topics: this.topics as string[], fromBeginning: true });
+      await consumer.run({
+        autoCommit: false,
+        eachBatchAutoResolve: false,
+        eachBatch: (payload) => this.consume(payload),
+      });
+    } catch (error) {
+      throw busError(error, `joining consumer group ${config.group}`, config.kafka.brokers);
+    }
+  }
+
+  /** One partition's fetched records: delivered as one message, its offset committed once settled. */
+  private async consume({ batch, resolveOffset, heartbeat, isRunning, isStale }: EachBatchPayload): Promise<void> {
+    if (batch.messages.length === 0 || !isRunning() || isStale()) return;
+    const { topic, partition } = batch;
+    const codec = this.codecs.get(topic)!;
+    const rows: FeatureRow[] = [];
+    let mark: Position | null = null;
+    for (const m of batch.messages) {
+      const headers = m.headers ?? {};
+      try {
+        if (headers[THROUGH_HEADER] !== undefined) mark = headerPosition(headers, THROUGH_HEADER);
+        else rows.push(codec.decode(m.value ?? Buffer.alloc(0), headers));
+      } catch (error) {
+        // A record this bus did not write (or a definition that changed without a version bump): kept
+        // in the topic, named in the log, and skipped, so that one bad record does not stop serving.
+        this.logger.error(
+          { err: undecodableRecord(error, topic, partition, m.offset) },
+          'a record on the bus cannot be read; skipped',
+        );
+      }
+    }
+    if (mark !== null) {
+      const key = `${topic}:${partition}`;
+      const known = this.marks.get(key);
+      if (known === undefined || mark > known) this.marks.set(key, mark);
+    }
+    let settle!: (error?: unknown) => void;
+    const settled = new Promise<unknown>((resolve) => (settle = resolve));
+    const message: FeatureRowsMessage = {
+      batches: rows.length > 0 ? [{ view: codec.view, rows }] : [],
+      through: this.through(),
+      receivedAt: Date.now(),
+      settle,
+    };
+    for (const listener of this.listeners) await listener(message);
+    const failure = await settled;
+    if (failure !== undefined) throw failure;
+    const last = batch.messages.at(-1)!.offset;
+    resolveOffset(last);
+    try {
+      await this.consumer!.commitOffsets([{ topic, partition, offset: (BigInt(last) + 1n).toString() }]);
+    } catch (error) {
+      // The partition went to another process meanwhile: it applies these records again, without effect.
+      this.logger.warn(
+        { err: error, topic, partition, offset: last },
+        'committing the offset failed; the records will be applied again (idempotently)',
+      );
+    }
+    await heartbeat();
+  }
+
+  /** The lowest marker of the owned partitions when it moved forward since it was last delivered, else null. */
+  private through(): Position | null {
+    if (!this.assigned) return null;
+    let low: Position | null = null;
+    for (const [topic, partitions] of Object.entries(this.assigned)) {
+      for (const p of partitions) {
+        const mark = this.marks.get(`${topic}:${p}`);
+        if (mark === undefined) return null;
+        if (low === null || mark < low) low = mark;
+      }
+    }
+    if (low === null || low <= this.delivered) return null;
+    this.delivered = low;
+    this.logger.debug({ through: formatPosition(low) }, 'owned partitions complete through');
+    return low;
+  }
+
+  /** Creates the topics that are missing (with the configured partitions) and learns each one's partitions. */
+  private ensureTopics(): Promise<void> {
+    this.topicsReady ??= this.createTopics().catch((error) => {
+      this.topicsReady = undefined;
+      throw error;
+    });
+    return this.topicsReady;
+  }
+
+  private async createTopics(): Promise<void> {
+    if (!this.admin) {
+      const admin = this.kafka.admin();
+      await admin.connect();
+      this.admin = admin;
+    }
+    const admin = this.admin;
+    const existing = new Set(await admin.listTopics());
+    const missing = this.topics.filter((t) => !existing.has(t));
+    if (missing.length > 0) {
+      await admin.createTopics({
+        waitForLeaders: true,
+        topics: missing.map((topic) => ({
+          topic,
+          numPartitions: this.config.partitions,
+          ...(this.config.replicationFactor !== undefined ? { replicationFactor: this.config.replicationFactor } : {}),
+        })),
+      });
+      this.logger.info({ topics: missing, partitions: this.config.partitions }, 'created the bus topics');
+    }
+    const { topics } = await admin.fetchTopicMetadata({ topics: this.topics as string[] });
+    for (const t of topics) this.partitions.set(t.name, t.partitions.length);
+  }
+
+  private async connectedProducer(): Promise<Producer> {
+    if (!this.producer) {
+      const producer = this.kafka.producer({
+        idempotent: true,
+        maxInFlightRequests: 1,
+        createPartitioner: Partitioners.DefaultPartitioner,
+      });
+      await producer.connect();
+      this.producer = producer;
+    }
+    return this.producer;
+  }
+
+  /** Leaves the group (after the batch under way settled) and disconnects; idempotent. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.consumer?.disconnect().catch(() => undefined);
+    await this.producer?.disconnect().catch(() => undefined);
+    await this.admin?.disconnect().catch(() => undefined);
+  }
+}
