@@ -47,6 +47,9 @@ export interface PostgresPredictions extends PredictionsAdapter {
  * );
  * ```
  *
+ * With `keep: 'every'` the table keeps every prediction instead, keyed by `(id, position)` (a
+ * prediction made again after a crash is not stored twice).
+ *
  * An existing table is written as it is: its key columns must be its primary key (or a unique index)
  * and it needs the position column; the other columns are written where it has them. The watermark
  * (through which position every prediction is written) is kept in `featureflow_prediction_watermarks`

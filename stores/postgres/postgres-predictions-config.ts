@@ -48,6 +48,13 @@ export interface PostgresPredictionsConfig {
    * `features_ms`, `scored_ms`).
    */
   readonly columns?: Readonly<Partial<Record<PredictionColumn, string>>>;
+  /**
+   * Which predictions the table keeps: `newest`, each entity's newest (keyed by the key columns,
+   * upserted when newer), or `every`, one row per prediction (keyed by the key columns and the
+   * position: an audit trail, and the proof that no prediction was lost or made twice when several
+   * `serve` processes share the work). Default `newest`.
+   */
+  readonly keep?: 'newest' | 'every';
 }
 
 /** The settings with every default filled in; frozen. */
@@ -57,6 +64,7 @@ export interface ResolvedPostgresPredictionsConfig {
   readonly table: string;
   readonly keyColumns: readonly { readonly name: string; readonly type: string | null }[];
   readonly columns: Readonly<Record<PredictionColumn, string>>;
+  readonly keep: 'newest' | 'every';
 }
 
 /**
@@ -106,6 +114,9 @@ export function resolvePostgresPredictionsConfig(
     problems.push(
       `column ${[...new Set(repeated)].join(', ')} is named twice (key columns and prediction columns need names of their own)`,
     );
+  const keep = config?.keep ?? 'newest';
+  if (keep !== 'newest' && keep !== 'every')
+    problems.push(`keep must be 'newest' or 'every', got ${JSON.stringify(keep)}`);
   if (problems.length > 0) {
     throw new FeatureflowError(
       'FF_CONFIG_INVALID',
@@ -118,5 +129,6 @@ export function resolvePostgresPredictionsConfig(
     table: qualifyTable(table),
     keyColumns: Object.freeze(keyColumns.map((k) => Object.freeze(k))),
     columns: Object.freeze(columns),
+    keep,
   });
 }

@@ -60,7 +60,7 @@ export function watermarksDdl(table: string): string {
 export function createTableSql(config: ResolvedPostgresPredictionsConfig, keyTypes: readonly string[]): string {
   const keys = config.keyColumns.map((k, i) => `${quoteIdent(k.name)} ${keyTypes[i]} NOT NULL`);
   const columns = PREDICTION_COLUMNS.map((f) => `${quoteIdent(config.columns[f])} ${CREATED_TYPES[f]}`);
-  const primary = `PRIMARY KEY (${config.keyColumns.map((k) => quoteIdent(k.name)).join(', ')})`;
+  const primary = `PRIMARY KEY (${uniqueColumns(config).map(quoteIdent).join(', ')})`;
   return `CREATE TABLE IF NOT EXISTS ${quoteTable(config.table)} (${[...keys, ...columns, primary].join(', ')})`;
 }
 
@@ -101,6 +101,7 @@ export async function readLayout(
       `the prediction table ${config.table} ${what}; ${fix}, or name a new table in postgresPredictions({ table })`,
     );
   const keyNames = config.keyColumns.map((k) => k.name);
+  const uniqueNames = uniqueColumns(config);
   const missing = keyNames.filter((k) => !types.has(k));
   if (missing.length > 0) {
     throw refuse(
@@ -115,13 +116,13 @@ export async function readLayout(
           WHERE i.indrelid = $1::oid AND i.indisunique AND i.indpred IS NULL AND i.indexprs IS NULL AND i.indnkeyatts = cardinality($2::text[])
             AND (SELECT array_agg(a.attname::text) FROM pg_attribute a WHERE a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey::int2[])) @> $2::text[]
        ) AS ok`,
-      [found, keyNames],
+      [found, uniqueNames],
     )
   ).rows[0]!.ok;
   if (!unique) {
     throw refuse(
-      `has no primary key or unique index on (${keyNames.join(', ')}), which the sink's upsert needs`,
-      `add one (ALTER TABLE ${table} ADD PRIMARY KEY (${keyNames.map(quoteIdent).join(', ')}))`,
+      `has no primary key or unique index on (${uniqueNames.join(', ')}), which the sink's upsert needs`,
+      `add one (ALTER TABLE ${table} ADD PRIMARY KEY (${uniqueNames.map(quoteIdent).join(', ')}))`,
     );
   }
   const positionName = config.columns.position;
@@ -171,6 +172,22 @@ export function upsertSql(config: ResolvedPostgresPredictionsConfig, layout: Tab
   const casts = names.map((_, i) => `c${i}::${types[i]} AS ${q[i]}`).join(', ');
   const updates = layout.columns.map((c) => `${quoteIdent(c.name)} = excluded.${quoteIdent(c.name)}`).join(', ');
   const wm = watermarksTable(config.table);
+  if (config.keep === 'every') {
+    // One row per (entity, position): a prediction made again after a crash is not stored twice.
+    const unique = [...keys, position].join(', ');
+    return `WITH u AS (
+    SELECT ${casts}, _ff_ord FROM unnest(${inputs}) WITH ORDINALITY AS x(${aliases}, _ff_ord)
+  ), n AS (
+    SELECT DISTINCT ON (${unique}) * FROM u ORDER BY ${unique}, _ff_ord DESC
+  ), up AS (
+    INSERT INTO ${quoteTable(config.table)} AS t (${q.join(', ')}) SELECT ${q.join(', ')} FROM n
+      ON CONFLICT (${unique}) DO NOTHING
+      RETURNING 1
+  ), wm AS (
+    ${advanceWatermarkSql(wm, n + 1, n + 2)}
+  )
+  SELECT count(*)::int AS written FROM up`;
+  }
   return `WITH u AS (
     SELECT ${casts}, _ff_ord FROM unnest(${inputs}) WITH ORDINALITY AS x(${aliases}, _ff_ord)
   ), n AS (
@@ -184,6 +201,12 @@ export function upsertSql(config: ResolvedPostgresPredictionsConfig, layout: Tab
     ${advanceWatermarkSql(wm, n + 1, n + 2)}
   )
   SELECT count(*)::int AS written FROM up`;
+}
+
+/** The columns a table's primary key (or a unique index) must cover: the key columns, and the position when it keeps every prediction. */
+function uniqueColumns(config: ResolvedPostgresPredictionsConfig): string[] {
+  const keys = config.keyColumns.map((k) => k.name);
+  return config.keep === 'every' ? [...keys, config.columns.position] : keys;
 }
 
 /** The watermark's upsert alone (a write without predictions, or before the table exists): `$1` table name, `$2` position. */
