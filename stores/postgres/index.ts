@@ -47,7 +47,7 @@ export interface PostgresPredictions extends PredictionsAdapter {
  * );
  * ```
  *
- * With `keep: 'every'` the table keeps every prediction instead, keyed by `(id, position)` (a
+ * With `keep: 'every'` the table keeps every prediction instead, keyed by `(id, position, commit_time)` (a
  * prediction made again after a crash is not stored twice).
  *
  * An existing table is written as it is: its key columns must be its primary key (or a unique index)

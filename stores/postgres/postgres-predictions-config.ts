@@ -50,8 +50,8 @@ export interface PostgresPredictionsConfig {
   readonly columns?: Readonly<Partial<Record<PredictionColumn, string>>>;
   /**
    * Which predictions the table keeps: `newest`, each entity's newest (keyed by the key columns,
-   * upserted when newer), or `every`, one row per prediction (keyed by the key columns and the
-   * position: an audit trail, and the proof that no prediction was lost or made twice when several
+   * upserted when newer), or `every`, one row per prediction (keyed by the key columns, the position
+   * and the commit time: an audit trail, and the proof that no prediction was lost or made twice when several
    * `serve` processes share the work). Default `newest`.
    */
   readonly keep?: 'newest' | 'every';

@@ -173,8 +173,8 @@ export function upsertSql(config: ResolvedPostgresPredictionsConfig, layout: Tab
   const updates = layout.columns.map((c) => `${quoteIdent(c.name)} = excluded.${quoteIdent(c.name)}`).join(', ');
   const wm = watermarksTable(config.table);
   if (config.keep === 'every') {
-    // One row per (entity, position): a prediction made again after a crash is not stored twice.
-    const unique = [...keys, position].join(', ');
+    // One row per change scored: a prediction made again after a crash is not stored twice.
+    const unique = uniqueColumns(config).map(quoteIdent).join(', ');
     return `WITH u AS (
     SELECT ${casts}, _ff_ord FROM unnest(${inputs}) WITH ORDINALITY AS x(${aliases}, _ff_ord)
   ), n AS (
@@ -203,10 +203,14 @@ export function upsertSql(config: ResolvedPostgresPredictionsConfig, layout: Tab
   SELECT count(*)::int AS written FROM up`;
 }
 
-/** The columns a table's primary key (or a unique index) must cover: the key columns, and the position when it keeps every prediction. */
+/**
+ * The columns a table's primary key (or a unique index) must cover: the key columns; with every
+ * prediction kept, also the change's position and commit time (a change committed right after a
+ * snapshot may start at the snapshot's very position: the commit time tells the two apart).
+ */
 function uniqueColumns(config: ResolvedPostgresPredictionsConfig): string[] {
   const keys = config.keyColumns.map((k) => k.name);
-  return config.keep === 'every' ? [...keys, config.columns.position] : keys;
+  return config.keep === 'every' ? [...keys, config.columns.position, config.columns.commit_time] : keys;
 }
 
 /** The watermark's upsert alone (a write without predictions, or before the table exists): `$1` table name, `$2` position. */
