@@ -1,4 +1,4 @@
-import { Kafka, logLevel, type LogEntry } from 'kafkajs';
+import { Kafka, logLevel, type LogEntry, Partitioners, type Producer } from 'kafkajs';
 import type { Logger } from 'pino';
 import type { ResolvedKafkaClientConfig } from './kafka-client-config.js';
 
@@ -26,4 +26,19 @@ export function createKafka(config: ResolvedKafkaClientConfig, logger?: Logger):
         else log.debug(fields, message);
       },
   });
+}
+
+/**
+ * A connected producer that keeps each partition's order: idempotent, one request in flight (so a
+ * retried request cannot overtake the next), keys partitioned by Kafka's default (murmur2) partitioner
+ * as Java clients do, so a key's records share a partition whoever wrote them.
+ */
+export async function connectOrderedProducer(kafka: Kafka): Promise<Producer> {
+  const producer = kafka.producer({
+    idempotent: true,
+    maxInFlightRequests: 1,
+    createPartitioner: Partitioners.DefaultPartitioner,
+  });
+  await producer.connect();
+  return producer;
 }

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { type Admin, type Kafka, type Message, Partitioners, type Producer } from 'kafkajs';
+import type { Admin, Kafka, Message, Producer } from 'kafkajs';
 import type { Logger } from 'pino';
-import { createKafka, kafkaError } from '../../clients/kafka/index.js';
+import { connectOrderedProducer, createKafka, kafkaError } from '../../clients/kafka/index.js';
 import type { ChangePublisher, PublishRun } from '../../framework/interfaces/index.js';
 import type { Change } from '../../framework/types.js';
 import type { ResolvedDebeziumConfig } from './debezium-config.js';
@@ -138,15 +138,7 @@ export class DebeziumPublisher implements ChangePublisher {
   }
 
   private async connectedProducer(): Promise<Producer> {
-    if (!this.producer) {
-      const producer = this.kafka.producer({
-        idempotent: true,
-        maxInFlightRequests: 1,
-        createPartitioner: Partitioners.DefaultPartitioner,
-      });
-      await producer.connect();
-      this.producer = producer;
-    }
+    this.producer ??= await connectOrderedProducer(this.kafka);
     return this.producer;
   }
 

@@ -1,14 +1,6 @@
-import {
-  type Admin,
-  type Consumer,
-  type EachBatchPayload,
-  type Kafka,
-  type Message,
-  Partitioners,
-  type Producer,
-} from 'kafkajs';
+import type { Admin, Consumer, EachBatchPayload, Kafka, Message, Producer } from 'kafkajs';
 import type { Logger } from 'pino';
-import { createKafka } from '../../clients/kafka/index.js';
+import { connectOrderedProducer, createKafka } from '../../clients/kafka/index.js';
 import type { FeatureRow } from '../../framework/features/feature-rows.js';
 import type { FeatureRegistry } from '../../framework/features/feature-registry.js';
 import type { FeatureView } from '../../framework/features/feature-view.js';
@@ -257,15 +249,7 @@ export class KafkaBus implements ChangeBus {
   }
 
   private async connectedProducer(): Promise<Producer> {
-    if (!this.producer) {
-      const producer = this.kafka.producer({
-        idempotent: true,
-        maxInFlightRequests: 1,
-        createPartitioner: Partitioners.DefaultPartitioner,
-      });
-      await producer.connect();
-      this.producer = producer;
-    }
+    this.producer ??= await connectOrderedProducer(this.kafka);
     return this.producer;
   }
 
