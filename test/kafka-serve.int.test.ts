@@ -114,7 +114,15 @@ describe('featureflow serve on a Kafka bus', () => {
       expect((await ingest.exited).code, ingest.err()).toBe(0);
       const db = await openDuckDB(join(dir, 'store.duckdb'), { readOnly: true });
       let scored: string[];
+      let lastCommit: bigint;
       try {
+        lastCommit = BigInt(
+          (
+            await db.connection.runAndReadAll(
+              `SELECT max(commit_lsn) FROM change_log WHERE table_name = 'public.${table}'`,
+            )
+          ).getRows()[0]![0] as bigint,
+        );
         scored = (
           await db.connection.runAndReadAll(
             `SELECT json_extract_string(key, '$.id') AS id, lsn FROM change_log WHERE table_name = 'public.${table}' AND op IN ('r', 'c', 'u')`,
@@ -165,6 +173,14 @@ describe('featureflow serve on a Kafka bus', () => {
         60_000,
       );
       expect(await served()).toEqual(oracle);
+      // Read-after-write on the survivor, which owns every partition now: its watermark (the lowest
+      // marker of its partitions) reaches the last commit.
+      const position = `${(lastCommit >> 32n).toString(16).toUpperCase()}/${(lastCommit & 0xffffffffn).toString(16).toUpperCase()}`;
+      const visible = async () =>
+        (await fetch(`${survivor}/features/points/1?minPosition=${position}&timeoutMs=1000`)).status;
+      await waitFor('the survivor to reach the last commit', async () => (await visible()) === 200, 60_000);
+      expect(await visible()).toBe(200);
+      expect(((await (await fetch(`${survivor}/health`)).json()) as { status: string }).status).toBe('ready');
     } finally {
       for (const p of [ingest, first, second]) p.child.kill('SIGKILL');
       await Promise.all([ingest.exited, first.exited, second.exited]);
