@@ -161,6 +161,14 @@ describe('featureflow ingest with a Kafka bus', () => {
     }
   });
 
+  test('serve --until-caught-up is refused on a bus, naming what to run instead', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'featureflow-kafka-bus-serve-'));
+    configFile(dir, randomName('bus_serve'), randomName('ff'));
+    const serve = spawnCli(dir, ['serve', '--until-caught-up'], { KAFKA_BROKERS: brokers.join(',') });
+    expect((await serve.exited).code).toBe(1);
+    expect(serve.err()).toMatch(/FF_CONFIG_INVALID.*featureflow ingest --until-caught-up/);
+  });
+
   test('an ingest killed between its commit and its publish publishes the committed rows on restart', async () => {
     const table = randomName('bus_kill');
     const prefix = randomName('ff');

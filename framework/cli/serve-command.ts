@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { FeatureflowError } from '../errors.js';
 import { ServeRuntime } from '../serving/serve-runtime.js';
 import { formatPosition } from '../types.js';
 import type { CommandContext } from './main.js';
@@ -21,6 +22,15 @@ export function registerServeCommand(program: Command, context: CommandContext):
       await context.withContainer(
         cmd,
         async (container, config) => {
+          if (config.bus && opts.untilCaughtUp) {
+            // What a serve process consumes is what the group assigns it, published by another process: no end to wait for.
+            throw new FeatureflowError(
+              'FF_CONFIG_INVALID',
+              `serve --until-caught-up does not work with the ${config.bus.name} bus: a serve process consumes the partitions ` +
+                'its group gives it, with no end to catch up with; run `featureflow ingest --until-caught-up` to publish what is committed, ' +
+                'and stop serve processes with SIGTERM',
+            );
+          }
           const stop = stopOnSignals('after the current batch, draining requests');
           try {
             const runtime = await ServeRuntime.start(container, config, {
