@@ -108,11 +108,13 @@ export class ServeRuntime {
     const registry = await container.getAsync(TOKENS.FeatureRegistry);
     const materializer = await container.getAsync(TOKENS.Materializer);
     // A consuming process loads the online store (when it needs a load) through a reader of the
-    // offline store, which a running ingest answers.
+    // offline store, which a running ingest answers. A shared store another process has loaded
+    // meanwhile (this one cannot reach the reader, or lost the race) is taken as it is.
     let reader: OfflineStore | undefined;
     const load: OnlineLoader = log
       ? offlineLoader(await container.getAsync(TOKENS.OfflineStore), logger)
       : async (view, into) => {
+          if (!(await into.needsLoad(view))) return into.watermark(view);
           reader ??= await config.store.openReader(config.features);
           return offlineLoader(reader, logger)(view, into);
         };
