@@ -98,7 +98,8 @@ function configFile(dir: string, table: string, prefix: string): void {
       `const points = featureView({ name: 'points', version: 1, entity: point, source: '${table}', features: { x: float32, big: int64 } });`,
       // brokers from KAFKA_BROKERS, so that a run can be pointed at a dead port.
       `export default defineConfig({ source: postgres({ tables: ['${table}'], slot: '${randomName('slot')}' }), store: duckdb({ path: 'store.duckdb' }),`,
-      `  features: { views: [points] }, bus: kafkaBus({ topicPrefix: '${prefix}', partitions: 3 }), ingest: { heartbeatSeconds: 1 } });`,
+      `  features: { views: [points] }, bus: kafkaBus({ topicPrefix: '${prefix}', partitions: 3 }),`,
+      `  ingest: { heartbeatSeconds: 1 }, serve: { port: 0 } });`,
     ].join('\n'),
   );
 }
@@ -158,6 +159,32 @@ describe('featureflow ingest with a Kafka bus', () => {
       const marks = markers.filter((m) => m.partition === p).map((m) => BigInt(m.headers['ff-through']!));
       expect(marks.length).toBeGreaterThan(0);
       expect(marks.at(-1)! >= last).toBe(true);
+    }
+  });
+
+  test('serve --ingest reads the source, publishes after each commit and serves what it consumes back', async () => {
+    const table = randomName('bus_both');
+    await client.query(`CREATE TABLE ${table} (id int PRIMARY KEY, x float8, big int8)`);
+    await client.query(`INSERT INTO ${table} VALUES (1, 0.5, 1)`);
+    const dir = mkdtempSync(join(tmpdir(), 'featureflow-kafka-bus-both-'));
+    configFile(dir, table, randomName('ff'));
+    const serve = spawnCli(dir, ['serve', '--ingest'], { KAFKA_BROKERS: brokers.join(',') });
+    try {
+      await waitFor('serve to start', () => serve.out().includes('serving on'), 120_000);
+      expect(serve.out()).toContain('reading the source and publishing feature rows on the kafka bus');
+      const url = /serving on (\S+)/.exec(serve.out())![1]!;
+      await client.query(`INSERT INTO ${table} VALUES (2, 0.25, 9007199254740993)`);
+      const features = async (id: number) => {
+        const res = await fetch(`${url}/features/points/${id}`);
+        return res.status === 200 ? ((await res.json()) as { values: unknown }).values : res.status;
+      };
+      await waitFor('the insert to come back through Kafka', async () => (await features(2)) !== 404, 60_000);
+      expect(await features(2)).toEqual({ x: 0.25, big: '9007199254740993' });
+      expect(await features(1)).toEqual({ x: 0.5, big: 1 });
+      serve.child.kill('SIGTERM');
+      expect((await serve.exited).code, serve.err()).toBe(0);
+    } finally {
+      serve.child.kill('SIGKILL');
     }
   });
 
