@@ -61,17 +61,30 @@ function formatTimetz(lo: number, hi: number): string {
 /** `%d%c` of PostgreSQL's AddISO8601IntPart; nothing for zero. */
 const isoPart = (n: number, unit: string): string => (n === 0 ? '' : String(n) + unit);
 
+/** Truncating (C-style) division of safe integers, exact despite the rounded float quotient. */
+function tdiv(a: number, b: number): number {
+  let q = Math.trunc(a / b);
+  const r = a - q * b;
+  if (a >= 0) {
+    if (r < 0) q--;
+    else if (r >= b) q++;
+  } else if (r > 0) q++;
+  else if (r <= -b) q--;
+  return q;
+}
+
 /**
  * An interval in ISO 8601 as PostgreSQL prints it with `IntervalStyle=iso_8601` (EncodeInterval):
  * a truncating split of months into years and of µs into hours, minutes, seconds, each nonzero part
- * with its own sign, the seconds' fraction without trailing zeros.
+ * with its own sign, the seconds' fraction without trailing zeros. The µs are `hi · 2^32 + lo` (`lo`
+ * unsigned). Infinite intervals are the caller's.
  */
-function formatInterval(months: number, days: number, hi: number, lo: number): string {
+export function formatInterval(months: number, days: number, hi: number, lo: number): string {
   let hour: number;
   let rest: number;
   if (hi < 0x200000 && hi >= -0x200000) {
     const us = hi * TWO_32 + lo;
-    hour = Math.trunc(us / US_PER_HOUR);
+    hour = tdiv(us, US_PER_HOUR);
     rest = us - hour * US_PER_HOUR;
   } else {
     const us = BigInt(hi) * BigInt(TWO_32) + BigInt(lo);
@@ -89,6 +102,7 @@ function formatInterval(months: number, days: number, hi: number, lo: number): s
   if (hour !== 0 || min !== 0 || sec !== 0 || usec !== 0) out += 'T';
   out += isoPart(hour, 'H') + isoPart(min, 'M');
   if (sec !== 0 || usec !== 0) {
+    // AppendSeconds: one sign for seconds and fraction, fraction without trailing zeros.
     out += (sec < 0 || usec < 0 ? '-' : '') + String(Math.abs(sec));
     if (usec !== 0) out += '.' + String(Math.abs(usec)).padStart(6, '0').replace(/0+$/, '');
     out += 'S';

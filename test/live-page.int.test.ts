@@ -5,7 +5,7 @@ import { delimiter, join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import type pg from 'pg';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { afterAll, beforeAll, describe, expect, onTestFailed, test } from 'vitest';
 import { saveModel } from '../index.js';
 import { pgClient, randomName, spawnCli, waitFor } from './helpers.js';
 
@@ -127,6 +127,10 @@ describe('the live page of featureflow serve', () => {
 
   test('rows inserted and updated in PostgreSQL appear drawn from their pixels, with the stored prediction and the running accuracy', async () => {
     const { table, predictions } = served;
+    // What the server said (warnings and errors; never row values) goes with a failure.
+    onTestFailed(() =>
+      console.error(`featureflow serve's output:\n${serve.out().slice(-4000)}\n${serve.err().slice(-8000)}`),
+    );
     // The page itself is open and holds no data; the API behind it needs the token.
     const html = await fetch(`${url}/`);
     expect([html.status, html.headers.get('content-type')]).toEqual([200, 'text/html; charset=utf-8']);

@@ -159,6 +159,27 @@ describe.each(Object.keys(SINKS))('the %s prediction sink', (name) => {
 });
 
 describe('the DuckDB prediction sink', () => {
+  test('a snapshot read and a change of the same row at the same position (a transaction starting at the snapshot’s very position) are two predictions; replays of either store nothing', async () => {
+    const log = await openLog();
+    const sink = new DuckDBPredictionSink(() => log.openConnection(), { model: 'digits' });
+    cleanups.push(() => sink.close());
+    await sink.open();
+    const read = prediction(5, 40n, 1);
+    const change = { ...prediction(5, 40n, 2), commitTime: read.commitTime + 7n };
+    await sink.write([read], 40n);
+    await sink.write([change], 41n);
+    await sink.write([read, change], 41n);
+    const rows = (
+      await log.connection.runAndReadAll(
+        'SELECT entity, position, argmax, epoch_us(commit_time) FROM _predictions ORDER BY commit_time',
+      )
+    ).getRowsJS();
+    expect(rows).toEqual([
+      ['5', 40n, 1, read.commitTime],
+      ['5', 40n, 2, change.commitTime],
+    ]);
+  });
+
   test('stores every prediction with its typed key, output and latencies, in its own transactions beside the log’s', async () => {
     const log = await openLog();
     const sink = new DuckDBPredictionSink(() => log.openConnection(), { model: 'digits' });

@@ -85,8 +85,10 @@ describe('featureflow serve under SIGKILL', () => {
           `SELECT coalesce((SELECT commit_lsn FROM (SELECT DISTINCT commit_lsn FROM change_log WHERE op IN ('c', 'u')) ORDER BY commit_lsn DESC LIMIT 1 OFFSET 12), (SELECT min(commit_lsn) - 1 FROM change_log WHERE op IN ('c', 'u')))`,
         )
       ).getRows() as [[bigint]];
+      // By entity and position: a snapshot's reads share their position with the first change after it
+      // (a transaction can start at the snapshot's very position), and they were predicted before the kill.
       await db0.connection.run(
-        `DELETE FROM _predictions WHERE position IN (SELECT lsn FROM change_log WHERE commit_lsn > ${back})`,
+        `DELETE FROM _predictions p USING change_log c WHERE p.position = c.lsn AND p.entity = json_extract_string(c.key, '$.id') AND c.commit_lsn > ${back}`,
       );
       // Never forward: when the model lagged behind the log at the kill, the watermark is already earlier.
       await db0.connection.run(`UPDATE _prediction_watermarks SET position = least(position, ${back})`);

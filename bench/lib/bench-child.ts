@@ -27,6 +27,19 @@ export interface BenchChildOptions {
   readonly env?: NodeJS.ProcessEnv;
 }
 
+/** The V8 flag and the environment the `featureflow` CLI runs with (the shebang of bin/featureflow.js). */
+const CLI_NODE_ARGS = ['--max-semi-space-size=32'];
+const CLI_ENV = { MALLOC_ARENA_MAX: '2' };
+
+/**
+ * Options that run a child as the CLI runs featureflow, for a process under test; extra node flags
+ * (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`) come from the environment variable `FF_BENCH_NODE_ARGS`.
+ */
+export function cliChildOptions(): BenchChildOptions {
+  const extra = (process.env.FF_BENCH_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
+  return { nodeArgs: [...CLI_NODE_ARGS, ...extra], env: { ...CLI_ENV, ...process.env } };
+}
+
 export function startBenchChild<Ready, Result>(
   script: string,
   spec: unknown,

@@ -1,12 +1,10 @@
 /**
  * A featureflow ingest (or a bare replication subscriber) in its own process, so that a benchmark
- * can read its memory and its timings apart from the benchmark's own work. Run with
- * `node --import tsx bench/lib/ingest-child.ts '<json ChildSpec>'`; see {@link ./child.ts}.
- *
- * Protocol: lines on stdout starting with `@@` are JSON events (`ready`, `result`); a line `stop` on
- * stdin ends a `live` or `raw` run.
+ * can read its memory and its timings apart from the benchmark's own work. Started by
+ * {@link ./child.ts}; the protocol is bench-child's (the spec, then `stop` ending a `live` or `raw`
+ * run, on stdin; `ready` and `result` events on stdout).
  */
-import { createInterface } from 'node:readline';
+import { emit, runChild } from './child-io.js';
 import { LogicalReplicationService, PgoutputPlugin, type Pgoutput } from 'pg-logical-replication';
 import { defineDigitsView } from '../../features/digits/digits-view.js';
 import {
@@ -68,15 +66,8 @@ function cpuMs(): number {
   return (usage.userCPUTime + usage.systemCPUTime) / 1000;
 }
 
-function emit(event: string, data: unknown = {}): void {
-  process.stdout.write('@@' + JSON.stringify({ event, data }) + '\n');
-}
-
-const stdinLines = createInterface({ input: process.stdin });
-const stopped = new Promise<void>((resolve) => {
-  stdinLines.on('line', (line) => line.trim() === 'stop' && resolve());
-  stdinLines.on('close', () => resolve());
-});
+/** Resolves when the parent asks the child to stop (live and raw runs); set when the child starts. */
+let stopped: Promise<void>;
 
 async function main(spec: ChildSpec): Promise<ChildResult> {
   const marks: [number, number][] = [];
@@ -207,14 +198,7 @@ async function raw(spec: ChildSpec, marks: [number, number][]): Promise<ChildRes
   };
 }
 
-main(JSON.parse(process.argv[2]!) as ChildSpec).then(
-  (result) => {
-    emit('result', result);
-    stdinLines.close();
-    process.exit(0);
-  },
-  (error: unknown) => {
-    process.stderr.write(`ingest child failed: ${(error as Error)?.stack ?? String(error)}\n`);
-    process.exit(1);
-  },
-);
+runChild<ChildSpec, ChildResult>((spec, stop) => {
+  stopped = stop;
+  return main(spec);
+});

@@ -6,7 +6,7 @@
  */
 import { fileURLToPath } from 'node:url';
 import { closeContainer, createContainer, ServeRuntime } from '../../index.js';
-import { startBenchChild, type BenchChild } from './bench-child.js';
+import { cliChildOptions, startBenchChild, type BenchChild } from './bench-child.js';
 import { emit, runChild } from './child-io.js';
 import { serveConfig, type ServeSpec } from './serve-fixture.js';
 
@@ -22,20 +22,9 @@ export interface ServeResult {
   peakRss: number;
 }
 
-/** The V8 flag and the environment of the `featureflow` CLI (the shebang of bin/featureflow.js). */
-const CLI_NODE_ARGS = ['--max-semi-space-size=32'];
-const CLI_ENV = { MALLOC_ARENA_MAX: '2' };
-
-/**
- * Starts a serve process with the CLI's node flags. Extra node flags for the process under test (e.g.
- * `--cpu-prof --cpu-prof-dir=/tmp/prof`) come from `FF_BENCH_NODE_ARGS`, as for the ingest child.
- */
+/** Starts a serve process as the CLI runs featureflow (see cliChildOptions). */
 export function startServeChild(spec: ServeSpec): BenchChild<ServeReady, ServeResult> {
-  const extra = (process.env.FF_BENCH_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
-  return startBenchChild(fileURLToPath(import.meta.url), spec, {
-    nodeArgs: [...CLI_NODE_ARGS, ...extra],
-    env: { ...CLI_ENV, ...process.env },
-  });
+  return startBenchChild(fileURLToPath(import.meta.url), spec, cliChildOptions());
 }
 
 async function serve(spec: ServeSpec, stopped: Promise<void>): Promise<ServeResult> {

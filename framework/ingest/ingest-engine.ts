@@ -2,7 +2,7 @@ import { inject, injectable, optional } from 'inversify';
 import type { Logger } from 'pino';
 import type { ResolvedConfig } from '../config.js';
 import { FeatureflowError, isRetriable } from '../errors.js';
-import type { Materializer } from '../features/materialize.js';
+import type { Materialized, Materializer } from '../features/materialize.js';
 import type {
   ChangeBus,
   ChangeLog,
@@ -127,6 +127,11 @@ export class IngestEngine {
    * hears them after the commit, from the log, so that a crash in between loses nothing.
    */
   private async applyBatch(batch: ChangeBatch): Promise<void> {
+    await this.commitBatch(batch, await this.serveBatch(batch));
+  }
+
+  /** Fills unchanged TOAST values, materializes the batch's feature rows and hands them to the online side. */
+  private async serveBatch(batch: ChangeBatch): Promise<Materialized> {
     const receivedAt = Date.now();
     await fillUnchangedToast(this.log, batch.changes);
     this.materializer.addSchemas(batch.schemas);
@@ -139,10 +144,32 @@ export class IngestEngine {
         receivedAt,
       });
     }
+    return features;
+  }
+
+  /** Applies the batch and its feature rows durably, then confirms it to the source and sends it to the publisher. */
+  private async commitBatch(batch: ChangeBatch, features: Materialized): Promise<void> {
     await this.log.apply(batch, features);
     if (batch.complete && !batch.snapshot) this.source.confirm(batch.checkpoint);
     // A snapshot is published whole before following (its tables' reads share one position).
     if (batch.complete && !batch.snapshot) await this.publish();
+  }
+
+  /**
+   * Applies served stream batches in one transaction, committed with the last complete one (those
+   * after it stay open for the next group), then confirms and publishes what is durable.
+   */
+  private async commitGroup(group: readonly Served[], onBatch: IngestOptions['onBatch']): Promise<void> {
+    let last = group.length - 1;
+    while (last >= 0 && !group[last]!.batch.complete) last--;
+    for (const [i, { batch, features }] of group.entries()) {
+      await this.log.apply(batch, features, { commit: i === last || !batch.complete });
+      if (i === last) {
+        this.source.confirm(batch.checkpoint);
+        await this.publish();
+      }
+    }
+    for (const { batch } of group) await onBatch?.(batchInfo(batch));
   }
 
   /**
@@ -207,6 +234,12 @@ export class IngestEngine {
     const { signal } = options;
     const backoff = new Backoff(this.config.ingest.maxBackoffSeconds * 1000);
     let applied = 0;
+    // While a batch commits, the next one is received and served online (the commit → served
+    // latency does not wait for the previous batch's commit).
+    const committing = new CommitQueue(
+      (group) => this.commitGroup(group, options.onBatch),
+      this.config.ingest.batchSize * 2,
+    );
     while (!signal?.aborted) {
       const state = await this.log.state();
       const from = state.checkpoint!;
@@ -238,11 +271,13 @@ export class IngestEngine {
           ...(state.lastCommitTime === null ? {} : { minCommitTime: state.lastCommitTime }),
         });
         for await (const batch of stream) {
-          await this.applyBatch(batch);
+          // Batches still committing hold the log's newest images of their rows.
+          if (batch.changes.some((c) => c.unchangedToast)) await committing.settle();
+          await committing.add({ batch, features: await this.serveBatch(batch) });
           applied += batch.size;
           backoff.reset();
-          await options.onBatch?.(batchInfo(batch));
           if (batch.rereads) {
+            await committing.settle();
             for (const [table, columns] of Object.entries(batch.rereads)) {
               this.logger.warn(
                 { table, columns },
@@ -254,10 +289,12 @@ export class IngestEngine {
             break;
           }
         }
+        await committing.settle();
         await this.log.release();
         if (rereadNext) continue;
         if (until !== undefined || signal?.aborted) break;
       } catch (error) {
+        await committing.abandon();
         await this.log.rollback();
         await this.log.release();
         if (!isRetriable(error) || signal?.aborted) throw error;
@@ -325,4 +362,70 @@ function emptySnapshot(captured: readonly TableSchema[], plan: SnapshotPlan): Sn
     },
     async close() {},
   };
+}
+
+/** A served batch waiting for its commit. */
+interface Served {
+  readonly batch: ChangeBatch;
+  readonly features: Materialized;
+}
+
+/**
+ * The stream batches served online and waiting for their commit, committed apart from the serving:
+ * in order, the batches that waited meanwhile in one transaction (group commit: under load, one
+ * commit for many small batches). After a failure nothing later is applied (the log never holds a
+ * gap); the failure is thrown by the next add or settle. Bounded: past `maxChanges` waiting changes,
+ * add waits for the commit under way.
+ */
+class CommitQueue {
+  private readonly waiting: Served[] = [];
+  private changes = 0;
+  private running: Promise<void> | undefined;
+  private failure: { readonly error: unknown } | undefined;
+  private wake: (() => void)[] = [];
+
+  constructor(
+    private readonly commit: (served: readonly Served[]) => Promise<void>,
+    private readonly maxChanges: number,
+  ) {}
+
+  /** Queues a served batch for commit, once there is room. */
+  async add(served: Served): Promise<void> {
+    while (!this.failure && this.running && this.changes + served.batch.size > this.maxChanges)
+      await new Promise<void>((resolve) => this.wake.push(resolve));
+    if (this.failure) throw this.failure.error;
+    this.waiting.push(served);
+    this.changes += served.batch.size;
+    this.running ??= this.run();
+  }
+
+  /** Waits until everything queued is committed; throws a commit's failure. */
+  async settle(): Promise<void> {
+    while (this.running) await this.running;
+    if (this.failure) throw this.failure.error;
+  }
+
+  /** Waits for the commit under way to end and forgets what waits (another failure is being handled). */
+  async abandon(): Promise<void> {
+    this.waiting.length = 0;
+    while (this.running) await this.running;
+    this.changes = 0;
+    this.failure = undefined;
+  }
+
+  private async run(): Promise<void> {
+    while (this.waiting.length > 0 && !this.failure) {
+      const group = this.waiting.splice(0);
+      try {
+        await this.commit(group);
+      } catch (error) {
+        this.failure = { error };
+        this.waiting.length = 0;
+      }
+      this.changes = this.waiting.reduce((n, s) => n + s.batch.size, 0);
+      for (const resolve of this.wake.splice(0)) resolve();
+    }
+    this.running = undefined;
+    for (const resolve of this.wake.splice(0)) resolve();
+  }
 }

@@ -3,6 +3,12 @@ import type { Change, ChangeBatch, Position, Row, VersionedSchema } from '../typ
 import type { PublishedPositions } from './change-publisher.js';
 import type { SourceRecord } from './source.js';
 
+/** How {@link ChangeLog.apply} ends a complete batch. */
+export interface ApplyOptions {
+  /** False: leave the transaction open for the next batches (group commit); true by default. */
+  readonly commit?: boolean;
+}
+
 /** What the change log holds about its own progress. */
 export interface ChangeLogState {
   /** Position up to which every change is durable, or null before the first snapshot completed. */
@@ -46,9 +52,10 @@ export interface ChangeLog extends PublishedPositions {
   saveSourceRecord(record: SourceRecord): Promise<void>;
   /**
    * Appends a batch and the feature rows made of it. A complete batch commits with its checkpoint in
-   * one transaction; an incomplete one leaves the transaction open for the next batch.
+   * one transaction; an incomplete one leaves the transaction open for the next batch, and so does a
+   * complete one applied with `commit: false` (a later batch's commit makes both durable at once).
    */
-  apply(batch: ChangeBatch, features: Materialized): Promise<void>;
+  apply(batch: ChangeBatch, features: Materialized, options?: ApplyOptions): Promise<void>;
   /** Discards an open transaction (after a failure mid-transaction); any time. */
   rollback(): Promise<void>;
   /** Releases what the log keeps open between batches (appenders); when a run of batches ends. */

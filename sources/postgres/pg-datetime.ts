@@ -1,3 +1,4 @@
+import { formatInterval } from '../../framework/column-values.js';
 import type { Decoder } from './pg-binary.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -5,8 +6,6 @@ import type { Decoder } from './pg-binary.js';
 
 const POSTGRES_EPOCH_JDATE = 2451545;
 const USECS_PER_DAY = 86_400_000_000;
-const USECS_PER_HOUR = 3_600_000_000;
-const USECS_PER_MINUTE = 60_000_000;
 const USECS_PER_SEC = 1_000_000;
 const INT32_MIN = -0x80000000;
 const INT32_MAX = 0x7fffffff;
@@ -145,24 +144,9 @@ export const decodeTimetz: Decoder = (buf, start) => {
   return formatTimeOfDay(readSafeInt64(buf, start)) + offset;
 };
 
-/** Truncating (C-style) division of safe integers, exact despite the rounded float quotient. */
-function tdiv(a: number, b: number): number {
-  let q = Math.trunc(a / b);
-  const r = a - q * b;
-  if (a >= 0) {
-    if (r < 0) q--;
-    else if (r >= b) q++;
-  } else if (r > 0) q++;
-  else if (r <= -b) q--;
-  return q;
-}
-
-/** `%d%c` of AddISO8601IntPart; nothing for zero. */
-const isoPart = (n: number, unit: string): string => (n === 0 ? '' : String(n) + unit);
-
 /**
  * interval_send: int64 µs, int32 days, int32 months. Printed as EncodeInterval does with
- * IntervalStyle=iso_8601: interval2itm's truncating split, each nonzero part with its own sign.
+ * IntervalStyle=iso_8601 (formatInterval); PostgreSQL 17's infinite intervals as 'infinity'.
  */
 export const decodeInterval: Decoder = (buf, start) => {
   const days = buf.readInt32BE(start + 8);
@@ -170,37 +154,5 @@ export const decodeInterval: Decoder = (buf, start) => {
   // PostgreSQL 17 infinite intervals: every field at its maximum (minimum).
   if (months === INT32_MAX && days === INT32_MAX && isInt64Max(buf, start)) return 'infinity';
   if (months === INT32_MIN && days === INT32_MIN && isInt64Min(buf, start)) return '-infinity';
-  let hour: number, min: number, sec: number, usec: number;
-  const hi = buf.readInt32BE(start);
-  if (hi < SAFE_HI && hi >= -SAFE_HI) {
-    let t = hi * TWO_32 + buf.readUInt32BE(start + 4);
-    hour = tdiv(t, USECS_PER_HOUR);
-    t -= hour * USECS_PER_HOUR;
-    min = Math.trunc(t / USECS_PER_MINUTE);
-    t -= min * USECS_PER_MINUTE;
-    sec = Math.trunc(t / USECS_PER_SEC);
-    usec = t - sec * USECS_PER_SEC;
-  } else {
-    let t = buf.readBigInt64BE(start);
-    const h = t / BigInt(USECS_PER_HOUR);
-    t -= h * BigInt(USECS_PER_HOUR);
-    hour = Number(h);
-    const rest = Number(t);
-    min = Math.trunc(rest / USECS_PER_MINUTE);
-    sec = Math.trunc((rest - min * USECS_PER_MINUTE) / USECS_PER_SEC);
-    usec = rest - min * USECS_PER_MINUTE - sec * USECS_PER_SEC;
-  }
-  const year = Math.trunc(months / 12);
-  const mon = months - year * 12;
-  if (year === 0 && mon === 0 && days === 0 && hour === 0 && min === 0 && sec === 0 && usec === 0) return 'PT0S';
-  let out = 'P' + isoPart(year, 'Y') + isoPart(mon, 'M') + isoPart(days, 'D');
-  if (hour !== 0 || min !== 0 || sec !== 0 || usec !== 0) out += 'T';
-  out += isoPart(hour, 'H') + isoPart(min, 'M');
-  if (sec !== 0 || usec !== 0) {
-    // AppendSeconds: one sign for seconds and fraction, fraction without trailing zeros.
-    out += (sec < 0 || usec < 0 ? '-' : '') + String(Math.abs(sec));
-    if (usec !== 0) out += '.' + String(Math.abs(usec)).padStart(6, '0').replace(/0+$/, '');
-    out += 'S';
-  }
-  return out;
+  return formatInterval(months, days, buf.readInt32BE(start), buf.readUInt32BE(start + 4));
 };

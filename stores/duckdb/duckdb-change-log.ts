@@ -1,6 +1,12 @@
 import type { DuckDBConnection } from '@duckdb/node-api';
 import type { Materialized } from '../../framework/features/materialize.js';
-import type { ChangeLog, ChangeLogState, ChangeLogTableStats, SourceRecord } from '../../framework/interfaces/index.js';
+import type {
+  ApplyOptions,
+  ChangeLog,
+  ChangeLogState,
+  ChangeLogTableStats,
+  SourceRecord,
+} from '../../framework/interfaces/index.js';
 import type { Change, ChangeBatch, ColumnSchema, Row, VersionedSchema } from '../../framework/types.js';
 import { ChangesAppender } from './change-log/changes-appender.js';
 import { lastRows } from './change-log/last-rows.js';
@@ -206,7 +212,7 @@ export class DuckDBChangeLog implements ChangeLog {
     );
   }
 
-  async apply(batch: ChangeBatch, features: Materialized): Promise<void> {
+  async apply(batch: ChangeBatch, features: Materialized, options: ApplyOptions = {}): Promise<void> {
     const c = this.connection;
     const storage = this.storage!;
     if (!this.inTransaction) {
@@ -253,12 +259,15 @@ export class DuckDBChangeLog implements ChangeLog {
           ]);
         for (const table of Object.keys(batch.rereads ?? {}))
           await c.run('INSERT OR REPLACE INTO _table_starts VALUES ($1, NULL)', [table]);
-        // One round trip, no prepared statement: this ends every batch. A failed UPDATE skips the COMMIT.
-        await c.run(
-          `UPDATE _checkpoint SET lsn = ${BigInt(batch.checkpoint)}, updated_at = now() WHERE id = 1; COMMIT`,
-        );
-        this.inTransaction = false;
-        this.history?.committed();
+        // Left open, a later complete batch's commit (and checkpoint) makes this one durable with it.
+        if (options.commit !== false) {
+          // One round trip, no prepared statement: this ends every batch. A failed UPDATE skips the COMMIT.
+          await c.run(
+            `UPDATE _checkpoint SET lsn = ${BigInt(batch.checkpoint)}, updated_at = now() WHERE id = 1; COMMIT`,
+          );
+          this.inTransaction = false;
+          this.history?.committed();
+        }
       }
     } catch (error) {
       await this.rollback();

@@ -1,8 +1,7 @@
-import { ContainerModule } from 'inversify';
 import type { Logger } from 'pino';
 import type { OnlineAdapter } from '../../framework/config.js';
 import type { OnlineStore } from '../../framework/interfaces/index.js';
-import { TOKENS } from '../../framework/tokens.js';
+import { defineOnlineAdapter } from '../../framework/online-adapter.js';
 import { resolveMemoryConfig, type MemoryConfig, type ResolvedMemoryConfig } from './memory-config.js';
 import { MemoryOnlineStore } from './memory-online-store.js';
 
@@ -25,17 +24,9 @@ export interface MemoryOnline extends OnlineAdapter {
  */
 export function memory(config?: MemoryConfig): MemoryOnline {
   const resolved = resolveMemoryConfig(config);
-  const create = (logger?: Logger) => new MemoryOnlineStore(resolved, logger?.child({ component: 'memory' }));
-  return Object.freeze({
-    kind: 'online' as const,
-    name: 'memory' as const,
-    config: resolved,
-    create,
-    module: new ContainerModule(({ bind }) => {
-      bind(TOKENS.OnlineStore)
-        .toResolvedValue((logger) => create(logger), [TOKENS.Logger])
-        .inSingletonScope()
-        .onDeactivation((store) => store.close());
-    }),
-  });
+  return defineOnlineAdapter(
+    'memory',
+    resolved,
+    (logger) => new MemoryOnlineStore(resolved, logger?.child({ component: 'memory' })),
+  );
 }

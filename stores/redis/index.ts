@@ -1,8 +1,7 @@
-import { ContainerModule } from 'inversify';
 import type { Logger } from 'pino';
 import type { OnlineAdapter } from '../../framework/config.js';
 import type { OnlineStore } from '../../framework/interfaces/index.js';
-import { TOKENS } from '../../framework/tokens.js';
+import { defineOnlineAdapter } from '../../framework/online-adapter.js';
 import { resolveRedisConfig, type RedisConfig, type ResolvedRedisConfig } from './redis-config.js';
 import { RedisOnlineStore } from './redis-online-store.js';
 
@@ -26,17 +25,9 @@ export interface RedisOnline extends OnlineAdapter {
  */
 export function redis(config?: RedisConfig): RedisOnline {
   const resolved = resolveRedisConfig(config);
-  const create = (logger?: Logger) => new RedisOnlineStore(resolved, logger?.child({ component: 'redis' }));
-  return Object.freeze({
-    kind: 'online' as const,
-    name: 'redis' as const,
-    config: resolved,
-    create,
-    module: new ContainerModule(({ bind }) => {
-      bind(TOKENS.OnlineStore)
-        .toResolvedValue((logger) => create(logger), [TOKENS.Logger])
-        .inSingletonScope()
-        .onDeactivation((store) => store.close());
-    }),
-  });
+  return defineOnlineAdapter(
+    'redis',
+    resolved,
+    (logger) => new RedisOnlineStore(resolved, logger?.child({ component: 'redis' })),
+  );
 }

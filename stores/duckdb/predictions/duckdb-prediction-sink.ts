@@ -102,10 +102,19 @@ export class DuckDBPredictionSink implements PredictionSink {
       if (row.position > high) high = row.position;
     }
     const models = [...new Set(staged.map((row) => row.prediction.model))];
-    const stored = (await c.runAndReadAll(storedInRangeSql(models, low, high))).getRows() as [string, string, bigint][];
+    const stored = (await c.runAndReadAll(storedInRangeSql(models, low, high))).getRows() as [
+      string,
+      string,
+      bigint,
+      bigint,
+    ][];
     if (stored.length === 0) return staged;
-    const ids = new Set(stored.map(([model, entity, position]) => identity(model, entity, BigInt(position))));
-    return staged.filter((row) => !ids.has(identity(row.prediction.model, row.entity, row.position)));
+    const ids = new Set(
+      stored.map(([model, entity, position, commitTime]) => identity(model, entity, BigInt(position), commitTime)),
+    );
+    return staged.filter(
+      (row) => !ids.has(identity(row.prediction.model, row.entity, row.position, row.prediction.commitTime)),
+    );
   }
 
   async watermark(): Promise<Position | null> {
@@ -136,13 +145,13 @@ export class DuckDBPredictionSink implements PredictionSink {
   }
 }
 
-/** The predictions without repeats of one (model, entity, position): the first of each is kept. */
+/** The predictions without repeats of one identity: the first of each is kept. */
 function distinct(predictions: readonly Prediction[]): Staged[] {
   const seen = new Set<string>();
   const out: Staged[] = [];
   for (const p of predictions) {
     const entity = entityId(p.key);
-    const id = identity(p.model, entity, BigInt(p.position));
+    const id = identity(p.model, entity, BigInt(p.position), p.commitTime);
     if (seen.has(id)) continue;
     seen.add(id);
     out.push({ prediction: p, entity, position: BigInt(p.position) });
@@ -150,9 +159,12 @@ function distinct(predictions: readonly Prediction[]): Staged[] {
   return out;
 }
 
-/** A prediction's identity as text: (model, entity, position). */
-function identity(model: string, entity: string, position: bigint): string {
-  return `${model}\u0000${entity}\u0000${position}`;
+/**
+ * A prediction's identity as text: (model, entity, position, commit time). The commit time tells a
+ * snapshot's read of a row from a change of it that starts at the snapshot's very position.
+ */
+function identity(model: string, entity: string, position: bigint, commitTime: bigint): string {
+  return `${model}\u0000${entity}\u0000${position}\u0000${commitTime}`;
 }
 
 /** A prediction with its identity computed. */

@@ -9,7 +9,8 @@ import { quoteLiteral } from '../duckdb-database.js';
  * stage. `entity` is the key's identity text (`entityId`: `42`, `"a"`, `1,"x"`), the same for an int4
  * and an int8 key; a key of one integer is also in `key_int`, a key of one string in `key_text`, so
  * SQL can join predictions to a table without parsing. A prediction's identity is (model, entity,
- * position): a replay stores nothing twice.
+ * position, commit time): a replay stores nothing twice. (The commit time tells a snapshot's read of a
+ * row from a change of the row whose record starts at the snapshot's very position.)
  *
  * `_prediction_watermarks` holds per model the position through which every prediction is written;
  * it moves in the same transaction as the predictions.
@@ -57,14 +58,14 @@ export const PREDICTION_TYPES = [
 ];
 
 /**
- * The identities of the stored predictions of `models` with a position in `[low, high]`: those a
- * write must not store again. Positions grow as rows are appended, so DuckDB's zone maps skip the
+ * The identities (model, entity, position, commit time in µs) of the stored predictions of `models`
+ * with a position in `[low, high]`: those a write must not store again. Positions grow as rows are appended, so DuckDB's zone maps skip the
  * older row groups (the bounds are literals for that) and the check costs about the write's own size:
  * nothing, for a write of new positions.
  */
 export function storedInRangeSql(models: readonly string[], low: bigint, high: bigint): string {
   return (
-    `SELECT model, entity, position FROM _predictions WHERE position BETWEEN ${low}::UBIGINT AND ${high}::UBIGINT ` +
+    `SELECT model, entity, position, epoch_us(commit_time) FROM _predictions WHERE position BETWEEN ${low}::UBIGINT AND ${high}::UBIGINT ` +
     `AND model IN (${models.map(quoteLiteral).join(', ')})`
   );
 }
