@@ -2,13 +2,38 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type * as arrow from 'apache-arrow';
-import { FeatureRegistry, type FeatureDefinitions } from '../framework/features/index.js';
+import {
+  bool,
+  FeatureRegistry,
+  float32,
+  float64,
+  int32,
+  int64,
+  tensor,
+  text,
+  timestamp,
+  type FeatureDefinitions,
+} from '../framework/features/index.js';
 import { Materializer } from '../framework/features/materialize.js';
 import type { ChangeLog } from '../framework/interfaces/index.js';
 import type { Change, ChangeBatch, Op, Position, Row } from '../framework/types.js';
 import { DuckDBChangeLog } from '../stores/duckdb/duckdb-change-log.js';
 import { HistoryTables } from '../stores/duckdb/offline/history-tables.js';
 import { ITEMS } from '../testing/items.js';
+
+/** One feature of every type, scalars and tensors (each tensor dtype), for round-trip tests of stores and codecs. */
+export const EVERY_TYPE_FEATURES = {
+  f32: float32,
+  f64: float64,
+  i32: int32,
+  i64: int64,
+  flag: bool,
+  label: text,
+  at: timestamp,
+  pixels: tensor('float32', [2, 3]),
+  weights: tensor('float64', [4]),
+  counts: tensor('int32', [2, 2]),
+} as const;
 
 /** A small deterministic PRNG (mulberry32), so a failing seed can be replayed. */
 export function prng(seed: number): () => number {

@@ -1,21 +1,11 @@
 import { describe, expect, test } from 'vitest';
-import {
-  entity,
-  featureView,
-  bool,
-  float32,
-  float64,
-  int32,
-  int64,
-  tensor,
-  text,
-  timestamp,
-} from '../framework/features/index.js';
+import { entity, featureView } from '../framework/features/index.js';
 import { entityId } from '../framework/features/entity-key.js';
 import type { FeatureRow } from '../framework/features/feature-rows.js';
 import { FeatureRowCodec } from '../stores/kafka/feature-row-codec.js';
 import { resolveKafkaBusConfig } from '../stores/kafka/kafka-bus-config.js';
 import { topicOf } from '../stores/kafka/kafka-bus.js';
+import { EVERY_TYPE_FEATURES } from './features-helpers.js';
 
 // The Kafka bus's record of a feature row: every value type comes back exact (int64 and timestamps
 // beyond 2^53, tensors bit for bit, NaN, ±Infinity, -0, nulls), and so do keys JSON cannot type.
@@ -26,18 +16,7 @@ const things = featureView({
   version: 3,
   entity: thing,
   source: 'public.things',
-  features: {
-    f32: float32,
-    f64: float64,
-    i32: int32,
-    i64: int64,
-    flag: bool,
-    label: text,
-    at: timestamp,
-    image: tensor('float32', [2, 2]),
-    wide: tensor('float64', [3]),
-    counts: tensor('int32', [2]),
-  },
+  features: EVERY_TYPE_FEATURES,
 });
 
 function row(values: FeatureRow['values'], op: FeatureRow['op'] = 'u'): FeatureRow {
@@ -62,9 +41,9 @@ describe('the Kafka bus record of a feature row', () => {
       false,
       'é "quoted" \u0000',
       -(2n ** 60n),
-      new Float32Array([Number.NaN, -0, Math.fround(1e-40), Number.POSITIVE_INFINITY]),
-      new Float64Array([Number.MIN_VALUE, Number.NEGATIVE_INFINITY, 0.1 + 0.2]),
-      new Int32Array([-1, 2147483647]),
+      new Float32Array([Number.NaN, -0, Math.fround(1e-40), Number.POSITIVE_INFINITY, 1, 2]),
+      new Float64Array([Number.MIN_VALUE, Number.NEGATIVE_INFINITY, 0.1 + 0.2, -1]),
+      new Int32Array([-1, 2147483647, -2147483648, 0]),
     ]);
     const record = codec.encode(original);
     // The record's key is the entity's identity, as every component of featureflow names entities.

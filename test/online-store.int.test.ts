@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { FeatureflowError } from '../framework/errors.js';
 import { entity } from '../framework/features/entity.js';
 import type { FeatureRow, FeatureRowBatch } from '../framework/features/feature-rows.js';
-import { bool, float32, float64, int32, int64, tensor, text, timestamp } from '../framework/features/feature-types.js';
+import { float64, text } from '../framework/features/feature-types.js';
 import type { StoredFeatureValue } from '../framework/features/feature-values.js';
 import { featureView, type FeatureView } from '../framework/features/feature-view.js';
 import type { OnlineStore } from '../framework/interfaces/index.js';
@@ -14,6 +14,7 @@ import { redis } from '../stores/redis/index.js';
 import { resolveRedisConfig, redactUrl } from '../stores/redis/redis-config.js';
 import { freePort } from '../testing/pg-cluster.js';
 import { startRedis, type RedisServer } from '../testing/redis-server.js';
+import { EVERY_TYPE_FEATURES } from './features-helpers.js';
 import { randomName, waitFor } from './helpers.js';
 
 let server: RedisServer;
@@ -42,18 +43,7 @@ function everyTypeView(): FeatureView {
     version: 1,
     entity: item,
     source: 'public.items',
-    features: {
-      f32: float32,
-      f64: float64,
-      i32: int32,
-      i64: int64,
-      flag: bool,
-      label: text,
-      at: timestamp,
-      pixels: tensor('float32', [2, 3]),
-      weights: tensor('float64', [4]),
-      counts: tensor('int32', [2, 2]),
-    },
+    features: EVERY_TYPE_FEATURES,
   });
 }
 
