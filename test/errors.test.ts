@@ -9,6 +9,7 @@ import { REDIS_ERRORS } from '../stores/redis/redis-errors.js';
 import { POSTGRES_PREDICTIONS_ERRORS } from '../stores/postgres/postgres-predictions-errors.js';
 import { TFJS_ERRORS } from '../scorers/tfjs/tfjs-errors.js';
 import { KAFKA_ERRORS } from '../clients/kafka/kafka-errors.js';
+import { DEBEZIUM_TOPICS_ERRORS } from '../sources/kafka/debezium-topics-errors.js';
 import { DIGITS_ERRORS } from '../features/digits/digits-errors.js';
 
 // The catalogues (the framework's in framework/errors.ts, each adapter's in its <name>-errors.ts) and
@@ -23,6 +24,7 @@ const CATALOGUES: Record<string, ErrorCatalog> = {
   'stores/postgres/postgres-predictions-errors.ts': POSTGRES_PREDICTIONS_ERRORS,
   'scorers/tfjs/tfjs-errors.ts': TFJS_ERRORS,
   'clients/kafka/kafka-errors.ts': KAFKA_ERRORS,
+  'sources/kafka/debezium-topics-errors.ts': DEBEZIUM_TOPICS_ERRORS,
   'features/digits/digits-errors.ts': DIGITS_ERRORS,
 };
 /** Every declared code → its meaning. */

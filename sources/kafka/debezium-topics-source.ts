@@ -1,0 +1,431 @@
+import { randomBytes } from 'node:crypto';
+import { inject, injectable } from 'inversify';
+import type { Admin, Batch, Consumer, Kafka } from 'kafkajs';
+import type { Logger } from 'pino';
+import { createKafka, kafkaError } from '../../clients/kafka/index.js';
+import { AsyncQueue } from '../../framework/async-queue.js';
+import { FeatureflowError } from '../../framework/errors.js';
+import type {
+  FollowOptions,
+  PrepareOptions,
+  PrepareResult,
+  Source,
+  SourceRecord,
+  SourceStatus,
+  TeardownResult,
+} from '../../framework/interfaces/index.js';
+import { TOKENS } from '../../framework/tokens.js';
+import type { Change, ChangeBatch, Position, TableSchema } from '../../framework/types.js';
+import { Deduplicator } from './deduplicator.js';
+import { decodeRecord, RecordError, type RecordChange } from './debezium-record.js';
+import { TableShapes } from './debezium-shapes.js';
+import { DEBEZIUM_TOPICS_CONFIG, type ResolvedDebeziumTopicsConfig } from './debezium-topics-config.js';
+import { type Offsets, offsetsFromJson, offsetsToJson, positionOf, reached, tp } from './kafka-offsets.js';
+
+/** What the change log records of this source: its topics, the tables' first schemas, the offsets reached. */
+interface TopicsRecord {
+  readonly kind: 'debezium-topics';
+  readonly group: string;
+  readonly topics: Readonly<Record<string, string>>;
+  readonly schemas: Readonly<Record<string, TableSchema>>;
+  /** Offsets of the next records to read, as of the checkpoint (absent before the first stream batch). */
+  readonly offsets?: Readonly<Record<string, string>>;
+}
+
+/** A Kafka batch handed from kafkajs' fetch loop to {@link DebeziumTopicsSource.follow}. */
+interface Fetched {
+  readonly batch: Batch;
+  /** Called once the batch is durable (or abandoned). */
+  readonly done: () => void;
+}
+
+/**
+ * Debezium's change topics on Kafka as a change source: it has no snapshot of its own (Debezium's
+ * snapshot reads, op `r`, are in the topics), so the log starts empty and every record comes through
+ * {@link follow}, from the earliest offsets. Each fetched batch of one partition becomes one
+ * ChangeBatch, complete on its own: Debezium spreads a PostgreSQL transaction over topics and
+ * partitions and nothing in a partition says where its part ends, so the unit that is applied
+ * atomically is a batch of records, and a row's changes keep their order (Debezium keys records by
+ * primary key, so one row stays on one partition). Positions and exactly-once: see `kafka-offsets.ts`.
+ */
+@injectable()
+export class DebeziumTopicsSource implements Source {
+  private readonly kafka: Kafka;
+  private admin: Admin | undefined;
+  private consumer: Consumer | undefined;
+  private record: TopicsRecord | undefined;
+  /** Offsets of batches handed out and not yet confirmed, by their position. */
+  private readonly handedOut = new Map<Position, Offsets>();
+  /** The high watermarks `currentPosition` saw, by the position it returned. */
+  private readonly heads = new Map<Position, Offsets>();
+  private readonly dedup = new Deduplicator();
+  private closed = false;
+
+  constructor(
+    @inject(DEBEZIUM_TOPICS_CONFIG) private readonly config: ResolvedDebeziumTopicsConfig,
+    @inject(TOKENS.Logger) private readonly logger: Logger,
+  ) {
+    this.logger = logger.child({ component: 'debezium-topics' });
+    this.kafka = createKafka(config.kafka, this.logger);
+  }
+
+  private async connectedAdmin(): Promise<Admin> {
+    if (!this.admin) {
+      const admin = this.kafka.admin();
+      await this.kafkaCall('connecting to Kafka', () => admin.connect());
+      this.admin = admin;
+    }
+    return this.admin;
+  }
+
+  private async kafkaCall<T>(what: string, call: () => Promise<T>): Promise<T> {
+    try {
+      return await call();
+    } catch (error) {
+      throw kafkaError(error, what, this.config.kafka.brokers);
+    }
+  }
+
+  async prepare(options: PrepareOptions): Promise<PrepareResult> {
+    const previous = options.record?.kind === 'debezium-topics' ? (options.record as unknown as TopicsRecord) : null;
+    const topics = Object.fromEntries(this.config.streams.map((s) => [s.table, s.topic]));
+    const known = previous?.schemas ?? {};
+    const missing = this.config.streams.filter((s) => !known[s.table] || previous?.topics[s.table] !== s.topic);
+    const schemas = { ...known };
+    for (const [table, schema] of await this.firstSchemas(missing.map((s) => s.table))) schemas[table] = schema;
+    const record: TopicsRecord =
+      previous && missing.length === 0
+        ? previous
+        : {
+            kind: 'debezium-topics',
+            group: this.config.group,
+            topics,
+            schemas,
+            ...(previous?.offsets ? { offsets: previous.offsets } : {}),
+          };
+    this.record = record;
+    return {
+      tables: this.config.streams.map((s) => schemas[s.table]!),
+      resumable: previous !== null,
+      record: record as unknown as SourceRecord,
+    };
+  }
+
+  /**
+   * The schema of each table as its topic's first change record gives it (read with a throwaway
+   * consumer group): the log's first schema version, before any record is applied.
+   */
+  private async firstSchemas(tables: readonly string[]): Promise<Map<string, TableSchema>> {
+    const found = new Map<string, TableSchema>();
+    if (tables.length === 0) return found;
+    const admin = await this.connectedAdmin();
+    const topicOf = new Map(this.config.streams.map((s) => [s.topic, s.table]));
+    const existing = new Set(await this.kafkaCall('listing topics', () => admin.listTopics()));
+    for (const table of tables) {
+      const topic = this.topicOf(table);
+      const empty =
+        !existing.has(topic) ||
+        (await this.kafkaCall(`reading the offsets of ${topic}`, () => admin.fetchTopicOffsets(topic))).every(
+          (p) => p.high === p.low,
+        );
+      if (empty) {
+        throw new FeatureflowError(
+          'FF_KAFKA_TOPIC_EMPTY',
+          `topic ${topic} (table ${table}) ${existing.has(topic) ? 'holds no records' : 'does not exist'} on Kafka at ${this.config.kafka.brokers.join(',')}; ` +
+            'start the Debezium connector (it writes the table’s snapshot there first), or fix topicPrefix/topics, then run featureflow again',
+        );
+      }
+    }
+    const group = `${this.config.group}-schemas-${randomBytes(4).toString('hex')}`;
+    const consumer = this.kafka.consumer({ groupId: group, maxWaitTimeInMs: 200 });
+    const shapes = new TableShapes([], this.config.columnTypes);
+    const failed = new AsyncQueue<never>();
+    try {
+      await this.kafkaCall('reading the first records', async () => {
+        await consumer.connect();
+        await consumer.subscribe({ topics: tables.map((t) => this.topicOf(t)), fromBeginning: true });
+      });
+      await consumer.run({
+        eachMessage: async ({ topic, partition, message }) => {
+          const table = topicOf.get(topic)!;
+          if (found.has(table)) return;
+          try {
+            const changes = decodeRecord(table, message, this.config, shapes);
+            const change = changes.find((c) => c.op !== 't');
+            if (change) {
+              const schema = shapes.takeNew().find((s) => s.table === table);
+              if (schema) found.set(table, { table, columns: schema.columns, keyColumns: schema.keyColumns });
+            }
+          } catch (error) {
+            failed.fail(this.undecodable(error, topic, partition, message.offset));
+          }
+          if (tables.every((t) => found.has(t))) failed.end();
+        },
+      });
+      // Bounded: every topic holds a record; a topic of tombstones and truncates only never gives a schema.
+      const deadline = Date.now() + 60_000;
+      while (!failed.done && Date.now() < deadline) await failed.take(200);
+    } finally {
+      await consumer.disconnect().catch(() => undefined);
+      await admin.deleteGroups([group]).catch(() => undefined);
+    }
+    for (const table of tables) {
+      if (!found.has(table))
+        throw new FeatureflowError(
+          'FF_KAFKA_TOPIC_EMPTY',
+          `topic ${this.topicOf(table)} (table ${table}) holds no row change to take the table's columns from within 60 s; ` +
+            'start the Debezium connector with snapshot.mode=initial (or write a row), then run featureflow again',
+        );
+    }
+    return found;
+  }
+
+  private topicOf(table: string): string {
+    return this.config.streams.find((s) => s.table === table)!.topic;
+  }
+
+  private undecodable(error: unknown, topic: string, partition: number, offset: string): unknown {
+    if (!(error instanceof RecordError)) return error;
+    return new FeatureflowError(
+      'FF_KAFKA_RECORD_UNDECODABLE',
+      `record ${topic}/${partition}@${offset} cannot be read as a Debezium change: ${error.message}. ` +
+        'Everything before it is in the change log. Check the connector’s converter settings against schemas/flattened/columnTypes, ' +
+        'fix them and run again (the record is read again)',
+    );
+  }
+
+  /** Every partition of the topics with its earliest and next-to-be-written offsets. */
+  private async partitions(): Promise<{ key: string; topic: string; partition: number; low: bigint; high: bigint }[]> {
+    const admin = await this.connectedAdmin();
+    const out = [];
+    for (const { topic } of this.config.streams) {
+      const offsets = await this.kafkaCall(`reading the offsets of ${topic}`, () => admin.fetchTopicOffsets(topic));
+      for (const p of offsets)
+        out.push({
+          key: tp(topic, p.partition),
+          topic,
+          partition: p.partition,
+          low: BigInt(p.low),
+          high: BigInt(p.high),
+        });
+    }
+    return out;
+  }
+
+  async *follow(from: Position, options: FollowOptions = {}): AsyncGenerator<ChangeBatch> {
+    const record = this.record!;
+    const partitions = await this.partitions();
+    // From 0 the log is new: every partition from its earliest record. Else where the log's record says.
+    const stored = from === 0n ? new Map<string, bigint>() : offsetsFromJson(record.offsets);
+    if (from !== 0n && positionOf(stored) !== from) {
+      throw new FeatureflowError(
+        'FF_KAFKA_OFFSETS_GONE',
+        `the change log's checkpoint (${from}) does not match the Kafka offsets it recorded; start a new change log`,
+      );
+    }
+    const next: Offsets = new Map();
+    for (const p of partitions) {
+      const at = stored.get(p.key) ?? p.low;
+      if (at < p.low) {
+        throw new FeatureflowError(
+          'FF_KAFKA_OFFSETS_GONE',
+          `${p.topic}/${p.partition}: the change log resumes at offset ${at}, but Kafka keeps records from ${p.low} only ` +
+            '(retention deleted the ones between); raise the topic’s retention, and start a new change log ' +
+            '(delete the store file) to read the topics again from their start',
+        );
+      }
+      next.set(p.key, at);
+    }
+    const target = options.until === undefined ? undefined : this.heads.get(options.until);
+    const caughtUp = () =>
+      options.until !== undefined && (target ? reached(next, target) : positionOf(next) >= options.until);
+    if (caughtUp()) return;
+
+    const shapes = new TableShapes(options.schemas ?? [], this.config.columnTypes);
+    const tableOf = new Map(this.config.streams.map((s) => [s.topic, s.table]));
+    let lastTime = options.minCommitTime ?? 0n;
+    const queue = new AsyncQueue<Fetched>();
+    const stopped = { value: false };
+    const consumer = await this.startConsumer(next, queue, stopped);
+    try {
+      while (!options.signal?.aborted) {
+        const item = await queue.take(200);
+        if (!item) {
+          if (queue.done) break;
+          continue;
+        }
+        try {
+          const { batch } = item;
+          const key = tp(batch.topic, batch.partition);
+          const table = tableOf.get(batch.topic)!;
+          let offset = next.get(key) ?? 0n;
+          let position = positionOf(next);
+          const changes: Change[] = [];
+          for (const message of batch.messages) {
+            const at = BigInt(message.offset);
+            // Records before the resume point (a fetch that began earlier) were applied already.
+            if (at < offset) continue;
+            let decoded: RecordChange[];
+            try {
+              decoded = decodeRecord(table, message, this.config, shapes);
+            } catch (error) {
+              throw this.undecodable(error, batch.topic, batch.partition, message.offset);
+            }
+            position += at + 1n - offset;
+            offset = at + 1n;
+            for (const change of decoded) {
+              if (!this.dedup.fresh(change)) continue;
+              // Commit times never go back: Debezium's are per record, and feature history follows read order.
+              const { lsn: _lsn, ...rest } = change;
+              if (rest.commitTime > lastTime) lastTime = rest.commitTime;
+              changes.push({ ...rest, commitTime: lastTime, position, commitPosition: position });
+            }
+          }
+          next.set(key, offset);
+          const offsets = new Map(next);
+          const checkpoint = positionOf(offsets);
+          this.handedOut.set(checkpoint, offsets);
+          yield {
+            groups: [],
+            changes,
+            changeIndexes: changes.map((_, i) => i),
+            size: changes.length,
+            complete: true,
+            checkpoint,
+            schemas: shapes.takeNew(),
+            sourceRecord: { ...record, offsets: offsetsToJson(offsets) },
+          } satisfies ChangeBatch;
+          this.record = { ...record, offsets: offsetsToJson(offsets) };
+        } finally {
+          item.done();
+        }
+        if (caughtUp()) break;
+      }
+    } finally {
+      stopped.value = true;
+      queue.end();
+      for (let item = queue.peek(); item; item = queue.peek()) (await queue.take())?.done();
+      this.consumer = undefined;
+      await consumer.disconnect().catch(() => undefined);
+    }
+  }
+
+  /**
+   * A consumer of every topic, starting at `next`: the group's offsets are set to them first (so
+   * the fetch starts exactly there), and each fetched batch waits in `queue` until it is durable.
+   */
+  private async startConsumer(
+    next: Offsets,
+    queue: AsyncQueue<Fetched>,
+    stopped: { readonly value: boolean },
+  ): Promise<Consumer> {
+    const admin = await this.connectedAdmin();
+    const group = this.config.group;
+    for (const { topic } of this.config.streams) {
+      const partitions = [...next]
+        .filter(([key]) => key.slice(0, key.lastIndexOf(':')) === topic)
+        .map(([key, offset]) => ({
+          partition: Number(key.slice(key.lastIndexOf(':') + 1)),
+          offset: offset.toString(),
+        }));
+      try {
+        await admin.setOffsets({ groupId: group, topic, partitions });
+      } catch (error) {
+        if (
+          (error as { type?: string }).type === 'UNKNOWN_MEMBER_ID' ||
+          /running/i.test(String((error as Error).message))
+        )
+          throw new FeatureflowError(
+            'FF_KAFKA_GROUP_BUSY',
+            `consumer group ${group} has running members (another featureflow, or another consumer, uses it); stop them, or give this source a group of its own (group: …)`,
+            { cause: error },
+          );
+        throw kafkaError(error, `setting the offsets of group ${group}`, this.config.kafka.brokers);
+      }
+    }
+    const consumer = this.kafka.consumer({ groupId: group, maxWaitTimeInMs: 100, allowAutoTopicCreation: false });
+    this.consumer = consumer;
+    consumer.on(consumer.events.CRASH, (event) => {
+      const error = event.payload.error;
+      if (!event.payload.restart)
+        queue.fail(
+          kafkaError(error, `reading ${this.config.streams.map((s) => s.topic).join(', ')}`, this.config.kafka.brokers),
+        );
+    });
+    await this.kafkaCall('subscribing to the Debezium topics', async () => {
+      await consumer.connect();
+      await consumer.subscribe({ topics: this.config.streams.map((s) => s.topic), fromBeginning: true });
+    });
+    await consumer.run({
+      autoCommit: false,
+      eachBatchAutoResolve: false,
+      eachBatch: async ({ batch, heartbeat }) => {
+        // Once follow has stopped, nothing waits for batches: kafkajs' disconnect waits for this handler.
+        if (batch.isEmpty() || stopped.value) return;
+        await new Promise<void>((resolve) => queue.push({ batch, done: resolve }));
+        await heartbeat().catch(() => undefined);
+      },
+    });
+    return consumer;
+  }
+
+  async currentPosition(): Promise<Position> {
+    const heads: Offsets = new Map();
+    for (const p of await this.partitions()) heads.set(p.key, p.high);
+    const position = positionOf(heads);
+    this.heads.set(position, heads);
+    return position;
+  }
+
+  confirm(position: Position): void {
+    const offsets = this.handedOut.get(position);
+    for (const p of this.handedOut.keys()) if (p <= position) this.handedOut.delete(p);
+    const consumer = this.consumer;
+    if (!offsets || !consumer) return;
+    // For lag monitoring only: the change log's offsets are the ones featureflow resumes from.
+    const entries = [...offsets].map(([key, offset]) => ({
+      topic: key.slice(0, key.lastIndexOf(':')),
+      partition: Number(key.slice(key.lastIndexOf(':') + 1)),
+      offset: offset.toString(),
+    }));
+    consumer.commitOffsets(entries).catch((error: unknown) => {
+      this.logger.debug(
+        { err: (error as Error).message },
+        'committing the group offsets failed (they are for monitoring only)',
+      );
+    });
+  }
+
+  async status(record: SourceRecord | null): Promise<SourceStatus> {
+    const heads: Offsets = new Map();
+    for (const p of await this.partitions()) heads.set(p.key, p.high);
+    const stored =
+      record?.kind === 'debezium-topics' ? offsetsFromJson((record as unknown as TopicsRecord).offsets) : null;
+    const head = positionOf(heads);
+    const confirmed = stored ? positionOf(stored) : null;
+    return {
+      confirmed,
+      head,
+      lag: confirmed === null ? null : Number(head - confirmed),
+      lagUnit: 'records',
+      holds: { [`consumer group ${this.config.group}`]: 'offsets committed after each durable batch' },
+    };
+  }
+
+  async teardown(record: SourceRecord | null): Promise<TeardownResult> {
+    const topics = this.config.streams.map((s) => `topic ${s.topic}`);
+    if (record?.kind !== 'debezium-topics') return { dropped: [], leftAlone: topics };
+    const group = (record as unknown as TopicsRecord).group;
+    const admin = await this.connectedAdmin();
+    await this.kafkaCall(`deleting consumer group ${group}`, () => admin.deleteGroups([group])).catch(() => undefined);
+    // The topics are Debezium's: never deleted.
+    return { dropped: [`consumer group ${group}`], leftAlone: topics };
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.consumer?.disconnect().catch(() => undefined);
+    await this.admin?.disconnect().catch(() => undefined);
+  }
+}
