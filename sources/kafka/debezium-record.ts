@@ -20,7 +20,12 @@ export interface KafkaRecord {
   readonly value: Buffer | null;
   /** The record's timestamp, ms since the epoch (Kafka's). */
   readonly timestamp: string;
+  readonly headers?: Readonly<Record<string, Buffer | string | (Buffer | string)[] | undefined>>;
 }
+
+/** A key change's headers: Debezium writes the other key's payload as JSON. */
+const NEW_KEY = '__debezium.newkey';
+const OLD_KEY = '__debezium.oldkey';
 
 /** What a record's form is, per the source's settings. */
 export interface RecordForm {
@@ -84,6 +89,11 @@ export function decodeRecord(
     ];
   }
   if (!['r', 'c', 'u', 'd'].includes(op)) throw new RecordError(`unknown op ${JSON.stringify(op)}`);
+  // An update of the key is Debezium's delete of the old key and create of the new one, which may
+  // sit on other partitions: the create, which names the old key, is read as PostgreSQL's own update
+  // that moves the row (its unchanged TOAST values are filled from the old key's row), the delete skipped.
+  if (op === 'd' && header(record, NEW_KEY) !== undefined) return [];
+  const oldKey = op === 'c' ? header(record, OLD_KEY) : undefined;
   const rowData = (op === 'd' ? p.before : p.after) as Json | null;
   if (typeof rowData !== 'object' || rowData === null)
     throw new RecordError(
@@ -102,8 +112,22 @@ export function decodeRecord(
     shape = s;
   } else shape = shapes.ofValues(table, rowData, keyNames);
   const unchanged: string[] = [];
-  const row = decodeRow(shape, rowData, op === 'u' ? unchanged : undefined);
+  const row = decodeRow(shape, rowData, op === 'u' || oldKey !== undefined ? unchanged : undefined);
+  if (oldKey !== undefined) {
+    const parsed = unwrap(parse(Buffer.from(oldKey), 'header __debezium.oldkey'), { ...form, schemas: 'auto' });
+    const before = decodeRow(shape, parsed.payload as Json);
+    const moved = change(table, 'u', shape, row, null, time, xid, lsn, unchanged);
+    const oldKeyRow: Row = {};
+    for (const name of shape.keyColumns) oldKeyRow[name] = before[name] ?? null;
+    return [{ ...moved, before: oldKeyRow }];
+  }
   return [change(table, op as Op, shape, op === 'd' ? null : row, op === 'd' ? row : null, time, xid, lsn, unchanged)];
+}
+
+function header(record: KafkaRecord, name: string): string | undefined {
+  const value = record.headers?.[name];
+  const one = Array.isArray(value) ? value[0] : value;
+  return one === undefined ? undefined : one.toString();
 }
 
 /** A flattened record (`ExtractNewRecordState`): the row, plus `__deleted`/`__op`/`__lsn` when added. */

@@ -37,7 +37,18 @@ export class TableShapes {
   /** The table's latest shape, if any record or stored schema showed one. */
   current(table: string): Shape | undefined {
     const s = this.latest.get(table);
-    return s && this.byKey.get(`latest:${table}#${s.version}`);
+    if (!s) return undefined;
+    const known = this.byKey.get(`latest:${table}#${s.version}`);
+    if (known) return known;
+    // A stored version no record of this run showed yet: its columns as stored.
+    const shape: Shape = {
+      table,
+      version: s.version,
+      columns: s.columns.map((c) => ({ schema: c, encoding: 'json' })),
+      keyColumns: s.keyColumns,
+    };
+    this.byKey.set(`latest:${table}#${s.version}`, shape);
+    return shape;
   }
 
   /** The shape of a record with a Connect schema (`row`: the `after`/`before` struct). */

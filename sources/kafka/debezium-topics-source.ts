@@ -58,7 +58,6 @@ export class DebeziumTopicsSource implements Source {
   private readonly handedOut = new Map<Position, Offsets>();
   /** The high watermarks `currentPosition` saw, by the position it returned. */
   private readonly heads = new Map<Position, Offsets>();
-  private readonly dedup = new Deduplicator();
   private closed = false;
 
   constructor(
@@ -242,11 +241,18 @@ export class DebeziumTopicsSource implements Source {
     if (caughtUp()) return;
 
     const shapes = new TableShapes(options.schemas ?? [], this.config.columnTypes);
+    // Rebuilt by every follow from the records before the resume point: a batch that failed before it
+    // was durable must not leave its changes marked as seen.
+    const dedup = new Deduplicator();
     const tableOf = new Map(this.config.streams.map((s) => [s.topic, s.table]));
     let lastTime = options.minCommitTime ?? 0n;
     const queue = new AsyncQueue<Fetched>();
     const stopped = { value: false };
-    const consumer = await this.startConsumer(next, queue, stopped);
+    // Reading starts at each partition's earliest record: those before the resume point are not
+    // applied again, only shown to the deduplicator, so that a duplicate Debezium sent of a change
+    // applied in an earlier run is still recognised.
+    const earliest: Offsets = new Map(partitions.map((p) => [p.key, p.low]));
+    const consumer = await this.startConsumer(earliest, queue, stopped);
     try {
       while (!options.signal?.aborted) {
         const item = await queue.take(200);
@@ -263,8 +269,13 @@ export class DebeziumTopicsSource implements Source {
           const changes: Change[] = [];
           for (const message of batch.messages) {
             const at = BigInt(message.offset);
-            // Records before the resume point (a fetch that began earlier) were applied already.
-            if (at < offset) continue;
+            if (at < offset) {
+              // Applied in an earlier run: only remembered (a record that fails to decode was not applied either).
+              try {
+                for (const change of decodeRecord(table, message, this.config, shapes)) dedup.fresh(change);
+              } catch {}
+              continue;
+            }
             let decoded: RecordChange[];
             try {
               decoded = decodeRecord(table, message, this.config, shapes);
@@ -274,13 +285,15 @@ export class DebeziumTopicsSource implements Source {
             position += at + 1n - offset;
             offset = at + 1n;
             for (const change of decoded) {
-              if (!this.dedup.fresh(change)) continue;
+              if (!dedup.fresh(change)) continue;
               // Commit times never go back: Debezium's are per record, and feature history follows read order.
               const { lsn: _lsn, ...rest } = change;
               if (rest.commitTime > lastTime) lastTime = rest.commitTime;
               changes.push({ ...rest, commitTime: lastTime, position, commitPosition: position });
             }
           }
+          // A batch of records applied earlier changes nothing.
+          if (offset === next.get(key)) continue;
           next.set(key, offset);
           const offsets = new Map(next);
           const checkpoint = positionOf(offsets);
