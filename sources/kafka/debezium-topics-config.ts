@@ -46,6 +46,11 @@ export interface DebeziumTopicsConfig extends KafkaClientConfig {
    * Default none.
    */
   columnTypes?: Readonly<Record<string, Readonly<Record<string, string>>>>;
+  /**
+   * Most bytes fetched from one partition at a time (kafkajs' `maxBytesPerPartition`): one fetch of
+   * one partition is one batch of the change log, so this bounds a batch's memory. Default 1 MiB.
+   */
+  maxBatchBytes?: number;
 }
 
 /** One table and the topic its changes are read from. */
@@ -65,6 +70,7 @@ export interface ResolvedDebeziumTopicsConfig {
   readonly flattened: boolean;
   readonly group: string;
   readonly columnTypes: Readonly<Record<string, Readonly<Record<string, string>>>>;
+  readonly maxBatchBytes: number;
 }
 
 const TOPIC = /^[A-Za-z0-9._-]{1,249}$/;
@@ -79,6 +85,7 @@ export function resolveDebeziumTopicsConfig(config: DebeziumTopicsConfig): Resol
     flattened = false,
     group,
     columnTypes = {},
+    maxBatchBytes = 1_048_576,
     ...client
   } = config ?? {};
   const kafka = resolveKafkaClientConfig(client, 'the Debezium-topics source');
@@ -107,6 +114,8 @@ export function resolveDebeziumTopicsConfig(config: DebeziumTopicsConfig): Resol
     );
   if (!['auto', 'with', 'without'].includes(schemas)) problems.push(`schemas must be 'auto', 'with' or 'without'`);
   if (typeof flattened !== 'boolean') problems.push('flattened must be true or false');
+  if (!(Number.isInteger(maxBatchBytes) && maxBatchBytes >= 1024))
+    problems.push(`maxBatchBytes must be a whole number of bytes, at least 1024, got ${JSON.stringify(maxBatchBytes)}`);
   const groupId = group ?? `featureflow-${topicPrefix ?? [...named.values()][0]}`;
   if (typeof groupId !== 'string' || groupId.length === 0) problems.push('group must be a non-empty string');
   for (const [table, columns] of Object.entries(columnTypes)) {
@@ -132,6 +141,7 @@ export function resolveDebeziumTopicsConfig(config: DebeziumTopicsConfig): Resol
     schemas,
     flattened,
     group: groupId,
+    maxBatchBytes,
     columnTypes: Object.freeze(
       Object.fromEntries(Object.entries(columnTypes).map(([t, c]) => [qualifyTable(t), Object.freeze({ ...c })])),
     ),

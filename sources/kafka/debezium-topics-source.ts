@@ -356,7 +356,12 @@ export class DebeziumTopicsSource implements Source {
         throw kafkaError(error, `setting the offsets of group ${group}`, this.config.kafka.brokers);
       }
     }
-    const consumer = this.kafka.consumer({ groupId: group, maxWaitTimeInMs: 100, allowAutoTopicCreation: false });
+    const consumer = this.kafka.consumer({
+      groupId: group,
+      maxWaitTimeInMs: 100,
+      allowAutoTopicCreation: false,
+      maxBytesPerPartition: this.config.maxBatchBytes,
+    });
     this.consumer = consumer;
     consumer.on(consumer.events.CRASH, (event) => {
       const error = event.payload.error;
