@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'vitest';
 import type { ColumnSchema, Value } from '../framework/types.js';
-import { columnOfField, columnOfValue, decodeValue } from '../sources/kafka/debezium-columns.js';
+import { columnOfField, columnOfValue, declaredType, decodeValue } from '../sources/kafka/debezium-columns.js';
 import { parseExactJson } from '../sources/kafka/exact-json.js';
 import { columnSchema, columnValue, toJson } from '../stores/debezium/debezium-values.js';
 
@@ -97,5 +97,19 @@ describe('Debezium column encodings read back', () => {
     expect(decodeValue(columnOfValue('ts', 0, false, 'timestamp'), 1_700_000_000_123_456)).toBe(
       '2023-11-14T22:13:20.123456',
     );
+  });
+
+  test('declared types: PostgreSQL names, arrays, modifiers', () => {
+    expect(declaredType('int4')).toEqual({ type: 'int4', array: false });
+    expect(declaredType('float8[]')).toEqual({ type: 'float8', array: true });
+    expect(declaredType('_int8')).toEqual({ type: 'int8', array: true });
+    expect(declaredType('double precision')).toEqual({ type: 'float8', array: false });
+    expect(declaredType('numeric(12, 2)')).toEqual({
+      type: 'numeric',
+      array: false,
+      typeModifier: ((12 << 16) | 2) + 4,
+    });
+    expect(declaredType('timestamp(3)')).toEqual({ type: 'timestamp', array: false, typeModifier: 3 });
+    expect(declaredType('geometry')).toBeNull();
   });
 });

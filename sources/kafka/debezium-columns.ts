@@ -158,7 +158,7 @@ export function declaredType(text: string): { type: string; array: boolean; type
   let array = false;
   if (t.endsWith('[]')) [t, array] = [t.replace(/(\[\])+$/, ''), true];
   else if (t.startsWith('_')) [t, array] = [t.slice(1), true];
-  const m = /^([a-z ]+?)\s*(?:\((\d+)(?:\s*,\s*(\d+))?\))?$/.exec(t);
+  const m = /^([a-z][a-z0-9 ]*?)\s*(?:\((\d+)(?:\s*,\s*(\d+))?\))?$/.exec(t);
   const type = m ? DECLARED[m[1]!] : undefined;
   if (!m || !type) return null;
   if (type === 'numeric' && m[2] !== undefined)

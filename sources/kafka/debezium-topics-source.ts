@@ -267,6 +267,7 @@ export class DebeziumTopicsSource implements Source {
           let offset = next.get(key) ?? 0n;
           let position = positionOf(next);
           const changes: Change[] = [];
+          let failure: unknown;
           for (const message of batch.messages) {
             const at = BigInt(message.offset);
             if (at < offset) {
@@ -280,7 +281,9 @@ export class DebeziumTopicsSource implements Source {
             try {
               decoded = decodeRecord(table, message, this.config, shapes);
             } catch (error) {
-              throw this.undecodable(error, batch.topic, batch.partition, message.offset);
+              // The records before it are applied first: the error leaves the log right before it.
+              failure = this.undecodable(error, batch.topic, batch.partition, message.offset);
+              break;
             }
             position += at + 1n - offset;
             offset = at + 1n;
@@ -293,7 +296,10 @@ export class DebeziumTopicsSource implements Source {
             }
           }
           // A batch of records applied earlier changes nothing.
-          if (offset === next.get(key)) continue;
+          if (offset === next.get(key)) {
+            if (failure) throw failure;
+            continue;
+          }
           next.set(key, offset);
           const offsets = new Map(next);
           const checkpoint = positionOf(offsets);
@@ -309,6 +315,7 @@ export class DebeziumTopicsSource implements Source {
             sourceRecord: { ...record, offsets: offsetsToJson(offsets) },
           } satisfies ChangeBatch;
           this.record = { ...record, offsets: offsetsToJson(offsets) };
+          if (failure) throw failure;
         } finally {
           item.done();
         }
