@@ -384,10 +384,12 @@ export class DebeziumTopicsSource implements Source {
     await consumer.run({
       autoCommit: false,
       eachBatchAutoResolve: false,
-      eachBatch: async ({ batch, heartbeat }) => {
+      eachBatch: async ({ batch, heartbeat, resolveOffset }) => {
         // Once follow has stopped, nothing waits for batches: kafkajs' disconnect waits for this handler.
         if (batch.isEmpty() || stopped.value) return;
         await new Promise<void>((resolve) => queue.push({ batch, done: resolve }));
+        // The next fetch starts after the batch (kafkajs' own position; nothing is committed here).
+        if (!stopped.value) resolveOffset(batch.lastOffset());
         await heartbeat().catch(() => undefined);
       },
     });
