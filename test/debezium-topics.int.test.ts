@@ -143,7 +143,6 @@ async function ingestUntilEqual(cfg: ResolvedConfig, table: string, path: string
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const result = await compare(table, path, await ingest(cfg));
-    console.log(JSON.stringify({ diff: result.diff, view: result.viewEqual, n: result.changes.length }).slice(0, 400));
     if (
       (result.diff.missing.length === 0 && result.diff.extra.length === 0 && result.viewEqual) ||
       Date.now() > deadline
