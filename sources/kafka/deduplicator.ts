@@ -14,10 +14,21 @@ export class Deduplicator {
   private readonly streamed = new Map<string, bigint>();
   private readonly reads = new Map<string, bigint>();
 
-  /** False when `change` repeats one seen before (and should be skipped). */
+  /** Rows whose last change was a delete. */
+  private readonly deleted = new Set<string>();
+
+  /**
+   * False when `change` repeats one seen before (and should be skipped). A flattened delete without
+   * an LSN (a tombstone) right after the row's delete (`delete.handling.mode=rewrite` sends both) is one.
+   */
   fresh(change: RecordChange): boolean {
-    if (change.lsn === null || change.key === null) return true;
+    if (change.key === null) return true;
     const id = `${change.table}\u0000${entityId(Object.values(change.key))}`;
+    if (change.op === 'd') {
+      if (change.lsn === null && this.deleted.has(id)) return false;
+      this.deleted.add(id);
+    } else this.deleted.delete(id);
+    if (change.lsn === null) return true;
     const map = change.op === 'r' ? this.reads : this.streamed;
     const last = map.get(id);
     if (last !== undefined && change.lsn <= last) return false;

@@ -5,12 +5,13 @@ import { Kafka, logLevel } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, inject, test } from 'vitest';
 import { resolveConfig } from '../framework/config.js';
 import { closeContainer, createContainer, DEFAULTS, TOKENS } from '../index.js';
-import { debeziumTopics } from '../sources/kafka/index.js';
+import { type DebeziumTopicsConfig, debeziumTopics } from '../sources/kafka/index.js';
 import { duckdb } from '../stores/duckdb/index.js';
-import { randomName, readChangeLog } from './helpers.js';
+import { randomName, readChangeLog, replay } from './helpers.js';
 
-// The debeziumTopics source's refusals, against the real broker with records written by hand in
-// Debezium's shape (JsonConverter without schemas).
+// The debeziumTopics source against the real broker, with records written by hand in Debezium's
+// shapes (JsonConverter without schemas; ExtractNewRecordState's flattened rows): what it refuses,
+// and the flattened form.
 
 const brokers = inject('kafkaBrokers');
 const kafka = new Kafka({ clientId: 'featureflow-test', brokers, logLevel: logLevel.NOTHING });
@@ -36,11 +37,17 @@ function insert(id: number, lsn: number) {
   };
 }
 
-async function ingest(prefix: string, path: string) {
+async function ingest(prefix: string, path: string, source: Partial<DebeziumTopicsConfig> = {}) {
   const config = resolveConfig(
     {
       logLevel: 'silent',
-      source: debeziumTopics({ brokers, topicPrefix: prefix, tables: ['public.items'], group: randomName('group') }),
+      source: debeziumTopics({
+        brokers,
+        topicPrefix: prefix,
+        tables: ['public.items'],
+        group: randomName('group'),
+        ...source,
+      }),
       store: duckdb({ path }),
     },
     DEFAULTS,
@@ -83,5 +90,49 @@ describe('the debeziumTopics source refuses what it cannot read', () => {
     );
     expect(error).toMatchObject({ code: 'FF_KAFKA_TOPIC_EMPTY' });
     expect((error as Error).message).toContain(`${prefix}.public.items`);
+  });
+
+  test('flattened records (ExtractNewRecordState): rows, deletes as __deleted rows or tombstones, unchanged TOAST filled', async () => {
+    const prefix = randomName('dbzflat');
+    const topic = `${prefix}.public.items`;
+    const path = join(mkdtempSync(join(tmpdir(), 'featureflow-dbzflat-')), 'featureflow.duckdb');
+    const row = (id: number, name: string, extra: object = {}) => ({
+      key: JSON.stringify({ id }),
+      value: JSON.stringify({
+        id,
+        name,
+        note: `note ${id}`,
+        __op: 'c',
+        __lsn: 100 + id,
+        __source_ts_ms: 1_700_000_000_000,
+        ...extra,
+      }),
+    });
+    await producer.send({
+      topic,
+      messages: [
+        row(1, 'one'),
+        row(2, 'two'),
+        row(3, 'three'),
+        // An update leaving note (TOASTed) alone; delete.handling.mode=rewrite (a row, then a tombstone); a delete as a bare tombstone.
+        row(1, 'ONE', { __op: 'u', __lsn: 200, note: '__debezium_unavailable_value' }),
+        row(2, 'two', { __op: 'd', __lsn: 201, __deleted: 'true' }),
+        { key: JSON.stringify({ id: 2 }), value: null },
+        { key: JSON.stringify({ id: 3 }), value: null },
+        // A duplicate of the update (Debezium after a connector restart).
+        row(1, 'ONE', { __op: 'u', __lsn: 200, note: '__debezium_unavailable_value' }),
+      ],
+    });
+    await ingest(prefix, path, { flattened: true, schemas: 'without' });
+    const { changes } = await readChangeLog(path);
+    expect(changes.map((c) => [c.op, c.key])).toEqual([
+      ['c', '{"id":1}'],
+      ['c', '{"id":2}'],
+      ['c', '{"id":3}'],
+      ['u', '{"id":1}'],
+      ['d', '{"id":2}'],
+      ['d', '{"id":3}'],
+    ]);
+    expect(replay(changes, 'public.items')).toEqual(new Map([['{"id":1}', { id: 1n, name: 'ONE', note: 'note 1' }]]));
   });
 });
