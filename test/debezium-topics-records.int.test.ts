@@ -1,6 +1,8 @@
-import { mkdtempSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
 import { Kafka, logLevel } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, inject, test } from 'vitest';
 import { resolveConfig } from '../framework/config.js';
@@ -135,4 +137,62 @@ describe('the debeziumTopics source refuses what it cannot read', () => {
     ]);
     expect(replay(changes, 'public.items')).toEqual(new Map([['{"id":1}', { id: 1n, name: 'ONE', note: 'note 1' }]]));
   });
+
+  test('through the CLI: ingest --until-caught-up resumes from the stored offsets, status shows them, teardown deletes only the group', async () => {
+    const prefix = randomName('dbzcli');
+    const topic = `${prefix}.public.items`;
+    const group = randomName('group');
+    const dir = mkdtempSync(join(tmpdir(), 'featureflow-dbzcli-'));
+    writeFileSync(
+      join(dir, 'featureflow.config.ts'),
+      [
+        `import { debeziumTopics, defineConfig } from ${JSON.stringify(resolve('dist/index.js'))};`,
+        `export default defineConfig({`,
+        `  source: debeziumTopics({ brokers: ${JSON.stringify(brokers)}, topicPrefix: '${prefix}', tables: ['public.items'], group: '${group}' }),`,
+        `  logLevel: 'warn',`,
+        `});`,
+      ].join('\n'),
+    );
+    await producer.send({ topic, messages: [insert(1, 100), insert(2, 200), insert(3, 300)] });
+    const first = await cli(['ingest', '--until-caught-up'], dir);
+    expect(first.code, first.stderr).toBe(0);
+    expect(first.stdout).toMatch(/3 changes applied/);
+    await producer.send({ topic, messages: [insert(4, 400)] });
+    const second = await cli(['ingest', '--until-caught-up'], dir);
+    expect(second.code, second.stderr).toBe(0);
+    expect(second.stdout).toMatch(/^1 changes? applied/m);
+
+    const status = await cli(['status', '--json'], dir);
+    expect(status.code, status.stderr).toBe(0);
+    const report = JSON.parse(status.stdout);
+    expect(report.source).toMatchObject({ kind: 'debezium-topics', lag: 0, lagUnit: 'records' });
+    expect(report.changeLog.tables).toEqual([{ table: 'public.items', changes: 4, byOp: { c: 4 } }]);
+
+    const teardown = await cli(['teardown', '--yes'], dir);
+    expect(teardown.code, teardown.stderr).toBe(0);
+    expect(teardown.stdout).toContain(`consumer group ${group}`);
+    const admin = kafka.admin();
+    await admin.connect();
+    const groups = (await admin.listGroups()).groups.map((g) => g.groupId);
+    const topics = await admin.listTopics();
+    await admin.disconnect();
+    expect(groups).not.toContain(group);
+    expect(topics).toContain(topic);
+  });
 });
+
+const run = promisify(execFile);
+
+/** The CLI as a user runs it, in `cwd`; its exit code and output. */
+async function cli(args: string[], cwd: string) {
+  try {
+    const { stdout, stderr } = await run(process.execPath, [resolve('bin/featureflow.js'), ...args], {
+      cwd,
+      timeout: 120_000,
+    });
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    const e = error as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
