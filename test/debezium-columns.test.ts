@@ -1,6 +1,7 @@
 import { describe, expect, test } from 'vitest';
 import type { ColumnSchema, Value } from '../framework/types.js';
-import { columnOfField, columnOfValue, declaredType, decodeValue } from '../sources/kafka/debezium-columns.js';
+import { columnOfField, columnOfValue, declaredType } from '../sources/kafka/debezium-columns.js';
+import { decodeValue } from '../sources/kafka/debezium-decode.js';
 import { parseExactJson } from '../sources/kafka/exact-json.js';
 import { columnSchema, columnValue, toJson } from '../stores/debezium/debezium-values.js';
 

@@ -1,5 +1,6 @@
 import type { Change, Op, Row } from '../../framework/types.js';
-import { type ConnectField, decodeValue, ValueError } from './debezium-columns.js';
+import type { ConnectField } from './debezium-columns.js';
+import { decodeValue, ValueError } from './debezium-decode.js';
 import type { Shape, TableShapes } from './debezium-shapes.js';
 import { parseExactJson } from './exact-json.js';
 

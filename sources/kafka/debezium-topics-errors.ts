@@ -1,4 +1,7 @@
-import { defineErrors } from '../../framework/errors.js';
+import { kafkaError } from '../../clients/kafka/index.js';
+import { defineErrors, FeatureflowError } from '../../framework/errors.js';
+import { RecordError } from './debezium-record.js';
+import type { ResolvedDebeziumTopicsConfig } from './debezium-topics-config.js';
 
 /** The Debezium-topics source's codes (connection losses are the Kafka client's `FF_KAFKA_*`). */
 export const DEBEZIUM_TOPICS_ERRORS = defineErrors({
@@ -19,3 +22,27 @@ export const DEBEZIUM_TOPICS_ERRORS = defineErrors({
     summary: 'the consumer group has other running members',
   },
 });
+
+/** Runs a kafkajs call, its errors translated (`what`: what was being done, for the message). */
+export async function kafkaCall<T>(
+  config: ResolvedDebeziumTopicsConfig,
+  what: string,
+  call: () => Promise<T>,
+): Promise<T> {
+  try {
+    return await call();
+  } catch (error) {
+    throw kafkaError(error, what, config.kafka.brokers);
+  }
+}
+
+/** A record that cannot be decoded, as the coded error naming it (other errors unchanged). */
+export function undecodable(error: unknown, topic: string, partition: number, offset: string): unknown {
+  if (!(error instanceof RecordError)) return error;
+  return new FeatureflowError(
+    'FF_KAFKA_RECORD_UNDECODABLE',
+    `record ${topic}/${partition}@${offset} cannot be read as a Debezium change: ${error.message}. ` +
+      'Everything before it is in the change log. Check the connector’s converter settings against schemas/flattened/columnTypes, ' +
+      'fix them and run again (the record is read again)',
+  );
+}

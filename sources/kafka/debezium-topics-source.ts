@@ -1,8 +1,7 @@
-import { randomBytes } from 'node:crypto';
 import { inject, injectable } from 'inversify';
-import type { Admin, Batch, Consumer, Kafka } from 'kafkajs';
+import type { Admin, Consumer, Kafka } from 'kafkajs';
 import type { Logger } from 'pino';
-import { createKafka, kafkaError } from '../../clients/kafka/index.js';
+import { createKafka } from '../../clients/kafka/index.js';
 import { AsyncQueue } from '../../framework/async-queue.js';
 import { FeatureflowError } from '../../framework/errors.js';
 import type {
@@ -17,7 +16,10 @@ import type {
 import { TOKENS } from '../../framework/tokens.js';
 import type { Change, ChangeBatch, Position, TableSchema } from '../../framework/types.js';
 import { Deduplicator } from './deduplicator.js';
-import { decodeRecord, RecordError, type RecordChange } from './debezium-record.js';
+import { type Fetched, startFetching } from './batch-fetcher.js';
+import { decodeRecord, type RecordChange } from './debezium-record.js';
+import { kafkaCall, undecodable } from './debezium-topics-errors.js';
+import { readFirstSchemas } from './first-schemas.js';
 import { TableShapes } from './debezium-shapes.js';
 import { DEBEZIUM_TOPICS_CONFIG, type ResolvedDebeziumTopicsConfig } from './debezium-topics-config.js';
 import { type Offsets, offsetsFromJson, offsetsToJson, positionOf, reached, tp } from './kafka-offsets.js';
@@ -30,13 +32,6 @@ interface TopicsRecord {
   readonly schemas: Readonly<Record<string, TableSchema>>;
   /** Offsets of the next records to read, as of the checkpoint (absent before the first stream batch). */
   readonly offsets?: Readonly<Record<string, string>>;
-}
-
-/** A Kafka batch handed from kafkajs' fetch loop to {@link DebeziumTopicsSource.follow}. */
-interface Fetched {
-  readonly batch: Batch;
-  /** Called once the batch is durable (or abandoned). */
-  readonly done: () => void;
 }
 
 /**
@@ -71,18 +66,10 @@ export class DebeziumTopicsSource implements Source {
   private async connectedAdmin(): Promise<Admin> {
     if (!this.admin) {
       const admin = this.kafka.admin();
-      await this.kafkaCall('connecting to Kafka', () => admin.connect());
+      await kafkaCall(this.config, 'connecting to Kafka', () => admin.connect());
       this.admin = admin;
     }
     return this.admin;
-  }
-
-  private async kafkaCall<T>(what: string, call: () => Promise<T>): Promise<T> {
-    try {
-      return await call();
-    } catch (error) {
-      throw kafkaError(error, what, this.config.kafka.brokers);
-    }
   }
 
   async prepare(options: PrepareOptions): Promise<PrepareResult> {
@@ -91,7 +78,13 @@ export class DebeziumTopicsSource implements Source {
     const known = previous?.schemas ?? {};
     const missing = this.config.streams.filter((s) => !known[s.table] || previous?.topics[s.table] !== s.topic);
     const schemas = { ...known };
-    for (const [table, schema] of await this.firstSchemas(missing.map((s) => s.table))) schemas[table] = schema;
+    for (const [table, schema] of await readFirstSchemas(
+      this.kafka,
+      await this.connectedAdmin(),
+      this.config,
+      missing.map((s) => s.table),
+    ))
+      schemas[table] = schema;
     const record: TopicsRecord =
       previous && missing.length === 0
         ? previous
@@ -110,95 +103,14 @@ export class DebeziumTopicsSource implements Source {
     };
   }
 
-  /**
-   * The schema of each table as its topic's first change record gives it (read with a throwaway
-   * consumer group): the log's first schema version, before any record is applied.
-   */
-  private async firstSchemas(tables: readonly string[]): Promise<Map<string, TableSchema>> {
-    const found = new Map<string, TableSchema>();
-    if (tables.length === 0) return found;
-    const admin = await this.connectedAdmin();
-    const topicOf = new Map(this.config.streams.map((s) => [s.topic, s.table]));
-    const existing = new Set(await this.kafkaCall('listing topics', () => admin.listTopics()));
-    for (const table of tables) {
-      const topic = this.topicOf(table);
-      const empty =
-        !existing.has(topic) ||
-        (await this.kafkaCall(`reading the offsets of ${topic}`, () => admin.fetchTopicOffsets(topic))).every(
-          (p) => p.high === p.low,
-        );
-      if (empty) {
-        throw new FeatureflowError(
-          'FF_KAFKA_TOPIC_EMPTY',
-          `topic ${topic} (table ${table}) ${existing.has(topic) ? 'holds no records' : 'does not exist'} on Kafka at ${this.config.kafka.brokers.join(',')}; ` +
-            'start the Debezium connector (it writes the table’s snapshot there first), or fix topicPrefix/topics, then run featureflow again',
-        );
-      }
-    }
-    const group = `${this.config.group}-schemas-${randomBytes(4).toString('hex')}`;
-    const consumer = this.kafka.consumer({ groupId: group, maxWaitTimeInMs: 200 });
-    const shapes = new TableShapes([], this.config.columnTypes);
-    const failed = new AsyncQueue<never>();
-    try {
-      await this.kafkaCall('reading the first records', async () => {
-        await consumer.connect();
-        await consumer.subscribe({ topics: tables.map((t) => this.topicOf(t)), fromBeginning: true });
-      });
-      await consumer.run({
-        eachMessage: async ({ topic, partition, message }) => {
-          const table = topicOf.get(topic)!;
-          if (found.has(table)) return;
-          try {
-            const changes = decodeRecord(table, message, this.config, shapes);
-            const change = changes.find((c) => c.op !== 't');
-            if (change) {
-              const schema = shapes.takeNew().find((s) => s.table === table);
-              if (schema) found.set(table, { table, columns: schema.columns, keyColumns: schema.keyColumns });
-            }
-          } catch (error) {
-            failed.fail(this.undecodable(error, topic, partition, message.offset));
-          }
-          if (tables.every((t) => found.has(t))) failed.end();
-        },
-      });
-      // Bounded: every topic holds a record; a topic of tombstones and truncates only never gives a schema.
-      const deadline = Date.now() + 60_000;
-      while (!failed.done && Date.now() < deadline) await failed.take(200);
-    } finally {
-      await consumer.disconnect().catch(() => undefined);
-      await admin.deleteGroups([group]).catch(() => undefined);
-    }
-    for (const table of tables) {
-      if (!found.has(table))
-        throw new FeatureflowError(
-          'FF_KAFKA_TOPIC_EMPTY',
-          `topic ${this.topicOf(table)} (table ${table}) holds no row change to take the table's columns from within 60 s; ` +
-            'start the Debezium connector with snapshot.mode=initial (or write a row), then run featureflow again',
-        );
-    }
-    return found;
-  }
-
-  private topicOf(table: string): string {
-    return this.config.streams.find((s) => s.table === table)!.topic;
-  }
-
-  private undecodable(error: unknown, topic: string, partition: number, offset: string): unknown {
-    if (!(error instanceof RecordError)) return error;
-    return new FeatureflowError(
-      'FF_KAFKA_RECORD_UNDECODABLE',
-      `record ${topic}/${partition}@${offset} cannot be read as a Debezium change: ${error.message}. ` +
-        'Everything before it is in the change log. Check the connector’s converter settings against schemas/flattened/columnTypes, ' +
-        'fix them and run again (the record is read again)',
-    );
-  }
-
   /** Every partition of the topics with its earliest and next-to-be-written offsets. */
   private async partitions(): Promise<{ key: string; topic: string; partition: number; low: bigint; high: bigint }[]> {
     const admin = await this.connectedAdmin();
     const out = [];
     for (const { topic } of this.config.streams) {
-      const offsets = await this.kafkaCall(`reading the offsets of ${topic}`, () => admin.fetchTopicOffsets(topic));
+      const offsets = await kafkaCall(this.config, `reading the offsets of ${topic}`, () =>
+        admin.fetchTopicOffsets(topic),
+      );
       for (const p of offsets)
         out.push({
           key: tp(topic, p.partition),
@@ -252,7 +164,15 @@ export class DebeziumTopicsSource implements Source {
     // applied again, only shown to the deduplicator, so that a duplicate Debezium sent of a change
     // applied in an earlier run is still recognised.
     const earliest: Offsets = new Map(partitions.map((p) => [p.key, p.low]));
-    const consumer = await this.startConsumer(earliest, queue, stopped);
+    const consumer = await startFetching(
+      this.kafka,
+      await this.connectedAdmin(),
+      this.config,
+      earliest,
+      queue,
+      stopped,
+    );
+    this.consumer = consumer;
     try {
       while (!options.signal?.aborted) {
         const item = await queue.take(200);
@@ -282,7 +202,7 @@ export class DebeziumTopicsSource implements Source {
               decoded = decodeRecord(table, message, this.config, shapes);
             } catch (error) {
               // The records before it are applied first: the error leaves the log right before it.
-              failure = this.undecodable(error, batch.topic, batch.partition, message.offset);
+              failure = undecodable(error, batch.topic, batch.partition, message.offset);
               break;
             }
             position += at + 1n - offset;
@@ -328,72 +248,6 @@ export class DebeziumTopicsSource implements Source {
       this.consumer = undefined;
       await consumer.disconnect().catch(() => undefined);
     }
-  }
-
-  /**
-   * A consumer of every topic, starting at `next`: the group's offsets are set to them first (so
-   * the fetch starts exactly there), and each fetched batch waits in `queue` until it is durable.
-   */
-  private async startConsumer(
-    next: Offsets,
-    queue: AsyncQueue<Fetched>,
-    stopped: { readonly value: boolean },
-  ): Promise<Consumer> {
-    const admin = await this.connectedAdmin();
-    const group = this.config.group;
-    for (const { topic } of this.config.streams) {
-      const partitions = [...next]
-        .filter(([key]) => key.slice(0, key.lastIndexOf(':')) === topic)
-        .map(([key, offset]) => ({
-          partition: Number(key.slice(key.lastIndexOf(':') + 1)),
-          offset: offset.toString(),
-        }));
-      try {
-        await admin.setOffsets({ groupId: group, topic, partitions });
-      } catch (error) {
-        if (
-          (error as { type?: string }).type === 'UNKNOWN_MEMBER_ID' ||
-          /running/i.test(String((error as Error).message))
-        )
-          throw new FeatureflowError(
-            'FF_KAFKA_GROUP_BUSY',
-            `consumer group ${group} has running members (another featureflow, or another consumer, uses it); stop them, or give this source a group of its own (group: …)`,
-            { cause: error },
-          );
-        throw kafkaError(error, `setting the offsets of group ${group}`, this.config.kafka.brokers);
-      }
-    }
-    const consumer = this.kafka.consumer({
-      groupId: group,
-      maxWaitTimeInMs: 100,
-      allowAutoTopicCreation: false,
-      maxBytesPerPartition: this.config.maxBatchBytes,
-    });
-    this.consumer = consumer;
-    consumer.on(consumer.events.CRASH, (event) => {
-      const error = event.payload.error;
-      if (!event.payload.restart)
-        queue.fail(
-          kafkaError(error, `reading ${this.config.streams.map((s) => s.topic).join(', ')}`, this.config.kafka.brokers),
-        );
-    });
-    await this.kafkaCall('subscribing to the Debezium topics', async () => {
-      await consumer.connect();
-      await consumer.subscribe({ topics: this.config.streams.map((s) => s.topic), fromBeginning: true });
-    });
-    await consumer.run({
-      autoCommit: false,
-      eachBatchAutoResolve: false,
-      eachBatch: async ({ batch, heartbeat, resolveOffset }) => {
-        // Once follow has stopped, nothing waits for batches: kafkajs' disconnect waits for this handler.
-        if (batch.isEmpty() || stopped.value) return;
-        await new Promise<void>((resolve) => queue.push({ batch, done: resolve }));
-        // The next fetch starts after the batch (kafkajs' own position; nothing is committed here).
-        if (!stopped.value) resolveOffset(batch.lastOffset());
-        await heartbeat().catch(() => undefined);
-      },
-    });
-    return consumer;
   }
 
   async currentPosition(): Promise<Position> {
@@ -444,7 +298,9 @@ export class DebeziumTopicsSource implements Source {
     if (record?.kind !== 'debezium-topics') return { dropped: [], leftAlone: topics };
     const group = (record as unknown as TopicsRecord).group;
     const admin = await this.connectedAdmin();
-    await this.kafkaCall(`deleting consumer group ${group}`, () => admin.deleteGroups([group])).catch(() => undefined);
+    await kafkaCall(this.config, `deleting consumer group ${group}`, () => admin.deleteGroups([group])).catch(
+      () => undefined,
+    );
     // The topics are Debezium's: never deleted.
     return { dropped: [`consumer group ${group}`], leftAlone: topics };
   }
