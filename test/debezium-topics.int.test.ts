@@ -9,7 +9,11 @@ import { entity, featureView, float64, int32, text, timestamp } from '../framewo
 import { closeContainer, createContainer, DEFAULTS, TOKENS } from '../index.js';
 import { type DebeziumTopicsConfig, debeziumTopics } from '../sources/kafka/index.js';
 import { duckdb } from '../stores/duckdb/index.js';
-import { type DebeziumConnect, startDebeziumConnect } from '../testing/debezium-connect.js';
+import {
+  type DebeziumConnect,
+  type DebeziumConnectOptions,
+  startDebeziumConnect,
+} from '../testing/debezium-connect.js';
 import { rowsOf } from './features-helpers.js';
 import { diffAgainstPostgres, pgClient, pgUrl, randomName, readChangeLog, replay } from './helpers.js';
 import { latestSchema } from './ingest-harness.js';
@@ -124,6 +128,20 @@ async function compare(table: string, path: string, view: Record<string, unknown
   return { diff, changes, viewEqual: JSON.stringify(actual, big) === JSON.stringify(expected, big) };
 }
 
+/** Debezium capturing `table` into topics `<prefix>.public.<table>`, with a slot and publication of its own. */
+async function startConnect(prefix: string, table: string, options: Partial<DebeziumConnectOptions>): Promise<void> {
+  const connect = await startDebeziumConnect({
+    brokers,
+    pgUrl: pgUrl(),
+    topicPrefix: prefix,
+    tables: [`public.${table}`],
+    slot: randomName('slot'),
+    publication: randomName('pub'),
+    ...options,
+  });
+  connects.push(connect);
+}
+
 /** No stored row holds Debezium's unchanged-TOAST placeholder: every one was filled. */
 function expectNoPlaceholder(changes: readonly { after: unknown }[]): void {
   expect(
@@ -194,16 +212,7 @@ describe('the debeziumTopics source reads real Debezium topics', () => {
     for (let id = 1; id <= 20; id++) await client.query(insert, [id, id]);
     await client.query(`INSERT INTO ${table} (id) VALUES (21)`);
 
-    const connect = await startDebeziumConnect({
-      brokers,
-      pgUrl: pgUrl(),
-      topicPrefix: prefix,
-      tables: [`public.${table}`],
-      slot: randomName('slot'),
-      publication: randomName('pub'),
-      pollIntervalMs: 100,
-    });
-    connects.push(connect);
+    await startConnect(prefix, table, { pollIntervalMs: 100 });
     // Writers run while Debezium snapshots: inserts, updates (some leaving the TOASTed t alone), deletes.
     for (let n = 0; n < 40; n++) {
       const id = 1 + (n % 25);
@@ -271,19 +280,12 @@ describe('the debeziumTopics source reads real Debezium topics', () => {
         `INSERT INTO ${table} VALUES ($1::int8, $1::int4, $1::int4 / 3.0, 'r' || $1::text, '2024-01-01 00:00:00.5', 9007199254740993)`,
         [id],
       );
-    const connect = await startDebeziumConnect({
-      brokers,
-      pgUrl: pgUrl(),
-      topicPrefix: prefix,
-      tables: [`public.${table}`],
-      slot: randomName('slot'),
-      publication: randomName('pub'),
+    await startConnect(prefix, table, {
       pollIntervalMs: 50,
       schemasEnable: false,
       // Small producer batches: the stream arrives in many Kafka batches, so the stop falls mid-stream.
       worker: { 'producer.batch.size': 512 },
     });
-    connects.push(connect);
     for (let n = 0; n < 120; n++) {
       const id = 1 + (n % 30);
       await client.query(
