@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { type IHeaders, Kafka, logLevel } from 'kafkajs';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, test } from 'vitest';
-import { resolveConfig, type ResolvedConfig } from '../framework/config.js';
+import { resolveConfig, type IngestConfig, type ResolvedConfig } from '../framework/config.js';
 import { entity, featureView, float64, int32, text, timestamp } from '../framework/features/index.js';
 import { closeContainer, createContainer, DEFAULTS, TOKENS } from '../index.js';
 import { type DebeziumTopicsConfig, debeziumTopics } from '../sources/kafka/index.js';
@@ -61,9 +61,11 @@ function config(
   path: string,
   group: string,
   source: Partial<DebeziumTopicsConfig> = { schemas: 'with' },
+  ingest: IngestConfig = {},
 ): ResolvedConfig {
   return resolveConfig(
     {
+      ingest,
       logLevel: process.env.FEATUREFLOW_TEST_LOG ?? 'silent',
       source: debeziumTopics({ brokers, topicPrefix: prefix, tables: [`public.${table}`], group, ...source }),
       store: duckdb({ path }),
@@ -296,12 +298,20 @@ describe('the debeziumTopics source reads real Debezium topics', () => {
       if (n % 9 === 8) await client.query(`DELETE FROM ${table} WHERE id = $1`, [id]);
     }
     // Without schemas, ts (MicroTimestamp µs) and i4 would read as int8: their types are declared.
-    const cfg = config(table, prefix, path, randomName('group'), {
-      schemas: 'without',
-      // Small fetches: the stream arrives in many batches, so the stop below falls mid-stream.
-      maxBatchBytes: 2048,
-      columnTypes: { [`public.${table}`]: { ts: 'timestamp', i4: 'int4' } },
-    });
+    const cfg = config(
+      table,
+      prefix,
+      path,
+      randomName('group'),
+      {
+        schemas: 'without',
+        // Small fetches: the stream arrives in many batches, so the stop below falls mid-stream.
+        maxBatchBytes: 2048,
+        columnTypes: { [`public.${table}`]: { ts: 'timestamp', i4: 'int4' } },
+      },
+      // Batches committing while later ones are served are bounded by twice this: the stop lands mid-stream.
+      { batchSize: 8 },
+    );
     // Wait for Debezium to have written every change (the last one is the 120th insert or update).
     const admin = kafka.admin();
     await admin.connect();
