@@ -375,7 +375,10 @@ describe('bytea, arrays, interval, time and timetz in native DuckDB columns', ()
         expect(types.get('tm')).toBe('TIME');
         expect(types.get('tmtz')).toBe('TIME WITH TIME ZONE');
         expect(types.get('iv')).toBe('INTERVAL');
-        expect(types.get('js')).toBe('VARCHAR');
+        expect(types.get('js')).toBe('JSON');
+        expect(types.get('jb')).toBe('JSON');
+        expect(types.get('a_js')).toBe('JSON[]');
+        expect(types.get('a_jb')).toBe('JSON[]');
         expect(types.get('a_i4')).toBe('INTEGER[]');
         expect(types.get('a_by')).toBe('BLOB[]');
         expect(types.get('a_iv')).toBe('INTERVAL[]');
