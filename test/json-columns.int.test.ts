@@ -154,4 +154,58 @@ describe('json and jsonb in DuckDB JSON columns', () => {
       db.close();
     }
   });
+  test('a change log written when json was stored as VARCHAR opens as it is, and ingests on into it', async () => {
+    const table = randomName('json_old');
+    const qualified = `public.${table}`;
+    await createTable(table);
+    await insertDocuments(table, 1);
+    const config = testConfig([table], { ingest: { heartbeatSeconds: 1 }, features: { views: [documentView(table)] } });
+    await ingest(config);
+    await insertDocuments(table, 101);
+    await ingest(config);
+    const storages = [snapshotStorageName(qualified), streamStorageName(qualified, 1)];
+    const db = await openDuckDB(config.store.config.path);
+    try {
+      // The earlier layout: the same text in VARCHAR columns.
+      for (const storage of storages)
+        for (const [column, type] of [
+          ['js', 'VARCHAR'],
+          ['jb', 'VARCHAR'],
+          ['a_js', 'VARCHAR[]'],
+          ['a_jb', 'VARCHAR[]'],
+        ])
+          await db.connection.run(`ALTER TABLE "${storage}" ALTER COLUMN ${column} TYPE ${type}`);
+    } finally {
+      db.close();
+    }
+
+    await insertDocuments(table, 201);
+    await client.query(
+      `UPDATE ${table} SET js = ' {"again" : [ 1 ]}', jb = '{"again": [1]}' WHERE id IN (1, 101, 201)`,
+    );
+    await client.query(`DELETE FROM ${table} WHERE id IN (2, 102)`);
+    const latest = await ingest(config);
+
+    const { diff, state } = await compareWithPostgres(client, config, table);
+    expect(diff).toEqual({ missing: [], extra: [] });
+    const oracle = await pgTexts(table);
+    const logged = new Map([...state.values()].map(({ id, ...values }) => [id as number, values]));
+    expect(logged.size).toBe(oracle.size);
+    for (const [id, want] of oracle) expect(logged.get(id), `row ${id}`).toEqual(want);
+    expect(new Map(latest.map((r) => [r.id as number, r.js]))).toEqual(
+      new Map([...oracle].map(([id, row]) => [id, row.js])),
+    );
+    const reopened = await openDuckDB(config.store.config.path, { readOnly: true });
+    try {
+      const types = (
+        await reopened.connection.runAndReadAll(
+          `SELECT data_type FROM information_schema.columns WHERE table_name = $1 AND column_name = 'js'`,
+          [storages[1]!],
+        )
+      ).getRows();
+      expect(types).toEqual([['VARCHAR']]);
+    } finally {
+      reopened.close();
+    }
+  });
 });
