@@ -6,7 +6,7 @@ import { closeContainer, createContainer, TOKENS } from '../index.js';
 import { snapshotStorageName, streamStorageName } from '../stores/duckdb/change-log/typed-layout.js';
 import { openDuckDB } from '../stores/duckdb/duckdb-database.js';
 import { rowsOf } from './features-helpers.js';
-import { pgClient, randomName, testConfig, type TestConfig } from './helpers.js';
+import { duckdbColumnTypes, pgClient, randomName, testConfig, type TestConfig } from './helpers.js';
 import { compareWithPostgres } from './ingest-harness.js';
 
 // json and jsonb are stored in DuckDB JSON columns. PostgreSQL is the oracle for their text: json
@@ -90,14 +90,33 @@ async function ingest(config: TestConfig): Promise<Record<string, unknown>[]> {
   }
 }
 
+/** A table of every document (ids 1…), snapshotted with the documents view. */
+async function snapshotDocuments(prefix: string) {
+  const table = randomName(prefix);
+  await createTable(table);
+  await insertDocuments(table, 1);
+  const config = testConfig([table], { ingest: { heartbeatSeconds: 1 }, features: { views: [documentView(table)] } });
+  await ingest(config);
+  return { table, qualified: `public.${table}`, config };
+}
+
+/**
+ * Checks that the change log's rows equal PostgreSQL's and each json value is PostgreSQL's text;
+ * returns PostgreSQL's texts and the logged rows, by id.
+ */
+async function expectPostgresTexts(config: TestConfig, table: string) {
+  const { diff, state } = await compareWithPostgres(client, config, table);
+  expect(diff).toEqual({ missing: [], extra: [] });
+  const oracle = await pgTexts(table);
+  const logged = new Map([...state.values()].map(({ id, ...values }) => [id as number, values]));
+  expect(logged.size).toBe(oracle.size);
+  for (const [id, want] of oracle) expect(logged.get(id), `row ${id}`).toEqual(want);
+  return { oracle, logged };
+}
+
 describe('json and jsonb in DuckDB JSON columns', () => {
   test('odd json (whitespace, duplicate keys, escapes, big numbers, deep nesting) comes back as PostgreSQL wrote it, from snapshot and stream', async () => {
-    const table = randomName('json_docs');
-    const qualified = `public.${table}`;
-    await createTable(table);
-    await insertDocuments(table, 1);
-    const config = testConfig([table], { ingest: { heartbeatSeconds: 1 }, features: { views: [documentView(table)] } });
-    await ingest(config);
+    const { table, qualified, config } = await snapshotDocuments('json_docs');
 
     // The stream: the same documents again, and updates swapping documents between rows.
     await insertDocuments(table, 101);
@@ -107,12 +126,7 @@ describe('json and jsonb in DuckDB JSON columns', () => {
     await client.query(`UPDATE ${table} SET js = '  [ "updated" ,1 ]' WHERE id = 105`);
     const latest = await ingest(config);
 
-    const { diff, state } = await compareWithPostgres(client, config, table);
-    expect(diff).toEqual({ missing: [], extra: [] });
-    const oracle = await pgTexts(table);
-    const logged = new Map([...state.values()].map(({ id, ...values }) => [id as number, values]));
-    expect(logged.size).toBe(oracle.size);
-    for (const [id, want] of oracle) expect(logged.get(id), `row ${id}`).toEqual(want);
+    const { oracle, logged } = await expectPostgresTexts(config, table);
     // PostgreSQL's json text is what was written: documents no update touched, snapshot and stream.
     for (const [i, { json }] of DOCUMENTS.entries()) {
       if (i >= 2) expect(logged.get(1 + i)!.js).toBe(json);
@@ -128,14 +142,7 @@ describe('json and jsonb in DuckDB JSON columns', () => {
     const db = await openDuckDB(config.store.config.path, { readOnly: true });
     try {
       for (const storage of [snapshotStorageName(qualified), streamStorageName(qualified, 1)]) {
-        const types = new Map(
-          (
-            await db.connection.runAndReadAll(
-              'SELECT column_name, data_type FROM information_schema.columns WHERE table_name = $1',
-              [storage],
-            )
-          ).getRows() as [string, string][],
-        );
+        const types = await duckdbColumnTypes(db.connection, storage);
         expect([types.get('js'), types.get('jb'), types.get('a_js'), types.get('a_jb')]).toEqual([
           'JSON',
           'JSON',
@@ -154,13 +161,9 @@ describe('json and jsonb in DuckDB JSON columns', () => {
       db.close();
     }
   });
+
   test('a change log written when json was stored as VARCHAR opens as it is, and ingests on into it', async () => {
-    const table = randomName('json_old');
-    const qualified = `public.${table}`;
-    await createTable(table);
-    await insertDocuments(table, 1);
-    const config = testConfig([table], { ingest: { heartbeatSeconds: 1 }, features: { views: [documentView(table)] } });
-    await ingest(config);
+    const { table, qualified, config } = await snapshotDocuments('json_old');
     await insertDocuments(table, 101);
     await ingest(config);
     const storages = [snapshotStorageName(qualified), streamStorageName(qualified, 1)];
@@ -186,28 +189,18 @@ describe('json and jsonb in DuckDB JSON columns', () => {
     await client.query(`DELETE FROM ${table} WHERE id IN (2, 102)`);
     const latest = await ingest(config);
 
-    const { diff, state } = await compareWithPostgres(client, config, table);
-    expect(diff).toEqual({ missing: [], extra: [] });
-    const oracle = await pgTexts(table);
-    const logged = new Map([...state.values()].map(({ id, ...values }) => [id as number, values]));
-    expect(logged.size).toBe(oracle.size);
-    for (const [id, want] of oracle) expect(logged.get(id), `row ${id}`).toEqual(want);
+    const { oracle } = await expectPostgresTexts(config, table);
     expect(new Map(latest.map((r) => [r.id as number, r.js]))).toEqual(
       new Map([...oracle].map(([id, row]) => [id, row.js])),
     );
     const reopened = await openDuckDB(config.store.config.path, { readOnly: true });
     try {
-      const types = (
-        await reopened.connection.runAndReadAll(
-          `SELECT data_type FROM information_schema.columns WHERE table_name = $1 AND column_name = 'js'`,
-          [storages[1]!],
-        )
-      ).getRows();
-      expect(types).toEqual([['VARCHAR']]);
+      expect((await duckdbColumnTypes(reopened.connection, storages[1]!)).get('js')).toBe('VARCHAR');
     } finally {
       reopened.close();
     }
   });
+
   test('a jsonb key: updates leaving a TOASTed value unchanged find their row in the JSON column, snapshot and stream', async () => {
     const table = randomName('json_keys');
     await client.query(`CREATE TABLE ${table} (k jsonb PRIMARY KEY, n int, big text)`);
