@@ -37,6 +37,12 @@ export * from './framework/features/index.js';
 export type { BatchInfo, IngestOptions, IngestResult } from './framework/ingest/ingest-engine.js';
 export { postgres, POSTGRES_ERRORS, type PostgresAdapter, type PostgresConfig } from './sources/postgres/index.js';
 export {
+  debeziumTopics,
+  DEBEZIUM_TOPICS_ERRORS,
+  type DebeziumTopicsAdapter,
+  type DebeziumTopicsConfig,
+} from './sources/kafka/index.js';
+export {
   duckdb,
   DUCKDB_ERRORS,
   DuckDBOfflineStore,

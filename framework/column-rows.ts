@@ -15,9 +15,10 @@ import type { ColumnSchema } from './types.js';
  *   µs since midnight, 24:00:00 included), `timetz` (one int64: the µs since midnight times 2^24
  *   plus {@link TIMETZ_OFFSET_MAX} minus the zone's offset east of UTC in seconds) and `interval`
  *   (16 bytes: int32 months, int32 days, int64 µs);
- * - `text`: UTF-8 bytes of the value as the source's Value form has it (text, enum, json and jsonb
- *   text); `plain-text`: the same for values whose JSON form needs no escaping (numeric, uuid);
- *   `bytes`: a bytea's bytes;
+ * - `text`: UTF-8 bytes of the value as the source's Value form has it (text, enum); `json`: the
+ *   same for a JSON document's text (json exactly as written, jsonb as the source normalises it),
+ *   which a store may keep in a JSON type; `plain-text`: the same for values whose JSON form needs no
+ *   escaping (numeric, uuid); `bytes`: a bytea's bytes;
  * - `list`: a one-dimensional array, its elements one after another in the layout of the element type
  *   ({@link ListColumn});
  * - `value`: anything else (a float in a key), as the JSON text of its Value (`encodeValue`).
@@ -37,6 +38,7 @@ export type ColumnKind =
   | 'timetz'
   | 'interval'
   | 'text'
+  | 'json'
   | 'plain-text'
   | 'bytes'
   | 'list'
@@ -61,8 +63,8 @@ const SCALAR_KINDS: Readonly<Record<string, ColumnKind>> = {
   interval: 'interval',
   text: 'text',
   enum: 'text',
-  json: 'text',
-  jsonb: 'text',
+  json: 'json',
+  jsonb: 'json',
   numeric: 'plain-text',
   uuid: 'plain-text',
   bytea: 'bytes',
@@ -128,9 +130,9 @@ export interface FixedColumn {
   readonly overrides: ReadonlyMap<number, string> | undefined;
 }
 
-/** A `text`, `plain-text` or `bytes` column: row i is `bytes[offsets[i], offsets[i + 1])`. */
+/** A `text`, `json`, `plain-text` or `bytes` column: row i is `bytes[offsets[i], offsets[i + 1])`. */
 export interface TextColumn {
-  readonly kind: 'text' | 'plain-text' | 'bytes';
+  readonly kind: 'text' | 'json' | 'plain-text' | 'bytes';
   readonly bytes: Uint8Array;
   /** `length + 1` offsets into `bytes`. */
   readonly offsets: Int32Array;

@@ -197,7 +197,8 @@ function listReader(column: ColumnSchema, data: ListColumn): ColumnReader {
 
 /** A reader of one column of column-wise rows. */
 export function columnReader(column: ColumnSchema, data: RowColumn): ColumnReader {
-  if (data.kind === 'text' || data.kind === 'plain-text' || data.kind === 'bytes') return textReader(data);
+  // text, json, plain-text and bytes: the layouts of bytes and offsets.
+  if ('bytes' in data) return textReader(data);
   if (data.kind === 'list') return listReader(column, data);
   if (data.kind === 'value') {
     const decode = valueDecoder(column);

@@ -180,6 +180,12 @@ export interface ChangeBatch {
    * reads them again ({@link ChangeLogState}'s `rereads`), by table the columns that caused it.
    */
   readonly rereads?: Readonly<Record<string, readonly string[]>>;
+  /**
+   * What the source records of where it stands beyond the position (e.g. a Kafka offset per
+   * partition), on a complete batch: the store keeps it as the source record, committed with the
+   * checkpoint in the same transaction, and {@link PrepareOptions}' `record` hands it back.
+   */
+  readonly sourceRecord?: Readonly<Record<string, unknown>>;
 }
 
 /** What marks a batch of a snapshot. */

@@ -10,6 +10,7 @@ import { POSTGRES_PREDICTIONS_ERRORS } from '../stores/postgres/postgres-predict
 import { TFJS_ERRORS } from '../scorers/tfjs/tfjs-errors.js';
 import { KAFKA_ERRORS } from '../clients/kafka/kafka-errors.js';
 import { KAFKA_BUS_ERRORS } from '../stores/kafka/kafka-bus-errors.js';
+import { DEBEZIUM_TOPICS_ERRORS } from '../sources/kafka/debezium-topics-errors.js';
 import { DIGITS_ERRORS } from '../features/digits/digits-errors.js';
 
 // The catalogues (the framework's in framework/errors.ts, each adapter's in its <name>-errors.ts) and
@@ -25,6 +26,7 @@ const CATALOGUES: Record<string, ErrorCatalog> = {
   'scorers/tfjs/tfjs-errors.ts': TFJS_ERRORS,
   'clients/kafka/kafka-errors.ts': KAFKA_ERRORS,
   'stores/kafka/kafka-bus-errors.ts': KAFKA_BUS_ERRORS,
+  'sources/kafka/debezium-topics-errors.ts': DEBEZIUM_TOPICS_ERRORS,
   'features/digits/digits-errors.ts': DIGITS_ERRORS,
 };
 /** Every declared code → its meaning. */

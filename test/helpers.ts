@@ -4,6 +4,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import pg from 'pg';
+import type { DuckDBConnection } from '@duckdb/node-api';
 import { inject } from 'vitest';
 import { resolveConfig, type FeatureflowConfig, type ResolvedConfig } from '../framework/config.js';
 import { DEFAULTS } from '../index.js';
@@ -219,6 +220,15 @@ async function diffText(client: pg.Client, a: string, b: string, names: string[]
        EXCEPT ALL SELECT (y.*)::text FROM (SELECT ${names.join(', ')} FROM ${b}) y) d`,
   );
   return rows.map((r) => r.r as string);
+}
+
+/** The DuckDB type of each column of a table (`information_schema`'s `data_type`), by column name. */
+export async function duckdbColumnTypes(connection: DuckDBConnection, table: string): Promise<Map<string, string>> {
+  const rows = await connection.runAndReadAll(
+    'SELECT column_name, data_type FROM information_schema.columns WHERE table_name = $1',
+    [table],
+  );
+  return new Map(rows.getRows() as [string, string][]);
 }
 
 /** Waits until `check` returns true, polling; fails with `what` after `timeoutMs`. */

@@ -15,11 +15,11 @@ import { SnapshotColumnsBuilder } from '../sources/postgres/snapshot-columns.js'
 import { encodeKey } from '../stores/duckdb/change-log/log-keys.js';
 import { snapshotStorageName, streamStorageName } from '../stores/duckdb/change-log/typed-layout.js';
 import { openDuckDB } from '../stores/duckdb/duckdb-database.js';
-import { pgClient, randomName, testConfig, type TestConfig } from './helpers.js';
+import { duckdbColumnTypes, pgClient, randomName, testConfig, type TestConfig } from './helpers.js';
 import { afterEachApply, compareWithPostgres, ingestUntilCaughtUp } from './ingest-harness.js';
 
-// bytea, arrays, interval, time and timetz travel column-wise (bytes and offsets, a list's elements in
-// their own layout, fixed-width words) into BLOB, LIST, INTERVAL, TIME and TIMETZ columns; values a
+// bytea, arrays, interval, time, timetz and json travel column-wise (bytes and offsets, a list's elements
+// in their own layout, fixed-width words) into BLOB, LIST, INTERVAL, TIME, TIMETZ and JSON columns; values a
 // native column cannot hold exactly (arrays of more dimensions, a float's -0 or a date DuckDB cannot
 // hold inside an array) are JSON overrides. PostgreSQL is the oracle for the rebuilt state; the JSON
 // path (`rowEncoder`, `encodeKey`) is the oracle, byte for byte, for what the `change_log` view prints.
@@ -363,19 +363,15 @@ describe('bytea, arrays, interval, time and timetz in native DuckDB columns', ()
     const db = await openDuckDB(config.store.config.path, { readOnly: true });
     try {
       for (const storage of [snapshotStorageName(qualified), streamStorageName(qualified, 1)]) {
-        const types = new Map(
-          (
-            await db.connection.runAndReadAll(
-              'SELECT column_name, data_type FROM information_schema.columns WHERE table_name = $1',
-              [storage],
-            )
-          ).getRows() as [string, string][],
-        );
+        const types = await duckdbColumnTypes(db.connection, storage);
         expect(types.get('by')).toBe('BLOB');
         expect(types.get('tm')).toBe('TIME');
         expect(types.get('tmtz')).toBe('TIME WITH TIME ZONE');
         expect(types.get('iv')).toBe('INTERVAL');
-        expect(types.get('js')).toBe('VARCHAR');
+        expect(types.get('js')).toBe('JSON');
+        expect(types.get('jb')).toBe('JSON');
+        expect(types.get('a_js')).toBe('JSON[]');
+        expect(types.get('a_jb')).toBe('JSON[]');
         expect(types.get('a_i4')).toBe('INTEGER[]');
         expect(types.get('a_by')).toBe('BLOB[]');
         expect(types.get('a_iv')).toBe('INTERVAL[]');

@@ -577,8 +577,8 @@ describe('stream storage: typed stream tables and _changes, read through change_
         ['iv', 'INTERVAL'],
         ['iv__json', 'VARCHAR'],
         ['u', 'VARCHAR'],
-        ['js', 'VARCHAR'],
-        ['jb', 'VARCHAR'],
+        ['js', 'JSON'],
+        ['jb', 'JSON'],
         ['a_i8', 'BIGINT[]'],
         ['a_i8__json', 'VARCHAR'],
         ['a_t', 'VARCHAR[]'],
@@ -833,7 +833,7 @@ describe('stream storage: typed stream tables and _changes, read through change_
           ],
           3: ['id:INTEGER', 'a:INTEGER', 'b:VARCHAR', 'd:TIMESTAMP WITH TIME ZONE', 'd__json:VARCHAR'],
           4: ['id:INTEGER', 'a:BIGINT', 'b:VARCHAR', 'd:TIMESTAMP WITH TIME ZONE', 'd__json:VARCHAR'],
-          5: ['id:INTEGER', 'a:BIGINT', 'b:VARCHAR', 'd:TIMESTAMP WITH TIME ZONE', 'd__json:VARCHAR', 'e:VARCHAR'],
+          5: ['id:INTEGER', 'a:BIGINT', 'b:VARCHAR', 'd:TIMESTAMP WITH TIME ZONE', 'd__json:VARCHAR', 'e:JSON'],
         }[version],
       );
     }

@@ -448,6 +448,7 @@ function scalarWriter(
 ): ElementWriter {
   switch (kind) {
     case 'text':
+    case 'json':
       // A server encoding other than UTF-8 sends text in that encoding: decode as the stream does.
       if (!utf8Server) return new TextWriter(kind, capacity, undefined, decode);
       return new TextWriter(

@@ -259,6 +259,9 @@ export class DuckDBChangeLog implements ChangeLog {
           ]);
         for (const table of Object.keys(batch.rereads ?? {}))
           await c.run('INSERT OR REPLACE INTO _table_starts VALUES ($1, NULL)', [table]);
+        // The source's own progress (e.g. Kafka offsets) commits with the checkpoint: exactly once.
+        if (batch.sourceRecord)
+          await c.run('UPDATE _checkpoint SET source = $1 WHERE id = 1', [JSON.stringify(batch.sourceRecord)]);
         // Left open, a later complete batch's commit (and checkpoint) makes this one durable with it.
         if (options.commit !== false) {
           // One round trip, no prepared statement: this ends every batch. A failed UPDATE skips the COMMIT.

@@ -102,6 +102,8 @@ SELECT k AS key, row FROM counted, range(n) WHERE n > 0`;
  * written to it: snapshots as JSON (no `_snapshot_tables.storage`), typed tables without float
  * overrides and stream tables (no `_stream_tables`), or typed tables holding bytea, arrays, intervals
  * and times as JSON text (VARCHAR), which this version stores natively (BLOB, LIST, INTERVAL, TIME).
+ * Typed tables holding json and jsonb as VARCHAR are read and written as they are: a JSON column holds
+ * the same text, and the appender copies strings into either alike.
  */
 export async function checkLayout(c: DuckDBConnection, path: string): Promise<void> {
   const rows = (

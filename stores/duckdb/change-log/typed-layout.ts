@@ -17,6 +17,7 @@ import {
   UINTEGER,
   UTINYINT,
   VARCHAR,
+  DuckDBVarCharType,
   type DuckDBType,
 } from '@duckdb/node-api';
 import { columnKind, elementKind, type ColumnKind } from '../../../framework/column-rows.js';
@@ -25,6 +26,23 @@ import { quoteIdent } from '../duckdb-database.js';
 
 /** Rows per DuckDB data chunk (DuckDB's vector size). */
 export const CHUNK_ROWS = 2048;
+
+/**
+ * DuckDB's JSON type: a VARCHAR under the alias `JSON` (the json extension, built into the node
+ * bindings). Its name in SQL is `JSON` (the node API prints an aliased type by its base type). The
+ * appender copies strings into a JSON column as they are, without parsing them: json keeps its text
+ * exactly (whitespace, key order, duplicate keys), and a value DuckDB's parser would refuse (a lone
+ * surrogate escape `"\ud800"`, which PostgreSQL's json accepts) is kept too, failing only the JSON
+ * functions called on it.
+ */
+export const JSON_TYPE: DuckDBType = new (class extends DuckDBVarCharType {
+  constructor() {
+    super('JSON');
+  }
+  override toString(): string {
+    return 'JSON';
+  }
+})();
 
 /**
  * The DuckDB type of each layout but `list` (a LIST of its element's type). DuckDB's TIME, TIMETZ and
@@ -46,6 +64,7 @@ const DUCKDB_TYPES: Readonly<Record<Exclude<ColumnKind, 'list'>, DuckDBType>> = 
   timetz: TIMETZ,
   interval: INTERVAL,
   text: VARCHAR,
+  json: JSON_TYPE,
   'plain-text': VARCHAR,
   bytes: BLOB,
   value: VARCHAR,

@@ -89,6 +89,9 @@ function jsonOf(kind: ColumnKind, c: string, asKey: boolean, element?: ColumnKin
       return `'"' || strftime(make_timestamp(epoch_us(${c})), '%Y-%m-%dT%H:%M:%S.%fZ') || '"'`;
     case 'text':
       return jsonStringOf(c);
+    case 'json':
+      // A JSON document's Value is its text, quoted as a JSON string like any text.
+      return jsonStringOf(`CAST(${c} AS VARCHAR)`);
     case 'plain-text':
       return `'"' || ${c} || '"'`;
     case 'bytes':
@@ -193,7 +196,9 @@ export function keyPrefilter(schema: TableSchema, keys: readonly Row[]): string 
     const kind = columnKind(column);
     const literals = new Set<string>();
     for (const key of keys) literals.add(nativeLiteral(kind, key[name]) ?? '');
-    if (keys.length > 0 && !literals.has('')) return `${quoteIdent(name)} IN (${[...literals].join(', ')})`;
+    // A JSON column is compared as text: a literal would be cast to JSON, not the column to text.
+    const target = kind === 'json' ? `CAST(${quoteIdent(name)} AS VARCHAR)` : quoteIdent(name);
+    if (keys.length > 0 && !literals.has('')) return `${target} IN (${[...literals].join(', ')})`;
   }
   return undefined;
 }
@@ -211,6 +216,7 @@ function nativeLiteral(kind: ColumnKind, value: Value | undefined): string | und
     case 'bool':
       return typeof value === 'boolean' ? String(value) : undefined;
     case 'text':
+    case 'json':
     case 'plain-text':
       return typeof value === 'string' ? quoteLiteral(value) : undefined;
     default:

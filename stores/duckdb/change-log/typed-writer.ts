@@ -92,6 +92,7 @@ export class TypedTableWriter {
             }
             break;
           case 'text':
+          case 'json':
           case 'plain-text':
           case 'bytes':
             this.appendText(vector, column, start, n, validity);
