@@ -303,6 +303,26 @@ describe('the DuckDB prediction sink', () => {
 });
 
 describe('the PostgreSQL prediction sink', () => {
+  test('a change of a row at the position of its snapshot read (committed after it) replaces the read’s prediction; a replay of the read does not', async () => {
+    const { sink, read } = await SINKS.postgres!();
+    await sink.open();
+    const snapshotRead = prediction(5, 50n, 1);
+    const change = { ...prediction(5, 50n, 2), commitTime: snapshotRead.commitTime + 7n };
+    await sink.write([snapshotRead], 50n);
+    await sink.write([change], 51n);
+    await sink.write([snapshotRead], 51n);
+    expect((await read()).newest.get('5')).toEqual({ digit: 2, position: 50n });
+    // In one write, too: the later commit wins.
+    await sink.write(
+      [
+        { ...change, key: [6] },
+        { ...snapshotRead, key: [6] },
+      ],
+      51n,
+    );
+    expect((await read()).newest.get('6')).toEqual({ digit: 2, position: 50n });
+  });
+
   test('creates the table in the default layout and writes one round trip per write', async () => {
     const table = randomName('digit_predictions');
     const client = await pgClient();

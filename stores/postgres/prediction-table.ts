@@ -188,14 +188,21 @@ export function upsertSql(config: ResolvedPostgresPredictionsConfig, layout: Tab
   )
   SELECT count(*)::int AS written FROM up`;
   }
+  // Newer: a later position, or (where the table keeps the commit time) the same position committed
+  // later: a change of a row whose record starts at the snapshot's very position, after its read.
+  const commit = layout.columns.find((c) => c.field === 'commit_time');
+  const time = commit && quoteIdent(commit.name);
+  const newer = time
+    ? `excluded.${position} > t.${position} OR (excluded.${position} = t.${position} AND excluded.${time} > t.${time})`
+    : `excluded.${position} > t.${position}`;
   return `WITH u AS (
     SELECT ${casts}, _ff_ord FROM unnest(${inputs}) WITH ORDINALITY AS x(${aliases}, _ff_ord)
   ), n AS (
-    SELECT DISTINCT ON (${keys.join(', ')}) * FROM u ORDER BY ${keys.join(', ')}, ${position} DESC, _ff_ord DESC
+    SELECT DISTINCT ON (${keys.join(', ')}) * FROM u ORDER BY ${keys.join(', ')}, ${position} DESC, ${time ? `${time} DESC, ` : ''}_ff_ord DESC
   ), up AS (
     INSERT INTO ${quoteTable(config.table)} AS t (${q.join(', ')}) SELECT ${q.join(', ')} FROM n
       ON CONFLICT (${keys.join(', ')}) DO UPDATE SET ${updates}
-      WHERE t.${position} IS NULL OR excluded.${position} > t.${position}
+      WHERE t.${position} IS NULL OR ${newer}
       RETURNING 1
   ), wm AS (
     ${advanceWatermarkSql(wm, n + 1, n + 2)}
