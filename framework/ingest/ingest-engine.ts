@@ -274,6 +274,9 @@ export class IngestEngine {
           // Batches still committing hold the log's newest images of their rows.
           if (batch.changes.some((c) => c.unchangedToast)) await committing.settle();
           await committing.add({ batch, features: await this.serveBatch(batch) });
+          // The stream is about to end (caught up, or stopped): confirm while it can still tell the source.
+          if (signal?.aborted || (until !== undefined && batch.complete && batch.checkpoint >= until))
+            await committing.settle();
           applied += batch.size;
           backoff.reset();
           if (batch.rereads) {
