@@ -37,7 +37,7 @@ const joined = (text: string | string[] | undefined) => (Array.isArray(text) ? t
 async function ensureKernel(): Promise<void> {
   const listed = await run(PYTHON, ['-m', 'jupyter', 'kernelspec', 'list', '--json']).catch((error) => {
     throw new Error(
-      `Jupyter is missing (${(error as Error).message.split('\n')[0]}); install Debian's jupyter-nbconvert python3-nbclient python3-ipykernel (bash .ci/run does)`,
+      `Jupyter is missing (${(error as Error).message.split('\n')[0]}); install Debian's jupyter-nbconvert python3-nbclient python3-ipykernel jupyter-client (bash .ci/run does)`,
     );
   });
   const specs = JSON.parse(listed.stdout).kernelspecs as Record<string, unknown>;
