@@ -16,7 +16,8 @@ import { connect, tempDir, withCluster } from './lib/cluster.js';
 import { startReceiptChild, type Receipt, type ReceiptResult } from './lib/receipt-child.js';
 import { startServeChild } from './lib/serve-child.js';
 import { pointsTableDdl, trainModel } from './lib/serve-fixture.js';
-import { monotonicMs, percentile } from './lib/stats.js';
+import { type PacedInsert, pacedInserts } from './lib/paced-inserts.js';
+import { percentile } from './lib/stats.js';
 import { benchResult, type BenchResult } from './lib/types.js';
 
 const RATES = [100, 1000];
@@ -30,32 +31,13 @@ const DRAIN_MS = 2000;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/**
- * Commits `rate`/s single-row inserts with ids from `firstId` for `seconds`, noting in `committed`
- * (indexed by id) when each COMMIT returned; returns the next id.
- */
-async function pacedInserts(
-  client: pg.Client,
-  table: string,
-  committed: number[],
-  firstId: number,
-  rate: number,
-  seconds: number,
-): Promise<number> {
-  const n = Math.round(rate * seconds);
-  const interval = 1000 / rate;
-  const start = monotonicMs();
-  for (let i = 0; i < n; i++) {
-    const ahead = start + i * interval - monotonicMs();
-    if (ahead >= 1) await sleep(ahead);
-    await client.query({
-      name: `bench-serve-insert-${table}`,
-      text: `INSERT INTO ${table} (id, x, y) VALUES ($1, $2, $3)`,
-      values: [firstId + i, Math.random() - 0.5, Math.random() - 0.5],
-    });
-    committed[firstId + i] = monotonicMs();
-  }
-  return firstId + n;
+/** A row of the points table with random features. */
+function pointInsert(table: string): PacedInsert {
+  return {
+    name: `bench-serve-insert-${table}`,
+    text: `INSERT INTO ${table} (id, x, y) VALUES ($1, $2, $3)`,
+    values: (id) => [id, Math.random() - 0.5, Math.random() - 0.5],
+  };
 }
 
 interface Phase {
@@ -72,12 +54,12 @@ async function writeAll(
   receiver: BenchChild<unknown, ReceiptResult>,
 ): Promise<{ phases: Phase[]; committed: number[]; receipts: Receipt[] }> {
   const committed: number[] = [];
-  let next = await pacedInserts(client, table, committed, 1, WARMUP_RATE, WARMUP_SECONDS);
+  let next = await pacedInserts(client, pointInsert(table), committed, 1, WARMUP_RATE, WARMUP_SECONDS);
   const phases: Phase[] = [];
   for (const rate of RATES) {
     await sleep(300);
     const from = next;
-    next = await pacedInserts(client, table, committed, from, rate, SECONDS);
+    next = await pacedInserts(client, pointInsert(table), committed, from, rate, SECONDS);
     phases.push({ rate, from, to: next });
   }
   await sleep(DRAIN_MS);
