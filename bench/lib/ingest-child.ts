@@ -11,6 +11,7 @@ import {
   closeContainer,
   createContainer,
   DuckDBOfflineStore,
+  debezium,
   duckdb,
   openOfflineStore,
   postgres,
@@ -40,6 +41,8 @@ export interface ChildSpec {
   exportPath?: string;
   /** `export`: DuckDB's COPY instead of featureflow's export. */
   reference?: boolean;
+  /** Also publish the change log's changes as Debezium records to these brokers under this topic prefix. */
+  debezium?: { brokers: string[]; topicPrefix: string };
 }
 
 /** What a child reports at the end. */
@@ -82,6 +85,7 @@ async function main(spec: ChildSpec): Promise<ChildResult> {
     }),
     store: duckdb({ path: spec.storePath! }),
     ingest: spec.ingest,
+    ...(spec.debezium ? { publish: debezium(spec.debezium) } : {}),
     ...(spec.digits ? { features: { views: [defineDigitsView(spec.digits)] } } : {}),
     logLevel: process.env.FEATUREFLOW_LOG_LEVEL ?? 'warn',
   });

@@ -1,12 +1,14 @@
 /**
  * A client that notes when each committed row reaches it, in a process of its own (started by
  * {@link startReceiptChild}): `sse` reads `GET /predictions/stream` of a serve process; `raw` is a
- * bare pg-logical-replication subscriber (text pgoutput, as bench/latency.ts's reference). Each
+ * bare pg-logical-replication subscriber (text pgoutput, as bench/latency.ts's reference); `kafka`
+ * consumes a topic of Debezium records (keys `{id}`, or `{schema, payload: {id}}` with schemas). Each
  * receipt is the row's id and the instant it arrived on the machine-wide monotonic clock, which the
  * writer in another process reads too. `ready` once subscribed; `stop` ends it.
  */
 import { request } from 'node:http';
 import { fileURLToPath } from 'node:url';
+import { Kafka, logLevel } from 'kafkajs';
 import { LogicalReplicationService, PgoutputPlugin, type Pgoutput } from 'pg-logical-replication';
 import { startBenchChild, type BenchChild } from './bench-child.js';
 import { emit, runChild } from './child-io.js';
@@ -14,7 +16,8 @@ import { monotonicMs } from './stats.js';
 
 export type ReceiptSpec =
   | { mode: 'sse'; url: string }
-  | { mode: 'raw'; url: string; slot: string; publication: string };
+  | { mode: 'raw'; url: string; slot: string; publication: string }
+  | { mode: 'kafka'; brokers: string[]; topic: string };
 
 /**
  * One receipt: [row id, arrival ms (monotonic)], and for a prediction the stage latencies it
@@ -32,7 +35,9 @@ export function startReceiptChild(spec: ReceiptSpec): BenchChild<Record<string, 
 
 async function main(spec: ReceiptSpec, stopped: Promise<void>): Promise<ReceiptResult> {
   const receipts: Receipt[] = [];
-  await (spec.mode === 'sse' ? sse(spec.url, receipts, stopped) : raw(spec, receipts, stopped));
+  if (spec.mode === 'sse') await sse(spec.url, receipts, stopped);
+  else if (spec.mode === 'kafka') await kafka(spec, receipts, stopped);
+  else await raw(spec, receipts, stopped);
   return { receipts };
 }
 
@@ -73,6 +78,45 @@ function sse(url: string, receipts: Receipt[], stopped: Promise<void>): Promise<
     req.on('error', (error) => (req.destroyed ? undefined : reject(error)));
     req.end();
   });
+}
+
+/**
+ * Reads a topic from its beginning in a fresh consumer group until stopped; arrival is when the
+ * fetched batch holding a record was handed over. The broker answers a fetch as soon as a record is
+ * there (fetch.min.bytes 1), so `maxWaitTimeInMs` only bounds an idle poll.
+ */
+async function kafka(
+  spec: Extract<ReceiptSpec, { mode: 'kafka' }>,
+  receipts: Receipt[],
+  stopped: Promise<void>,
+): Promise<void> {
+  const client = new Kafka({
+    clientId: 'featureflow-bench-receipt',
+    brokers: spec.brokers,
+    logLevel: logLevel.NOTHING,
+  });
+  const consumer = client.consumer({ groupId: `bench-receipt-${process.pid}-${Date.now()}`, maxWaitTimeInMs: 100 });
+  await consumer.connect();
+  try {
+    await consumer.subscribe({ topics: [spec.topic], fromBeginning: true });
+    const joined = new Promise<void>((resolve) => consumer.on(consumer.events.GROUP_JOIN, () => resolve()));
+    await consumer.run({
+      autoCommit: false,
+      eachBatch: async ({ batch }) => {
+        const at = monotonicMs();
+        for (const message of batch.messages) {
+          if (!message.key || !message.value) continue;
+          const key = JSON.parse(message.key.toString()) as { id?: number; payload?: { id: number } };
+          receipts.push([Number(key.payload?.id ?? key.id), at]);
+        }
+      },
+    });
+    await joined;
+    emit('ready');
+    await stopped;
+  } finally {
+    await consumer.disconnect();
+  }
 }
 
 /** The reference: notes each commit as pg-logical-replication hands it over. */
