@@ -1,0 +1,442 @@
+/**
+ * Issue 14: featureflow PostgreSQL → Kafka (Debezium records, `publish: debezium(...)`, the ingest in
+ * its own process) against real Debezium (Kafka Connect standalone + the PostgreSQL connector), side
+ * by side in one run: one PostgreSQL cluster (both slots read the same WAL), one Kafka broker.
+ *
+ * Throughput: with both slots made (and each capture stopped), N inserts into the two tables
+ * (`FF_BENCH_KAFKA_ROWS`, default 200 000 each, in 1000-row transactions) fill the WAL; then each
+ * capture starts in turn and the broker's end offset of its data topic is polled until it holds
+ * every row. The figure is rows / (first record in Kafka → last record in Kafka); the time from
+ * starting the capture process is reported too (a JVM starts slower than Node).
+ *
+ * Latency: commit → record in Kafka at 1000 single-row transactions/s (`FF_BENCH_KAFKA_SECONDS`,
+ * default 5 s, after a warm-up): a writer notes when each COMMIT returned, a consumer in its own
+ * process when each record arrived, both on the machine-wide monotonic clock. featureflow against
+ * Debezium with its defaults, and with `poll.interval.ms` lowered to 10.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { type Admin, Kafka, logLevel } from 'kafkajs';
+import type pg from 'pg';
+import { startDebeziumConnect, type DebeziumConnect } from '../testing/debezium-connect.js';
+import { startKafka } from '../testing/kafka-broker.js';
+import type { PgCluster } from '../testing/pg-cluster.js';
+import { startIngestChild } from './lib/child.js';
+import { connect, mixedInsertSql, mixedTableDdl, tempDir, withCluster } from './lib/cluster.js';
+import { pacedInserts, type PacedInsert } from './lib/paced-inserts.js';
+import { startReceiptChild } from './lib/receipt-child.js';
+import { monotonicMs, percentile } from './lib/stats.js';
+import { benchResult, ratioResult, type BenchResult } from './lib/types.js';
+
+const ROWS = Number(process.env.FF_BENCH_KAFKA_ROWS ?? 200_000);
+const TXN_ROWS = 1000;
+const RATE = 1000;
+const SECONDS = Number(process.env.FF_BENCH_KAFKA_SECONDS ?? 5);
+const WARMUP_RATE = 200;
+const WARMUP_SECONDS = 1;
+/** Debezium's `poll.interval.ms` in the tuned run (its default is 500). */
+const LOW_POLL_MS = 10;
+/** How long the consumer gets after the last commit (Debezium's default poll waits up to 500 ms). */
+const DRAIN_MS = 3000;
+/** How long a capture may take to put every row in Kafka. */
+const CAPTURE_TIMEOUT_MS = 30 * 60_000;
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** CPU time and peak RSS of a capture process. */
+interface Usage {
+  cpuMs: number;
+  peakRss: number;
+}
+
+/** A JVM's CPU time (utime + stime of /proc/<pid>/stat, 100 ticks/s) and peak RSS (VmHWM). */
+function jvmUsage(pid: number): Usage {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const ticks = Number(fields[11]) + Number(fields[12]);
+  const hwm = /^VmHWM:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return { cpuMs: ticks * 10, peakRss: hwm ? Number(hwm[1]) * 1024 : NaN };
+}
+
+const describe = (u: Usage) => `${(u.cpuMs / 1000).toFixed(1)} s CPU, peak RSS ${(u.peakRss / 2 ** 20).toFixed(0)} MB`;
+
+/** The sum of a topic's partitions' end offsets (records written, as nothing is deleted). */
+async function endOffset(admin: Admin, topic: string): Promise<number> {
+  return (await admin.fetchTopicOffsets(topic)).reduce((sum, p) => sum + Number(p.high), 0);
+}
+
+/** When a topic first grew past `base`, and when it held `base + rows` records (monotonic ms). */
+interface Arrivals {
+  first: number;
+  last: number;
+}
+
+/**
+ * Polls a topic's end offset every 20 ms until it holds `rows` records more than `base`; rejects when
+ * `signal` aborts first (the capture failed).
+ */
+async function watchTopic(
+  admin: Admin,
+  topic: string,
+  base: number,
+  rows: number,
+  signal?: AbortSignal,
+  timeoutMs = CAPTURE_TIMEOUT_MS,
+): Promise<Arrivals> {
+  const deadline = monotonicMs() + timeoutMs;
+  let first = Number.NaN;
+  for (;;) {
+    signal?.throwIfAborted();
+    const end = await endOffset(admin, topic);
+    const now = monotonicMs();
+    if (end > base && Number.isNaN(first)) first = now;
+    if (end >= base + rows) return { first, last: now };
+    if (now > deadline) throw new Error(`${topic} holds ${end - base} of ${rows} records after ${timeoutMs} ms`);
+    await sleep(20);
+  }
+}
+
+/** Watches a topic while `capture` runs; the watch ends when the capture fails. */
+async function whileWatching<T>(
+  admin: Admin,
+  topic: string,
+  base: number,
+  rows: number,
+  capture: () => Promise<T>,
+): Promise<{ captured: T; arrivals: Arrivals }> {
+  const controller = new AbortController();
+  const arrivals = watchTopic(admin, topic, base, rows, controller.signal);
+  arrivals.catch(() => undefined);
+  try {
+    const captured = await capture();
+    return { captured, arrivals: await arrivals };
+  } finally {
+    controller.abort();
+    await arrivals.catch(() => undefined);
+  }
+}
+
+async function createTopic(admin: Admin, topic: string): Promise<void> {
+  await admin.createTopics({ topics: [{ topic, numPartitions: 1 }], waitForLeaders: true });
+}
+
+/** Shared by every run: the cluster, the broker, an admin client and a temp dir. */
+interface Setup {
+  cluster: PgCluster;
+  client: pg.Client;
+  brokers: string[];
+  admin: Admin;
+  dir: string;
+}
+
+/**
+ * Debezium's connector with its own slot and publication for one table, on the JVM's defaults (C2,
+ * G1) as in production; `worker` overrides worker properties.
+ */
+function startDebezium(
+  setup: Setup,
+  table: string,
+  extra: { pollIntervalMs?: number; worker?: Record<string, string | number> } = {},
+): Promise<DebeziumConnect> {
+  return startDebeziumConnect({
+    brokers: setup.brokers,
+    pgUrl: setup.cluster.url,
+    topicPrefix: table,
+    tables: [`public.${table}`],
+    slot: table,
+    publication: table,
+    dropSlotOnStop: false,
+    jvmFlags: [],
+    maxHeap: '1g',
+    ...(extra.pollIntervalMs === undefined ? {} : { pollIntervalMs: extra.pollIntervalMs }),
+    ...(extra.worker ? { worker: extra.worker } : {}),
+  });
+}
+
+/** The Debezium data topic of a table captured under its own name as the topic prefix. */
+const dataTopic = (table: string) => `${table}.public.${table}`;
+
+interface Capture {
+  /** Process start → last record in Kafka, ms. */
+  totalMs: number;
+  /** First record in Kafka → last, ms. */
+  streamMs: number;
+  usage: Usage;
+}
+
+/** featureflow's ingest in its own process, catching up once (publishing what it commits). */
+async function ffCatchUp(setup: Setup, table: string): Promise<Usage> {
+  const child = startIngestChild({
+    mode: 'catch-up',
+    url: setup.cluster.url,
+    tables: [`public.${table}`],
+    slot: table,
+    publication: table,
+    storePath: join(setup.dir, `${table}.duckdb`),
+    debezium: { brokers: setup.brokers, topicPrefix: table },
+  });
+  try {
+    const r = await child.result;
+    return { cpuMs: r.cpuMs, peakRss: r.peakRss };
+  } finally {
+    child.kill();
+  }
+}
+
+/** Writes `rows` rows into each table, interleaved, in transactions of TXN_ROWS rows. */
+async function fillWal(client: pg.Client, tables: string[], rows: number): Promise<void> {
+  for (let from = 1; from <= rows; from += TXN_ROWS)
+    for (const table of tables) await client.query(mixedInsertSql(table, from, Math.min(rows, from + TXN_ROWS - 1)));
+}
+
+async function throughput(setup: Setup): Promise<{ ff: Capture; dbz: Capture }> {
+  const ff = 'bench_kafka_tp_ff';
+  const dbz = 'bench_kafka_tp_dbz';
+  const { client, admin } = setup;
+  for (const table of [ff, dbz]) {
+    await client.query(mixedTableDdl(table));
+    await createTopic(admin, dataTopic(table));
+  }
+  // featureflow: the first run makes the slot and snapshots the empty table.
+  await ffCatchUp(setup, ff);
+  // Debezium: one snapshot row and one streamed row, so that its offsets file holds a streaming
+  // position; a graceful stop commits it, and the next start resumes from there. Its producer
+  // batches as Kafka's default does (linger.ms 5; the harness sets 0 for latency).
+  const worker = { 'offset.storage.file.filename': join(setup.dir, 'debezium-offsets.dat'), 'producer.linger.ms': 5 };
+  await client.query(mixedInsertSql(dbz, ROWS + 1, ROWS + 1));
+  const primer = await startDebezium(setup, dbz, { worker });
+  try {
+    await watchTopic(admin, dataTopic(dbz), 0, 1);
+    await client.query(mixedInsertSql(dbz, ROWS + 2, ROWS + 2));
+    await watchTopic(admin, dataTopic(dbz), 0, 2);
+    await sleep(2_500);
+  } finally {
+    await primer.stop();
+  }
+
+  console.error(`[kafka] writing ${ROWS} rows into each of ${ff} and ${dbz} in ${TXN_ROWS}-row transactions`);
+  await fillWal(client, [ff, dbz], ROWS);
+  await client.query('CHECKPOINT');
+
+  let started = monotonicMs();
+  const ours = await whileWatching(admin, dataTopic(ff), 0, ROWS, () => ffCatchUp(setup, ff));
+  const ffCaptured: Capture = {
+    totalMs: ours.arrivals.last - started,
+    streamMs: ours.arrivals.last - ours.arrivals.first,
+    usage: ours.captured,
+  };
+
+  const base = await endOffset(admin, dataTopic(dbz));
+  let connect: DebeziumConnect | undefined;
+  try {
+    started = monotonicMs();
+    const theirs = await whileWatching(admin, dataTopic(dbz), base, ROWS, async () => {
+      connect = await startDebezium(setup, dbz, { worker });
+    });
+    const dbzCaptured: Capture = {
+      totalMs: theirs.arrivals.last - started,
+      streamMs: theirs.arrivals.last - theirs.arrivals.first,
+      usage: jvmUsage(connect!.pid),
+    };
+    return { ff: ffCaptured, dbz: dbzCaptured };
+  } finally {
+    await connect?.stop();
+  }
+}
+
+/** Commit → arrival in the consumer of every measured transaction (Infinity for one never seen). */
+async function latencies(
+  setup: Setup,
+  table: string,
+  capture: () => Promise<{ ready: Promise<unknown>; finish: () => Promise<Usage> }>,
+): Promise<{ latencies: number[]; usage: Usage }> {
+  const { client, admin } = setup;
+  await client.query(`CREATE TABLE ${table} (id int8 PRIMARY KEY, v text)`);
+  await createTopic(admin, dataTopic(table));
+  const insert: PacedInsert = {
+    name: `bench-kafka-insert-${table}`,
+    text: `INSERT INTO ${table} (id, v) VALUES ($1, 'x')`,
+    values: (id) => [id],
+  };
+  const running = await capture();
+  try {
+    await running.ready;
+    const consumer = startReceiptChild({ mode: 'kafka', brokers: setup.brokers, topic: dataTopic(table) });
+    let receipts: [number, number][];
+    const committed: number[] = [];
+    let from: number;
+    let to: number;
+    try {
+      await consumer.ready;
+      from = await pacedInserts(client, insert, committed, 1, WARMUP_RATE, WARMUP_SECONDS);
+      // The capture is streaming once the warm-up rows are in Kafka.
+      await watchTopic(admin, dataTopic(table), 0, from - 1, undefined, 60_000);
+      await sleep(300);
+      to = await pacedInserts(client, insert, committed, from, RATE, SECONDS);
+      await sleep(DRAIN_MS);
+      consumer.stop();
+      receipts = (await consumer.result).receipts as [number, number][];
+    } finally {
+      consumer.kill();
+    }
+    const arrived = new Map<number, number>();
+    for (const [id, at] of receipts) if (!arrived.has(id)) arrived.set(id, at);
+    const measured: number[] = [];
+    for (let id = from; id < to; id++) measured.push((arrived.get(id) ?? Infinity) - committed[id]!);
+    return { latencies: measured, usage: await running.finish() };
+  } catch (error) {
+    await running.finish().catch(() => undefined);
+    throw error;
+  }
+}
+
+/** featureflow's ingest following the slot, publishing Debezium records. */
+function ffLatency(setup: Setup, table: string) {
+  return latencies(setup, table, async () => {
+    const child = startIngestChild({
+      mode: 'live',
+      url: setup.cluster.url,
+      tables: [`public.${table}`],
+      slot: table,
+      publication: table,
+      storePath: join(setup.dir, `${table}.duckdb`),
+      debezium: { brokers: setup.brokers, topicPrefix: table },
+    });
+    return {
+      ready: child.ready,
+      finish: async () => {
+        try {
+          child.stop();
+          const r = await child.result;
+          return { cpuMs: r.cpuMs, peakRss: r.peakRss };
+        } finally {
+          child.kill();
+        }
+      },
+    };
+  });
+}
+
+/** Debezium (Kafka Connect) following its slot. */
+function dbzLatency(setup: Setup, table: string, pollIntervalMs?: number) {
+  return latencies(setup, table, async () => {
+    const connect = await startDebezium(setup, table, pollIntervalMs === undefined ? {} : { pollIntervalMs });
+    return {
+      ready: Promise.resolve(),
+      finish: async () => {
+        try {
+          return jvmUsage(connect.pid);
+        } finally {
+          await connect.stop();
+        }
+      },
+    };
+  });
+}
+
+export async function run(): Promise<BenchResult[]> {
+  const dir = tempDir('featureflow-bench-kafka-');
+  // The JVM's defaults (C2, G1): the broker carries sustained load here.
+  const broker = await startKafka({ jvmFlags: [], maxHeap: '1g', logLevel: 'WARN' });
+  const kafka = new Kafka({ clientId: 'featureflow-bench', brokers: broker.brokers, logLevel: logLevel.NOTHING });
+  const admin = kafka.admin();
+  try {
+    await admin.connect();
+    // Commits wait for their WAL flush (PostgreSQL's default), so a walsender sees each one at once.
+    return await withCluster(
+      async (cluster) => {
+        const client = await connect(cluster.url);
+        const setup: Setup = { cluster, client, brokers: broker.brokers, admin, dir: dir.path };
+        try {
+          const tp = await throughput(setup);
+          console.error(
+            `[kafka] throughput, ${ROWS} rows: featureflow ingest ${describe(tp.ff.usage)}; Debezium (Connect) ${describe(tp.dbz.usage)}`,
+          );
+          const ff = await ffLatency(setup, 'bench_kafka_lat_ff');
+          const dbz = await dbzLatency(setup, 'bench_kafka_lat_dbz');
+          const dbzLow = await dbzLatency(setup, 'bench_kafka_lat_dbz10', LOW_POLL_MS);
+          for (const [name, r] of [
+            ['featureflow', ff],
+            ['Debezium', dbz],
+            [`Debezium poll.interval.ms=${LOW_POLL_MS}`, dbzLow],
+          ] as const) {
+            const lost = r.latencies.filter((l) => l === Infinity).length;
+            console.error(
+              `[kafka] latency @ ${RATE} txn/s, ${name}: ${r.latencies.length} commits, ${lost} never in Kafka; ${describe(r.usage)}`,
+            );
+          }
+          return results(tp, ff.latencies, dbz.latencies, dbzLow.latencies);
+        } finally {
+          await client.end();
+        }
+      },
+      { synchronous_commit: 'on', max_replication_slots: 20, max_wal_senders: 20 },
+    );
+  } finally {
+    await admin.disconnect();
+    await broker.stop();
+    dir.remove();
+  }
+}
+
+function results(tp: { ff: Capture; dbz: Capture }, ff: number[], dbz: number[], dbzLow: number[]): BenchResult[] {
+  const rate = (c: Capture) => ROWS / (c.streamMs / 1000);
+  const out: BenchResult[] = [
+    ratioResult(
+      {
+        name: `PostgreSQL → Kafka, ${ROWS} inserts in ${TXN_ROWS}-row txns (first → last record)`,
+        value: rate(tp.ff),
+        unit: 'rows/s',
+        reference: { name: 'Debezium (Kafka Connect)', value: rate(tp.dbz), unit: 'rows/s' },
+      },
+      { atLeast: 2 },
+    ),
+    benchResult({
+      name: `PostgreSQL → Kafka, ${ROWS} inserts, capture process start → last record`,
+      value: tp.ff.totalMs / 1000,
+      unit: 's',
+      reference: { name: 'Debezium (Kafka Connect)', value: tp.dbz.totalMs / 1000, unit: 's' },
+      target: '(report)',
+      pass: true,
+    }),
+  ];
+  for (const p of [50, 99]) {
+    const ours = percentile(ff, p);
+    out.push(
+      p === 99
+        ? ratioResult(
+            {
+              name: `commit → record in Kafka p99 @ ${RATE} txn/s`,
+              value: ours,
+              unit: 'ms',
+              reference: { name: 'Debezium defaults p99', value: percentile(dbz, 99), unit: 'ms' },
+            },
+            { atMost: 0.1 },
+          )
+        : benchResult({
+            name: `commit → record in Kafka p50 @ ${RATE} txn/s`,
+            value: ours,
+            unit: 'ms',
+            reference: { name: 'Debezium defaults p50', value: percentile(dbz, 50), unit: 'ms' },
+            target: '(report)',
+            pass: true,
+          }),
+    );
+  }
+  for (const p of [50, 99])
+    out.push(
+      benchResult({
+        name: `commit → record in Kafka p${p} @ ${RATE} txn/s`,
+        value: percentile(ff, p),
+        unit: 'ms',
+        reference: {
+          name: `Debezium poll.interval.ms=${LOW_POLL_MS} p${p}`,
+          value: percentile(dbzLow, p),
+          unit: 'ms',
+        },
+        target: '(report)',
+        pass: true,
+      }),
+    );
+  return out;
+}
