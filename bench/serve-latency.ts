@@ -15,8 +15,8 @@ import type { BenchChild } from './lib/bench-child.js';
 import { connect, tempDir, withCluster } from './lib/cluster.js';
 import { startReceiptChild, type Receipt, type ReceiptResult } from './lib/receipt-child.js';
 import { startServeChild } from './lib/serve-child.js';
-import { pointsTableDdl, trainModel } from './lib/serve-fixture.js';
-import { type PacedInsert, pacedInserts } from './lib/paced-inserts.js';
+import { pointInsert, pointsTableDdl, trainModel } from './lib/serve-fixture.js';
+import { pacedInserts } from './lib/paced-inserts.js';
 import { percentile } from './lib/stats.js';
 import { benchResult, type BenchResult } from './lib/types.js';
 
@@ -30,15 +30,6 @@ const P99_TARGET_MS = 10;
 const DRAIN_MS = 2000;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** A row of the points table with random features. */
-function pointInsert(table: string): PacedInsert {
-  return {
-    name: `bench-serve-insert-${table}`,
-    text: `INSERT INTO ${table} (id, x, y) VALUES ($1, $2, $3)`,
-    values: (id) => [id, Math.random() - 0.5, Math.random() - 0.5],
-  };
-}
 
 interface Phase {
   rate: number;

@@ -31,9 +31,11 @@ async function serve(spec: ServeSpec, stopped: Promise<void>): Promise<ServeResu
   const config = serveConfig(spec);
   const container = await createContainer(config, { serving: true });
   try {
-    const runtime = await ServeRuntime.start(container, config);
+    const ingests = !spec.kafka || spec.kafka.ingest;
+    const runtime = await ServeRuntime.start(container, config, { ingest: ingests });
     try {
-      await runtime.run({ untilCaughtUp: true });
+      // A process that only consumes the bus has no source to catch up with.
+      if (ingests) await runtime.run({ untilCaughtUp: true });
       await runtime.idle();
       const controller = new AbortController();
       const following = runtime.run({ signal: controller.signal });

@@ -11,13 +11,17 @@ import {
   featureService,
   featureView,
   float32,
+  kafkaBus,
   memory,
   postgres,
+  postgresPredictions,
+  redis,
   resolve,
   saveModel,
   tfjs,
   type ResolvedConfig,
 } from '../../index.js';
+import type { PacedInsert } from './paced-inserts.js';
 
 /** The name of the view (and the model) the benchmarks serve. */
 export const VIEW = 'bench_points';
@@ -26,6 +30,15 @@ export const MODEL = 'bench_classify';
 /** DDL of a points table. */
 export function pointsTableDdl(table: string): string {
   return `CREATE TABLE ${table} (id int4 PRIMARY KEY, x float8 NOT NULL, y float8 NOT NULL)`;
+}
+
+/** A single-row insert into a points table, with random features. */
+export function pointInsert(table: string): PacedInsert {
+  return {
+    name: `bench-serve-insert-${table}`,
+    text: `INSERT INTO ${table} (id, x, y) VALUES ($1, $2, $3)`,
+    values: (id) => [id, Math.random() - 0.5, Math.random() - 0.5],
+  };
 }
 
 /**
@@ -71,9 +84,24 @@ export interface ServeSpec {
   modelDir: string;
   /** The DuckDB file. */
   storePath: string;
+  /**
+   * Scale-out serving: the change bus on Kafka, a shared Redis online store and a shared PostgreSQL
+   * predictions table; `ingest` makes this process also read the source (`serve --ingest`).
+   */
+  kafka?: {
+    brokers: string[];
+    topicPrefix: string;
+    group: string;
+    redisUrl: string;
+    predictions: string;
+    ingest: boolean;
+  };
 }
 
-/** The configuration `featureflow serve` would load for `spec`: memory online store, HTTP on a free port. */
+/**
+ * The configuration `featureflow serve` would load for `spec`: memory online store (or, scaled out,
+ * a Kafka bus, Redis and a PostgreSQL predictions table), HTTP on a free port.
+ */
 export function serveConfig(spec: ServeSpec): ResolvedConfig {
   const view = featureView({
     name: VIEW,
@@ -87,7 +115,18 @@ export function serveConfig(spec: ServeSpec): ResolvedConfig {
     defineConfig({
       source: postgres({ connectionString: spec.url, tables: [spec.table], slot: spec.slot }),
       store: duckdb({ path: spec.storePath }),
-      online: memory(),
+      ...(spec.kafka
+        ? {
+            online: redis({ url: spec.kafka.redisUrl }),
+            bus: kafkaBus({
+              brokers: spec.kafka.brokers,
+              topicPrefix: spec.kafka.topicPrefix,
+              group: spec.kafka.group,
+              partitions: 2,
+            }),
+            predictions: [postgresPredictions({ table: spec.kafka.predictions, connectionString: spec.url })],
+          }
+        : { online: memory() }),
       model: tfjs({ path: spec.modelDir, service, name: MODEL }),
       features: { views: [view], services: [service] },
       ingest: { heartbeatSeconds: 1 },
