@@ -97,29 +97,34 @@ async function watchTopic(
   const deadline = monotonicMs() + timeoutMs;
   let first = Number.NaN;
   for (;;) {
-    signal?.throwIfAborted();
     const end = await endOffset(admin, topic);
     const now = monotonicMs();
     if (end > base && Number.isNaN(first)) first = now;
     if (end >= base + rows) return { first, last: now };
+    if (signal?.aborted) throw new Error(`${topic} holds ${end - base} of ${rows} records when its capture ended`);
     if (now > deadline) throw new Error(`${topic} holds ${end - base} of ${rows} records after ${timeoutMs} ms`);
     await sleep(20);
   }
 }
 
-/** Watches a topic while `capture` runs; the watch ends when the capture fails. */
+/**
+ * Watches a topic while `capture` runs; the watch ends when the capture fails, or `settleMs` after
+ * it resolved when given (a process that exits once everything is acknowledged).
+ */
 async function whileWatching<T>(
   admin: Admin,
   topic: string,
   base: number,
   rows: number,
   capture: () => Promise<T>,
+  settleMs?: number,
 ): Promise<{ captured: T; arrivals: Arrivals }> {
   const controller = new AbortController();
   const arrivals = watchTopic(admin, topic, base, rows, controller.signal);
   arrivals.catch(() => undefined);
   try {
     const captured = await capture();
+    if (settleMs !== undefined) setTimeout(() => controller.abort(), settleMs).unref();
     return { captured, arrivals: await arrivals };
   } finally {
     controller.abort();
@@ -230,7 +235,7 @@ async function throughput(setup: Setup): Promise<{ ff: Capture; dbz: Capture }> 
   await client.query('CHECKPOINT');
 
   let started = monotonicMs();
-  const ours = await whileWatching(admin, dataTopic(ff), 0, ROWS, () => ffCatchUp(setup, ff));
+  const ours = await whileWatching(admin, dataTopic(ff), 0, ROWS, () => ffCatchUp(setup, ff), 5_000);
   const ffCaptured: Capture = {
     totalMs: ours.arrivals.last - started,
     streamMs: ours.arrivals.last - ours.arrivals.first,
