@@ -184,10 +184,10 @@ interface Capture {
   usage: Usage;
 }
 
-/** featureflow's ingest in its own process, catching up once (publishing what it commits); its run's wall time. */
-async function ffCatchUp(setup: Setup, table: string): Promise<Usage & { runMs: number }> {
-  const child = startIngestChild({
-    mode: 'catch-up',
+/** featureflow's ingest of one table in its own process (slot, publication and topic prefix named after it), publishing Debezium records. */
+function startFfIngest(setup: Setup, table: string, mode: 'catch-up' | 'live') {
+  return startIngestChild({
+    mode,
     url: setup.cluster.url,
     tables: [`public.${table}`],
     slot: table,
@@ -195,6 +195,11 @@ async function ffCatchUp(setup: Setup, table: string): Promise<Usage & { runMs: 
     storePath: join(setup.dir, `${table}.duckdb`),
     debezium: { brokers: setup.brokers, topicPrefix: table },
   });
+}
+
+/** featureflow's ingest in its own process, catching up once (publishing what it commits); its run's wall time. */
+async function ffCatchUp(setup: Setup, table: string): Promise<Usage & { runMs: number }> {
+  const child = startFfIngest(setup, table, 'catch-up');
   try {
     const r = await child.result;
     return { cpuMs: r.cpuMs, peakRss: r.peakRss, runMs: r.runMs };
@@ -315,15 +320,7 @@ async function latencies(
 /** featureflow's ingest following the slot, publishing Debezium records. */
 function ffLatency(setup: Setup, table: string) {
   return latencies(setup, table, async () => {
-    const child = startIngestChild({
-      mode: 'live',
-      url: setup.cluster.url,
-      tables: [`public.${table}`],
-      slot: table,
-      publication: table,
-      storePath: join(setup.dir, `${table}.duckdb`),
-      debezium: { brokers: setup.brokers, topicPrefix: table },
-    });
+    const child = startFfIngest(setup, table, 'live');
     return {
       ready: child.ready,
       finish: async () => {
