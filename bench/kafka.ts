@@ -414,15 +414,8 @@ async function scaledOutServing(
 
 export async function run(): Promise<BenchResult[]> {
   const dir = tempDir('featureflow-bench-kafka-');
-  // The JVM's defaults (C2, G1): the broker carries sustained load here.
-  // featureflow's Debezium publisher sends a page of a 1000-row transaction with schemas (~2 MB) as
-  // one record batch, over the broker's default message.max.bytes (1 MiB): raised here.
-  const broker = await startKafka({
-    jvmFlags: [],
-    maxHeap: '1g',
-    logLevel: 'WARN',
-    properties: { 'message.max.bytes': 64 << 20 },
-  });
+  // The JVM's defaults (C2, G1): the broker carries sustained load here; its other settings are Kafka's defaults.
+  const broker = await startKafka({ jvmFlags: [], maxHeap: '1g', logLevel: 'WARN' });
   const kafka = new Kafka({ clientId: 'featureflow-bench', brokers: broker.brokers, logLevel: logLevel.NOTHING });
   const admin = kafka.admin();
   try {

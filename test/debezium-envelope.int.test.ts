@@ -269,6 +269,23 @@ describe('Debezium envelopes: publishing from the change log', () => {
   });
 });
 
+describe('Debezium envelopes: large transactions', () => {
+  test('a transaction whose records exceed the broker’s request limit (1 MiB by default) is published whole, in order', async () => {
+    const table = randomName('dbzbig');
+    const prefix = randomName('ff');
+    await client.query(`CREATE TABLE ${table} (id int PRIMARY KEY, v text)`);
+    const config = testConfig([`public.${table}`], { publish: debezium({ brokers, topicPrefix: prefix }) });
+    await ingestUntilCaughtUp(config);
+    // 1000 rows of 3 kB: about 3 MB of records with schemas, in one transaction.
+    await client.query(`INSERT INTO ${table} SELECT g, repeat(md5(g::text), 94) FROM generate_series(1, 1000) g`);
+    await ingestUntilCaughtUp(config);
+    const data = await read(`${prefix}.public.${table}`);
+    await waitFor('the 1000 inserts', () => data.length >= 1000, 60_000);
+    expect(data.map((r) => r.key.payload.id)).toEqual(Array.from({ length: 1000 }, (_, i) => i + 1));
+    expect(data.every((r) => r.value.payload.op === 'c' && r.value.payload.after.v.length === 3008)).toBe(true);
+  });
+});
+
 /**
  * A value record with the documented differences taken out: the processing time (`ts_ms`, `ts_us`,
  * `ts_ns` of the envelope), the connector's name and version; the topic prefix in schema names.

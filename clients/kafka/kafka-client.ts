@@ -1,4 +1,4 @@
-import { Kafka, logLevel, type LogEntry, Partitioners, type Producer } from 'kafkajs';
+import { Kafka, logLevel, type LogEntry, type Message, Partitioners, type Producer } from 'kafkajs';
 import type { Logger } from 'pino';
 import type { ResolvedKafkaClientConfig } from './kafka-client-config.js';
 
@@ -41,4 +41,59 @@ export async function connectOrderedProducer(kafka: Kafka): Promise<Producer> {
   });
   await producer.connect();
   return producer;
+}
+
+/** A record and the topic it goes to. */
+export interface TopicMessage {
+  readonly topic: string;
+  readonly message: Message;
+}
+
+/** Most bytes of records one produce request carries: well below the brokers' default `message.max.bytes` (1 MiB). */
+export const MAX_REQUEST_BYTES = 512 * 1024;
+
+/** A record's size on the wire, near enough: key, value, headers and the record's own overhead. */
+function sizeOf({ topic, message }: TopicMessage): number {
+  let bytes = 64 + topic.length;
+  const { key, value, headers } = message;
+  if (key) bytes += typeof key === 'string' ? Buffer.byteLength(key) : key.length;
+  if (value) bytes += typeof value === 'string' ? Buffer.byteLength(value) : value.length;
+  for (const [name, header] of Object.entries(headers ?? {})) {
+    bytes += name.length;
+    for (const h of Array.isArray(header) ? header : [header])
+      if (h !== undefined) bytes += typeof h === 'string' ? Buffer.byteLength(h) : h.length;
+  }
+  return bytes;
+}
+
+/**
+ * Sends records in their order (acks from every in-sync replica), in as many produce requests as
+ * keep each under {@link MAX_REQUEST_BYTES}, one after another: a large transaction's records would
+ * otherwise make one batch per partition over the brokers' limit (MESSAGE_TOO_LARGE). With the
+ * ordered producer (one request in flight), each partition keeps the records' order.
+ */
+export async function sendInOrder(
+  producer: Producer,
+  records: readonly TopicMessage[],
+  maxRequestBytes = MAX_REQUEST_BYTES,
+): Promise<void> {
+  let start = 0;
+  while (start < records.length) {
+    let end = start;
+    let bytes = 0;
+    while (end < records.length && (end === start || bytes + sizeOf(records[end]!) <= maxRequestBytes))
+      bytes += sizeOf(records[end++]!);
+    const byTopic = new Map<string, Message[]>();
+    for (let i = start; i < end; i++) {
+      const { topic, message } = records[i]!;
+      let messages = byTopic.get(topic);
+      if (!messages) byTopic.set(topic, (messages = []));
+      messages.push(message);
+    }
+    await producer.sendBatch({
+      acks: -1,
+      topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })),
+    });
+    start = end;
+  }
 }

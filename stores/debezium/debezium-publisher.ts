@@ -1,7 +1,13 @@
 import { randomUUID } from 'node:crypto';
-import type { Admin, Kafka, Message, Producer } from 'kafkajs';
+import type { Admin, Kafka, Producer } from 'kafkajs';
 import type { Logger } from 'pino';
-import { connectOrderedProducer, createKafka, kafkaError } from '../../clients/kafka/index.js';
+import {
+  connectOrderedProducer,
+  createKafka,
+  kafkaError,
+  sendInOrder,
+  type TopicMessage,
+} from '../../clients/kafka/index.js';
 import type { ChangePublisher, PublishRun } from '../../framework/interfaces/index.js';
 import type { Change } from '../../framework/types.js';
 import type { ResolvedDebeziumConfig } from './debezium-config.js';
@@ -100,22 +106,16 @@ export class DebeziumPublisher implements ChangePublisher {
     await this.send(records);
   }
 
-  /** Sends records in order (each topic's in one request), once its topics exist. */
+  /** Sends records in order, once their topics exist (in requests the brokers accept). */
   private async send(records: readonly DebeziumRecord[]): Promise<void> {
     if (records.length === 0) return;
-    const byTopic = new Map<string, Message[]>();
-    for (const r of records) {
-      let messages = byTopic.get(r.topic);
-      if (!messages) byTopic.set(r.topic, (messages = []));
-      messages.push({ key: r.key, value: r.value, headers: { ...r.headers, ...this.headers } });
-    }
+    const messages: TopicMessage[] = records.map((r) => ({
+      topic: r.topic,
+      message: { key: r.key, value: r.value, headers: { ...r.headers, ...this.headers } },
+    }));
     try {
-      await this.ensureTopics([...byTopic.keys()]);
-      const producer = await this.connectedProducer();
-      await producer.sendBatch({
-        acks: -1,
-        topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })),
-      });
+      await this.ensureTopics([...new Set(records.map((r) => r.topic))]);
+      await sendInOrder(await this.connectedProducer(), messages);
     } catch (error) {
       throw kafkaError(error, `publishing ${records.length} Debezium records`, this.config.kafka.brokers);
     }

@@ -1,6 +1,6 @@
 import type { Admin, Consumer, EachBatchPayload, Kafka, Message, Producer } from 'kafkajs';
 import type { Logger } from 'pino';
-import { connectOrderedProducer, createKafka } from '../../clients/kafka/index.js';
+import { connectOrderedProducer, createKafka, sendInOrder, type TopicMessage } from '../../clients/kafka/index.js';
 import type { FeatureRow } from '../../framework/features/feature-rows.js';
 import type { FeatureRegistry } from '../../framework/features/feature-registry.js';
 import type { FeatureView } from '../../framework/features/feature-view.js';
@@ -64,12 +64,8 @@ export class KafkaBus implements ChangeBus {
   async publish(message: FeatureRowsMessage): Promise<void> {
     if (this.closed) throw new Error('the Kafka bus is closed: publish before close()');
     if (this.codecs.size === 0) return;
-    const byTopic = new Map<string, Message[]>();
-    const add = (topic: string, m: Message) => {
-      let list = byTopic.get(topic);
-      if (!list) byTopic.set(topic, (list = []));
-      list.push(m);
-    };
+    const records: TopicMessage[] = [];
+    const add = (topic: string, message: Message) => records.push({ topic, message });
     let rows = 0;
     try {
       await this.ensureTopics();
@@ -91,12 +87,8 @@ export class KafkaBus implements ChangeBus {
           for (let p = 0; p < this.partitions.get(topic)!; p++)
             add(topic, { key: null, value: '', partition: p, headers });
       }
-      if (byTopic.size === 0) return;
-      const producer = await this.connectedProducer();
-      await producer.sendBatch({
-        acks: -1,
-        topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })),
-      });
+      if (records.length === 0) return;
+      await sendInOrder(await this.connectedProducer(), records);
     } catch (error) {
       throw busError(error, `publishing ${rows} feature rows`, this.config.kafka.brokers);
     }
