@@ -170,7 +170,12 @@ describe('featureflow ingest with a Kafka bus', () => {
     configFile(dir, table, randomName('ff'));
     const serve = spawnCli(dir, ['serve', '--ingest'], { KAFKA_BROKERS: brokers.join(',') });
     try {
-      await waitFor('serve to start', () => serve.out().includes('serving on'), 120_000);
+      // Two lines, written one after the other: the second may come in a later chunk.
+      await waitFor(
+        'serve to start and say what it reads',
+        () => serve.out().includes('serving on') && /kafka bus.*\n/.test(serve.out()),
+        120_000,
+      );
       expect(serve.out()).toContain('reading the source and publishing feature rows on the kafka bus');
       const url = /serving on (\S+)/.exec(serve.out())![1]!;
       await client.query(`INSERT INTO ${table} VALUES (2, 0.25, 9007199254740993)`);

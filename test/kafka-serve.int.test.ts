@@ -60,8 +60,14 @@ describe('featureflow serve on a Kafka bus', () => {
     const first = spawnCli(dir, ['serve'], env);
     const second = spawnCli(dir, ['serve'], env);
     try {
-      await waitFor('the first serve process to start', () => first.out().includes('serving on'), 120_000);
-      await waitFor('the second serve process to start', () => second.out().includes('serving on'), 120_000);
+      // What each process says it does comes on lines of their own, maybe in later chunks.
+      await waitFor('the first serve process to start', () => /consuming feature rows.*\n/.test(first.out()), 120_000);
+      await waitFor(
+        'the second serve process to start',
+        () => /consuming feature rows.*\n/.test(second.out()),
+        120_000,
+      );
+      await waitFor('the ingest to start', () => /publishing committed feature rows.*\n/.test(ingest.out()), 120_000);
       expect(first.out()).toContain('consuming feature rows from the kafka bus');
       expect(ingest.out()).toContain('publishing committed feature rows on the kafka bus');
       const survivor = /serving on (\S+)/.exec(second.out())![1]!;
