@@ -128,6 +128,12 @@ export interface IngestConfig {
   heartbeatSeconds?: number;
   /** Most seconds between reconnect attempts after the connection drops. Default 30. */
   maxBackoffSeconds?: number;
+  /**
+   * Least milliseconds between two commits of streamed changes to the store while following (group
+   * commit: what arrives meanwhile commits together; serving online does not wait for it). 0 commits
+   * as soon as the previous commit ends. Default 50.
+   */
+  commitIntervalMs?: number;
 }
 
 /** The configuration with every default filled in; frozen. */
@@ -203,10 +209,12 @@ export function resolveConfig(
     snapshotBatchSize: config?.ingest?.snapshotBatchSize ?? 8_192,
     heartbeatSeconds: config?.ingest?.heartbeatSeconds ?? 5,
     maxBackoffSeconds: config?.ingest?.maxBackoffSeconds ?? 30,
+    commitIntervalMs: config?.ingest?.commitIntervalMs ?? 50,
   };
   for (const [k, v] of Object.entries(ingest)) {
-    if (!(typeof v === 'number' && v > 0 && Number.isFinite(v)))
-      problems.push(`ingest.${k} must be a positive number, got ${String(v)}`);
+    const least = k === 'commitIntervalMs' ? 'a number ≥ 0' : 'a positive number';
+    if (!(typeof v === 'number' && (v > 0 || (v === 0 && k === 'commitIntervalMs')) && Number.isFinite(v)))
+      problems.push(`ingest.${k} must be ${least}, got ${String(v)}`);
   }
   if (config?.online !== undefined && !isAdapter(config.online, 'online'))
     problems.push('online must be an online store adapter: memory() or redis({ url })');

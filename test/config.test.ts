@@ -42,6 +42,7 @@ describe('configuration', () => {
       snapshotBatchSize: 8_192,
       heartbeatSeconds: 5,
       maxBackoffSeconds: 30,
+      commitIntervalMs: 50,
     });
     expect(Object.isFrozen((config.source as PostgresAdapter).config.tables)).toBe(true);
     // An explicit value wins over the environment.
@@ -65,7 +66,10 @@ describe('configuration', () => {
     expect(store.message).toMatch(/compression must be "fast" or "small", got "tiny"/);
     const rest = errorOf(() =>
       resolveConfig(
-        { source: postgres({ tables: ['t'] }), ingest: { batchSize: 0, heartbeatSeconds: -1 } },
+        {
+          source: postgres({ tables: ['t'] }),
+          ingest: { batchSize: 0, heartbeatSeconds: -1, commitIntervalMs: -5 },
+        },
         DEFAULTS,
         {},
       ),
@@ -73,6 +77,12 @@ describe('configuration', () => {
     expect(rest.code).toBe('FF_CONFIG_INVALID');
     expect(rest.message).toMatch(/ingest\.batchSize must be a positive number/);
     expect(rest.message).toMatch(/ingest\.heartbeatSeconds must be a positive number/);
+    expect(rest.message).toMatch(/ingest\.commitIntervalMs must be a number ≥ 0, got -5/);
+    // 0 is allowed there: commit as soon as the previous commit ends.
+    expect(
+      resolveConfig({ source: postgres({ tables: ['t'] }), ingest: { commitIntervalMs: 0 } }, DEFAULTS, {}).ingest
+        .commitIntervalMs,
+    ).toBe(0);
   });
 
   test('the earlier store.snapshotCompression is refused with its new name', () => {

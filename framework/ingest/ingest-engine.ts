@@ -13,6 +13,7 @@ import type {
   SnapshotSession,
   Source,
 } from '../interfaces/index.js';
+import { Linger } from '../linger.js';
 import { TOKENS } from '../tokens.js';
 import { formatPosition, type ChangeBatch, type Position, type TableSchema } from '../types.js';
 import { batchInfo, type BatchInfo } from './batch-info.js';
@@ -239,6 +240,7 @@ export class IngestEngine {
     const committing = new CommitQueue(
       (group) => this.commitGroup(group, options.onBatch),
       this.config.ingest.batchSize * 2,
+      new Linger(this.config.ingest.commitIntervalMs),
     );
     while (!signal?.aborted) {
       const state = await this.log.state();
@@ -376,9 +378,10 @@ interface Served {
 /**
  * The stream batches served online and waiting for their commit, committed apart from the serving:
  * in order, the batches that waited meanwhile in one transaction (group commit: under load, one
- * commit for many small batches). After a failure nothing later is applied (the log never holds a
- * gap); the failure is thrown by the next add or settle. Bounded: past `maxChanges` waiting changes,
- * add waits for the commit under way.
+ * commit for many small batches), a commit starting at least the linger's interval after the one
+ * before unless a caller settles or half the bound waits. After a failure nothing later is applied
+ * (the log never holds a gap); the failure is thrown by the next add or settle. Bounded: past
+ * `maxChanges` waiting changes, add waits for the commit under way.
  */
 class CommitQueue {
   private readonly waiting: Served[] = [];
@@ -386,11 +389,15 @@ class CommitQueue {
   private running: Promise<void> | undefined;
   private failure: { readonly error: unknown } | undefined;
   private wake: (() => void)[] = [];
+  private settling = 0;
 
   constructor(
     private readonly commit: (served: readonly Served[]) => Promise<void>,
     private readonly maxChanges: number,
+    private readonly linger: Linger,
   ) {}
+
+  private readonly hurried = (): boolean => this.settling > 0 || this.changes * 2 >= this.maxChanges;
 
   /** Queues a served batch for commit, once there is room. */
   async add(served: Served): Promise<void> {
@@ -400,24 +407,36 @@ class CommitQueue {
     this.waiting.push(served);
     this.changes += served.batch.size;
     this.running ??= this.run();
+    this.linger.hurry();
   }
 
-  /** Waits until everything queued is committed; throws a commit's failure. */
+  /** Waits until everything queued is committed (at once, without lingering); throws a commit's failure. */
   async settle(): Promise<void> {
-    while (this.running) await this.running;
+    this.settling++;
+    try {
+      this.linger.hurry();
+      while (this.running) await this.running;
+    } finally {
+      this.settling--;
+    }
     if (this.failure) throw this.failure.error;
   }
 
   /** Waits for the commit under way to end and forgets what waits (another failure is being handled). */
   async abandon(): Promise<void> {
     this.waiting.length = 0;
+    this.settling++;
+    this.linger.hurry();
     while (this.running) await this.running;
+    this.settling--;
     this.changes = 0;
     this.failure = undefined;
   }
 
   private async run(): Promise<void> {
     while (this.waiting.length > 0 && !this.failure) {
+      await this.linger.wait(this.hurried);
+      if (this.waiting.length === 0) break;
       const group = this.waiting.splice(0);
       try {
         await this.commit(group);

@@ -246,11 +246,9 @@ export class DuckDBChangeLog implements ChangeLog {
         this.history &&
         (features.batches.length > 0 || features.deadLetters.length > 0 || batch.schemas.length > 0)
       ) {
-        this.flush();
         await this.history.apply(c, batch.schemas, features.batches, features.deadLetters);
       }
       if (batch.complete) {
-        this.flush();
         storage.endSnapshotTable();
         if (batch.tableStart)
           await c.run('INSERT OR REPLACE INTO _table_starts VALUES ($1, $2)', [
@@ -264,6 +262,10 @@ export class DuckDBChangeLog implements ChangeLog {
           await c.run('UPDATE _checkpoint SET source = $1 WHERE id = 1', [JSON.stringify(batch.sourceRecord)]);
         // Left open, a later complete batch's commit (and checkpoint) makes this one durable with it.
         if (options.commit !== false) {
+          // Appended rows wait in the appenders and history writers until here: each flush has a
+          // fixed cost, paid once per commit rather than once per batch of a group.
+          this.flush();
+          await this.history?.flush(c);
           // One round trip, no prepared statement: this ends every batch. A failed UPDATE skips the COMMIT.
           await c.run(
             `UPDATE _checkpoint SET lsn = ${BigInt(batch.checkpoint)}, updated_at = now() WHERE id = 1; COMMIT`,

@@ -129,7 +129,6 @@ export class HistoryTables {
       await writer.write(c, rows);
     }
     await writeDeadLetters(c, deadLetters);
-    await this.recordTimings(c);
     if (deadLetters.length > 0)
       this.logger?.warn({ deadLetters: deadLetters.length }, 'feature views rejected rows; see _feature_dead_letters');
   }
@@ -158,6 +157,12 @@ export class HistoryTables {
     }
   }
 
+  /** Writes what the writers hold, and the transform timings, into the open transaction; before it commits. */
+  async flush(c: DuckDBConnection): Promise<void> {
+    for (const writer of this.writers.values()) await writer.flush(c);
+    await this.recordTimings(c);
+  }
+
   /** The open transaction committed. */
   committed(): void {
     this.created.clear();
@@ -168,6 +173,7 @@ export class HistoryTables {
    * their tables may now over-estimate them (seq, newest valid_from), which is safe.
    */
   rolledBack(): void {
+    for (const writer of this.writers.values()) writer.discard();
     for (const table of this.created) this.writers.delete(table);
     this.created.clear();
   }
@@ -202,6 +208,7 @@ export class HistoryTables {
       if (deadLetters.length >= 10_000) await writeDeadLetters(c, deadLetters.splice(0));
       replayed += changes.length;
     }
+    await writer.flush(c);
     await writeDeadLetters(c, deadLetters);
     await recordTableBuilt(c, view.name, view.version, writer.keyColumns, replayed);
     if (replayed > 0) {

@@ -11,6 +11,8 @@ import { historyViewSql, newestRow, rowsTableOf } from './feature-layout.js';
 
 /** Rows per DuckDB data chunk (DuckDB's vector size). */
 const CHUNK_ROWS = 2048;
+/** Most feature rows a writer holds before it writes them (without waiting for {@link HistoryWriter.flush}). */
+const MAX_PENDING_ROWS = 4 * CHUNK_ROWS;
 
 /** Version rows of one segment, column-wise, before they are written. */
 class VersionRows {
@@ -49,7 +51,9 @@ class VersionRows {
  * instant (a transaction's commit time), the last change of an entity wins (the row it supersedes is
  * removed), so no zero-length versions remain and "newest version with valid_from <= t" is
  * unambiguous. The result does not depend on how changes are cut into batches: replaying the change
- * log gives the same rows as the live stream.
+ * log gives the same rows as the live stream, which also lets a writer hold rows of several batches
+ * and write them at once ({@link flush}, before the transaction commits): each write has a fixed
+ * cost (an appender flush plans and runs an insert on the calling thread).
  */
 export class HistoryWriter {
   readonly table: string;
@@ -67,6 +71,8 @@ export class HistoryWriter {
   private nextSeq = 0n;
   /** Newest valid_from possibly in the table (an over-estimate is safe: it only costs a cleanup pass). */
   private maxValidFrom: bigint | null = null;
+  /** Feature rows written but not yet in the table, in order (no truncate among them). */
+  private pending: FeatureRow[] = [];
 
   /**
    * `keys` are the source columns of the entity's keys (their types give the key columns' types);
@@ -115,21 +121,39 @@ export class HistoryWriter {
 
   /** Forgets every row (the change log restarted from a new snapshot). */
   async clear(c: DuckDBConnection): Promise<void> {
+    this.pending = [];
     await c.run(`DELETE FROM ${quoteIdent(this.rowsTable)}`);
     this.empty = true;
     this.maxValidFrom = null;
   }
 
-  /** Writes the view's feature rows, in order (a truncate ends every entity). */
+  /**
+   * Writes the view's feature rows, in order (a truncate ends every entity), into the open
+   * transaction; some may wait for {@link flush}.
+   */
   async write(c: DuckDBConnection, rows: readonly FeatureRow[]): Promise<void> {
-    let start = 0;
-    for (let i = 0; i < rows.length; i++) {
-      if (rows[i]!.op !== 't') continue;
-      await this.writeSegment(c, rows, start, i);
-      await this.truncate(c, rows[i]!);
-      start = i + 1;
+    for (const row of rows) {
+      if (row.op === 't') {
+        await this.flush(c);
+        await this.truncate(c, row);
+        continue;
+      }
+      this.pending.push(row);
     }
-    await this.writeSegment(c, rows, start, rows.length);
+    if (this.pending.length >= MAX_PENDING_ROWS) await this.flush(c);
+  }
+
+  /** Writes the rows that wait into the open transaction; before it commits. */
+  async flush(c: DuckDBConnection): Promise<void> {
+    const rows = this.pending;
+    if (rows.length === 0) return;
+    this.pending = [];
+    await this.writeSegment(c, rows, 0, rows.length);
+  }
+
+  /** Forgets the rows that wait (the transaction rolled back). */
+  discard(): void {
+    this.pending = [];
   }
 
   private async writeSegment(
