@@ -44,3 +44,12 @@ export class Linger {
     this.cut?.();
   }
 }
+
+/**
+ * Lets the event loop run what waits (socket reads, timers) before the caller goes on: between the
+ * synchronous steps of a commit (appender flushes), so a commit never holds back a change that
+ * arrives meanwhile for longer than one step.
+ */
+export function yieldToEventLoop(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}

@@ -13,7 +13,7 @@ import type {
   SnapshotSession,
   Source,
 } from '../interfaces/index.js';
-import { Linger } from '../linger.js';
+import { Linger, yieldToEventLoop } from '../linger.js';
 import { TOKENS } from '../tokens.js';
 import { formatPosition, type ChangeBatch, type Position, type TableSchema } from '../types.js';
 import { batchInfo, type BatchInfo } from './batch-info.js';
@@ -164,6 +164,8 @@ export class IngestEngine {
     let last = group.length - 1;
     while (last >= 0 && !group[last]!.batch.complete) last--;
     for (const [i, { batch, features }] of group.entries()) {
+      // Appending a batch is mostly synchronous: let changes that arrive meanwhile be served between two.
+      if (i > 0) await yieldToEventLoop();
       await this.log.apply(batch, features, { commit: i === last || !batch.complete });
       if (i === last) {
         this.source.confirm(batch.checkpoint);

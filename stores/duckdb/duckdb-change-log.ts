@@ -16,6 +16,7 @@ import { streamMetaColumn } from './change-log/typed-layout.js';
 import { TypedStorage } from './change-log/typed-storage.js';
 import { openDuckDB, quoteIdent, type DuckDBDatabase, type OpenOptions } from './duckdb-database.js';
 import type { HistoryTables } from './offline/history-tables.js';
+import { yieldToEventLoop } from '../../framework/linger.js';
 
 /**
  * The durable change log in a DuckDB file: the initial snapshot in typed tables, the stream's
@@ -264,7 +265,7 @@ export class DuckDBChangeLog implements ChangeLog {
         if (options.commit !== false) {
           // Appended rows wait in the appenders and history writers until here: each flush has a
           // fixed cost, paid once per commit rather than once per batch of a group.
-          this.flush();
+          await this.flushYielding();
           await this.history?.flush(c);
           // One round trip, no prepared statement: this ends every batch. A failed UPDATE skips the COMMIT.
           await c.run(
@@ -294,6 +295,13 @@ export class DuckDBChangeLog implements ChangeLog {
   private flush(): void {
     this.changes?.flush();
     this.storage?.flush();
+  }
+
+  /** {@link flush}, letting the event loop run between two appenders' flushes. */
+  private async flushYielding(): Promise<void> {
+    this.changes?.flush();
+    await yieldToEventLoop();
+    await this.storage?.flushYielding();
   }
 
   private remember(schema: VersionedSchema): void {

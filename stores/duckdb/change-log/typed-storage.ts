@@ -11,6 +11,7 @@ import {
 } from './typed-layout.js';
 import { changeLogViewSql } from './typed-sql.js';
 import { consecutiveSeqBytes, positionedSeqBytes, TypedTableWriter } from './typed-writer.js';
+import { yieldToEventLoop } from '../../../framework/linger.js';
 
 /**
  * The change log's typed tables: one per captured table for its snapshot's reads
@@ -164,6 +165,18 @@ export class TypedStorage {
   flush(): void {
     this.snapshotWriter?.writer.flush();
     for (const writer of this.streamWriters.values()) writer.flush();
+  }
+
+  /**
+   * {@link flush}, letting the event loop run between two appenders: each flush runs on the calling
+   * thread, and a commit of many tables would otherwise hold back everything that arrived meanwhile.
+   */
+  async flushYielding(): Promise<void> {
+    this.snapshotWriter?.writer.flush();
+    for (const writer of this.streamWriters.values()) {
+      await yieldToEventLoop();
+      writer.flush();
+    }
   }
 
   /** Flushes and closes the snapshot table's appender, if one is open (before a commit or the next table). */

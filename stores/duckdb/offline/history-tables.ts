@@ -19,6 +19,7 @@ import {
 import { checkStoredRows } from './definition-check.js';
 import { checkLayout, dropHistory } from './feature-layout.js';
 import { HistoryWriter } from './history-writer.js';
+import { yieldToEventLoop } from '../../../framework/linger.js';
 
 /**
  * The history tables of the configured feature view versions, kept in the change log's file: each
@@ -159,7 +160,11 @@ export class HistoryTables {
 
   /** Writes what the writers hold, and the transform timings, into the open transaction; before it commits. */
   async flush(c: DuckDBConnection): Promise<void> {
-    for (const writer of this.writers.values()) await writer.flush(c);
+    for (const writer of this.writers.values()) {
+      // Each write's appender flush runs on the calling thread: let what arrived meanwhile run first.
+      await yieldToEventLoop();
+      await writer.flush(c);
+    }
     await this.recordTimings(c);
   }
 
