@@ -53,7 +53,13 @@ export interface StoreAdapter extends Adapter<'store'> {
 }
 
 /** Where the latest feature values are served from (`memory()`, `redis({ url })`); its module binds `TOKENS.OnlineStore`. */
-export interface OnlineAdapter extends Adapter<'online'> {}
+export interface OnlineAdapter extends Adapter<'online'> {
+  /**
+   * Every process reaches the same store (Redis), so processes sharing the entities of a bus between
+   * processes answer for all of them; an in-process store (memory) holds what its own process wrote.
+   */
+  readonly shared: boolean;
+}
 
 /** A model scoring a feature service (`tfjs({ path, service })`); its module binds `TOKENS.Scorer`. */
 export interface ScorerAdapter extends Adapter<'scorer'> {

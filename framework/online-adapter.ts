@@ -21,11 +21,13 @@ export function defineOnlineAdapter<Name extends string, Config>(
   name: Name,
   config: Config,
   create: (logger?: Logger) => OnlineStore,
+  options: { readonly shared: boolean },
 ): DefinedOnlineAdapter<Name, Config> {
   return Object.freeze({
     kind: 'online' as const,
     name,
     config,
+    shared: options.shared,
     create,
     module: new ContainerModule(({ bind }) => {
       bind(TOKENS.OnlineStore)

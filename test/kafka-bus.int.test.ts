@@ -6,6 +6,7 @@ import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, test } from 'vitest';
 import { freePort } from '../testing/pg-cluster.js';
 import { openDuckDB } from '../stores/duckdb/duckdb-database.js';
+import { startRedis, type RedisServer } from '../testing/redis-server.js';
 import { pgClient, randomName, spawnCli, waitFor } from './helpers.js';
 
 // `featureflow ingest` with a Kafka bus: every committed change's feature rows reach the view's
@@ -17,11 +18,14 @@ const brokers = inject('kafkaBrokers');
 const kafka = new Kafka({ clientId: 'featureflow-test', brokers, logLevel: logLevel.NOTHING });
 
 let client: pg.Client;
+let redis: RedisServer;
 beforeAll(async () => {
   client = await pgClient();
+  redis = await startRedis();
 });
 afterAll(async () => {
   await client?.end();
+  await redis?.stop();
 });
 
 interface BusRecord {
@@ -89,17 +93,18 @@ async function logged(dir: string, table: string) {
   }
 }
 
-function configFile(dir: string, table: string, prefix: string): void {
+/** The config of these tests; `online` the online store's adapter call (default the in-process store). */
+function configFile(dir: string, table: string, prefix: string, online = 'memory()'): void {
   writeFileSync(
     join(dir, 'featureflow.config.ts'),
     [
-      `import { defineConfig, duckdb, entity, featureView, float32, int64, kafkaBus, postgres } from ${JSON.stringify(resolve('dist/index.js'))};`,
+      `import { defineConfig, duckdb, entity, featureView, float32, int64, kafkaBus, memory, postgres, redis } from ${JSON.stringify(resolve('dist/index.js'))};`,
       `const point = entity({ name: 'point', keys: ['id'] });`,
       `const points = featureView({ name: 'points', version: 1, entity: point, source: '${table}', features: { x: float32, big: int64 } });`,
       // brokers from KAFKA_BROKERS, so that a run can be pointed at a dead port.
       `export default defineConfig({ source: postgres({ tables: ['${table}'], slot: '${randomName('slot')}' }), store: duckdb({ path: 'store.duckdb' }),`,
       `  features: { views: [points] }, bus: kafkaBus({ topicPrefix: '${prefix}', partitions: 3 }),`,
-      `  ingest: { heartbeatSeconds: 1 }, serve: { port: 0 } });`,
+      `  online: ${online}, ingest: { heartbeatSeconds: 1 }, serve: { port: 0 } });`,
     ].join('\n'),
   );
 }
@@ -167,7 +172,7 @@ describe('featureflow ingest with a Kafka bus', () => {
     await client.query(`CREATE TABLE ${table} (id int PRIMARY KEY, x float8, big int8)`);
     await client.query(`INSERT INTO ${table} VALUES (1, 0.5, 1)`);
     const dir = mkdtempSync(join(tmpdir(), 'featureflow-kafka-bus-both-'));
-    configFile(dir, table, randomName('ff'));
+    configFile(dir, table, randomName('ff'), `redis({ url: '${redis.url}', prefix: '${randomName('ff')}' })`);
     const serve = spawnCli(dir, ['serve', '--ingest'], { KAFKA_BROKERS: brokers.join(',') });
     try {
       // Two lines, written one after the other: the second may come in a later chunk.
@@ -199,6 +204,18 @@ describe('featureflow ingest with a Kafka bus', () => {
     const serve = spawnCli(dir, ['serve', '--until-caught-up'], { KAFKA_BROKERS: brokers.join(',') });
     expect((await serve.exited).code).toBe(1);
     expect(serve.err()).toMatch(/FF_CONFIG_INVALID.*featureflow ingest --until-caught-up/);
+  });
+
+  test('serve on a bus between processes refuses an in-process online store, naming the shared one', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'featureflow-kafka-bus-memory-'));
+    configFile(dir, randomName('bus_memory'), randomName('ff'));
+    for (const args of [['serve'], ['serve', '--ingest']]) {
+      const serve = spawnCli(dir, args, { KAFKA_BROKERS: brokers.join(',') });
+      expect((await serve.exited).code, serve.err()).toBe(1);
+      expect(serve.err()).toMatch(/FF_CONFIG_INVALID.*memory online store.*online: redis\(\{ url/);
+      // Refused before anything runs: no stack trace.
+      expect(serve.err()).not.toMatch(/\n\s+at /);
+    }
   });
 
   test('an ingest killed between its commit and its publish publishes the committed rows on restart', async () => {

@@ -1,5 +1,6 @@
 import type { Container } from 'inversify';
 import type { Logger } from 'pino';
+import { FeatureflowError } from '../errors.js';
 import type { ResolvedConfig } from '../config.js';
 import type { FeatureView } from '../features/feature-view.js';
 import type { IngestOptions, IngestResult } from '../ingest/ingest-engine.js';
@@ -82,6 +83,14 @@ export class ServeRuntime {
   static async start(container: Container, config: ResolvedConfig, options: ServeOptions = {}): Promise<ServeRuntime> {
     const logger = (await container.getAsync(TOKENS.Logger)).child({ component: 'serve' });
     const bus = await container.getAsync(TOKENS.ChangeBus);
+    if (bus.listen && !config.online.shared) {
+      throw new FeatureflowError(
+        'FF_CONFIG_INVALID',
+        `serve consumes a bus between processes, where each process takes a share of the entities; the ${config.online.name} online store ` +
+          "would hold only this process's share, and GET /features would answer 404 for the rest. Use a store every process reaches: " +
+          "online: redis({ url: 'redis://…' })",
+      );
+    }
     // On a bus between processes one process reads the source (`featureflow ingest`, or one `serve
     // --ingest`): a replication slot has one reader, and the offline store one writer.
     const ingests = bus.listen === undefined || options.ingest === true;

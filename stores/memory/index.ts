@@ -28,5 +28,6 @@ export function memory(config?: MemoryConfig): MemoryOnline {
     'memory',
     resolved,
     (logger) => new MemoryOnlineStore(resolved, logger?.child({ component: 'memory' })),
+    { shared: false },
   );
 }

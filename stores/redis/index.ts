@@ -29,5 +29,6 @@ export function redis(config?: RedisConfig): RedisOnline {
     'redis',
     resolved,
     (logger) => new RedisOnlineStore(resolved, logger?.child({ component: 'redis' })),
+    { shared: true },
   );
 }
