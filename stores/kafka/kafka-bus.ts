@@ -15,6 +15,9 @@ export function topicOf(prefix: string, view: Pick<FeatureView, 'name' | 'versio
   return `${prefix}.${view.name.replace(/[^A-Za-z0-9._-]/g, '_')}.v${view.version}`;
 }
 
+/** How long close waits for consumed records to settle before it leaves their offsets uncommitted. */
+const CLOSE_COMMIT_WAIT_MS = 10_000;
+
 /**
  * The change bus on Kafka, both ends. The ingest publishes each committed batch's feature rows to one
  * topic per view version, keyed by entity (Kafka's default partitioner keeps an entity on one
@@ -45,6 +48,12 @@ export class KafkaBus implements ChangeBus {
   private readonly marks = new Map<string, Position>();
   private delivered = -1n;
   private closed = false;
+  /**
+   * Per `topic:partition`: the offset commits waiting for their records to settle, in order, and the
+   * partition's generation (a failed settle rewinds the partition and starts a new one: the commits
+   * of records delivered before the rewind are dropped, as the records come again).
+   */
+  private readonly commits = new Map<string, { chain: Promise<void>; generation: number }>();
 
   constructor(
     private readonly config: ResolvedKafkaBusConfig,
@@ -174,19 +183,38 @@ export class KafkaBus implements ChangeBus {
       settle,
     };
     for (const listener of this.listeners) await listener(message);
-    const failure = await settled;
-    if (failure !== undefined) throw failure;
+    // The next records are delivered at once; this batch's offset is committed once it settled (its
+    // rows in the online store, their predictions in the sinks), after the batches before it.
+    const first = batch.messages[0]!.offset;
     const last = batch.messages.at(-1)!.offset;
     resolveOffset(last);
-    try {
-      await this.consumer!.commitOffsets([{ topic, partition, offset: (BigInt(last) + 1n).toString() }]);
-    } catch (error) {
-      // The partition went to another process meanwhile: it applies these records again, without effect.
-      this.logger.warn(
-        { err: error, topic, partition, offset: last },
-        'committing the offset failed; the records will be applied again (idempotently)',
-      );
-    }
+    const key = `${topic}:${partition}`;
+    const state = this.commits.get(key) ?? { chain: Promise.resolve(), generation: 0 };
+    const generation = state.generation;
+    state.chain = state.chain.then(async () => {
+      const failure = await settled;
+      if (state.generation !== generation) return;
+      if (failure !== undefined) {
+        // Not served: rewind, so the records from this batch on come again (applied idempotently).
+        state.generation++;
+        this.logger.error(
+          { err: failure, topic, partition, offset: first },
+          'records on the bus were not served; consuming them again',
+        );
+        this.consumer?.seek({ topic, partition, offset: first });
+        return;
+      }
+      try {
+        await this.consumer?.commitOffsets([{ topic, partition, offset: (BigInt(last) + 1n).toString() }]);
+      } catch (error) {
+        // The partition went to another process meanwhile: it applies these records again, without effect.
+        this.logger.warn(
+          { err: error, topic, partition, offset: last },
+          'committing the offset failed; the records will be applied again (idempotently)',
+        );
+      }
+    });
+    this.commits.set(key, state);
     await heartbeat();
   }
 
@@ -245,10 +273,23 @@ export class KafkaBus implements ChangeBus {
     return this.producer;
   }
 
-  /** Leaves the group (after the batch under way settled) and disconnects; idempotent. */
+  /** Stops consuming, commits the offsets of what settles, leaves the group and disconnects; idempotent. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    await this.consumer?.stop().catch(() => undefined);
+    // Bounded: records whose offsets stay uncommitted are applied again (idempotently) by the next consumer.
+    let timer: NodeJS.Timeout | undefined;
+    const waited = await Promise.race([
+      Promise.all([...this.commits.values()].map((c) => c.chain)).then(() => true),
+      new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), CLOSE_COMMIT_WAIT_MS))),
+    ]);
+    clearTimeout(timer);
+    if (!waited)
+      this.logger.warn(
+        { waitedMs: CLOSE_COMMIT_WAIT_MS },
+        'records consumed from the bus were not served in time; their offsets stay uncommitted and they are applied again by the next consumer',
+      );
     await this.consumer?.disconnect().catch(() => undefined);
     await this.producer?.disconnect().catch(() => undefined);
     await this.admin?.disconnect().catch(() => undefined);
