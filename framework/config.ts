@@ -137,7 +137,8 @@ export interface IngestConfig {
   /**
    * Least milliseconds between two commits of streamed changes to the store while following (group
    * commit: what arrives meanwhile commits together; serving online does not wait for it). 0 commits
-   * as soon as the previous commit ends. Default 50.
+   * as soon as the previous commit ends. Default 50; 0 with a Kafka bus or a publisher (what they
+   * send follows the commit).
    */
   commitIntervalMs?: number;
 }
@@ -215,7 +216,8 @@ export function resolveConfig(
     snapshotBatchSize: config?.ingest?.snapshotBatchSize ?? 8_192,
     heartbeatSeconds: config?.ingest?.heartbeatSeconds ?? 5,
     maxBackoffSeconds: config?.ingest?.maxBackoffSeconds ?? 30,
-    commitIntervalMs: config?.ingest?.commitIntervalMs ?? 50,
+    // What a Kafka bus or a publisher sends follows the commit: those commit as soon as they can.
+    commitIntervalMs: config?.ingest?.commitIntervalMs ?? (config?.bus || config?.publish ? 0 : 50),
   };
   for (const [k, v] of Object.entries(ingest)) {
     const least = k === 'commitIntervalMs' ? 'a number ≥ 0' : 'a positive number';

@@ -4,6 +4,7 @@ import { FeatureflowError } from '../framework/errors.js';
 import { DEFAULTS } from '../index.js';
 import { postgres, type PostgresAdapter } from '../sources/postgres/index.js';
 import { duckdb, type DuckDBAdapter } from '../stores/duckdb/index.js';
+import { kafkaBus } from '../stores/kafka/index.js';
 
 /** The FeatureflowError `make` throws. */
 function errorOf(make: () => unknown): FeatureflowError {
@@ -78,6 +79,13 @@ describe('configuration', () => {
     expect(rest.message).toMatch(/ingest\.batchSize must be a positive number/);
     expect(rest.message).toMatch(/ingest\.heartbeatSeconds must be a positive number/);
     expect(rest.message).toMatch(/ingest\.commitIntervalMs must be a number ≥ 0, got -5/);
+    // A Kafka bus publishes what each commit made durable: it commits at once unless told otherwise.
+    const bus = kafkaBus({ brokers: ['127.0.0.1:9092'] });
+    expect(resolveConfig({ source: postgres({ tables: ['t'] }), bus }, DEFAULTS, {}).ingest.commitIntervalMs).toBe(0);
+    expect(
+      resolveConfig({ source: postgres({ tables: ['t'] }), bus, ingest: { commitIntervalMs: 20 } }, DEFAULTS, {}).ingest
+        .commitIntervalMs,
+    ).toBe(20);
     // 0 is allowed there: commit as soon as the previous commit ends.
     expect(
       resolveConfig({ source: postgres({ tables: ['t'] }), ingest: { commitIntervalMs: 0 } }, DEFAULTS, {}).ingest
