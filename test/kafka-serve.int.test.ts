@@ -99,7 +99,24 @@ describe('featureflow serve on a Kafka bus', () => {
       );
       first.child.kill('SIGKILL');
       expect((await first.exited).signal).toBe('SIGKILL');
-      await write(90);
+      // Then the predictions table refuses writes for a while (an error that will not pass by
+      // itself): the survivor does not commit those records' offsets, consumes them again after a
+      // pause, and once the table takes writes again none is lost, none stored twice.
+      const refuse = randomName('refuse');
+      await client.query(
+        `CREATE FUNCTION ${refuse}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'refused by the test'; END $$`,
+      );
+      await client.query(
+        `CREATE TRIGGER ${refuse} BEFORE INSERT OR UPDATE ON ${predictions} FOR EACH ROW EXECUTE FUNCTION ${refuse}()`,
+      );
+      await write(30);
+      await waitFor(
+        'the survivor to consume refused records again',
+        () => /records on the bus were not served; consuming them again/.test(second.err()),
+        120_000,
+      );
+      await client.query(`DROP TRIGGER ${refuse} ON ${predictions}`);
+      await write(60);
       await client.query(`DELETE FROM ${table} WHERE id IN (31, 32)`);
 
       // The ingest takes in every change (the slot confirmed past the last commit), then stops; the

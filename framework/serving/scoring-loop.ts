@@ -426,14 +426,20 @@ export class ScoringLoop implements WrittenMessageQueue {
     through: Position | null,
   ): Promise<unknown> {
     try {
-      await this.retrying(`writing ${predictions.length} predictions to sink ${index}`, SINKS, () =>
+      await this.retrying(`writing ${predictions.length} predictions to sink ${index}`, `${SINKS}/${index}`, () =>
         sink.write(predictions, through),
       );
+      // A failure that did not pass by itself is reported until the sink takes a write again.
+      this.context.health.set(`${SINKS}/${index}`, null);
       return undefined;
     } catch (error) {
-      this.context.health.set(SINKS, `writing predictions to sink ${index} failed (${describeError(error)})`, {
-        critical: false,
-      });
+      this.context.health.set(
+        `${SINKS}/${index}`,
+        `writing predictions to sink ${index} failed (${describeError(error)})`,
+        {
+          critical: false,
+        },
+      );
       this.context.logger?.error(
         { err: error, sink: index, predictions: predictions.length },
         'predictions were not written to a sink',

@@ -17,6 +17,8 @@ export function topicOf(prefix: string, view: Pick<FeatureView, 'name' | 'versio
 
 /** How long close waits for consumed records to settle before it leaves their offsets uncommitted. */
 const CLOSE_COMMIT_WAIT_MS = 10_000;
+/** Longest pause before records that were not served are consumed again. */
+const MAX_REWIND_PAUSE_MS = 30_000;
 
 /**
  * The change bus on Kafka, both ends. The ingest publishes each committed batch's feature rows to one
@@ -53,7 +55,7 @@ export class KafkaBus implements ChangeBus {
    * partition's generation (a failed settle rewinds the partition and starts a new one: the commits
    * of records delivered before the rewind are dropped, as the records come again).
    */
-  private readonly commits = new Map<string, { chain: Promise<void>; generation: number }>();
+  private readonly commits = new Map<string, { chain: Promise<void>; generation: number; failures: number }>();
 
   constructor(
     private readonly config: ResolvedKafkaBusConfig,
@@ -189,21 +191,25 @@ export class KafkaBus implements ChangeBus {
     const last = batch.messages.at(-1)!.offset;
     resolveOffset(last);
     const key = `${topic}:${partition}`;
-    const state = this.commits.get(key) ?? { chain: Promise.resolve(), generation: 0 };
+    const state = this.commits.get(key) ?? { chain: Promise.resolve(), generation: 0, failures: 0 };
     const generation = state.generation;
     state.chain = state.chain.then(async () => {
       const failure = await settled;
       if (state.generation !== generation) return;
       if (failure !== undefined) {
-        // Not served: rewind, so the records from this batch on come again (applied idempotently).
+        // Not served: rewind, so the records from this batch on come again (applied idempotently),
+        // after a pause that doubles while they keep failing.
         state.generation++;
+        state.failures++;
+        const retryInMs = Math.min(MAX_REWIND_PAUSE_MS, 500 * 2 ** (state.failures - 1));
         this.logger.error(
-          { err: failure, topic, partition, offset: first },
+          { err: failure, topic, partition, offset: first, retryInMs },
           'records on the bus were not served; consuming them again',
         );
-        this.consumer?.seek({ topic, partition, offset: first });
+        this.rewind(topic, partition, first, retryInMs);
         return;
       }
+      state.failures = 0;
       try {
         await this.consumer?.commitOffsets([{ topic, partition, offset: (BigInt(last) + 1n).toString() }]);
       } catch (error) {
@@ -216,6 +222,17 @@ export class KafkaBus implements ChangeBus {
     });
     this.commits.set(key, state);
     await heartbeat();
+  }
+
+  /** Pauses a partition, has it fetched again from `offset`, and resumes it after `pauseMs`. */
+  private rewind(topic: string, partition: number, offset: string, pauseMs: number): void {
+    const consumer = this.consumer;
+    if (!consumer || this.closed) return;
+    consumer.pause([{ topic, partitions: [partition] }]);
+    consumer.seek({ topic, partition, offset });
+    setTimeout(() => {
+      if (!this.closed) consumer.resume([{ topic, partitions: [partition] }]);
+    }, pauseMs).unref();
   }
 
   /** The lowest marker of the owned partitions when it moved forward since it was last delivered, else null. */
