@@ -268,6 +268,26 @@ describe.each(implementations)('online store contract: $name', ({ create }) => {
     expect(await store.watermark(nextVersion)).toBeNull();
   });
 
+  test('watermark of a view consumed in parts (Kafka partitions): the lowest part, once every part has one', async () => {
+    const view = amountView();
+    // A load finishes with the whole view's watermark; the parts' positions come after.
+    await store.write([batch(view, amount(1, 1, 10n, 'r'))]);
+    expect(await store.setWatermark(view, 10n)).toBe(true);
+    expect(await store.setWatermark(view, 40n, { index: 0, count: 3 })).toBe(true);
+    expect(await store.setWatermark(view, 30n, { index: 2, count: 3 })).toBe(true);
+    // Part 1 has no position yet: the rows of its entities may be anywhere past the load.
+    expect(await store.watermark(view)).toBe(10n);
+    await store.setWatermark(view, 50n, { index: 1, count: 3 });
+    expect(await store.watermark(view)).toBe(30n);
+    // A part never moves back, and the watermark follows the lowest.
+    await store.setWatermark(view, 20n, { index: 2, count: 3 });
+    expect(await store.watermark(view)).toBe(30n);
+    await store.setWatermark(view, 60n, { index: 2, count: 3 });
+    expect(await store.watermark(view)).toBe(40n);
+    await store.setWatermark(view, 70n, { index: 0, count: 3 });
+    expect(await store.watermark(view)).toBe(50n);
+  });
+
   test('needsLoad: true until a load ends with setWatermark', async () => {
     const view = amountView();
     expect(await store.needsLoad(view)).toBe(true);

@@ -1,4 +1,5 @@
 import type { FeatureRowBatch } from '../features/feature-rows.js';
+import type { FeatureView } from '../features/feature-view.js';
 import type { Position } from '../types.js';
 
 /**
@@ -9,6 +10,12 @@ export interface FeatureRowsMessage {
   readonly batches: readonly FeatureRowBatch[];
   /** Set when the batch ended on a transaction boundary: every change up to this position is in. */
   readonly through: Position | null;
+  /**
+   * Set by a bus that carries each view's stream in parts, each consumed by one of several processes
+   * (Kafka partitions): the message holds part `index` of `view`'s stream, and `through` covers that
+   * part only. The view is served through the lowest position of its parts.
+   */
+  readonly part?: { readonly view: FeatureView; readonly index: number; readonly count: number };
   /** When the source received the batch's last change (ms since the Unix epoch), for latency figures. */
   readonly receivedAt: number;
   /**

@@ -23,6 +23,12 @@ export interface OnlineValue {
   readonly commitTime: bigint | null;
 }
 
+/** One part of a view's stream (a partition of its Kafka topic), of `count` parts (0 ≤ index < count). */
+export interface WatermarkPart {
+  readonly index: number;
+  readonly count: number;
+}
+
 /**
  * The latest feature values per entity of each served view version, for low-latency reads. Writes
  * are position-guarded and idempotent: a row is applied only when it is newer than what the store
@@ -43,9 +49,12 @@ export interface OnlineStore {
   /**
    * Records that `view` reflects every change up to `position` (after the rows up to it were
    * written). Resolves false, recording nothing, when the store no longer holds what it was loaded
-   * with (a shared store that restarted empty): load it again ({@link needsLoad}). After {@link open}.
+   * with (a shared store that restarted empty): load it again ({@link needsLoad}). With `part`, the
+   * position covers that part of the view's stream only (a Kafka partition, consumed by one of several
+   * processes): the view is then current through the lowest position of its parts, once each has one.
+   * After {@link open}.
    */
-  setWatermark(view: FeatureView, position: Position): Promise<boolean>;
+  setWatermark(view: FeatureView, position: Position, part?: WatermarkPart): Promise<boolean>;
   /** The position through which `view` is current, or null before anything was loaded or written. After {@link open}. */
   watermark(view: FeatureView): Promise<Position | null>;
   /** The values of the entities with these keys (each in the order of `entity.keys`), in one round trip, in the order asked; ttl applied at `now` (µs, default the clock). After {@link open}. */

@@ -156,22 +156,39 @@ export class OnlineUpdater {
       // The store failed and works again: a server that restarted lost what it held.
       if (this.recovering) await this.recover();
       if (through !== null) {
+        // One part of a view's stream moves that part's position; the view is served through its
+        // lowest part, whichever process wrote it (a shared store): read it back for the board.
+        const part = message.part;
+        const served = part ? context.served(part.view) : undefined;
+        const views = part ? (served ? [served] : []) : context.views;
+        const where = part ? { index: part.index, count: part.count } : undefined;
         // A store that lost its data without failing a write (restarted between two) refuses the
         // watermark: load it again first. Read-after-write waiters are released only after that.
         while (
           !(
             await this.persist(`setting the online watermark to ${formatPosition(through)}`, () =>
-              Promise.all(context.views.map((v) => context.store.setWatermark(v, through))),
+              Promise.all(views.map((v) => context.store.setWatermark(v, through, where))),
             )
           ).every(Boolean)
         ) {
           this.recovering = true;
           await this.recover();
         }
-        for (const v of context.views) context.board.advance(v, through);
+        for (const v of views) {
+          const mark = part
+            ? await this.persist(`reading the online watermark of ${viewId(v)}`, () => context.store.watermark(v))
+            : through;
+          if (mark !== null) context.board.advance(v, mark);
+        }
       }
     });
-    const written = { batches, through, receivedAt: message.receivedAt, writtenAt: Date.now() };
+    // A part's position says nothing of the other parts' predictions: the sinks' watermark stays.
+    const written = {
+      batches,
+      through: message.part ? null : through,
+      receivedAt: message.receivedAt,
+      writtenAt: Date.now(),
+    };
     if (!this.options.scoring) return message.settle?.();
     // The scoring loop settles the message once its predictions are in the sinks.
     await this.options.scoring.enqueue(message.settle ? { ...written, settle: message.settle } : written);

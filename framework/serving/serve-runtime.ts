@@ -137,6 +137,8 @@ export class ServeRuntime {
     );
     for (const sink of sinks) await sink.open();
     const context = new ServingContext({ store, registry, materializer, ...(scorer ? { scorer } : {}), logger });
+    // On a bus between processes the others move the shared store's watermarks too.
+    if (bus.listen) context.board.follow((view) => store.watermark(view));
     const loop = scorer ? new ScoringLoop(context, { sinks }) : undefined;
     const updater = new OnlineUpdater(context, { load, ...(loop ? { scoring: loop } : {}) });
     loop?.start();

@@ -2,6 +2,7 @@ import type { FeatureView } from '../features/feature-view.js';
 import type { Position } from '../types.js';
 
 interface Waiter {
+  readonly view: FeatureView;
   readonly position: Position;
   readonly resolve: (reached: boolean) => void;
   readonly timer: NodeJS.Timeout;
@@ -21,6 +22,34 @@ export class WatermarkBoard {
   private readonly positions = new Map<string, Position>();
   private readonly waiters = new Map<string, Waiter[]>();
   private closed = false;
+  private source: { read: (view: FeatureView) => Promise<Position | null>; everyMs: number } | undefined;
+  private polling: NodeJS.Timeout | undefined;
+
+  /**
+   * Also learns positions from `read` (the shared online store's watermark), every `everyMs` while
+   * someone waits: on a bus between processes, other processes move a view's watermark too (the
+   * parts of its stream they consume), and this process hears of it only from the store.
+   */
+  follow(read: (view: FeatureView) => Promise<Position | null>, everyMs = 25): void {
+    this.source = { read, everyMs };
+  }
+
+  /** Reads the watermark of every view waited for, advances the board, and polls again while waiters remain. */
+  private poll(): void {
+    if (!this.source || this.polling || this.closed || this.waiters.size === 0) return;
+    const { read, everyMs } = this.source;
+    this.polling = setTimeout(async () => {
+      const views = [...this.waiters.values()].map((list) => list[0]!.view);
+      await Promise.all(
+        views.map(async (view) => {
+          const mark = await read(view).catch(() => null);
+          if (mark !== null) this.advance(view, mark);
+        }),
+      );
+      this.polling = undefined;
+      this.poll();
+    }, everyMs);
+  }
 
   /** The position through which `view` is current, or null before anything was loaded or written. */
   get(view: FeatureView): Position | null {
@@ -56,6 +85,7 @@ export class WatermarkBoard {
     const id = viewId(view);
     return new Promise((resolve) => {
       const waiter: Waiter = {
+        view,
         position,
         resolve,
         timer: setTimeout(() => {
@@ -69,6 +99,7 @@ export class WatermarkBoard {
       const list = this.waiters.get(id);
       if (list) list.push(waiter);
       else this.waiters.set(id, [waiter]);
+      this.poll();
     });
   }
 
@@ -82,6 +113,7 @@ export class WatermarkBoard {
   /** Resolves every waiter with false; later waits resolve false at once unless already satisfied. */
   close(): void {
     this.closed = true;
+    clearTimeout(this.polling);
     for (const list of this.waiters.values()) {
       for (const w of list) {
         clearTimeout(w.timer);

@@ -5,7 +5,7 @@ import type { FeatureRow } from '../../framework/features/feature-rows.js';
 import type { FeatureRegistry } from '../../framework/features/feature-registry.js';
 import type { FeatureView } from '../../framework/features/feature-view.js';
 import type { ChangeBus, FeatureRowsListener, FeatureRowsMessage } from '../../framework/interfaces/change-bus.js';
-import { formatPosition, type Position } from '../../framework/types.js';
+import type { Position } from '../../framework/types.js';
 import { FeatureRowCodec, headerPosition, THROUGH_HEADER } from './feature-row-codec.js';
 import type { ResolvedKafkaBusConfig } from './kafka-bus-config.js';
 import { busError, undecodableRecord } from './kafka-bus-errors.js';
@@ -31,8 +31,10 @@ const MAX_REWIND_PAUSE_MS = 30_000;
  * hands their rows to the online side, and commits a partition's offset only once the rows' online
  * writes and predictions are done ({@link FeatureRowsMessage.settle}). A process that dies leaves its
  * uncommitted rows to the process that takes its partitions over, which applies them again (online
- * writes and prediction sinks are keyed by entity and position: nothing changes twice). A process's
- * watermark is the lowest marker of the partitions it owns: every row up to it is served.
+ * writes and prediction sinks are keyed by entity and position: nothing changes twice). Each message
+ * is one partition's records, its `through` that partition's marker ({@link FeatureRowsMessage.part}):
+ * the shared online store keeps each partition's position, and a view is served through the lowest,
+ * whichever processes own the partitions.
  */
 export class KafkaBus implements ChangeBus {
   readonly publisherId: string;
@@ -44,11 +46,6 @@ export class KafkaBus implements ChangeBus {
   private admin: Admin | undefined;
   private consumer: Consumer | undefined;
   private topicsReady: Promise<void> | undefined;
-  /** The partitions this process owns, by topic, once it joined the group. */
-  private assigned: Readonly<Record<string, number[]>> | null = null;
-  /** The newest marker seen per `topic:partition`. */
-  private readonly marks = new Map<string, Position>();
-  private delivered = -1n;
   private closed = false;
   /**
    * Per `topic:partition`: the offset commits waiting for their records to settle, in order, and the
@@ -116,6 +113,15 @@ export class KafkaBus implements ChangeBus {
     const { config } = this;
     try {
       await this.ensureTopics();
+      // The group's coordinator must be ready before the consumer joins: on a broker whose offsets
+      // topic is new, a join fails with "coordinator is loading", and a consumer restarted after that
+      // crash was seen never to join again. Describing the group waits (with retries) until it is.
+      await this.admin!.describeGroups([config.group]).catch((error: unknown) =>
+        this.logger.warn(
+          { err: error, group: config.group },
+          'the consumer group could not be described; joining anyway',
+        ),
+      );
       const consumer = this.kafka.consumer({
         groupId: config.group,
         sessionTimeout: config.sessionTimeoutMs,
@@ -125,11 +131,6 @@ export class KafkaBus implements ChangeBus {
       });
       this.consumer = consumer;
       consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
-        this.assigned = payload.memberAssignment;
-        for (const key of [...this.marks.keys()]) {
-          const at = key.lastIndexOf(':');
-          if (!payload.memberAssignment[key.slice(0, at)]?.includes(Number(key.slice(at + 1)))) this.marks.delete(key);
-        }
         this.logger.info({ group: config.group, partitions: payload.memberAssignment }, 'joined the consumer group');
       });
       consumer.on(consumer.events.CRASH, ({ payload }) => {
@@ -171,16 +172,12 @@ export class KafkaBus implements ChangeBus {
         );
       }
     }
-    if (mark !== null) {
-      const key = `${topic}:${partition}`;
-      const known = this.marks.get(key);
-      if (known === undefined || mark > known) this.marks.set(key, mark);
-    }
     let settle!: (error?: unknown) => void;
     const settled = new Promise<unknown>((resolve) => (settle = resolve));
     const message: FeatureRowsMessage = {
       batches: rows.length > 0 ? [{ view: codec.view, rows }] : [],
-      through: this.through(),
+      through: mark,
+      part: { view: codec.view, index: partition, count: this.partitions.get(topic)! },
       receivedAt: Date.now(),
       settle,
     };
@@ -233,23 +230,6 @@ export class KafkaBus implements ChangeBus {
     setTimeout(() => {
       if (!this.closed) consumer.resume([{ topic, partitions: [partition] }]);
     }, pauseMs).unref();
-  }
-
-  /** The lowest marker of the owned partitions when it moved forward since it was last delivered, else null. */
-  private through(): Position | null {
-    if (!this.assigned) return null;
-    let low: Position | null = null;
-    for (const [topic, partitions] of Object.entries(this.assigned)) {
-      for (const p of partitions) {
-        const mark = this.marks.get(`${topic}:${p}`);
-        if (mark === undefined) return null;
-        if (low === null || mark < low) low = mark;
-      }
-    }
-    if (low === null || low <= this.delivered) return null;
-    this.delivered = low;
-    this.logger.debug({ through: formatPosition(low) }, 'owned partitions complete through');
-    return low;
   }
 
   /** Creates the topics that are missing (with the configured partitions) and learns each one's partitions. */

@@ -4,7 +4,7 @@ import type { FeatureRow, FeatureRowBatch } from '../../framework/features/featu
 import type { FeatureType } from '../../framework/features/feature-types.js';
 import type { StoredFeatureValue } from '../../framework/features/feature-values.js';
 import type { FeatureView } from '../../framework/features/feature-view.js';
-import type { OnlineStore, OnlineValue } from '../../framework/interfaces/index.js';
+import type { OnlineStore, OnlineValue, WatermarkPart } from '../../framework/interfaces/index.js';
 import type { Position, Value } from '../../framework/types.js';
 import type { ResolvedMemoryConfig } from './memory-config.js';
 
@@ -208,6 +208,8 @@ interface ViewState {
   /** The last truncate (its commit and change positions); rows at or before it are ignored. */
   truncatedAt: { commit: bigint; position: bigint } | null;
   watermark: Position | null;
+  /** Per part of the view's stream (see OnlineStore.setWatermark), its position. */
+  parts: Position[];
 }
 
 /**
@@ -252,11 +254,17 @@ export class MemoryOnlineStore implements OnlineStore {
     }
   }
 
-  async setWatermark(view: FeatureView, position: Position): Promise<boolean> {
+  async setWatermark(view: FeatureView, position: Position, part?: WatermarkPart): Promise<boolean> {
     this.check();
     checkPosition(position);
     const state = this.state(view);
-    if (state.watermark === null || position > state.watermark) state.watermark = position;
+    let through: Position | null = position;
+    if (part) {
+      const known = state.parts[part.index];
+      if (known === undefined || position > known) state.parts[part.index] = position;
+      through = lowestPart(state.parts, part.count);
+    }
+    if (through !== null && (state.watermark === null || through > state.watermark)) state.watermark = through;
     return true;
   }
 
@@ -286,7 +294,12 @@ export class MemoryOnlineStore implements OnlineStore {
     const name = `${view.name}@${view.version}`;
     let state = this.views.get(name);
     if (!state) {
-      state = { table: new ViewTable(view, this.config.initialCapacity), truncatedAt: null, watermark: null };
+      state = {
+        table: new ViewTable(view, this.config.initialCapacity),
+        truncatedAt: null,
+        watermark: null,
+        parts: [],
+      };
       this.views.set(name, state);
     }
     return state;
@@ -301,4 +314,15 @@ function checkPosition(position: Position): void {
   if (typeof position !== 'bigint' || position < 0n || position >= POSITION_LIMIT) {
     throw new TypeError(`a position must be an unsigned 64-bit bigint, got ${String(position)}`);
   }
+}
+
+/** The lowest position of parts 0…count-1, or null while one has none. */
+function lowestPart(parts: readonly Position[], count: number): Position | null {
+  let low: Position | null = null;
+  for (let i = 0; i < count; i++) {
+    const at = parts[i];
+    if (at === undefined) return null;
+    if (low === null || at < low) low = at;
+  }
+  return low;
 }

@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import { entityId } from '../../framework/features/entity-key.js';
 import type { FeatureRowBatch } from '../../framework/features/feature-rows.js';
 import type { FeatureView } from '../../framework/features/feature-view.js';
-import type { OnlineStore, OnlineValue } from '../../framework/interfaces/index.js';
+import type { OnlineStore, OnlineValue, WatermarkPart } from '../../framework/interfaces/index.js';
 import type { Position, Value } from '../../framework/types.js';
 import { EntryCodec, positionHex, RowPacker } from './redis-codec.js';
 import { redactUrl, type ResolvedRedisConfig } from './redis-config.js';
@@ -18,7 +18,7 @@ interface ScriptCommands<R> {
   ffApply(meta: string, ...args: Arg[]): R;
   ffReadBuffer(meta: string, ...args: Arg[]): R;
   ffCheck(meta: string, token: string): R;
-  ffMark(meta: string, position: string, epoch: string, token: string, fresh: string): R;
+  ffMark(meta: string, position: string, epoch: string, token: string, fresh: string, part: string, parts: string): R;
   ffSweep(meta: string, ...args: Arg[]): R;
   ffSwept(meta: string, generation: number): R;
 }
@@ -181,7 +181,7 @@ export class RedisOnlineStore implements OnlineStore {
     }
   }
 
-  async setWatermark(view: FeatureView, position: Position): Promise<boolean> {
+  async setWatermark(view: FeatureView, position: Position, part?: WatermarkPart): Promise<boolean> {
     const client = this.ready();
     const keys = this.keys(view);
     const epoch = (await this.run(`setting the watermark of ${keys.name}`, () =>
@@ -191,6 +191,8 @@ export class RedisOnlineStore implements OnlineStore {
         this.epochs.get(keys.name) ?? '',
         this.loads.get(keys.name) ?? '',
         randomUUID(),
+        part ? String(part.index) : '',
+        part ? String(part.count) : '',
       ),
     )) as string;
     if (epoch === '') {

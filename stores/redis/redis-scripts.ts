@@ -8,6 +8,7 @@
  * | `n` | entities with values in the current generation (for `count`) |
  * | `swept` | generation below which no keys are left (old ones are deleted in the background) |
  * | `wm` | the watermark (16 hex digits) |
+ * | `wm:<part>` | the position of one part of the view's stream (a Kafka partition), see `ffMark` |
  * | `epoch` | the load marker: set when a load finished; a server restarted empty or flushed has none |
  * | `loading` | token of a load under way, so a load the server lost midway is not marked finished |
  *
@@ -103,20 +104,35 @@ return {m[1] or '', tonumber(m[2]) or 0, tonumber(m[3]) or 0}
 `,
   /**
    * Moves the watermark forward (setWatermark). ARGV[1]: the position; ARGV[2]: the epoch this process
-   * knows ('' none); ARGV[3]: the token of the load it started ('' none); ARGV[4]: a new epoch. With no
-   * epoch on the server, the call finishes a load, unless the server lost what this process wrote
-   * (it knew an epoch, or its load token is gone). Returns the epoch in force, '' when lost.
+   * knows ('' none); ARGV[3]: the token of the load it started ('' none); ARGV[4]: a new epoch;
+   * ARGV[5], ARGV[6]: the part of the view's stream the position covers and the number of parts ('' ''
+   * for the whole view). A part's position is kept in field `wm:<part>`, and the watermark moves to the
+   * lowest of them once every part has one. With no epoch on the server, the call finishes a load,
+   * unless the server lost what this process wrote (it knew an epoch, or its load token is gone).
+   * Returns the epoch in force, '' when lost.
    */
   ffMark: `
 local m = redis.call('HMGET', KEYS[1], 'epoch', 'wm', 'loading')
-if m[1] then
-  if not m[2] or ARGV[1] > m[2] then redis.call('HSET', KEYS[1], 'wm', ARGV[1]) end
-  return m[1]
+local epoch = m[1]
+if not epoch then
+  if ARGV[2] ~= '' or (ARGV[3] ~= '' and m[3] ~= ARGV[3]) then return '' end
+  epoch = ARGV[4]
+  redis.call('HSET', KEYS[1], 'epoch', epoch)
+  redis.call('HDEL', KEYS[1], 'loading')
 end
-if ARGV[2] ~= '' or (ARGV[3] ~= '' and m[3] ~= ARGV[3]) then return '' end
-redis.call('HSET', KEYS[1], 'epoch', ARGV[4], 'wm', ARGV[1])
-redis.call('HDEL', KEYS[1], 'loading')
-return ARGV[4]
+local through = ARGV[1]
+if ARGV[5] ~= '' then
+  local field = 'wm:' .. ARGV[5]
+  local known = redis.call('HGET', KEYS[1], field)
+  if not known or ARGV[1] > known then redis.call('HSET', KEYS[1], field, ARGV[1]) end
+  for i = 0, tonumber(ARGV[6]) - 1 do
+    local at = redis.call('HGET', KEYS[1], 'wm:' .. i)
+    if not at then through = nil break end
+    if at < through then through = at end
+  end
+end
+if through and (not m[2] or through > m[2]) then redis.call('HSET', KEYS[1], 'wm', through) end
+return epoch
 `,
   /**
    * Deletes keys of generations before the current one. ARGV[1]: the entity key prefix; ARGV[2…]: keys
