@@ -52,3 +52,32 @@ describe('Debezium values', () => {
     expect(json(col('int8'), -9223372036854775808n)).toBe('-9223372036854775808');
   });
 });
+
+describe('toJson', () => {
+  test('writes what JSON.stringify writes, bigints as exact numbers', () => {
+    const values = [
+      null,
+      true,
+      false,
+      0,
+      -0,
+      1.5e-7,
+      123456789.125,
+      Number.NaN,
+      Number.POSITIVE_INFINITY,
+      '',
+      'quote " backslash \\ newline \n tab \t nul \u0000 é 😀 lone \ud800',
+      [],
+      {},
+      [1, 'a', null, [true, { x: [] }]],
+      { b: 1, a: { '2': 'two', '1': 'one', 'k"ey': null }, c: [{}] },
+    ];
+    for (const value of values) expect(toJson(value as never)).toBe(JSON.stringify(value));
+    expect(toJson({ big: 9_223_372_036_854_775_807n, small: -9_223_372_036_854_775_808n, list: [0n, 1n] })).toBe(
+      '{"big":9223372036854775807,"small":-9223372036854775808,"list":[0,1]}',
+    );
+    // Left out of objects and null in arrays, as JSON.stringify does.
+    expect(toJson({ a: undefined, b: [undefined] } as never)).toBe('{"b":[null]}');
+    expect(toJson({ d: new Date(0) } as never)).toBe('{"d":"1970-01-01T00:00:00.000Z"}');
+  });
+});

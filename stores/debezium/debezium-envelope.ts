@@ -72,6 +72,43 @@ const TRANSACTION_SCHEMA: ConnectSchema = {
   field: 'transaction',
 };
 
+/** The transaction topic's key schema (as JSON text). */
+const TRANSACTION_KEY_SCHEMA = toJson({
+  type: 'struct',
+  fields: [{ type: 'string', optional: false, field: 'id' }],
+  optional: false,
+  name: 'io.debezium.connector.common.TransactionMetadataKey',
+  version: 1,
+} satisfies ConnectSchema as unknown as Json);
+/** The transaction topic's value schema (as JSON text). */
+const TRANSACTION_VALUE_SCHEMA = toJson({
+  type: 'struct',
+  fields: [
+    { type: 'string', optional: false, field: 'status' },
+    { type: 'string', optional: false, field: 'id' },
+    { type: 'int64', optional: true, field: 'event_count' },
+    {
+      type: 'array',
+      items: {
+        type: 'struct',
+        fields: [
+          { type: 'string', optional: false, field: 'data_collection' },
+          { type: 'int64', optional: false, field: 'event_count' },
+        ],
+        optional: true,
+        name: 'event.collection',
+        version: 1,
+      },
+      optional: true,
+      field: 'data_collections',
+    },
+    { type: 'int64', optional: false, field: 'ts_ms' },
+  ],
+  optional: false,
+  name: 'io.debezium.connector.common.TransactionMetadataValue',
+  version: 1,
+} satisfies ConnectSchema as unknown as Json);
+
 /** Per transaction, what its records count (`total_order`, `data_collection_order`, the END's counts). */
 export interface TransactionCounts {
   readonly xid: number;
@@ -93,7 +130,9 @@ export type SnapshotMark = 'true' | 'first' | 'first_in_data_collection' | 'last
  */
 export class EnvelopeEncoder {
   private readonly schemas = new Map<string, VersionedSchema>();
-  private readonly connect = new Map<string, { key: ConnectSchema; value: ConnectSchema; row: ConnectSchema }>();
+  /** Per table schema version, its key and value Connect schemas as JSON text (written once, not per record). */
+  private readonly connect = new Map<string, { key: string; value: string }>();
+  private last: VersionedSchema | undefined;
 
   constructor(
     private readonly settings: EnvelopeSettings,
@@ -113,8 +152,11 @@ export class EnvelopeEncoder {
   }
 
   private schemaOf(change: Change): VersionedSchema {
+    const last = this.last;
+    if (last && last.table === change.table && last.version === change.schemaVersion) return last;
     const schema = this.schemas.get(`${change.table}#${change.schemaVersion}`);
     if (!schema) throw new Error(`no schema version ${change.schemaVersion} of ${change.table} in the change log`);
+    this.last = schema;
     return schema;
   }
 
@@ -143,13 +185,14 @@ export class EnvelopeEncoder {
       name: `${base}.Envelope`,
       version: 2,
     };
-    found = { key, value, row };
+    found = { key: toJson(key as unknown as Json), value: toJson(value as unknown as Json) };
     this.connect.set(id, found);
     return found;
   }
 
-  private wrap(schema: ConnectSchema | null, payload: Json): string {
-    return toJson(this.settings.schemas ? { schema: schema as unknown as Json, payload } : payload);
+  /** A key or value as JsonConverter writes it: `{schema, payload}`, or the payload alone without schemas. */
+  private wrap(schemaJson: string, payload: Json): string {
+    return this.settings.schemas ? `{"schema":${schemaJson},"payload":${toJson(payload)}}` : toJson(payload);
   }
 
   /** A row as the table's value struct: every column, null where the row lacks it (a delete's key-only old row). */
@@ -274,44 +317,10 @@ export class EnvelopeEncoder {
         : null,
       ts_ms: tx.commitTime / 1000n,
     };
-    const keySchema: ConnectSchema = {
-      type: 'struct',
-      fields: [{ type: 'string', optional: false, field: 'id' }],
-      optional: false,
-      name: 'io.debezium.connector.common.TransactionMetadataKey',
-      version: 1,
-    };
-    const valueSchema: ConnectSchema = {
-      type: 'struct',
-      fields: [
-        { type: 'string', optional: false, field: 'status' },
-        { type: 'string', optional: false, field: 'id' },
-        { type: 'int64', optional: true, field: 'event_count' },
-        {
-          type: 'array',
-          items: {
-            type: 'struct',
-            fields: [
-              { type: 'string', optional: false, field: 'data_collection' },
-              { type: 'int64', optional: false, field: 'event_count' },
-            ],
-            optional: true,
-            name: 'event.collection',
-            version: 1,
-          },
-          optional: true,
-          field: 'data_collections',
-        },
-        { type: 'int64', optional: false, field: 'ts_ms' },
-      ],
-      optional: false,
-      name: 'io.debezium.connector.common.TransactionMetadataValue',
-      version: 1,
-    };
     return {
       topic: this.transactionTopic,
-      key: this.wrap(keySchema, { id }),
-      value: this.wrap(valueSchema, payload),
+      key: this.wrap(TRANSACTION_KEY_SCHEMA, { id }),
+      value: this.wrap(TRANSACTION_VALUE_SCHEMA, payload),
     };
   }
 }
