@@ -1,6 +1,7 @@
-import { Kafka, logLevel, type LogEntry, type Message, Partitioners, type Producer } from 'kafkajs';
+import { Kafka, logLevel, type LogEntry, type Message, type Producer } from 'kafkajs';
 import type { Logger } from 'pino';
 import type { ResolvedKafkaClientConfig } from './kafka-client-config.js';
+import { KeyHashPartitioner } from './murmur2.js';
 
 /**
  * A kafkajs client for resolved settings; kafkajs' own log lines (warnings and errors) go to `logger`
@@ -31,13 +32,14 @@ export function createKafka(config: ResolvedKafkaClientConfig, logger?: Logger):
 /**
  * A connected producer that keeps each partition's order: idempotent, one request in flight (so a
  * retried request cannot overtake the next), keys partitioned by Kafka's default (murmur2) partitioner
- * as Java clients do, so a key's records share a partition whoever wrote them.
+ * as Java clients do, so a key's records share a partition whoever wrote them (the hash in 32-bit
+ * arithmetic: kafkajs' own took more time than encoding the record).
  */
 export async function connectOrderedProducer(kafka: Kafka): Promise<Producer> {
   const producer = kafka.producer({
     idempotent: true,
     maxInFlightRequests: 1,
-    createPartitioner: Partitioners.DefaultPartitioner,
+    createPartitioner: KeyHashPartitioner,
   });
   await producer.connect();
   return producer;
