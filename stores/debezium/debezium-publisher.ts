@@ -66,6 +66,13 @@ export class DebeziumPublisher implements ChangePublisher {
     let read: { change: Change; first: boolean } | null = null;
     let lastReadTable: string | null = null;
     let records: DebeziumRecord[] = [];
+    // A page's records are built while the previous page's are on their way (sends stay in order).
+    let sending: Promise<void> = Promise.resolve();
+    const sendNext = async (batch: DebeziumRecord[]) => {
+      await sending;
+      sending = this.send(batch);
+      sending.catch(() => undefined);
+    };
     const now = () => BigInt(Date.now()) * 1000n;
     const flushRead = (last: boolean) => {
       if (!read) return;
@@ -98,20 +105,27 @@ export class DebeziumPublisher implements ChangePublisher {
         }
         records.push(...encoder.records(change, tx, null, now()));
       }
-      await this.send(records);
+      await sendNext(records);
       records = [];
     }
     flushRead(true);
     if (tx) records.push(encoder.end(tx));
-    await this.send(records);
+    await sendNext(records);
+    await sending;
   }
 
   /** Sends records in order, once their topics exist (in requests the brokers accept). */
   private async send(records: readonly DebeziumRecord[]): Promise<void> {
     if (records.length === 0) return;
+    // Keys and values as bytes, encoded once: the partitioner hashes the key, the request's size is
+    // counted and the producer copies them as they are (a string would be measured and encoded again).
     const messages: TopicMessage[] = records.map((r) => ({
       topic: r.topic,
-      message: { key: r.key, value: r.value, headers: { ...r.headers, ...this.headers } },
+      message: {
+        key: r.key === null ? null : Buffer.from(r.key),
+        value: r.value === null ? null : Buffer.from(r.value),
+        headers: r.headers ? { ...r.headers, ...this.headers } : this.headers,
+      },
     }));
     try {
       await this.ensureTopics([...new Set(records.map((r) => r.topic))]);
