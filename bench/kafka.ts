@@ -42,6 +42,8 @@ const ROWS = Number(process.env.FF_BENCH_KAFKA_ROWS ?? 200_000);
 const TXN_ROWS = 1000;
 const RATE = 1000;
 const SECONDS = Number(process.env.FF_BENCH_KAFKA_SECONDS ?? 5);
+/** `FF_BENCH_KAFKA_ONLY=throughput` runs the throughput comparison alone (quicker, for profiling it). */
+const THROUGHPUT_ONLY = process.env.FF_BENCH_KAFKA_ONLY === 'throughput';
 const WARMUP_RATE = 200;
 const WARMUP_SECONDS = 1;
 /** Debezium's `poll.interval.ms` in the tuned run (its default is 500). */
@@ -430,6 +432,7 @@ export async function run(): Promise<BenchResult[]> {
           console.error(
             `[kafka] throughput, ${ROWS} rows: featureflow ingest ${describe(tp.ff.usage)}; Debezium (Connect) ${describe(tp.dbz.usage)}`,
           );
+          if (THROUGHPUT_ONLY) return results(tp, null);
           const ff = await ffLatency(setup, 'bench_kafka_lat_ff');
           const dbz = await dbzLatency(setup, 'bench_kafka_lat_dbz');
           const dbzLow = await dbzLatency(setup, 'bench_kafka_lat_dbz10', LOW_POLL_MS);
@@ -458,7 +461,7 @@ export async function run(): Promise<BenchResult[]> {
               `predictions per process ${serving.perProcess.join(' + ')}`,
           );
           return [
-            ...results(tp, ff.latencies, dbz.latencies, dbzLow.latencies),
+            ...results(tp, { ff: ff.latencies, dbz: dbz.latencies, dbzLow: dbzLow.latencies }),
             ...servingResults(serving.latencies, ff.latencies),
           ];
         } finally {
@@ -474,7 +477,10 @@ export async function run(): Promise<BenchResult[]> {
   }
 }
 
-function results(tp: { ff: Capture; dbz: Capture }, ff: number[], dbz: number[], dbzLow: number[]): BenchResult[] {
+function results(
+  tp: { ff: Capture; dbz: Capture },
+  latency: { ff: number[]; dbz: number[]; dbzLow: number[] } | null,
+): BenchResult[] {
   const rate = (c: Capture) => ROWS / (c.captureMs / 1000);
   const out: BenchResult[] = [
     ratioResult(
@@ -495,6 +501,8 @@ function results(tp: { ff: Capture; dbz: Capture }, ff: number[], dbz: number[],
       pass: true,
     }),
   ];
+  if (!latency) return out;
+  const { ff, dbz, dbzLow } = latency;
   for (const p of [50, 99]) {
     const ours = percentile(ff, p);
     out.push(
