@@ -15,11 +15,11 @@ export interface EnvelopeSettings {
   readonly version: string;
 }
 
-/** One Kafka record: topic, key and value as JSON text (null value: a tombstone), headers. */
+/** One Kafka record: topic, key and value as UTF-8 JSON text (null value: a tombstone), headers. */
 export interface DebeziumRecord {
   readonly topic: string;
-  readonly key: string | null;
-  readonly value: string | null;
+  readonly key: Buffer | null;
+  readonly value: Buffer | null;
   readonly headers?: Readonly<Record<string, string>>;
 }
 
@@ -72,16 +72,21 @@ const TRANSACTION_SCHEMA: ConnectSchema = {
   field: 'transaction',
 };
 
-/** The transaction topic's key schema (as JSON text). */
-const TRANSACTION_KEY_SCHEMA = toJson({
+/** The start of a JsonConverter record with this schema, `{"schema":…,"payload":`, as UTF-8. */
+function schemaPrefix(schema: ConnectSchema): Buffer {
+  return Buffer.from(`{"schema":${toJson(schema as unknown as Json)},"payload":`);
+}
+
+/** The transaction topic's key schema. */
+const TRANSACTION_KEY_SCHEMA = schemaPrefix({
   type: 'struct',
   fields: [{ type: 'string', optional: false, field: 'id' }],
   optional: false,
   name: 'io.debezium.connector.common.TransactionMetadataKey',
   version: 1,
-} satisfies ConnectSchema as unknown as Json);
-/** The transaction topic's value schema (as JSON text). */
-const TRANSACTION_VALUE_SCHEMA = toJson({
+});
+/** The transaction topic's value schema. */
+const TRANSACTION_VALUE_SCHEMA = schemaPrefix({
   type: 'struct',
   fields: [
     { type: 'string', optional: false, field: 'status' },
@@ -107,7 +112,7 @@ const TRANSACTION_VALUE_SCHEMA = toJson({
   optional: false,
   name: 'io.debezium.connector.common.TransactionMetadataValue',
   version: 1,
-} satisfies ConnectSchema as unknown as Json);
+});
 
 /** Per transaction, what its records count (`total_order`, `data_collection_order`, the END's counts). */
 export interface TransactionCounts {
@@ -130,14 +135,22 @@ export type SnapshotMark = 'true' | 'first' | 'first_in_data_collection' | 'last
  */
 export class EnvelopeEncoder {
   private readonly schemas = new Map<string, VersionedSchema>();
-  /** Per table schema version, its key and value Connect schemas as JSON text (written once, not per record). */
-  private readonly connect = new Map<string, { key: string; value: string }>();
+  /**
+   * Per table schema version, the start of its keys and values with schemas, `{"schema":…,"payload":`,
+   * as UTF-8 (encoded once, copied into each record).
+   */
+  private readonly connect = new Map<string, { key: Buffer; value: Buffer }>();
   private last: VersionedSchema | undefined;
+
+  /** The `source` block's first, constant fields as JSON text, up to its `ts_ms`. */
+  private readonly sourceHead: string;
 
   constructor(
     private readonly settings: EnvelopeSettings,
     schemas: readonly VersionedSchema[],
   ) {
+    const q = JSON.stringify;
+    this.sourceHead = `{"version":${q(settings.version)},"connector":"postgresql","name":${q(settings.topicPrefix)},`;
     for (const s of schemas) this.schemas.set(`${s.table}#${s.version}`, s);
   }
 
@@ -185,14 +198,24 @@ export class EnvelopeEncoder {
       name: `${base}.Envelope`,
       version: 2,
     };
-    found = { key: toJson(key as unknown as Json), value: toJson(value as unknown as Json) };
+    found = { key: schemaPrefix(key), value: schemaPrefix(value) };
     this.connect.set(id, found);
     return found;
   }
 
   /** A key or value as JsonConverter writes it: `{schema, payload}`, or the payload alone without schemas. */
-  private wrap(schemaJson: string, payload: Json): string {
-    return this.settings.schemas ? `{"schema":${schemaJson},"payload":${toJson(payload)}}` : toJson(payload);
+  private wrap(prefix: Buffer, payload: Json): Buffer {
+    return this.wrapText(prefix, toJson(payload));
+  }
+
+  /** {@link wrap} of a payload already written as JSON text. */
+  private wrapText(prefix: Buffer, text: string): Buffer {
+    if (!this.settings.schemas) return Buffer.from(text);
+    const out = Buffer.allocUnsafe(prefix.length + Buffer.byteLength(text) + 1);
+    prefix.copy(out);
+    const end = prefix.length + out.write(text, prefix.length);
+    out[end] = 0x7d; // }
+    return out;
   }
 
   /** A row as the table's value struct: every column, null where the row lacks it (a delete's key-only old row). */
@@ -209,7 +232,7 @@ export class EnvelopeEncoder {
     return payload;
   }
 
-  private keyOf(schema: VersionedSchema, row: Row | null): string | null {
+  private keyOf(schema: VersionedSchema, row: Row | null): Buffer | null {
     if (row === null) return null;
     return this.wrap(this.connectSchemas(schema).key, this.keyPayload(schema, row));
   }
@@ -224,47 +247,27 @@ export class EnvelopeEncoder {
     const schema = this.schemaOf(change);
     const topic = this.topic(change.table);
     const [schemaName, tableName] = splitTable(change.table);
-    const source = (): Json => ({
-      version: this.settings.version,
-      connector: 'postgresql',
-      name: this.settings.topicPrefix,
-      ts_ms: change.commitTime / 1000n,
-      snapshot: snapshot,
-      db: this.settings.database,
-      sequence: tx ? JSON.stringify([null, change.position.toString()]) : null,
-      ts_us: change.commitTime,
-      ts_ns: change.commitTime * 1000n,
-      schema: schemaName,
-      table: tableName,
-      txId: tx ? BigInt(change.xid) : null,
-      lsn: change.position,
-      xmin: null,
-      origin: null,
-      origin_lsn: null,
-    });
-    const envelope = (op: string, before: Row | null, after: Row | null): string => {
-      let block: Json = null;
+    // The payload written field by field, in Debezium's order (each record's hot path).
+    const q = JSON.stringify;
+    const source = (): string =>
+      `${this.sourceHead}"ts_ms":${change.commitTime / 1000n},"snapshot":${snapshot === null ? 'null' : q(snapshot)},` +
+      `"db":${q(this.settings.database)},"sequence":${tx ? q(`[null,"${change.position}"]`) : 'null'},` +
+      `"ts_us":${change.commitTime},"ts_ns":${change.commitTime * 1000n},"schema":${q(schemaName)},` +
+      `"table":${q(tableName)},"txId":${tx ? change.xid : 'null'},"lsn":${change.position},` +
+      '"xmin":null,"origin":null,"origin_lsn":null}';
+    const envelope = (op: string, before: Row | null, after: Row | null): Buffer => {
+      let block = 'null';
       if (tx) {
         tx.total += 1;
         const inTable = (tx.perTable.get(change.table) ?? 0) + 1;
         tx.perTable.set(change.table, inTable);
-        block = {
-          id: `${change.xid}:${change.position}`,
-          total_order: BigInt(tx.total),
-          data_collection_order: BigInt(inTable),
-        };
+        block = `{"id":${q(`${change.xid}:${change.position}`)},"total_order":${tx.total},"data_collection_order":${inTable}}`;
       }
-      const payload: Json = {
-        before: this.struct(schema.columns, before),
-        after: this.struct(schema.columns, after),
-        source: source(),
-        transaction: block,
-        op,
-        ts_ms: now / 1000n,
-        ts_us: now,
-        ts_ns: now * 1000n,
-      };
-      return this.wrap(this.connectSchemas(schema).value, payload);
+      const payload =
+        `{"before":${toJson(this.struct(schema.columns, before))},"after":${toJson(this.struct(schema.columns, after))},` +
+        `"source":${source()},"transaction":${block},"op":${q(op)},` +
+        `"ts_ms":${now / 1000n},"ts_us":${now},"ts_ns":${now * 1000n}}`;
+      return this.wrapText(this.connectSchemas(schema).value, payload);
     };
     switch (change.op) {
       case 'r':
@@ -273,7 +276,7 @@ export class EnvelopeEncoder {
       case 'u': {
         const oldKey = change.before ? this.keyOf(schema, change.before) : null;
         const newKey = this.keyOf(schema, change.after);
-        if (oldKey !== null && oldKey !== newKey) {
+        if (oldKey !== null && newKey !== null && !oldKey.equals(newKey)) {
           // The headers hold the other key's payload as JSON, without its schema.
           const newKeyHeader = { '__debezium.newkey': toJson(this.keyPayload(schema, change.after!)) };
           const oldKeyHeader = { '__debezium.oldkey': toJson(this.keyPayload(schema, change.before!)) };

@@ -117,13 +117,13 @@ export class DebeziumPublisher implements ChangePublisher {
   /** Sends records in order, once their topics exist (in requests the brokers accept). */
   private async send(records: readonly DebeziumRecord[]): Promise<void> {
     if (records.length === 0) return;
-    // Keys and values as bytes, encoded once: the partitioner hashes the key, the request's size is
-    // counted and the producer copies them as they are (a string would be measured and encoded again).
+    // Keys and values as bytes: the partitioner hashes the key, the request's size is counted and the
+    // producer copies them as they are (a string would be measured and encoded again).
     const messages: TopicMessage[] = records.map((r) => ({
       topic: r.topic,
       message: {
-        key: r.key === null ? null : Buffer.from(r.key),
-        value: r.value === null ? null : Buffer.from(r.value),
+        key: r.key,
+        value: r.value,
         headers: r.headers ? { ...r.headers, ...this.headers } : this.headers,
       },
     }));
