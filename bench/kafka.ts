@@ -184,6 +184,8 @@ interface Capture {
    */
   captureMs: number;
   usage: Usage;
+  /** featureflow: CPU time of the run alone (not loading modules), ms. */
+  runCpuMs?: number;
 }
 
 /** featureflow's ingest of one table in its own process (slot, publication and topic prefix named after it), publishing Debezium records. */
@@ -200,11 +202,11 @@ function startFfIngest(setup: Setup, table: string, mode: 'catch-up' | 'live') {
 }
 
 /** featureflow's ingest in its own process, catching up once (publishing what it commits); its run's wall time. */
-async function ffCatchUp(setup: Setup, table: string): Promise<Usage & { runMs: number }> {
+async function ffCatchUp(setup: Setup, table: string): Promise<Usage & { runMs: number; runCpuMs: number }> {
   const child = startFfIngest(setup, table, 'catch-up');
   try {
     const r = await child.result;
-    return { cpuMs: r.cpuMs, peakRss: r.peakRss, runMs: r.runMs };
+    return { cpuMs: r.cpuMs, peakRss: r.peakRss, runMs: r.runMs, runCpuMs: r.runCpuMs ?? Number.NaN };
   } finally {
     child.kill();
   }
@@ -251,6 +253,7 @@ async function throughput(setup: Setup): Promise<{ ff: Capture; dbz: Capture }> 
     totalMs: ours.arrivals.last - started,
     captureMs: ours.captured.runMs,
     usage: ours.captured,
+    runCpuMs: ours.captured.runCpuMs,
   };
 
   const base = await endOffset(admin, dataTopic(dbz));
@@ -430,7 +433,8 @@ export async function run(): Promise<BenchResult[]> {
         try {
           const tp = await throughput(setup);
           console.error(
-            `[kafka] throughput, ${ROWS} rows: featureflow ingest ${describe(tp.ff.usage)}; Debezium (Connect) ${describe(tp.dbz.usage)}`,
+            `[kafka] throughput, ${ROWS} rows: featureflow ingest ${describe(tp.ff.usage)} (the run alone ` +
+              `${((tp.ff.runCpuMs! / ROWS) * 1000).toFixed(0)} ms CPU per 1000 rows); Debezium (Connect) ${describe(tp.dbz.usage)}`,
           );
           if (THROUGHPUT_ONLY) return results(tp, null);
           const ff = await ffLatency(setup, 'bench_kafka_lat_ff');
