@@ -4,7 +4,13 @@
  * (`stores/kafka/`), the Debezium-envelope publisher and the Debezium-topics source
  * (`sources/kafka/`) build on it.
  */
-export { connectOrderedProducer, createKafka, sendInOrder, type TopicMessage } from './kafka-client.js';
+export {
+  connectOrderedProducer,
+  createKafka,
+  MAX_REQUEST_BYTES,
+  sendInOrder,
+  type TopicMessage,
+} from './kafka-client.js';
 export {
   resolveKafkaClientConfig,
   type KafkaClientConfig,

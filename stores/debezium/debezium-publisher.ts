@@ -5,6 +5,7 @@ import {
   connectOrderedProducer,
   createKafka,
   kafkaError,
+  MAX_REQUEST_BYTES,
   sendInOrder,
   type TopicMessage,
 } from '../../clients/kafka/index.js';
@@ -17,6 +18,15 @@ import {
   type SnapshotMark,
   type TransactionCounts,
 } from './debezium-envelope.js';
+
+/** A record's bytes in a produce request besides its topic, key, value and headers, about. */
+const RECORD_OVERHEAD = 64;
+
+/**
+ * Records are handed to the producer once they make about this many bytes: one produce request
+ * (under {@link MAX_REQUEST_BYTES} unless the last record overshoots by more than the margin).
+ */
+const SEND_BYTES = MAX_REQUEST_BYTES - 64 * 1024;
 
 /** The `source.version` featureflow writes (Debezium writes its own version, e.g. `3.6.1.Final`). */
 const VERSION = 'featureflow';
@@ -34,6 +44,8 @@ export class DebeziumPublisher implements ChangePublisher {
   private admin: Admin | undefined;
   private readonly topics = new Set<string>();
   private readonly headers: Record<string, string>;
+  /** The bytes of the headers every record carries. */
+  private readonly headerBytes: number;
   private closed = false;
 
   constructor(
@@ -48,6 +60,7 @@ export class DebeziumPublisher implements ChangePublisher {
       '__debezium.context.connectorName': 'postgresql',
       '__debezium.context.runId': randomUUID(),
     };
+    this.headerBytes = Object.entries(this.headers).reduce((n, [k, v]) => n + k.length + v.length, 0);
   }
 
   async publish(run: PublishRun): Promise<void> {
@@ -66,19 +79,28 @@ export class DebeziumPublisher implements ChangePublisher {
     let read: { change: Change; first: boolean } | null = null;
     let lastReadTable: string | null = null;
     let records: DebeziumRecord[] = [];
-    // A page's records are built while the previous page's are on their way (sends stay in order).
+    let bytes = 0;
+    // Records go out about one produce request at a time; the next ones are built (and the next page
+    // read) while the brokers acknowledge the last ones. Sends stay one after another, in order.
     let sending: Promise<void> = Promise.resolve();
-    const sendNext = async (batch: DebeziumRecord[]) => {
+    const sendNext = async () => {
+      const batch = records;
+      records = [];
+      bytes = 0;
       await sending;
       sending = this.send(batch);
       sending.catch(() => undefined);
     };
+    const add = (built: readonly DebeziumRecord[]) => {
+      for (const r of built) {
+        records.push(r);
+        bytes += RECORD_OVERHEAD + this.headerBytes + r.topic.length + (r.key?.length ?? 0) + (r.value?.length ?? 0);
+      }
+    };
     const now = () => BigInt(Date.now()) * 1000n;
     const flushRead = (last: boolean) => {
       if (!read) return;
-      records.push(
-        ...encoder.records(read.change, null, snapshotMark(read.change.table, run.tables, read.first, last), now()),
-      );
+      add(encoder.records(read.change, null, snapshotMark(read.change.table, run.tables, read.first, last), now()));
       read = null;
     };
     for await (const page of run.pages) {
@@ -92,7 +114,7 @@ export class DebeziumPublisher implements ChangePublisher {
         }
         flushRead(true);
         if (!tx || tx.commitPosition !== change.commitPosition || tx.xid !== change.xid) {
-          if (tx) records.push(encoder.end(tx));
+          if (tx) add([encoder.end(tx)]);
           tx = {
             xid: change.xid,
             id: `${change.xid}:${change.position}`,
@@ -101,16 +123,15 @@ export class DebeziumPublisher implements ChangePublisher {
             commitTime: change.commitTime,
             commitPosition: change.commitPosition,
           };
-          records.push(encoder.begin(tx));
+          add([encoder.begin(tx)]);
         }
-        records.push(...encoder.records(change, tx, null, now()));
+        add(encoder.records(change, tx, null, now()));
+        if (bytes >= SEND_BYTES) await sendNext();
       }
-      await sendNext(records);
-      records = [];
     }
     flushRead(true);
-    if (tx) records.push(encoder.end(tx));
-    await sendNext(records);
+    if (tx) add([encoder.end(tx)]);
+    await sendNext();
     await sending;
   }
 
