@@ -105,6 +105,7 @@ export class DebeziumPublisher implements ChangePublisher {
     };
     for await (const page of run.pages) {
       for (const change of page) {
+        if (bytes >= SEND_BYTES) await sendNext();
         if (change.op === 'r') {
           const first = lastReadTable !== change.table;
           flushRead(first);
@@ -126,7 +127,6 @@ export class DebeziumPublisher implements ChangePublisher {
           add([encoder.begin(tx)]);
         }
         add(encoder.records(change, tx, null, now()));
-        if (bytes >= SEND_BYTES) await sendNext();
       }
     }
     flushRead(true);
