@@ -148,7 +148,8 @@ export async function run(): Promise<BenchResult[]> {
             server.stop();
             const usage = await server.result;
             console.error(
-              `[serve-latency] serve process: ${(usage.cpuMs / 1000).toFixed(1)} s CPU, peak RSS ${(usage.peakRss / 2 ** 20).toFixed(0)} MB`,
+              `[serve-latency] serve process: ${(usage.cpuMs / 1000).toFixed(1)} s CPU, peak RSS ${(usage.peakRss / 2 ** 20).toFixed(0)} MB, ` +
+                `${usage.gc.count} GC pauses while following (${usage.gc.totalMs.toFixed(0)} ms in all, longest ${usage.gc.maxMs.toFixed(1)} ms)`,
             );
           } finally {
             server.kill();

@@ -4,6 +4,7 @@
  * run (the snapshot), then the ingest following the source until `stop`. `ready` carries the HTTP
  * URL once `/health` answers 200; `result` the process's CPU time and peak RSS.
  */
+import { PerformanceObserver } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { closeContainer, createContainer, ServeRuntime } from '../../index.js';
 import { cliChildOptions, startBenchChild, type BenchChild } from './bench-child.js';
@@ -20,6 +21,8 @@ export interface ServeResult {
   cpuMs: number;
   /** Peak RSS, bytes. */
   peakRss: number;
+  /** Garbage collections of the main thread while following the source: how many, their total and longest pause, ms. */
+  gc: { count: number; totalMs: number; maxMs: number };
 }
 
 /** Starts a serve process as the CLI runs featureflow (see cliChildOptions). */
@@ -29,6 +32,7 @@ export function startServeChild(spec: ServeSpec): BenchChild<ServeReady, ServeRe
 
 async function serve(spec: ServeSpec, stopped: Promise<void>): Promise<ServeResult> {
   const config = serveConfig(spec);
+  let collected = { count: 0, totalMs: 0, maxMs: 0 };
   const container = await createContainer(config, { serving: true });
   try {
     const ingests = !spec.kafka || spec.kafka.ingest;
@@ -44,6 +48,17 @@ async function serve(spec: ServeSpec, stopped: Promise<void>): Promise<ServeResu
         if (Date.now() > deadline) throw new Error(`${runtime.url}/health did not answer 200 within 30 s`);
         await new Promise((r) => setTimeout(r, 50));
       }
+      // Pauses of the main thread's collector delay every change that arrives meanwhile.
+      const gc = { count: 0, totalMs: 0, maxMs: 0 };
+      const observer = new PerformanceObserver((list) => {
+        for (const entry of list.getEntries()) {
+          gc.count++;
+          gc.totalMs += entry.duration;
+          gc.maxMs = Math.max(gc.maxMs, entry.duration);
+        }
+      });
+      observer.observe({ entryTypes: ['gc'] });
+      collected = gc;
       emit('ready', { url: runtime.url } satisfies ServeReady);
       await Promise.race([stopped, following]);
       controller.abort();
@@ -56,7 +71,7 @@ async function serve(spec: ServeSpec, stopped: Promise<void>): Promise<ServeResu
     await closeContainer(container);
   }
   const usage = process.resourceUsage();
-  return { cpuMs: (usage.userCPUTime + usage.systemCPUTime) / 1000, peakRss: usage.maxRSS * 1024 };
+  return { cpuMs: (usage.userCPUTime + usage.systemCPUTime) / 1000, peakRss: usage.maxRSS * 1024, gc: collected };
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) runChild(serve);
