@@ -13,7 +13,7 @@
  */
 import { join } from 'node:path';
 import { startIngestChild, type ChildResult, type ChildSpec } from './lib/child.js';
-import { connect, PG_RECVLOGICAL, PSQL, runToolOk, tempDir, withCluster } from './lib/cluster.js';
+import { connect, drainWithRecvlogical, PSQL, runToolOk, tempDir, withCluster } from './lib/cluster.js';
 import { median } from './lib/stats.js';
 import { benchResult, ratioResult, type BenchResult } from './lib/types.js';
 
@@ -187,23 +187,7 @@ export async function run(): Promise<BenchResult[]> {
       const recvMs: number[] = [];
       const streamMs: number[] = [];
       for (let round = 0; round < ROUNDS; round++) {
-        const recv = await runToolOk(PG_RECVLOGICAL, [
-          '-d',
-          cluster.url,
-          `--slot=stream_recv_${round}`,
-          '--start',
-          `--endpos=${endpos}`,
-          '--no-loop',
-          '--plugin=pgoutput',
-          '-o',
-          'proto_version=1',
-          '-o',
-          'publication_names=bench_image_stream',
-          '-o',
-          'binary=true',
-          '-f',
-          '/dev/null',
-        ]);
+        const recv = await drainWithRecvlogical(cluster.url, `stream_recv_${round}`, 'bench_image_stream', endpos);
         recvMs.push(recv.ms);
         const r = await startIngestChild(spec(`stream_${round}`, 'bench_image_stream', true)).result;
         if (r.streamed !== STREAM_ROWS)

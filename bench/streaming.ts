@@ -10,9 +10,8 @@ import { startIngestChild } from './lib/child.js';
 import {
   connect,
   createMixedTable,
+  drainWithRecvlogical,
   mixedInsertSql,
-  PG_RECVLOGICAL,
-  runToolOk,
   tempDir,
   withCluster,
 } from './lib/cluster.js';
@@ -68,23 +67,7 @@ async function measure(kind: 'inserts' | 'deletes'): Promise<BenchResult> {
       const recvMs: number[] = [];
       const ingestMs: number[] = [];
       for (let round = 0; round < ROUNDS; round++) {
-        const recv = await runToolOk(PG_RECVLOGICAL, [
-          '-d',
-          cluster.url,
-          `--slot=bench_recv_${round}`,
-          '--start',
-          `--endpos=${endpos}`,
-          '--no-loop',
-          '--plugin=pgoutput',
-          '-o',
-          'proto_version=1',
-          '-o',
-          'publication_names=bench_stream',
-          '-o',
-          'binary=true',
-          '-f',
-          '/dev/null',
-        ]);
+        const recv = await drainWithRecvlogical(cluster.url, `bench_recv_${round}`, 'bench_stream', endpos);
         recvMs.push(recv.ms);
         const r = await startIngestChild(specOf(round)).result;
         if (r.streamed !== changes) throw new Error(`featureflow applied ${r.streamed} changes, expected ${changes}`);

@@ -127,3 +127,27 @@ export async function runToolOk(cmd: string, args: string[], env?: NodeJS.Proces
     throw new Error(`${cmd} ${args.join(' ')} exited with ${result.code}: ${result.stderr.trim()}`);
   return result;
 }
+
+/**
+ * `pg_recvlogical` draining slot `slot` (pgoutput, binary, protocol 1, `publication`) up to `endpos`
+ * into /dev/null: the reference a streaming benchmark compares the ingest with.
+ */
+export function drainWithRecvlogical(url: string, slot: string, publication: string, endpos: string): Promise<ToolRun> {
+  return runToolOk(PG_RECVLOGICAL, [
+    '-d',
+    url,
+    `--slot=${slot}`,
+    '--start',
+    `--endpos=${endpos}`,
+    '--no-loop',
+    '--plugin=pgoutput',
+    '-o',
+    'proto_version=1',
+    '-o',
+    `publication_names=${publication}`,
+    '-o',
+    'binary=true',
+    '-f',
+    '/dev/null',
+  ]);
+}
