@@ -17,10 +17,50 @@ import { ValidityMask } from '../chunk-columns.js';
 import { quoteIdent } from '../duckdb-database.js';
 import { CHUNK_ROWS, INLINE_MAX, ONE_CALL_MAX, typedTableDdl, type TypedLayout } from './typed-layout.js';
 
+/**
+ * Most bytes of rows an appender holds before they are flushed into the open transaction (where
+ * DuckDB's buffer pool holds them, spilling beyond its limit). Each flush has a fixed cost (it plans
+ * and runs an insert): at 16 MB, narrow rows flush every ~100k rows, images every ~20k.
+ */
+const FLUSH_BYTES = 16 * 1024 * 1024;
+
+/** About how many bytes `rows` take in DuckDB's vectors (16-byte string and list entries, their data). */
+function appendedBytes(rows: ColumnRows, layout: TypedLayout): number {
+  const n = rows.length;
+  let bytes = 0;
+  for (const m of layout.meta) bytes += m.width * n;
+  for (const column of rows.columns) {
+    switch (column.kind) {
+      case 'value':
+        for (const v of column.values) bytes += 16 + (v?.length ?? 0);
+        break;
+      case 'text':
+      case 'json':
+      case 'plain-text':
+      case 'bytes':
+        bytes += 16 * n + column.offsets[n]! - column.offsets[0]!;
+        break;
+      case 'list': {
+        const [from, to] = [column.offsets[0]!, column.offsets[n]!];
+        const e = column.elements;
+        bytes +=
+          16 * n +
+          ('data' in e ? FIXED_WIDTH[e.kind]! * (to - from) : 16 * (to - from) + e.offsets[to]! - e.offsets[from]!);
+        break;
+      }
+      default:
+        bytes += FIXED_WIDTH[column.kind]! * n;
+    }
+  }
+  return bytes;
+}
+
 /** Appends column-wise rows to a typed table through data chunks. */
 export class TypedTableWriter {
   private readonly types: DuckDBType[];
   private pending = false;
+  /** About how many bytes the appender holds since its last flush. */
+  private held = 0;
   /**
    * One data chunk, reset for each append (the appender copies what it is given): a chunk made per
    * append costs a native object per column, and the stream appends a few rows many times a second.
@@ -65,6 +105,7 @@ export class TypedTableWriter {
    */
   append(rows: ColumnRows, meta: readonly Uint8Array[]): void {
     if (rows.length > 0) this.pending = true;
+    this.held += appendedBytes(rows, this.layout);
     for (let start = 0; start < rows.length; start += CHUNK_ROWS) {
       const n = Math.min(CHUNK_ROWS, rows.length - start);
       const chunk = this.chunkOf(n);
@@ -110,6 +151,10 @@ export class TypedTableWriter {
       });
       this.appender.appendDataChunk(chunk);
     }
+    // DuckDB's appender holds what it is given outside its buffer pool (and its memory limit) until
+    // it is flushed: a table's snapshot is one transaction, flushed at its end, and its rows piled
+    // up there (~170 MB for 200k rows of 784-byte images) before DuckDB flushed them itself.
+    if (this.held >= FLUSH_BYTES) this.flush();
   }
 
   /** Rows [start, start + n) of a fixed-width column (or of list elements) into `vector`, copied in one call. */
@@ -232,6 +277,7 @@ export class TypedTableWriter {
     if (!this.pending) return;
     this.appender.flushSync();
     this.pending = false;
+    this.held = 0;
   }
 
   /** Closes the appender; call after {@link flush}. */
