@@ -1,10 +1,10 @@
-import { DuckDBTimestampTZValue, type DuckDBConnection, type DuckDBType } from '@duckdb/node-api';
+import { DuckDBDataChunk, DuckDBTimestampTZValue, type DuckDBConnection, type DuckDBType } from '@duckdb/node-api';
 import { entityId } from '../../../framework/features/entity-key.js';
 import type { FeatureRow } from '../../../framework/features/feature-rows.js';
 import type { StoredFeatureValue } from '../../../framework/features/feature-values.js';
 import type { FeatureView } from '../../../framework/features/feature-view.js';
 import type { ColumnSchema, Value } from '../../../framework/types.js';
-import { makeChunk } from '../chunk-columns.js';
+import { fillChunk } from '../chunk-columns.js';
 import { quoteIdent } from '../duckdb-database.js';
 import { featureCodec, HISTORY_COLUMNS, keyCodec, type ColumnCodec, type KeyColumn } from './feature-columns.js';
 import { historyViewSql, newestRow, rowsTableOf } from './feature-layout.js';
@@ -13,6 +13,12 @@ import { historyViewSql, newestRow, rowsTableOf } from './feature-layout.js';
 const CHUNK_ROWS = 2048;
 /** Most feature rows a writer holds before it writes them (without waiting for {@link HistoryWriter.flush}). */
 const MAX_PENDING_ROWS = 4 * CHUNK_ROWS;
+/**
+ * About the most bytes of feature values a writer holds before it writes them: rows of large tensors
+ * are written sooner (a 28×28 float32 image is 3 kB: 8192 of them held 25 MB, and a snapshot batch's
+ * rows more besides).
+ */
+const MAX_PENDING_BYTES = 8 * 1024 * 1024;
 
 /** Version rows of one segment, column-wise, before they are written. */
 class VersionRows {
@@ -73,6 +79,10 @@ export class HistoryWriter {
   private maxValidFrom: bigint | null = null;
   /** Feature rows written but not yet in the table, in order (no truncate among them). */
   private pending: FeatureRow[] = [];
+  /** Rows held before they are written (see {@link MAX_PENDING_BYTES}). */
+  private readonly maxPending: number;
+  /** The data chunk each append fills (see fillChunk). */
+  private chunk: DuckDBDataChunk | undefined;
 
   /**
    * `keys` are the source columns of the entity's keys (their types give the key columns' types);
@@ -94,6 +104,10 @@ export class HistoryWriter {
       ...HISTORY_COLUMNS.map((c) => c.duck),
     ];
     this.uniqueReads = uniqueReads;
+    let rowBytes = 64;
+    for (const type of Object.values(view.features))
+      rowBytes += type.kind === 'tensor' ? type.size * (type.dtype === 'float64' ? 8 : 4) : 16;
+    this.maxPending = Math.max(CHUNK_ROWS, Math.min(MAX_PENDING_ROWS, Math.floor(MAX_PENDING_BYTES / rowBytes)));
   }
 
   /** Creates the base table and the history view over it. */
@@ -140,7 +154,7 @@ export class HistoryWriter {
       }
       this.pending.push(row);
     }
-    if (this.pending.length >= MAX_PENDING_ROWS) await this.flush(c);
+    if (this.pending.length >= this.maxPending) await this.flush(c);
   }
 
   /** Writes the rows that wait into the open transaction; before it commits. */
@@ -235,7 +249,8 @@ export class HistoryWriter {
         deleted!.column(rows.deleted, s, e),
         seq!.column(seqs, s, e),
       ];
-      appender.appendDataChunk(makeChunk(this.types, e - s, columns));
+      this.chunk ??= DuckDBDataChunk.create(this.types);
+      appender.appendDataChunk(fillChunk(this.chunk, e - s, columns));
     }
     appender.closeSync();
     this.nextSeq = first + BigInt(rows.length);
