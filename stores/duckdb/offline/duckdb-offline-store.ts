@@ -34,7 +34,10 @@ import {
   AS_OF_RULE,
   LATEST_RULE,
   POINT_IN_TIME_RULE,
+  pickedInKeyOrderSql,
+  pickedRangesSql,
   valuesAtSql,
+  valuesInRangesSql,
   tensorMetadata,
   type FeatureQuery,
   type ViewSelection,
@@ -172,6 +175,8 @@ export class DuckDBOfflineStore implements OfflineStore {
   async export(request: ExportRequest, out: string, options: ExportOptions = {}): Promise<ExportResult> {
     const query = await this.query(request);
     try {
+      if (query.streams && !this.queryMemory)
+        return await this.withStreamMemory(() => writeExport(this.connection, query, out, options));
       return await this.withQueryMemory(() => writeExport(this.connection, query, out, options));
     } catch (error) {
       throw readError(error);
@@ -249,6 +254,26 @@ export class DuckDBOfflineStore implements OfflineStore {
     }
   }
 
+  /**
+   * Runs a streamed export of a process that only reads with DuckDB's memory limit at most
+   * {@link STREAM_MEMORY_LIMIT}: the file is written chunk by chunk, and a higher limit only let
+   * DuckDB cache more of the table's blocks (an export of 300k digit images peaked at 970 MB of RSS
+   * with a 512 MB limit, 470 MB with 128 MB, at the same speed).
+   */
+  private async withStreamMemory<T>(run: () => Promise<T>): Promise<T> {
+    const limit = (
+      await this.connection.runAndReadAll(`SELECT current_setting('memory_limit')`)
+    ).getRows()[0]![0] as string;
+    const bytes = parseMemory(limit);
+    if (bytes === undefined || bytes <= STREAM_MEMORY_BYTES) return run();
+    await this.connection.run(`SET memory_limit = '${STREAM_MEMORY_LIMIT}'`);
+    try {
+      return await run();
+    } finally {
+      await this.connection.run(`SET memory_limit = ${quoteLiteral(limit)}`);
+    }
+  }
+
   /** Raises DuckDB's memory limit to {@link QUERY_MEMORY_LIMIT} where it is lower; returns how to put it back. */
   private async raiseQueryMemory(): Promise<() => Promise<void>> {
     if (!this.queryMemory) return async () => undefined;
@@ -278,7 +303,10 @@ export class DuckDBOfflineStore implements OfflineStore {
       if (this.checkRows && record.keyColumns !== null && !this.checked.has(id)) {
         await checkLayout(this.connection, record.name, record.version, record.table);
         const next = Math.max(...records.map((r) => r.version)) + 1;
-        await checkStoredRowsOf(this.connection, defined, next);
+        // One pass of the table joined to a sample of rows: it streams, and more memory only
+        // cached the table's blocks (443 MB of a 300k-image view's at a 512 MB limit).
+        const check = () => checkStoredRowsOf(this.connection, defined, next);
+        await (this.queryMemory ? check() : this.withStreamMemory(check));
         this.checked.add(id);
       }
     }
@@ -317,15 +345,38 @@ export class DuckDBOfflineStore implements OfflineStore {
   private async valuesAtQuery(ref: ViewRef, at: bigint | null): Promise<FeatureQuery> {
     await this.beginRead?.();
     const selection = await this.resolve(ref);
+    const ranges = await this.rangesInKeyOrder(selection, at);
     return {
       kind: at === null ? 'latest' : 'asOf',
-      sql: valuesAtSql(selection, at),
+      sql: ranges ? valuesInRangesSql(selection, ranges) : valuesAtSql(selection, at),
+      streams: ranges !== undefined,
       views: [selection],
       fieldMetadata: new Map(tensorMetadata(selection, (f) => f)),
       ...(at === null ? {} : { asOf: at }),
       rule: at === null ? LATEST_RULE : AS_OF_RULE,
       cleanup: async () => undefined,
     };
+  }
+
+  /**
+   * The rowid ranges that hold exactly the rows of the view's values at `at`, when those lie in the
+   * base table in key order (a snapshot's rows do, and rows appended in key order) in at most
+   * {@link MAX_STREAMED_RANGES} ranges: a filter on them reads the rows in order without sorting them.
+   */
+  private async rangesInKeyOrder(
+    selection: ViewSelection,
+    at: bigint | null,
+  ): Promise<(readonly [bigint, bigint])[] | undefined> {
+    const c = this.connection;
+    let rows: unknown[][];
+    try {
+      if ((await c.runAndReadAll(pickedInKeyOrderSql(selection, at))).getRows()[0]![0] !== true) return undefined;
+      rows = (await c.runAndReadAll(pickedRangesSql(selection, at, MAX_STREAMED_RANGES))).getRows();
+    } catch (error) {
+      throw readError(error);
+    }
+    if (rows.length === 0 || rows.length > MAX_STREAMED_RANGES) return undefined;
+    return rows.map(([lo, hi]) => [BigInt(lo as bigint), BigInt(hi as bigint)] as const);
   }
 
   /** The selections with their records as the connection sees them now (the watermark moves with each batch). */
@@ -595,6 +646,11 @@ const MEMORY_SETTING = /^\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$/i;
 /** The DuckDB memory a feature query gets at least. */
 const QUERY_MEMORY_LIMIT = '256MB';
 const QUERY_MEMORY_BYTES = 256 * 1000 * 1000;
+/** Most rowid ranges a streamed read of a view's values filters on (see rangesInKeyOrder). */
+const MAX_STREAMED_RANGES = 64;
+/** The most DuckDB memory a streamed export of a reading process gets (see withStreamMemory). */
+const STREAM_MEMORY_LIMIT = '128MB';
+const STREAM_MEMORY_BYTES = 128 * 1000 * 1000;
 const MEMORY_UNITS: Readonly<Record<string, number>> = {
   b: 1,
   kb: 1e3,

@@ -21,7 +21,7 @@ export interface ColumnCodec {
   /** SQL type for CREATE TABLE. */
   readonly sql: string;
   readonly duck: DuckDBType;
-  /** The chunk column of `values[start…end)` (null or undefined is NULL). */
+  /** The chunk column of `values[start…end)` (null or undefined is NULL); valid until the next call. */
   column(values: readonly unknown[], start: number, end: number): ChunkColumn;
 }
 
@@ -116,17 +116,23 @@ export function featureCodec(type: FeatureType): ColumnCodec {
           ? [DOUBLE, Float64Array]
           : [INTEGER, Int32Array];
     const size = type.size;
+    // One buffer for every chunk (the chunk copies it): a chunk of 784-float tensors is 6 MB, and
+    // a new one per chunk waited for the garbage collector.
+    let scratch = new Array_(0);
     return {
       sql,
       duck: ARRAY(element, size),
       column(values, start, end) {
         const n = end - start;
-        const elements = new Array_(n * size);
+        if (scratch.length < n * size) scratch = new Array_(n * size);
+        const elements = scratch.subarray(0, n * size);
         const validity = new ValidityMask(n);
         for (let i = 0; i < n; i++) {
           const v = values[start + i] as ArrayLike<number> | null | undefined;
-          if (v === null || v === undefined) validity.setNull(i);
-          else elements.set(v, i * size);
+          if (v === null || v === undefined) {
+            validity.setNull(i);
+            elements.fill(0, i * size, (i + 1) * size);
+          } else elements.set(v, i * size);
         }
         return { kind: 'array', elements, validity: validity.bytes };
       },

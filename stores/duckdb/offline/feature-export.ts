@@ -175,10 +175,11 @@ async function copyToParquet(
 }
 
 /**
- * Rows per Parquet row group: DuckDB's writer holds a row group per thread before writing it, outside
- * its memory limit, and its default of 122,880 rows of 784-float tensors is 385 MB. Tensor columns
- * make the groups smaller, about {@link ROW_GROUP_BYTES} each: the latest values of 100k digit images
- * peaked at 1.43 GB of RSS with the default groups, 0.81 GB with these (reader limit 512 MB).
+ * Rows per Parquet row group: DuckDB's writer holds a row group per thread before writing it, and its
+ * default of 122,880 rows of 784-float tensors is 385 MB. Tensor columns make the groups smaller,
+ * about {@link ROW_GROUP_BYTES} each (at least 2048 rows): the latest values of 100k digit images
+ * peaked at 1.43 GB of RSS with the default groups, 0.81 GB with 16 MB ones (reader limit 512 MB);
+ * a streamed export's 128 MB (see DuckDBOfflineStore.export) ran out with 16 MB groups on two threads.
  */
 function rowGroupRows(fieldMetadata: ReadonlyMap<string, ReadonlyMap<string, string>>): number {
   let bytes = 64;
@@ -194,7 +195,7 @@ function rowGroupRows(fieldMetadata: ReadonlyMap<string, ReadonlyMap<string, str
 /** DuckDB's default rows per Parquet row group. */
 const DUCKDB_ROW_GROUP_ROWS = 122_880;
 /** Bytes a row group of tensors aims at. */
-const ROW_GROUP_BYTES = 16 * 1024 * 1024;
+const ROW_GROUP_BYTES = 4 * 1024 * 1024;
 
 /** Milliseconds between progress reports of a Parquet export. */
 const PROGRESS_MS = 250;

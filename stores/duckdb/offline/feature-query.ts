@@ -38,6 +38,11 @@ export interface FeatureQuery {
   /** The ttl applied per view (µs), for the manifest. */
   readonly ttl?: Readonly<Record<string, string | null>>;
   readonly rule: string;
+  /**
+   * The query streams: DuckDB reads the stored rows in one pass, holding no window nor sort of
+   * whole rows, so its memory beyond a few chunks only caches the table's blocks.
+   */
+  readonly streams?: boolean;
   /** Drops the temp tables the query reads (a spine). */
   cleanup(): Promise<void>;
 }
@@ -77,4 +82,48 @@ export function valuesAtSql(selection: ViewSelection, at: bigint | null): string
   const columns = [...keys, ...selection.features.map(quoteIdent), 'valid_from'];
   const when = at === null ? '' : ` WHERE valid_from <= ${timestampLiteral(at)}`;
   return `SELECT ${columns.join(', ')} FROM ${quoteIdent(rowsTableOf(selection.record.table))}${when} QUALIFY ${newestRow(keys)} AND NOT deleted ORDER BY ${keys.join(', ')}`;
+}
+
+/** The rowids of the rows {@link valuesAtSql} returns, chosen on the narrow columns alone. */
+function pickedRowsSql(selection: ViewSelection, at: bigint | null): string {
+  const keys = selection.record.keyColumns!.map((k) => quoteIdent(k.name));
+  const when = at === null ? '' : ` WHERE valid_from <= ${timestampLiteral(at)}`;
+  return `SELECT rowid AS _ff_row, ${keys.join(', ')} FROM ${quoteIdent(rowsTableOf(selection.record.table))}${when} QUALIFY ${newestRow(keys)} AND NOT deleted`;
+}
+
+/**
+ * One row, one column: whether the rows {@link valuesAtSql} returns lie in the base table in key
+ * order (their rowids ascend with their keys), as a snapshot's rows and rows appended in key order
+ * do. Reads only the keys, valid_from, seq and deleted.
+ */
+export function pickedInKeyOrderSql(selection: ViewSelection, at: bigint | null): string {
+  const keys = selection.record.keyColumns!.map((k) => quoteIdent(k.name));
+  return `SELECT count(*) = 0 FROM (SELECT _ff_row, lag(_ff_row) OVER (ORDER BY ${keys.join(', ')}) AS _ff_before FROM (${pickedRowsSql(selection, at)})) WHERE _ff_row < _ff_before`;
+}
+
+/**
+ * The base table's rowid ranges holding exactly the rows {@link valuesAtSql} returns (each range
+ * all returned rows, and nothing but them), in rowid order, at most `limit + 1` of them. Reads only
+ * the narrow columns.
+ */
+export function pickedRangesSql(selection: ViewSelection, at: bigint | null, limit: number): string {
+  const table = quoteIdent(rowsTableOf(selection.record.table));
+  return (
+    `SELECT min(_ff_row), max(_ff_row) FROM (SELECT _ff_row, _ff_picked, sum(CASE WHEN _ff_picked THEN 0 ELSE 1 END) OVER (ORDER BY _ff_row ROWS UNBOUNDED PRECEDING) AS _ff_run FROM ` +
+    `(SELECT rowid AS _ff_row, rowid IN (SELECT _ff_row FROM (${pickedRowsSql(selection, at)})) AS _ff_picked FROM ${table})) ` +
+    `WHERE _ff_picked GROUP BY _ff_run ORDER BY 1 LIMIT ${limit + 1}`
+  );
+}
+
+/**
+ * The rows of {@link valuesAtSql} when they lie in the base table in key order
+ * ({@link pickedInKeyOrderSql}), in a few rowid ranges ({@link pickedRangesSql}): one pass of the
+ * table, which DuckDB returns in the table's order through a filter, so the rows stream: no window
+ * nor sort holds every row's features (300k 28×28 float32 tensors are 940 MB).
+ */
+export function valuesInRangesSql(selection: ViewSelection, ranges: readonly (readonly [bigint, bigint])[]): string {
+  const keys = selection.record.keyColumns!.map((k) => quoteIdent(k.name));
+  const columns = [...keys, ...selection.features.map(quoteIdent), 'valid_from'];
+  const where = ranges.map(([lo, hi]) => `rowid BETWEEN ${lo} AND ${hi}`).join(' OR ');
+  return `SELECT ${columns.join(', ')} FROM ${quoteIdent(rowsTableOf(selection.record.table))} WHERE ${where}`;
 }
