@@ -273,10 +273,12 @@ describe('TF.js scorer', () => {
       const x = tf.tensor4d(Float32Array.from(examples.flatMap(([p]) => [...(p as Float32Array)])), [50, 28, 28, 1]);
       const expected = reference(cnn, x);
       expectClose(await scorer.score(examples), expected, LABELS);
+      // Its outputs differ from example to example (the arg-max of a small CNN on random pixels may
+      // be one class for all 50), so equal outputs are not equal by accident.
       expect(
-        new Set(expected.map((e) => e.indexOf(Math.max(...e)))).size,
+        new Set(expected.map((e) => Array.from(e, (v) => v.toFixed(5)).join(','))).size,
         'the trained CNN tells examples apart',
-      ).toBeGreaterThan(1);
+      ).toBeGreaterThan(40);
       expect(scorer.model.version).toBe('cnn-2024-06-01');
       expect(scorer.model.name).toBe('cnn');
     } finally {

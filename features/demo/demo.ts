@@ -340,9 +340,14 @@ async function main(): Promise<void> {
     stop.abort();
     await runtime?.stop().catch(() => undefined);
     if (container) {
-      const source = await container.getAsync(TOKENS.Source);
-      const record = (await (await container.getAsync(TOKENS.ChangeLog)).state()).sourceRecord;
-      await source.teardown(record).catch(() => undefined);
+      // Cleaning up must not hide what failed: a change log that never opened has nothing to tear down.
+      try {
+        const source = await container.getAsync(TOKENS.Source);
+        const record = (await (await container.getAsync(TOKENS.ChangeLog)).state()).sourceRecord;
+        await source.teardown(record);
+      } catch {
+        // The throwaway cluster goes with its directory.
+      }
       await closeContainer(container);
     }
     await db.end();

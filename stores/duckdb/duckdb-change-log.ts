@@ -27,6 +27,8 @@ import { yieldToEventLoop } from '../../framework/linger.js';
  */
 export class DuckDBChangeLog implements ChangeLog {
   private db: DuckDBDatabase | undefined;
+  /** Connections handed out by {@link openConnection}: closed with the log. */
+  private readonly handedOut = new Set<DuckDBConnection>();
   private changes: ChangesAppender | undefined;
   private storage: TypedStorage | undefined;
   private inTransaction = false;
@@ -55,7 +57,14 @@ export class DuckDBChangeLog implements ChangeLog {
    */
   async openConnection(): Promise<DuckDBConnection> {
     if (!this.db) throw new Error('the change log is not open; call open() first');
-    return this.db.instance.connect();
+    const connection = await this.db.instance.connect();
+    this.handedOut.add(connection);
+    const closeSync = connection.closeSync.bind(connection);
+    connection.closeSync = () => {
+      this.handedOut.delete(connection);
+      closeSync();
+    };
+    return connection;
   }
 
   async open(): Promise<void> {
@@ -375,6 +384,11 @@ export class DuckDBChangeLog implements ChangeLog {
     this.storage?.release();
     this.changes?.close();
     this.changes = undefined;
+    // A connection left open keeps DuckDB's database (its file and WAL) alive after the instance is
+    // closed, until the garbage collector finds it: the file opened again in this process would then
+    // be held by two databases at once (seen as 'Current transaction is aborted' on opening it).
+    for (const connection of this.handedOut) connection.closeSync();
+    this.handedOut.clear();
     this.db.close();
     this.db = undefined;
   }

@@ -127,7 +127,8 @@ export async function checkStoredRows(
         `Bump its version to ${nextVersion} (the new version's table is built from the change log; v${view.version} stays readable), or restore what changed`,
     );
   } finally {
-    await c.run(`DROP TABLE IF EXISTS ${temp}`);
+    // After a failure the transaction is aborted and takes the table with it: the failure is what to report.
+    await c.run(`DROP TABLE IF EXISTS ${temp}`).catch(() => undefined);
   }
 }
 

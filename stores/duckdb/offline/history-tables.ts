@@ -18,6 +18,7 @@ import {
 } from './feature-catalog.js';
 import { checkStoredRows } from './definition-check.js';
 import { checkLayout, dropHistory } from './feature-layout.js';
+import { quoteLiteral } from '../duckdb-database.js';
 import { HistoryWriter } from './history-writer.js';
 import { yieldToEventLoop } from '../../../framework/linger.js';
 
@@ -91,7 +92,7 @@ export class HistoryTables {
         if (!writer) continue;
         if (built) {
           await checkLayout(c, view.name, view.version, view.table);
-          await checkStoredRows(c, view, schemas, nextVersion(view));
+          await withCheckMemory(c, () => checkStoredRows(c, view, schemas, nextVersion(view)));
           await writer.load(c);
         } else await this.build(c, view, writer);
       }
@@ -223,4 +224,40 @@ export class HistoryTables {
       );
     }
   }
+}
+
+/** DuckDB memory the stored-rows check may use, at least, MiB: a vector of 784-float tensors alone is 6 MiB. */
+const CHECK_MEMORY_MIB = 256;
+
+/**
+ * Runs `check` with DuckDB's memory limit raised to at least {@link CHECK_MEMORY_MIB} (the ingest's
+ * default is 64MB, and nothing else runs while the log opens), then puts the limit back.
+ */
+async function withCheckMemory<T>(c: DuckDBConnection, check: () => Promise<T>): Promise<T> {
+  const current = String((await c.runAndReadAll(`SELECT current_setting('memory_limit')`)).getRows()[0]![0]);
+  if (mebibytes(current) >= CHECK_MEMORY_MIB) return check();
+  await c.run(`SET GLOBAL memory_limit = '${CHECK_MEMORY_MIB}MiB'`);
+  try {
+    return await check();
+  } finally {
+    await c.run(`SET GLOBAL memory_limit = ${quoteLiteral(current)}`);
+  }
+}
+
+/** A DuckDB size setting as it reads it back (`61.0 MiB`, `1.5 GiB`), in MiB; 0 when unreadable. */
+function mebibytes(setting: string): number {
+  const m = /^([\d.]+)\s*(bytes|KiB|MiB|GiB|TiB|KB|MB|GB|TB)$/i.exec(setting.trim());
+  if (!m) return 0;
+  const units: Record<string, number> = {
+    bytes: 2 ** -20,
+    kib: 2 ** -10,
+    kb: 1e3 / 2 ** 20,
+    mib: 1,
+    mb: 1e6 / 2 ** 20,
+    gib: 1024,
+    gb: 1e9 / 2 ** 20,
+    tib: 2 ** 20,
+    tb: 1e12 / 2 ** 20,
+  };
+  return Number(m[1]) * (units[m[2]!.toLowerCase()] ?? 0);
 }
