@@ -15,10 +15,18 @@ import type {
 } from '../interfaces/index.js';
 import { Linger, yieldToEventLoop } from '../linger.js';
 import { TOKENS } from '../tokens.js';
-import { formatPosition, type ChangeBatch, type Position, type TableSchema } from '../types.js';
+import { changesOf } from '../changes-of.js';
+import {
+  type Change,
+  type ChangeBatch,
+  formatPosition,
+  type Position,
+  type TableSchema,
+  type VersionedSchema,
+} from '../types.js';
 import { batchInfo, type BatchInfo } from './batch-info.js';
 import { BusPublisher } from './bus-publisher.js';
-import { publishCommitted } from './publish-committed.js';
+import { type FreshChanges, publishCommitted, publishFresh } from './publish-committed.js';
 import { readAhead } from './read-ahead.js';
 import { Backoff, describeError, retry } from './retry.js';
 import { fillUnchangedToast } from './toast-filler.js';
@@ -66,6 +74,15 @@ export class IngestEngine {
   private captured: readonly string[] = [];
   /** The bus between processes (when it is one) as a publisher of the log's committed changes. */
   private busPublisher: BusPublisher | undefined;
+  /**
+   * Per publisher, the log's checkpoint through which it has sent every change: when that is where a
+   * commit of streamed changes starts, the commit's changes are sent from memory.
+   */
+  private readonly sentThrough = new Map<string, Position>();
+  /** The log's checkpoint after the last commit of streamed changes, and whether a transaction was left open there. */
+  private committed: { checkpoint: Position; open: boolean } | undefined;
+  /** The log's schemas as publishers need them, read again after a batch brings new ones. */
+  private logSchemas: Promise<VersionedSchema[]> | undefined;
 
   async run(options: IngestOptions = {}): Promise<IngestResult> {
     const { signal } = options;
@@ -163,15 +180,21 @@ export class IngestEngine {
   private async commitGroup(group: readonly Served[], onBatch: IngestOptions['onBatch']): Promise<void> {
     let last = group.length - 1;
     while (last >= 0 && !group[last]!.batch.complete) last--;
+    const before = this.committed;
     for (const [i, { batch, features }] of group.entries()) {
       // Appending a batch is mostly synchronous: let changes that arrive meanwhile be served between two.
       if (i > 0) await yieldToEventLoop();
       await this.log.apply(batch, features, { commit: i === last || !batch.complete });
+      if (batch.schemas.length > 0) this.logSchemas = undefined;
       if (i === last) {
         this.source.confirm(batch.checkpoint);
-        await this.publish();
+        this.committed = { checkpoint: batch.checkpoint, open: false };
+        await this.publish(
+          before && !before.open ? { after: before.checkpoint, group: group.slice(0, last + 1) } : undefined,
+        );
       }
     }
+    if (last < group.length - 1 && this.committed) this.committed = { ...this.committed, open: true };
     for (const { batch } of group) await onBatch?.(batchInfo(batch));
   }
 
@@ -179,12 +202,37 @@ export class IngestEngine {
    * Sends what the change log committed and the publisher has not sent yet (after each durable batch,
    * and before following, for what a stop left unsent).
    */
-  private async publish(): Promise<void> {
-    if (this.publisher) await publishCommitted(this.log, this.publisher, this.captured);
-    if (this.bus?.publisherId) {
-      this.busPublisher ??= new BusPublisher(this.bus, this.materializer);
-      await publishCommitted(this.log, this.busPublisher, this.captured);
+  private async publish(fresh?: { after: Position; group: readonly Served[] }): Promise<void> {
+    if (this.bus?.publisherId) this.busPublisher ??= new BusPublisher(this.bus, this.materializer);
+    let changes: FreshChanges | undefined;
+    for (const publisher of [this.publisher, this.busPublisher]) {
+      if (!publisher) continue;
+      if (fresh && this.sentThrough.get(publisher.id) === fresh.after) {
+        changes ??= await this.freshChanges(fresh.group);
+        await publishFresh(this.log, publisher, changes);
+        this.sentThrough.set(publisher.id, changes.through);
+        continue;
+      }
+      this.sentThrough.delete(publisher.id);
+      const through = await publishCommitted(this.log, publisher, this.captured);
+      if (through !== null) this.sentThrough.set(publisher.id, through);
     }
+  }
+
+  /** The changes of committed stream batches that started on a transaction boundary, as the log holds them. */
+  private async freshChanges(group: readonly Served[]): Promise<FreshChanges> {
+    const tables = new Set(this.captured);
+    const changes: Change[] = [];
+    for (const { batch } of group) {
+      for (const change of changesOf(batch, (t, v) => this.materializer.schemaOf(t, v), tables)) changes.push(change);
+    }
+    this.logSchemas ??= this.log.schemas();
+    return {
+      changes,
+      through: group.at(-1)!.batch.checkpoint,
+      schemas: await this.logSchemas,
+      tables: this.captured,
+    };
   }
 
   /**
@@ -263,6 +311,7 @@ export class IngestEngine {
           continue;
         }
         await this.publish();
+        this.committed = { checkpoint: from, open: false };
         this.logger.info(
           { from: formatPosition(from), until: until === undefined ? undefined : formatPosition(until) },
           'following the source',
