@@ -81,6 +81,11 @@ export class IngestEngine {
   private readonly sentThrough = new Map<string, Position>();
   /** The log's checkpoint after the last commit of streamed changes, and whether a transaction was left open there. */
   private committed: { checkpoint: Position; open: boolean } | undefined;
+  /**
+   * Per publisher, the newest commit position it sent from memory and the log has not recorded yet:
+   * recorded with the next commit (a stop before it sends those changes again: at least once).
+   */
+  private readonly unsaved = new Map<string, Position>();
   /** The log's schemas as publishers need them, read again after a batch brings new ones. */
   private logSchemas: Promise<VersionedSchema[]> | undefined;
 
@@ -184,9 +189,11 @@ export class IngestEngine {
     for (const [i, { batch, features }] of group.entries()) {
       // Appending a batch is mostly synchronous: let changes that arrive meanwhile be served between two.
       if (i > 0) await yieldToEventLoop();
-      await this.log.apply(batch, features, { commit: i === last || !batch.complete });
+      const published = i === last && this.unsaved.size > 0 ? new Map(this.unsaved) : undefined;
+      await this.log.apply(batch, features, { commit: i === last || !batch.complete, published });
       if (batch.schemas.length > 0) this.logSchemas = undefined;
       if (i === last) {
+        for (const [id, position] of published ?? []) if (this.unsaved.get(id) === position) this.unsaved.delete(id);
         this.source.confirm(batch.checkpoint);
         this.committed = { checkpoint: batch.checkpoint, open: false };
         await this.publish(
@@ -209,13 +216,24 @@ export class IngestEngine {
       if (!publisher) continue;
       if (fresh && this.sentThrough.get(publisher.id) === fresh.after) {
         changes ??= await this.freshChanges(fresh.group);
-        await publishFresh(this.log, publisher, changes);
+        const sent = await publishFresh(publisher, changes);
+        if (sent !== null) this.unsaved.set(publisher.id, sent);
         this.sentThrough.set(publisher.id, changes.through);
         continue;
       }
       this.sentThrough.delete(publisher.id);
+      await this.saveUnsaved(publisher.id);
       const through = await publishCommitted(this.log, publisher, this.captured);
       if (through !== null) this.sentThrough.set(publisher.id, through);
+    }
+  }
+
+  /** Records what publishers sent and the log has not recorded yet (all of them, or one). */
+  private async saveUnsaved(only?: string): Promise<void> {
+    for (const [id, position] of [...this.unsaved]) {
+      if (only !== undefined && id !== only) continue;
+      await this.log.savePublished(id, position);
+      this.unsaved.delete(id);
     }
   }
 
@@ -346,6 +364,7 @@ export class IngestEngine {
           }
         }
         await committing.settle();
+        await this.saveUnsaved();
         await this.log.release();
         if (rereadNext) continue;
         if (until !== undefined || signal?.aborted) break;

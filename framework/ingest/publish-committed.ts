@@ -44,15 +44,15 @@ export interface FreshChanges {
 /**
  * Hands a publisher the changes of one commit of the log as they were in memory, when it has sent
  * everything the log held before them: the same records {@link publishCommitted} would read back,
- * without reading them. Records the newest commit position sent alike.
+ * without reading them. Returns the newest commit position sent (null when there was nothing to
+ * send), for the caller to record with the log's next commit.
  */
-export async function publishFresh(log: ChangeLog, publisher: ChangePublisher, fresh: FreshChanges): Promise<void> {
+export async function publishFresh(publisher: ChangePublisher, fresh: FreshChanges): Promise<Position | null> {
   const { changes, schemas, tables } = fresh;
-  // Nothing to send: the recorded position may stay behind (reading from it finds nothing more).
-  if (changes.length === 0) return;
+  if (changes.length === 0) return null;
   async function* pages(): AsyncGenerator<readonly Change[]> {
     yield changes;
   }
   await publisher.publish({ pages: pages(), schemas, tables });
-  await log.savePublished(publisher.id, changes.at(-1)!.commitPosition);
+  return changes.at(-1)!.commitPosition;
 }

@@ -7,6 +7,11 @@ import type { SourceRecord } from './source.js';
 export interface ApplyOptions {
   /** False: leave the transaction open for the next batches (group commit); true by default. */
   readonly commit?: boolean;
+  /**
+   * Per publisher, the newest commit position it sent since it was last recorded: recorded with
+   * this batch's commit (as {@link PublishedPositions.savePublished} would), without a commit of its own.
+   */
+  readonly published?: ReadonlyMap<string, Position>;
 }
 
 /** What the change log holds about its own progress. */

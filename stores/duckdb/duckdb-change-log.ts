@@ -18,6 +18,10 @@ import { openDuckDB, quoteIdent, type DuckDBDatabase, type OpenOptions } from '.
 import type { HistoryTables } from './offline/history-tables.js';
 import { yieldToEventLoop } from '../../framework/linger.js';
 
+/** Records the newest commit position a publisher sent. */
+const SAVE_PUBLISHED_SQL = `INSERT INTO _published (publisher, commit_lsn) VALUES ($1, $2::UBIGINT)
+  ON CONFLICT (publisher) DO UPDATE SET commit_lsn = excluded.commit_lsn`;
+
 /**
  * The durable change log in a DuckDB file: the initial snapshot in typed tables, the stream's
  * column-wise rows in typed tables per schema version, every other change in `_changes` as JSON, all
@@ -215,11 +219,7 @@ export class DuckDBChangeLog implements ChangeLog {
   }
 
   async savePublished(publisher: string, position: bigint): Promise<void> {
-    await this.connection.run(
-      `INSERT INTO _published (publisher, commit_lsn) VALUES ($1, $2::UBIGINT)
-         ON CONFLICT (publisher) DO UPDATE SET commit_lsn = excluded.commit_lsn`,
-      [publisher, position.toString()],
-    );
+    await this.connection.run(SAVE_PUBLISHED_SQL, [publisher, position.toString()]);
   }
 
   async apply(batch: ChangeBatch, features: Materialized, options: ApplyOptions = {}): Promise<void> {
@@ -276,6 +276,8 @@ export class DuckDBChangeLog implements ChangeLog {
           // fixed cost, paid once per commit rather than once per batch of a group.
           await this.flushYielding();
           await this.history?.flush(c);
+          for (const [publisher, position] of options.published ?? [])
+            await c.run(SAVE_PUBLISHED_SQL, [publisher, position.toString()]);
           // One round trip, no prepared statement: this ends every batch. A failed UPDATE skips the COMMIT.
           await c.run(
             `UPDATE _checkpoint SET lsn = ${BigInt(batch.checkpoint)}, updated_at = now() WHERE id = 1; COMMIT`,
