@@ -401,10 +401,25 @@ async function scaledOutServing(
       c.stop();
       receipts.push((await c.result).receipts);
     }
-    const arrived = new Map<number, number>();
-    for (const r of receipts.flat()) if (!arrived.has(r[0]) || arrived.get(r[0])! > r[1]) arrived.set(r[0], r[1]);
+    const arrived = new Map<number, Receipt>();
+    for (const r of receipts.flat()) if (!arrived.has(r[0]) || arrived.get(r[0])![1] > r[1]) arrived.set(r[0], r);
     const latencies: number[] = [];
-    for (let id = from; id < to; id++) latencies.push((arrived.get(id) ?? Infinity) - committed[id]!);
+    // Each prediction's stages: commit → consumed from the bus → features in the shared store → scored.
+    const stages: Record<'received' | 'features' | 'scored', number[]> = { received: [], features: [], scored: [] };
+    for (let id = from; id < to; id++) {
+      const r = arrived.get(id);
+      latencies.push((r?.[1] ?? Infinity) - committed[id]!);
+      if (r?.length === 5) {
+        stages.received.push(r[2]);
+        stages.features.push(r[3]);
+        stages.scored.push(r[4]);
+      }
+    }
+    console.error(
+      `[kafka] two serve processes, stages p50/p99 ms: ${Object.entries(stages)
+        .map(([k, v]) => `${k} ${percentile(v, 50).toFixed(1)}/${percentile(v, 99).toFixed(1)}`)
+        .join(', ')}`,
+    );
     const perProcess = receipts.map((list) => list.filter((r) => r[0] >= from && r[0] < to).length);
     for (const [i, server] of [...servers.entries()].reverse()) {
       server.stop();
