@@ -32,6 +32,14 @@ export class BusPublisher implements ChangePublisher {
     if (pending) await this.send(pending.batches, pending.through);
   }
 
+  /**
+   * Sends the feature rows materialized (once, before the commit) for changes the log has just
+   * committed: the rows its history holds, marked current through the commit's checkpoint.
+   */
+  async publishRows(batches: readonly FeatureRowBatch[], through: Position): Promise<void> {
+    await this.send(batches, through);
+  }
+
   private async send(batches: readonly FeatureRowBatch[], through: Position | null): Promise<void> {
     if (batches.length === 0 && through === null) return;
     await this.bus.publish({ batches, through, receivedAt: Date.now() });

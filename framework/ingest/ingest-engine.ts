@@ -215,10 +215,22 @@ export class IngestEngine {
     for (const publisher of [this.publisher, this.busPublisher]) {
       if (!publisher) continue;
       if (fresh && this.sentThrough.get(publisher.id) === fresh.after) {
-        changes ??= await this.freshChanges(fresh.group);
-        const sent = await publishFresh(publisher, changes);
-        if (sent !== null) this.unsaved.set(publisher.id, sent);
-        this.sentThrough.set(publisher.id, changes.through);
+        const through = fresh.group.at(-1)!.batch.checkpoint;
+        if (publisher === this.busPublisher) {
+          // The bus gets the feature rows as materialized before the commit (the rows the history holds).
+          if (fresh.group.some((s) => s.batch.size > 0)) {
+            await this.busPublisher.publishRows(
+              fresh.group.flatMap((s) => s.features.batches),
+              through,
+            );
+            this.unsaved.set(publisher.id, through);
+          }
+        } else {
+          changes ??= await this.freshChanges(fresh.group);
+          const sent = await publishFresh(publisher, changes);
+          if (sent !== null) this.unsaved.set(publisher.id, sent);
+        }
+        this.sentThrough.set(publisher.id, through);
         continue;
       }
       this.sentThrough.delete(publisher.id);
