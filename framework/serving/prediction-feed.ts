@@ -8,6 +8,11 @@ export interface FeedEvent {
   readonly prediction: Prediction;
   /** The entity's identity ({@link entityId} of its key), for filtering. */
   readonly entity: string;
+  /**
+   * The event as a stream sends it, made by the first stream that sends it and kept for the others
+   * (a field, not a side table: a weak map over every buffered event makes each garbage collection slower).
+   */
+  wire?: string;
 }
 
 /** Which predictions a subscriber hears: all, or those of one model and/or one entity. */

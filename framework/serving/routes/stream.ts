@@ -35,15 +35,9 @@ export function predictionEventJson(id: number, p: Prediction): string {
 }
 
 /** The SSE frame of each event, made once however many clients hear it. */
-const frames = new WeakMap<FeedEvent, string>();
 function frame(event: FeedEvent): string {
-  let text = frames.get(event);
-  if (text === undefined)
-    frames.set(
-      event,
-      (text = `id: ${event.id}\nevent: prediction\ndata: ${predictionEventJson(event.id, event.prediction)}\n\n`),
-    );
-  return text;
+  event.wire ??= `id: ${event.id}\nevent: prediction\ndata: ${predictionEventJson(event.id, event.prediction)}\n\n`;
+  return event.wire;
 }
 
 /**
