@@ -284,6 +284,52 @@ describe('Debezium envelopes: large transactions', () => {
     expect(data.map((r) => r.key.payload.id)).toEqual(Array.from({ length: 1000 }, (_, i) => i + 1));
     expect(data.every((r) => r.value.payload.op === 'c' && r.value.payload.after.v.length === 3008)).toBe(true);
   });
+
+  test('while following, transactions longer than a batch and single-row ones are each published whole and once, in commit order', async () => {
+    // A commit of whole transactions is sent from memory; one that ends a transaction begun in an
+    // earlier commit is read back from the log. Batches of 4 changes make both happen.
+    const table = randomName('dbzmix');
+    const prefix = randomName('ff');
+    await client.query(`CREATE TABLE ${table} (id int PRIMARY KEY, v text)`);
+    const config = testConfig([`public.${table}`], {
+      publish: debezium({ brokers, topicPrefix: prefix, schemas: false }),
+      ingest: { batchSize: 4 },
+    });
+    const container = await createContainer(config);
+    const ingest = startIngest(await container.getAsync(TOKENS.IngestEngine));
+    const expected: number[] = [];
+    const sizes: number[] = [];
+    try {
+      await ingest.until('the snapshot', () => ingest.snapshotDone(), 120_000);
+      let id = 0;
+      for (const size of [1, 10, 1, 1, 7, 2, 1, 13, 1]) {
+        const ids = Array.from({ length: size }, () => ++id);
+        await client.query(`INSERT INTO ${table} SELECT g, 'v' || g FROM unnest($1::int[]) g`, [ids]);
+        expected.push(...ids);
+        sizes.push(size);
+      }
+      await ingest.caughtUp(client);
+      const data = await read(`${prefix}.public.${table}`);
+      await waitFor('every insert', () => data.length >= expected.length, 60_000);
+      const tx = await read(`${prefix}.transaction`);
+      await waitFor('BEGIN and END of every transaction', () => tx.length >= 2 * sizes.length, 60_000);
+      // Later commits would be published by now too: nothing twice.
+      await new Promise((r) => setTimeout(r, 500));
+      expect(data.map((r) => r.key.id)).toEqual(expected);
+      expect(data.every((r) => r.value.op === 'c')).toBe(true);
+      expect(tx.filter((r) => r.value.status === 'END').map((r) => r.value.event_count)).toEqual(sizes);
+    } finally {
+      await ingest.stop();
+      await closeContainer(container);
+    }
+    // A run after the stop sends nothing again (what was sent from memory was recorded).
+    await client.query(`INSERT INTO ${table} VALUES (1000, 'last')`);
+    await ingestUntilCaughtUp(config);
+    const data = await read(`${prefix}.public.${table}`);
+    await waitFor('the last insert', () => data.length >= expected.length + 1, 60_000);
+    await new Promise((r) => setTimeout(r, 500));
+    expect(data.map((r) => r.key.id)).toEqual([...expected, 1000]);
+  });
 });
 
 /**
