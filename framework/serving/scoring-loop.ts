@@ -59,6 +59,8 @@ interface Delivery {
 type SkipReason = 'missing_feature' | 'expired_feature' | 'null_feature' | 'rejected';
 
 const SCORING = 'scoring';
+/** Groups in the scorer at once (a worker holds two batches: it runs one while the next waits). */
+const GROUPS_IN_FLIGHT = 2;
 const SINKS = 'prediction-sinks';
 
 /**
@@ -72,7 +74,8 @@ const SINKS = 'prediction-sinks';
  *
  * Messages wait in a bounded queue (the updater's enqueue waits while it is full, which makes the
  * bus wait); one loop takes them in order, so predictions keep the commit order, per entity and
- * overall. Messages that waited are scored together in one scorer call. Predictions go to the live
+ * overall. Messages that waited are scored together in one scorer call; while one group is in the
+ * scorer the next one is handed to it too, and groups are published in order. Predictions go to the live
  * feed at once, then to every sink in position order with the message's `through` once all its
  * predictions are made. The sinks are written apart from the scoring: a sink's transaction (a DuckDB
  * or PostgreSQL commit, tens of ms on a busy machine) does not hold back the next change's prediction
@@ -91,7 +94,8 @@ export class ScoringLoop implements WrittenMessageQueue {
   private readonly queue: Queued[] = [];
   /** Rows queued, being scored, or scored and waiting for the sinks. */
   private rows = 0;
-  private busy = false;
+  /** Groups handed to the scorer and not yet published. */
+  private scoring = 0;
   private readonly deliveries: Delivery[] = [];
   /** The sink writes under way, until {@link deliveries} is empty. */
   private delivering: Promise<void> | undefined;
@@ -176,7 +180,7 @@ export class ScoringLoop implements WrittenMessageQueue {
   }
 
   private isIdle(): boolean {
-    return this.queue.length === 0 && !this.busy && this.delivering === undefined;
+    return this.queue.length === 0 && this.scoring === 0 && this.delivering === undefined;
   }
 
   private settleIdle(): void {
@@ -207,14 +211,22 @@ export class ScoringLoop implements WrittenMessageQueue {
   }
 
   private async run(): Promise<void> {
+    // Groups scored at once: while one is in the scorer, the next is handed to it too (it waits
+    // beside it, not for the way back to this thread); they are published and delivered in order.
+    const flights: Promise<void>[] = [];
+    let previous: Promise<void> = Promise.resolve();
     for (;;) {
       if (this.queue.length === 0) {
         this.settleIdle();
-        if (this.stopping) return;
+        if (this.stopping) {
+          await previous;
+          return;
+        }
         await new Promise<void>((resolve) => (this.wake = resolve));
         this.wake = undefined;
         continue;
       }
+      while (flights.length >= GROUPS_IN_FLIGHT) await flights.shift();
       const group: Queued[] = [this.queue.shift()!];
       let rows = group[0]!.candidates.length;
       while (this.queue.length > 0 && rows + this.queue[0]!.candidates.length <= this.maxBatchRows) {
@@ -222,58 +234,70 @@ export class ScoringLoop implements WrittenMessageQueue {
         group.push(next);
         rows += next.candidates.length;
       }
-      this.busy = true;
-      let handedOver = false;
-      try {
-        handedOver = await this.process(group, rows);
-      } catch (error) {
-        settle(group, error);
-        this.context.logger?.error(
-          {
-            err: error,
-            rows,
-            through: group
-              .map((q) => q.message.through)
-              .filter((t) => t !== null)
-              .pop()
-              ?.toString(),
-          },
-          'predictions of these changes were not made or not delivered',
-        );
-      } finally {
-        this.busy = false;
-        if (!handedOver) this.release(rows);
-      }
+      this.scoring++;
+      const scored = this.scoreGroup(group);
+      // Handled in turn below (a rejection must not count as unhandled meanwhile).
+      scored.catch(() => undefined);
+      previous = previous.then(async () => {
+        let handedOver = false;
+        try {
+          handedOver = this.finish(group, rows, await scored);
+        } catch (error) {
+          settle(group, error);
+          this.context.logger?.error(
+            {
+              err: error,
+              rows,
+              through: group
+                .map((q) => q.message.through)
+                .filter((t) => t !== null)
+                .pop()
+                ?.toString(),
+            },
+            'predictions of these changes were not made or not delivered',
+          );
+        } finally {
+          this.scoring--;
+          if (!handedOver) this.release(rows);
+          this.settleIdle();
+        }
+      });
+      flights.push(previous);
     }
   }
 
-  /** Scores a group and publishes it on the feed; true when it was handed to the sinks (which release its rows). */
-  private async process(group: readonly Queued[], rows: number): Promise<boolean> {
+  /** Scores a group: its predictions, in the group's order. */
+  private async scoreGroup(group: readonly Queued[]): Promise<Prediction[]> {
     const { context } = this;
     const candidates = group.flatMap((q) => q.candidates);
     const predictions: Prediction[] = [];
-    if (candidates.length > 0) {
-      const others = await this.readOthers(candidates);
-      const examples: ScoringInput[] = [];
-      const used: Candidate[] = [];
-      for (const c of candidates) {
-        const example = this.assemble(c, others);
-        if (typeof example === 'string') context.metrics.predictionsSkipped.inc({ reason: example });
-        else {
-          examples.push(example);
-          used.push(c);
-        }
+    if (candidates.length === 0) return predictions;
+    const others = await this.readOthers(candidates);
+    const examples: ScoringInput[] = [];
+    const used: Candidate[] = [];
+    for (const c of candidates) {
+      const example = this.assemble(c, others);
+      if (typeof example === 'string') context.metrics.predictionsSkipped.inc({ reason: example });
+      else {
+        examples.push(example);
+        used.push(c);
       }
-      const outputs = examples.length > 0 ? await this.score(examples) : [];
-      const scoredAt = Date.now();
-      outputs.forEach((out, i) => {
-        if (out === null) {
-          context.metrics.predictionsSkipped.inc({ reason: 'rejected' satisfies SkipReason });
-          return;
-        }
-        predictions.push(this.prediction(used[i]!, out, scoredAt));
-      });
     }
+    const outputs = examples.length > 0 ? await this.score(examples) : [];
+    const scoredAt = Date.now();
+    outputs.forEach((out, i) => {
+      if (out === null) {
+        context.metrics.predictionsSkipped.inc({ reason: 'rejected' satisfies SkipReason });
+        return;
+      }
+      predictions.push(this.prediction(used[i]!, out, scoredAt));
+    });
+    return predictions;
+  }
+
+  /** Publishes a scored group on the feed and hands it to the sinks; true when handed to them (which release its rows). */
+  private finish(group: readonly Queued[], rows: number, predictions: readonly Prediction[]): boolean {
+    const { context } = this;
     if (predictions.length > 0) {
       context.feed.publish(predictions);
       this.observe(predictions);
