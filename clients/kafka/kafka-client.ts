@@ -2,12 +2,14 @@ import { Kafka, logLevel, type LogEntry, type Message, type Producer } from 'kaf
 import type { Logger } from 'pino';
 import type { ResolvedKafkaClientConfig } from './kafka-client-config.js';
 import { KeyHashPartitioner } from './murmur2.js';
+import { useNativeRecordCrc } from './record-crc.js';
 
 /**
  * A kafkajs client for resolved settings; kafkajs' own log lines (warnings and errors) go to `logger`
  * under `component: 'kafka'`, without the SASL settings.
  */
 export function createKafka(config: ResolvedKafkaClientConfig, logger?: Logger): Kafka {
+  useNativeRecordCrc();
   const log = logger?.child({ component: 'kafka' });
   return new Kafka({
     brokers: [...config.brokers],
