@@ -16,6 +16,9 @@ export const KAFKAJS_CRC_MODULE = 'kafkajs/src/protocol/recordBatch/crc32C/index
 
 let installed: boolean | undefined;
 
+/** The checksum kafkajs gets in place of its own, once {@link useNativeRecordCrc} installed it. */
+export let nativeRecordCrc: ((buffer: Buffer) => number) | undefined;
+
 /** Makes kafkajs use the native CRC-32C; true when it will (idempotent). */
 export function useNativeRecordCrc(): boolean {
   if (installed !== undefined) return installed;
@@ -33,7 +36,8 @@ export function useNativeRecordCrc(): boolean {
   module.filename = path;
   module.loaded = true;
   // kafkajs's module returns the checksum as an unsigned 32-bit number, as crc32c does.
-  module.exports = (buffer: Buffer) => crc32c(buffer);
+  nativeRecordCrc = (buffer: Buffer) => crc32c(buffer);
+  module.exports = nativeRecordCrc;
   require.cache[path] = module;
   installed = true;
   return true;
