@@ -15,18 +15,9 @@ import type {
 } from '../interfaces/index.js';
 import { Linger, yieldToEventLoop } from '../linger.js';
 import { TOKENS } from '../tokens.js';
-import { changesOf } from '../changes-of.js';
-import {
-  type Change,
-  type ChangeBatch,
-  formatPosition,
-  type Position,
-  type TableSchema,
-  type VersionedSchema,
-} from '../types.js';
+import { formatPosition, type ChangeBatch, type Position, type TableSchema } from '../types.js';
 import { batchInfo, type BatchInfo } from './batch-info.js';
-import { BusPublisher } from './bus-publisher.js';
-import { type FreshChanges, publishCommitted, publishFresh } from './publish-committed.js';
+import { Publishers } from './publishers.js';
 import { readAhead } from './read-ahead.js';
 import { Backoff, describeError, retry } from './retry.js';
 import { fillUnchangedToast } from './toast-filler.js';
@@ -67,27 +58,15 @@ export class IngestEngine {
     @inject(TOKENS.Materializer) private readonly materializer: Materializer,
     @inject(TOKENS.Logger) private readonly logger: Logger,
     @inject(TOKENS.ChangeBus) @optional() private readonly bus: ChangeBus | undefined,
-    @inject(TOKENS.ChangePublisher) @optional() private readonly publisher: ChangePublisher | undefined,
-  ) {}
+    @inject(TOKENS.ChangePublisher) @optional() publisher: ChangePublisher | undefined,
+  ) {
+    this.publishers = new Publishers(log, materializer, publisher, bus);
+  }
 
-  /** The captured tables (known once the source prepared), whose changes a publisher sends. */
-  private captured: readonly string[] = [];
-  /** The bus between processes (when it is one) as a publisher of the log's committed changes. */
-  private busPublisher: BusPublisher | undefined;
-  /**
-   * Per publisher, the log's checkpoint through which it has sent every change: when that is where a
-   * commit of streamed changes starts, the commit's changes are sent from memory.
-   */
-  private readonly sentThrough = new Map<string, Position>();
+  /** The publishers and what each has sent. */
+  private readonly publishers: Publishers;
   /** The log's checkpoint after the last commit of streamed changes, and whether a transaction was left open there. */
   private committed: { checkpoint: Position; open: boolean } | undefined;
-  /**
-   * Per publisher, the newest commit position it sent from memory and the log has not recorded yet:
-   * recorded with the next commit (a stop before it sends those changes again: at least once).
-   */
-  private readonly unsaved = new Map<string, Position>();
-  /** The log's schemas as publishers need them, read again after a batch brings new ones. */
-  private logSchemas: Promise<VersionedSchema[]> | undefined;
 
   async run(options: IngestOptions = {}): Promise<IngestResult> {
     const { signal } = options;
@@ -97,7 +76,7 @@ export class IngestEngine {
     if (state.tables && this.config.source.tables) this.addedTables(state.tables, this.config.source.tables);
     const prepared = await this.prepare(state, false);
     const captured = prepared.tables.map((t) => t.table);
-    this.captured = captured;
+    this.publishers.capture(captured);
     this.checkViewsCaptured(captured);
     const added = state.tables ? this.addedTables(state.tables, captured) : [];
     const until = options.untilCaughtUp ? await this.source.currentPosition() : undefined;
@@ -159,7 +138,7 @@ export class IngestEngine {
     await fillUnchangedToast(this.log, batch.changes);
     this.materializer.addSchemas(batch.schemas);
     const features = this.materializer.materialize(batch);
-    // A bus between processes gets the rows after the commit, from the log (publish()).
+    // A bus between processes gets the rows after the commit (Publishers).
     if (this.bus && !this.bus.publisherId && (features.batches.length > 0 || batch.complete)) {
       await this.bus.publish({
         batches: features.batches,
@@ -175,7 +154,7 @@ export class IngestEngine {
     await this.log.apply(batch, features);
     if (batch.complete && !batch.snapshot) this.source.confirm(batch.checkpoint);
     // A snapshot is published whole before following (its tables' reads share one position).
-    if (batch.complete && !batch.snapshot) await this.publish();
+    if (batch.complete && !batch.snapshot) await this.publishers.publish();
   }
 
   /**
@@ -189,80 +168,21 @@ export class IngestEngine {
     for (const [i, { batch, features }] of group.entries()) {
       // Appending a batch is mostly synchronous: let changes that arrive meanwhile be served between two.
       if (i > 0) await yieldToEventLoop();
-      const published = i === last && this.unsaved.size > 0 ? new Map(this.unsaved) : undefined;
+      const published = i === last ? this.publishers.pending() : undefined;
       await this.log.apply(batch, features, { commit: i === last || !batch.complete, published });
-      if (batch.schemas.length > 0) this.logSchemas = undefined;
+      if (batch.schemas.length > 0) this.publishers.schemasAdded();
       if (i === last) {
-        for (const [id, position] of published ?? []) if (this.unsaved.get(id) === position) this.unsaved.delete(id);
+        this.publishers.recorded(published);
         this.source.confirm(batch.checkpoint);
         this.committed = { checkpoint: batch.checkpoint, open: false };
-        await this.publish(
-          before && !before.open ? { after: before.checkpoint, group: group.slice(0, last + 1) } : undefined,
+        // Whole transactions when the commit before left none open: sent from memory where possible.
+        await this.publishers.publish(
+          before && !before.open ? { after: before.checkpoint, served: group.slice(0, last + 1) } : undefined,
         );
       }
     }
     if (last < group.length - 1 && this.committed) this.committed = { ...this.committed, open: true };
     for (const { batch } of group) await onBatch?.(batchInfo(batch));
-  }
-
-  /**
-   * Sends what the change log committed and the publisher has not sent yet (after each durable batch,
-   * and before following, for what a stop left unsent).
-   */
-  private async publish(fresh?: { after: Position; group: readonly Served[] }): Promise<void> {
-    if (this.bus?.publisherId) this.busPublisher ??= new BusPublisher(this.bus, this.materializer);
-    let changes: FreshChanges | undefined;
-    for (const publisher of [this.publisher, this.busPublisher]) {
-      if (!publisher) continue;
-      if (fresh && this.sentThrough.get(publisher.id) === fresh.after) {
-        const through = fresh.group.at(-1)!.batch.checkpoint;
-        if (publisher === this.busPublisher) {
-          // The bus gets the feature rows as materialized before the commit (the rows the history holds).
-          if (fresh.group.some((s) => s.batch.size > 0)) {
-            await this.busPublisher.publishRows(
-              fresh.group.flatMap((s) => s.features.batches),
-              through,
-            );
-            this.unsaved.set(publisher.id, through);
-          }
-        } else {
-          changes ??= await this.freshChanges(fresh.group);
-          const sent = await publishFresh(publisher, changes);
-          if (sent !== null) this.unsaved.set(publisher.id, sent);
-        }
-        this.sentThrough.set(publisher.id, through);
-        continue;
-      }
-      this.sentThrough.delete(publisher.id);
-      await this.saveUnsaved(publisher.id);
-      const through = await publishCommitted(this.log, publisher, this.captured);
-      if (through !== null) this.sentThrough.set(publisher.id, through);
-    }
-  }
-
-  /** Records what publishers sent and the log has not recorded yet (all of them, or one). */
-  private async saveUnsaved(only?: string): Promise<void> {
-    for (const [id, position] of [...this.unsaved]) {
-      if (only !== undefined && id !== only) continue;
-      await this.log.savePublished(id, position);
-      this.unsaved.delete(id);
-    }
-  }
-
-  /** The changes of committed stream batches that started on a transaction boundary, as the log holds them. */
-  private async freshChanges(group: readonly Served[]): Promise<FreshChanges> {
-    const tables = new Set(this.captured);
-    const changes: Change[] = [];
-    for (const { batch } of group) {
-      for (const change of changesOf(batch, (t, v) => this.materializer.schemaOf(t, v), tables)) changes.push(change);
-    }
-    this.logSchemas ??= this.log.schemas();
-    return {
-      changes,
-      through: group.at(-1)!.batch.checkpoint,
-      schemas: await this.logSchemas,
-      tables: this.captured,
-    };
   }
 
   /**
@@ -340,7 +260,7 @@ export class IngestEngine {
           }
           continue;
         }
-        await this.publish();
+        await this.publishers.publish();
         this.committed = { checkpoint: from, open: false };
         this.logger.info(
           { from: formatPosition(from), until: until === undefined ? undefined : formatPosition(until) },
@@ -376,7 +296,7 @@ export class IngestEngine {
           }
         }
         await committing.settle();
-        await this.saveUnsaved();
+        await this.publishers.save();
         await this.log.release();
         if (rereadNext) continue;
         if (until !== undefined || signal?.aborted) break;
