@@ -21,6 +21,7 @@ import { rowsTableOf } from './feature-layout.js';
 export const SAMPLED_CHANGES = 32;
 
 const FLAG = { sql: 'BOOLEAN', duck: BOOLEAN, column: HISTORY_COLUMNS[3]!.column };
+const VALID_FROM = HISTORY_COLUMNS[0]!;
 const LSN = HISTORY_COLUMNS[1]!;
 
 /**
@@ -65,7 +66,7 @@ export async function checkStoredRows(
   const columnsOf = (table: string, version: number) => materializer.schemaOf(table, version)?.columns ?? [];
   for await (const page of loggedChanges(c, { tables: [view.source], columnsOf, seqs })) changes.push(...page);
   const made = materializer.materializeChanges(changes, [view]);
-  const rows: { key: readonly Value[]; values: readonly unknown[] | null; position: bigint }[] = [];
+  const rows: { key: readonly Value[]; values: readonly unknown[] | null; position: bigint; commitTime: bigint }[] = [];
   for (const batch of made.batches) for (const row of batch.rows) if (row.op !== 't') rows.push(row);
   if (rows.length === 0) return;
 
@@ -76,6 +77,7 @@ export async function checkStoredRows(
     ...view.entity.keys.map((name, i) => ({ ...keyCodecs[i]!, name })),
     ...featureNames.map((name, i) => ({ ...featureCodecs[i]!, name })),
     { ...LSN, sql: 'UBIGINT', duck: UBIGINT, name: 'lsn' },
+    { ...VALID_FROM, sql: 'TIMESTAMPTZ', name: 'valid_from' },
     { ...FLAG, name: 'deleted' },
   ];
   const name = `_ff_recomputed_${randomBytes(6).toString('hex')}`;
@@ -89,6 +91,7 @@ export async function checkStoredRows(
       ...view.entity.keys.map((_, k) => rows.map((r) => r.key[k])),
       ...featureNames.map((_, f) => rows.map((r) => (r.values === null ? null : r.values[f]))),
       rows.map((r) => r.position),
+      rows.map((r) => r.commitTime),
       rows.map((r) => r.values === null),
     ];
     appender.appendDataChunk(
@@ -106,6 +109,9 @@ export async function checkStoredRows(
       await c.runAndReadAll(
         `SELECT ${k.map((q) => `n.${q}`).join(', ')}, n.lsn, n.deleted = r.deleted${same.map((s) => `, ${s}`).join('')}
            FROM ${temp} n JOIN ${quoteIdent(rowsTableOf(view.table))} r ON ${k.map((q) => `r.${q} = n.${q}`).join(' AND ')} AND r.lsn = n.lsn
+            -- A change whose record starts at the snapshot's very position shares it with the snapshot's
+            -- read of its row: the commit time tells them apart.
+            AND r.valid_from = n.valid_from
             -- A truncate's deletion rows share the position of a table read again after it (the reads supersede them).
             AND r.op <> 't'
           WHERE n.deleted <> r.deleted OR NOT (${same.length === 0 ? 'true' : same.join(' AND ')})
