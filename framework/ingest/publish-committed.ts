@@ -35,8 +35,6 @@ export async function publishCommitted(
 export interface FreshChanges {
   /** The changes of the captured tables, in commit order (whole transactions). */
   readonly changes: readonly Change[];
-  /** The log's checkpoint after them. */
-  readonly through: Position;
   readonly schemas: readonly VersionedSchema[];
   readonly tables: readonly string[];
 }

@@ -112,7 +112,6 @@ export class Publishers {
     this.logSchemas ??= this.log.schemas();
     return {
       changes,
-      through: fresh.served.at(-1)!.batch.checkpoint,
       schemas: await this.logSchemas,
       tables: this.captured,
     };
