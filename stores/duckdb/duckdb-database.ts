@@ -3,6 +3,7 @@ import { dirname } from 'node:path';
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
 import { FeatureflowError } from '../../framework/errors.js';
 import { translateOpenError } from './duckdb-errors.js';
+import { registerStagedRows } from './staged-insert.js';
 
 /** An open DuckDB file and one connection to it. `close()` is idempotent. */
 export interface DuckDBDatabase {
@@ -79,6 +80,7 @@ export async function openDuckDB(path: string, options: OpenOptions = {}): Promi
   // Not taken as an instance option (DuckDB 1.5 ignores it there): set for the whole instance.
   if (options.compression === 'fast' && !options.readOnly)
     await connection.run(`SET GLOBAL disabled_compression_methods = '${FAST_DISABLED}'`);
+  if (!options.readOnly) registerStagedRows(connection);
   let closed = false;
   return {
     path,

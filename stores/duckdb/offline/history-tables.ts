@@ -162,7 +162,7 @@ export class HistoryTables {
   /** Writes what the writers hold, and the transform timings, into the open transaction; before it commits. */
   async flush(c: DuckDBConnection): Promise<void> {
     for (const writer of this.writers.values()) {
-      // Each write's appender flush runs on the calling thread: let what arrived meanwhile run first.
+      // Each write's data chunks are filled on this thread: let what arrived meanwhile run first.
       await yieldToEventLoop();
       await writer.flush(c);
     }

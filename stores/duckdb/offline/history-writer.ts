@@ -1,11 +1,11 @@
-import { DuckDBDataChunk, DuckDBTimestampTZValue, type DuckDBConnection, type DuckDBType } from '@duckdb/node-api';
+import { DuckDBTimestampTZValue, type DuckDBConnection, type DuckDBType } from '@duckdb/node-api';
 import { entityId } from '../../../framework/features/entity-key.js';
 import type { FeatureRow } from '../../../framework/features/feature-rows.js';
 import type { StoredFeatureValue } from '../../../framework/features/feature-values.js';
 import type { FeatureView } from '../../../framework/features/feature-view.js';
 import type { ColumnSchema, Value } from '../../../framework/types.js';
-import { fillChunk } from '../chunk-columns.js';
 import { quoteIdent } from '../duckdb-database.js';
+import { insertStaged, type StagedChunk } from '../staged-insert.js';
 import { featureCodec, HISTORY_COLUMNS, keyCodec, type ColumnCodec, type KeyColumn } from './feature-columns.js';
 import { historyViewSql, newestRow, rowsTableOf } from './feature-layout.js';
 
@@ -59,13 +59,14 @@ class VersionRows {
  * unambiguous. The result does not depend on how changes are cut into batches: replaying the change
  * log gives the same rows as the live stream, which also lets a writer hold rows of several batches
  * and write them at once ({@link flush}, before the transaction commits): each write has a fixed
- * cost (an appender flush plans and runs an insert on the calling thread).
+ * cost (an insert planned and run, see staged-insert.ts).
  */
 export class HistoryWriter {
   readonly table: string;
   readonly keyColumns: readonly KeyColumn[];
   private readonly keyCodecs: ColumnCodec[];
   private readonly featureCodecs: ColumnCodec[];
+  /** The base table's column types, in order. */
   private readonly types: DuckDBType[];
   /** Every table key column is an entity key: snapshot reads then never meet an earlier row of their entity. */
   private readonly uniqueReads: boolean;
@@ -81,8 +82,6 @@ export class HistoryWriter {
   private pending: FeatureRow[] = [];
   /** Rows held before they are written (see {@link MAX_PENDING_BYTES}). */
   private readonly maxPending: number;
-  /** The data chunk each append fills (see fillChunk). */
-  private chunk: DuckDBDataChunk | undefined;
 
   /**
    * `keys` are the source columns of the entity's keys (their types give the key columns' types);
@@ -234,26 +233,30 @@ export class HistoryWriter {
   }
 
   private async append(c: DuckDBConnection, rows: VersionRows): Promise<void> {
-    const appender = await c.createAppender(this.rowsTable);
-    const [validFrom, position, op, deleted, seq] = HISTORY_COLUMNS;
     const first = this.nextSeq;
-    const seqs = Array.from({ length: rows.length }, (_, i) => first + BigInt(i));
+    await insertStaged(c, this.rowsTable, this.types, this.chunksOf(rows, first));
+    this.nextSeq = first + BigInt(rows.length);
+  }
+
+  /** The rows in data chunks, made as they are read; `seq` numbers them from `first`. */
+  private *chunksOf(rows: VersionRows, first: bigint): Generator<StagedChunk> {
+    const [validFrom, position, op, deleted, seq] = HISTORY_COLUMNS;
     for (let s = 0; s < rows.length; s += CHUNK_ROWS) {
       const e = Math.min(s + CHUNK_ROWS, rows.length);
-      const columns = [
-        ...this.keyCodecs.map((codec, k) => codec.column(rows.keys[k]!, s, e)),
-        ...this.featureCodecs.map((codec, f) => codec.column(rows.features[f]!, s, e)),
-        validFrom!.column(rows.validFrom, s, e),
-        position!.column(rows.position, s, e),
-        op!.column(rows.op, s, e),
-        deleted!.column(rows.deleted, s, e),
-        seq!.column(seqs, s, e),
-      ];
-      this.chunk ??= DuckDBDataChunk.create(this.types);
-      appender.appendDataChunk(fillChunk(this.chunk, e - s, columns));
+      const seqs = Array.from({ length: e - s }, (_, i) => first + BigInt(s + i));
+      yield {
+        length: e - s,
+        columns: [
+          ...this.keyCodecs.map((codec, k) => codec.column(rows.keys[k]!, s, e)),
+          ...this.featureCodecs.map((codec, f) => codec.column(rows.features[f]!, s, e)),
+          validFrom!.column(rows.validFrom, s, e),
+          position!.column(rows.position, s, e),
+          op!.column(rows.op, s, e),
+          deleted!.column(rows.deleted, s, e),
+          seq!.column(seqs, 0, e - s),
+        ],
+      };
     }
-    appender.closeSync();
-    this.nextSeq = first + BigInt(rows.length);
   }
 
   /**

@@ -1,8 +1,9 @@
-import { listValue, type DuckDBConnection, type DuckDBDataChunk } from '@duckdb/node-api';
+import { listValue, type DuckDBConnection } from '@duckdb/node-api';
 import { entityId } from '../../../framework/features/entity-key.js';
 import type { Prediction, PredictionSink } from '../../../framework/interfaces/prediction-sink.js';
 import type { Position } from '../../../framework/types.js';
-import { makeChunk, ValidityMask } from '../chunk-columns.js';
+import { type ChunkColumn, ValidityMask } from '../chunk-columns.js';
+import { insertStaged, type StagedChunk } from '../staged-insert.js';
 import {
   ADVANCE_WATERMARK_SQL,
   INSERT_WATERMARK_SQL,
@@ -73,15 +74,7 @@ export class DuckDBPredictionSink implements PredictionSink {
     await c.run('BEGIN TRANSACTION');
     try {
       const rows = staged.length === 0 ? staged : await this.unstored(c, staged);
-      if (rows.length > 0) {
-        const appender = await c.createAppender('_predictions');
-        try {
-          for (let s = 0; s < rows.length; s += CHUNK_ROWS)
-            appender.appendDataChunk(predictionChunk(rows, s, Math.min(s + CHUNK_ROWS, rows.length)));
-        } finally {
-          appender.closeSync();
-        }
-      }
+      if (rows.length > 0) await insertStaged(c, '_predictions', PREDICTION_TYPES, chunksOf(rows));
       if (through !== null) {
         const moved = await c.run(ADVANCE_WATERMARK_SQL, [this.options.model, BigInt(through)]);
         if (moved.rowsChanged === 0) await c.run(INSERT_WATERMARK_SQL, [this.options.model, BigInt(through)]);
@@ -174,8 +167,16 @@ interface Staged {
   readonly position: bigint;
 }
 
-/** Rows `[start, end)` as a data chunk in the column order of `_predictions`. */
-function predictionChunk(rows: readonly Staged[], start: number, end: number): DuckDBDataChunk {
+/** The rows in data chunks, made as they are read. */
+function* chunksOf(rows: readonly Staged[]): Generator<StagedChunk> {
+  for (let s = 0; s < rows.length; s += CHUNK_ROWS) {
+    const e = Math.min(s + CHUNK_ROWS, rows.length);
+    yield { length: e - s, columns: predictionColumns(rows, s, e) };
+  }
+}
+
+/** Rows `[start, end)` column-wise, in the column order of `_predictions`. */
+function predictionColumns(rows: readonly Staged[], start: number, end: number): ChunkColumn[] {
   const n = end - start;
   const keyInt = new BigInt64Array(n);
   const keyIntValid = new ValidityMask(n);
@@ -210,7 +211,7 @@ function predictionChunk(rows: readonly Staged[], start: number, end: number): D
     scored[i] = p.latency.scoredMs;
   }
   const slice = rows.slice(start, end);
-  return makeChunk(PREDICTION_TYPES, n, [
+  return [
     { kind: 'values', values: slice.map((r) => r.prediction.model) },
     { kind: 'values', values: slice.map((r) => r.prediction.modelVersion) },
     { kind: 'values', values: slice.map((r) => r.entity) },
@@ -225,5 +226,5 @@ function predictionChunk(rows: readonly Staged[], start: number, end: number): D
     { kind: 'fixed', data: received },
     { kind: 'fixed', data: features },
     { kind: 'fixed', data: scored },
-  ]);
+  ];
 }

@@ -39,7 +39,7 @@ CREATE TABLE IF NOT EXISTS _prediction_watermarks (
 );
 `;
 
-/** The column types of `_predictions`, in order, for its appender's data chunks. */
+/** The column types of `_predictions`, in order, for the data chunks that insert predictions. */
 export const PREDICTION_TYPES = [
   VARCHAR,
   VARCHAR,

@@ -1,0 +1,116 @@
+/**
+ * Inserting rows with an INSERT that DuckDB plans and runs on its own threads. An appender's flush
+ * (`flushSync`, `closeSync`) plans and runs the same insert on the calling thread, the event loop's:
+ * ~0.4–1 ms of fixed cost plus the rows, stretched to 3–10 ms on a busy two-core machine, during
+ * which a change that arrives waits (bench/serve-latency.ts). Here the rows are staged in this
+ * process and read by `INSERT … SELECT * FROM _ff_staged_rows(id)`: DuckDB asks a table function
+ * for each data chunk, which fills it here (a copy per column, see chunk-columns.ts), and does the
+ * rest (the insert into the transaction's storage) on its thread while the event loop runs.
+ */
+import {
+  BIGINT,
+  type DuckDBConnection,
+  type DuckDBDataChunk,
+  DuckDBTableFunction,
+  type DuckDBType,
+} from '@duckdb/node-api';
+import { type ChunkColumn, fillChunk } from './chunk-columns.js';
+import { quoteIdent } from './duckdb-database.js';
+
+/** One data chunk's rows, column-wise (at most DuckDB's vector size, 2048). */
+export interface StagedChunk {
+  readonly length: number;
+  readonly columns: readonly ChunkColumn[];
+}
+
+/** The rows of one insert: the types of the target's columns (all of them, in order) and the chunks, made as DuckDB asks for them. */
+interface Staged {
+  readonly types: readonly DuckDBType[];
+  readonly chunks: Iterator<StagedChunk>;
+}
+
+const FUNCTION = '_ff_staged_rows';
+const staged = new Map<number, Staged>();
+let nextId = 1;
+/** The function registered in each database (through the connection that registered it). */
+const registered = new WeakMap<DuckDBConnection, DuckDBTableFunction>();
+
+function stagedOf(id: number): Staged | undefined {
+  return staged.get(id);
+}
+
+function tableFunction(): DuckDBTableFunction {
+  return DuckDBTableFunction.create({
+    name: FUNCTION,
+    parameterTypes: [BIGINT],
+    bindFunction: (info) => {
+      const id = Number(info.getParameter(0) as bigint);
+      const rows = stagedOf(id);
+      if (!rows) {
+        info.setError(`no rows are staged under ${id}`);
+        return;
+      }
+      rows.types.forEach((type, i) => {
+        info.addResultColumn(`c${i}`, type);
+      });
+      info.setBindData({ id });
+    },
+    initFunction: (info) => {
+      // One scan in order: the rows go in as staged (insertion order is kept).
+      info.setMaxThreads(1);
+    },
+    mainFunction: (info, output: DuckDBDataChunk) => {
+      const rows = stagedOf((info.bindData as { id: number }).id);
+      const next = rows?.chunks.next();
+      if (!next || next.done) {
+        output.rowCount = 0;
+        return;
+      }
+      fillChunk(output, next.value.length, next.value.columns);
+    },
+  });
+}
+
+/**
+ * Makes {@link insertStaged} work on every connection of `c`'s database. Once, at open, before any
+ * transaction: registering writes the catalog, which conflicts with another transaction's write.
+ */
+export function registerStagedRows(c: DuckDBConnection): void {
+  if (registered.has(c)) return;
+  const fn = tableFunction();
+  c.registerTableFunction(fn);
+  registered.set(c, fn);
+}
+
+/**
+ * Inserts `chunks` into `table` (whose columns are of `types`, all of them, in order, as an appender's) in the
+ * connection's open transaction, or its own, in a database opened by `openDuckDB` (which calls
+ * {@link registerStagedRows}). The chunks are made when DuckDB asks for them, on this
+ * thread; a chunk of no rows is skipped.
+ *
+ * @example
+ * await insertStaged(c, 'points', [BIGINT, DOUBLE], [{ length: 2, columns: [ids, xs] }]);
+ */
+export async function insertStaged(
+  c: DuckDBConnection,
+  table: string,
+  types: readonly DuckDBType[],
+  chunks: Iterable<StagedChunk>,
+): Promise<void> {
+  const id = nextId++;
+  const source = chunks[Symbol.iterator]();
+  const nonEmpty: Iterator<StagedChunk> = {
+    next: () => {
+      for (;;) {
+        const r = source.next();
+        if (r.done || r.value.length > 0) return r;
+      }
+    },
+  };
+  staged.set(id, { types, chunks: nonEmpty });
+  try {
+    await c.run(`INSERT INTO ${quoteIdent(table)} SELECT * FROM ${FUNCTION}(${id})`);
+  } finally {
+    staged.delete(id);
+  }
+}
