@@ -259,7 +259,7 @@ export class DuckDBChangeLog implements ChangeLog {
         await this.history.apply(c, batch.schemas, features.batches, features.deadLetters);
       }
       if (batch.complete) {
-        storage.endSnapshotTable();
+        await storage.endSnapshotTable();
         if (batch.tableStart)
           await c.run('INSERT OR REPLACE INTO _table_starts VALUES ($1, $2)', [
             batch.tableStart.table,
@@ -274,7 +274,7 @@ export class DuckDBChangeLog implements ChangeLog {
         if (options.commit !== false) {
           // Appended rows wait in the appenders and history writers until here: each flush has a
           // fixed cost, paid once per commit rather than once per batch of a group.
-          await this.flushYielding();
+          await this.flush();
           await this.history?.flush(c);
           for (const [publisher, position] of options.published ?? [])
             await c.run(SAVE_PUBLISHED_SQL, [publisher, position.toString()]);
@@ -302,17 +302,11 @@ export class DuckDBChangeLog implements ChangeLog {
       await c.run('UPDATE _checkpoint SET tables = $1 WHERE id = 1', [JSON.stringify([...tables, table])]);
   }
 
-  /** Flushes every appender into the open transaction. */
-  private flush(): void {
-    this.changes?.flush();
-    this.storage?.flush();
-  }
-
-  /** {@link flush}, letting the event loop run between two appenders' flushes. */
-  private async flushYielding(): Promise<void> {
+  /** Inserts what the appender and the typed tables' writers hold into the open transaction. */
+  private async flush(): Promise<void> {
     this.changes?.flush();
     await yieldToEventLoop();
-    await this.storage?.flushYielding();
+    await this.storage?.flush();
   }
 
   private remember(schema: VersionedSchema): void {
@@ -338,7 +332,7 @@ export class DuckDBChangeLog implements ChangeLog {
   }
 
   async lastRows(table: string, keys: readonly Row[]): Promise<(Row | null)[]> {
-    this.flush();
+    await this.flush();
     const keyColumns = this.keyColumns.get(table) ?? (keys[0] ? Object.keys(keys[0]) : []);
     const columnsOf = (version: number): readonly ColumnSchema[] =>
       this.schemaCache.get(`${table}#${version}`)?.columns ?? [];

@@ -17,11 +17,13 @@ import {
 import { type ChunkColumn, fillChunk } from './chunk-columns.js';
 import { quoteIdent } from './duckdb-database.js';
 
-/** One data chunk's rows, column-wise (at most DuckDB's vector size, 2048). */
-export interface StagedChunk {
-  readonly length: number;
-  readonly columns: readonly ChunkColumn[];
-}
+/**
+ * One data chunk's rows (at most DuckDB's vector size, 2048): column-wise, or written by `fill` into
+ * the chunk (whose row count is set already), e.g. straight into its vectors.
+ */
+export type StagedChunk =
+  | { readonly length: number; readonly columns: readonly ChunkColumn[] }
+  | { readonly length: number; fill(chunk: DuckDBDataChunk): void };
 
 /** The rows of one insert: the types of the target's columns (all of them, in order) and the chunks, made as DuckDB asks for them. */
 interface Staged {
@@ -60,13 +62,16 @@ function tableFunction(): DuckDBTableFunction {
       info.setMaxThreads(1);
     },
     mainFunction: (info, output: DuckDBDataChunk) => {
-      const rows = stagedOf((info.bindData as { id: number }).id);
-      const next = rows?.chunks.next();
+      const next = stagedOf((info.bindData as { id: number }).id)?.chunks.next();
       if (!next || next.done) {
         output.rowCount = 0;
         return;
       }
-      fillChunk(output, next.value.length, next.value.columns);
+      const rows = next.value;
+      if ('fill' in rows) {
+        output.rowCount = rows.length;
+        rows.fill(output);
+      } else fillChunk(output, rows.length, rows.columns);
     },
   });
 }

@@ -11,7 +11,6 @@ import {
 } from './typed-layout.js';
 import { changeLogViewSql } from './typed-sql.js';
 import { consecutiveSeqBytes, positionedSeqBytes, TypedTableWriter } from './typed-writer.js';
-import { yieldToEventLoop } from '../../../framework/linger.js';
 
 /**
  * The change log's typed tables: one per captured table for its snapshot's reads
@@ -75,7 +74,7 @@ export class TypedStorage {
    */
   async appendSnapshot(part: SnapshotPart, group: RowGroup, seq: bigint): Promise<void> {
     if (this.snapshotWriter?.table !== part.table) {
-      this.endSnapshotTable();
+      await this.endSnapshotTable();
       const schema = this.schemaOf(part.table, group.schemaVersion);
       if (!schema)
         throw new Error(`snapshot rows of ${part.table} arrived before its schema (version ${group.schemaVersion})`);
@@ -94,8 +93,10 @@ export class TypedStorage {
       await this.updateView();
     }
     const n = group.rows.length;
-    this.snapshotWriter.writer.append(group.rows, [consecutiveSeqBytes(seq + 1n, n)]);
+    const { writer } = this.snapshotWriter;
+    writer.append(group.rows, [consecutiveSeqBytes(seq + 1n, n)]);
     this.snapshotWriter.rows += n;
+    if (writer.full) await writer.flush();
     // The table's batches commit together with its last one: only that one needs recording.
     if (part.done)
       await this.c.run('UPDATE _snapshot_tables SET rows = $2, done = true WHERE table_name = $1', [
@@ -159,42 +160,34 @@ export class TypedStorage {
       bytes(group.commitTimes),
       bytes(group.xids),
     ]);
-  }
-
-  /** Flushes every appender into the open transaction. */
-  flush(): void {
-    this.snapshotWriter?.writer.flush();
-    for (const writer of this.streamWriters.values()) writer.flush();
+    if (writer.full) await writer.flush();
   }
 
   /**
-   * {@link flush}, letting the event loop run between two appenders: each flush runs on the calling
-   * thread, and a commit of many tables would otherwise hold back everything that arrived meanwhile.
+   * Inserts what every writer holds into the open transaction, one table after the other (each
+   * insert fills its data chunks on this thread, between which the event loop runs).
    */
-  async flushYielding(): Promise<void> {
-    this.snapshotWriter?.writer.flush();
-    for (const writer of this.streamWriters.values()) {
-      await yieldToEventLoop();
-      writer.flush();
-    }
+  async flush(): Promise<void> {
+    await this.snapshotWriter?.writer.flush();
+    for (const writer of this.streamWriters.values()) await writer.flush();
   }
 
-  /** Flushes and closes the snapshot table's appender, if one is open (before a commit or the next table). */
-  endSnapshotTable(): void {
+  /** Flushes the snapshot table's writer, if one is open, and closes it (before a commit or the next table). */
+  async endSnapshotTable(): Promise<void> {
     if (!this.snapshotWriter) return;
-    this.snapshotWriter.writer.flush();
+    await this.snapshotWriter.writer.flush();
     this.snapshotWriter.writer.close();
     this.snapshotWriter = undefined;
   }
 
-  /** Drops what the appenders hold (a rolled-back transaction) and closes them. */
+  /** Drops what the writers hold (a rolled-back transaction) and closes them. */
   discard(): void {
     this.snapshotWriter?.writer.discard();
     this.snapshotWriter = undefined;
     this.release();
   }
 
-  /** Closes the stream tables' appenders, dropping anything they hold. */
+  /** Closes the stream tables' writers, dropping anything they hold. */
   release(): void {
     for (const writer of this.streamWriters.values()) writer.discard();
     this.streamWriters.clear();

@@ -1,11 +1,5 @@
 import duckdb from '@duckdb/node-bindings';
-import {
-  DuckDBDataChunk,
-  VARCHAR,
-  type DuckDBAppender,
-  type DuckDBConnection,
-  type DuckDBType,
-} from '@duckdb/node-api';
+import { VARCHAR, type DuckDBConnection, type DuckDBDataChunk, type DuckDBType } from '@duckdb/node-api';
 import {
   FIXED_WIDTH,
   type ColumnRows,
@@ -15,10 +9,11 @@ import {
 } from '../../../framework/column-rows.js';
 import { ValidityMask } from '../chunk-columns.js';
 import { quoteIdent } from '../duckdb-database.js';
+import { insertStaged, type StagedChunk } from '../staged-insert.js';
 import { CHUNK_ROWS, INLINE_MAX, ONE_CALL_MAX, typedTableDdl, type TypedLayout } from './typed-layout.js';
 
 /**
- * Most bytes of rows an appender holds before they are flushed into the open transaction (where
+ * Most bytes of rows a writer holds before they should be flushed into the open transaction (where
  * DuckDB's buffer pool holds them, spilling beyond its limit). Each flush has a fixed cost (it plans
  * and runs an insert): at 16 MB, narrow rows flush every ~100k rows, images every ~20k.
  */
@@ -55,18 +50,22 @@ function appendedBytes(rows: ColumnRows, layout: TypedLayout): number {
   return bytes;
 }
 
-/** Appends column-wise rows to a typed table through data chunks. */
+/** Rows appended and not flushed yet, with their meta columns (see {@link TypedTableWriter.append}). */
+interface Held {
+  readonly rows: ColumnRows;
+  readonly meta: readonly Uint8Array[];
+}
+
+/**
+ * Appends column-wise rows to a typed table: held until {@link flush}, which inserts them with one
+ * INSERT that DuckDB runs on its own threads, asking for each data chunk, which is written here
+ * straight into the chunk's vectors (see staged-insert.ts).
+ */
 export class TypedTableWriter {
   private readonly types: DuckDBType[];
-  private pending = false;
-  /** About how many bytes the appender holds since its last flush. */
-  private held = 0;
-  /**
-   * One data chunk, reset for each append (the appender copies what it is given): a chunk made per
-   * append costs a native object per column, and the stream appends a few rows many times a second.
-   */
-  private chunk: DuckDBDataChunk | undefined;
-  private vectors: duckdb.Vector[] | undefined;
+  private held: Held[] = [];
+  /** About how many bytes the writer holds since its last flush. */
+  private heldBytes = 0;
   /**
    * A chunk's worth of inlined strings, and the rows of the longer ones (see appendText); grown for
    * the elements of a chunk's lists, which may be more.
@@ -78,7 +77,8 @@ export class TypedTableWriter {
   private readonly listEntries = new Uint32Array(CHUNK_ROWS * 4);
 
   private constructor(
-    private readonly appender: DuckDBAppender,
+    private readonly c: DuckDBConnection,
+    private readonly storage: string,
     private readonly layout: TypedLayout,
   ) {
     this.types = [
@@ -87,74 +87,105 @@ export class TypedTableWriter {
     ];
   }
 
-  /** Creates the storage table (inside the caller's transaction), replacing any, and an appender on it. */
+  /** Creates the storage table (inside the caller's transaction), replacing any, and a writer to it. */
   static async create(c: DuckDBConnection, storage: string, layout: TypedLayout): Promise<TypedTableWriter> {
     await c.run(`DROP TABLE IF EXISTS ${quoteIdent(storage)}`);
     await c.run(typedTableDdl(storage, layout));
     return TypedTableWriter.open(c, storage, layout);
   }
 
-  /** An appender on existing storage. */
+  /** A writer to existing storage. */
   static async open(c: DuckDBConnection, storage: string, layout: TypedLayout): Promise<TypedTableWriter> {
-    return new TypedTableWriter(await c.createAppender(storage), layout);
+    return new TypedTableWriter(c, storage, layout);
   }
 
   /**
-   * Appends `rows`; `meta` holds, per meta column of the layout, the little-endian bytes of every
-   * row's value (`width` bytes each).
+   * Holds `rows` until {@link flush}; `meta` holds, per meta column of the layout, the little-endian
+   * bytes of every row's value (`width` bytes each). The arrays must not change until then.
    */
   append(rows: ColumnRows, meta: readonly Uint8Array[]): void {
-    if (rows.length > 0) this.pending = true;
-    this.held += appendedBytes(rows, this.layout);
-    for (let start = 0; start < rows.length; start += CHUNK_ROWS) {
-      const n = Math.min(CHUNK_ROWS, rows.length - start);
-      const chunk = this.chunkOf(n);
-      let v = 0;
-      this.layout.meta.forEach((m, i) => {
-        const bytes = meta[i]!;
-        duckdb.copy_data_to_vector(
-          this.vectors![v++]!,
-          0,
-          bytes.buffer as ArrayBuffer,
-          bytes.byteOffset + start * m.width,
-          n * m.width,
-        );
-      });
-      this.layout.stored.forEach((s, i) => {
-        const column = rows.columns[i]!;
-        const vector = this.vectors![v++]!;
-        const validity = new ValidityMask(n);
-        switch (column.kind) {
-          case 'value':
-            for (let r = 0; r < n; r++) {
-              const text = column.values[start + r];
-              if (text === null || text === undefined) validity.setNull(r);
-              else duckdb.vector_assign_string_element(vector, r, text);
-            }
-            break;
-          case 'text':
-          case 'json':
-          case 'plain-text':
-          case 'bytes':
-            this.appendText(vector, column, start, n, validity);
-            break;
-          case 'list':
-            this.appendList(vector, column, start, n, validity);
-            break;
-          default:
-            this.appendFixed(vector, column, start, n, validity);
-        }
-        // Only fixed-width and list columns have overrides.
-        if (s.override)
-          writeOverrides(this.vectors![v++]!, (column as FixedColumn | ListColumn).overrides, start, n, validity);
-        setValidity(vector, validity);
-      });
-      this.appender.appendDataChunk(chunk);
-    }
-    // DuckDB's appender holds what it is given outside its buffer pool (and its memory limit) until
-    // it is flushed: a table's snapshot is one transaction, flushed at its end, and its rows piled
-    // up there (~170 MB for 200k rows of 784-byte images) before DuckDB flushed them itself.
-    if (this.held >= FLUSH_BYTES) this.flush();
+    if (rows.length === 0) return;
+    this.held.push({ rows, meta });
+    this.heldBytes += appendedBytes(rows, this.layout);
+  }
+
+  /**
+   * True once the writer holds {@link FLUSH_BYTES}: the caller flushes then, so that a table's
+   * snapshot (one transaction) goes to DuckDB's buffer pool, which spills, rather than piling up here.
+   */
+  get full(): boolean {
+    return this.heldBytes >= FLUSH_BYTES;
+  }
+
+  /** Inserts what was appended since the last flush into the open transaction. */
+  async flush(): Promise<void> {
+    if (this.held.length === 0) return;
+    const held = this.held;
+    this.held = [];
+    this.heldBytes = 0;
+    await insertStaged(this.c, this.storage, this.types, this.chunksOf(held));
+  }
+
+  /** Nothing to release (kept for the callers' symmetry with a flush); call after {@link flush}. */
+  close(): void {}
+
+  /** Drops what is held (the transaction is being rolled back). */
+  discard(): void {
+    this.held = [];
+    this.heldBytes = 0;
+  }
+
+  /** The held rows in data chunks of at most {@link CHUNK_ROWS}, each written when DuckDB asks for it. */
+  private *chunksOf(held: readonly Held[]): Generator<StagedChunk> {
+    for (const { rows, meta } of held)
+      for (let start = 0; start < rows.length; start += CHUNK_ROWS) {
+        const n = Math.min(CHUNK_ROWS, rows.length - start);
+        yield { length: n, fill: (chunk) => this.write(chunk, rows, meta, start, n) };
+      }
+  }
+
+  /** Rows [start, start + n) of `rows` (and `meta`) into `chunk`'s vectors. */
+  private write(chunk: DuckDBDataChunk, rows: ColumnRows, meta: readonly Uint8Array[], start: number, n: number): void {
+    const vectors = this.types.map((_, i) => duckdb.data_chunk_get_vector(chunk.chunk, i));
+    let v = 0;
+    this.layout.meta.forEach((m, i) => {
+      const bytes = meta[i]!;
+      duckdb.copy_data_to_vector(
+        vectors[v++]!,
+        0,
+        bytes.buffer as ArrayBuffer,
+        bytes.byteOffset + start * m.width,
+        n * m.width,
+      );
+    });
+    this.layout.stored.forEach((s, i) => {
+      const column = rows.columns[i]!;
+      const vector = vectors[v++]!;
+      const validity = new ValidityMask(n);
+      switch (column.kind) {
+        case 'value':
+          for (let r = 0; r < n; r++) {
+            const text = column.values[start + r];
+            if (text === null || text === undefined) validity.setNull(r);
+            else duckdb.vector_assign_string_element(vector, r, text);
+          }
+          break;
+        case 'text':
+        case 'json':
+        case 'plain-text':
+        case 'bytes':
+          this.appendText(vector, column, start, n, validity);
+          break;
+        case 'list':
+          this.appendList(vector, column, start, n, validity);
+          break;
+        default:
+          this.appendFixed(vector, column, start, n, validity);
+      }
+      // Only fixed-width and list columns have overrides.
+      if (s.override) writeOverrides(vectors[v++]!, (column as FixedColumn | ListColumn).overrides, start, n, validity);
+      setValidity(vector, validity);
+    });
   }
 
   /** Rows [start, start + n) of a fixed-width column (or of list elements) into `vector`, copied in one call. */
@@ -192,16 +223,6 @@ export class TypedTableWriter {
     if ('data' in elements) this.appendFixed(child, elements, first, total, childValidity);
     else this.appendText(child, elements, first, total, childValidity);
     setValidity(child, childValidity);
-  }
-
-  /** The writer's data chunk, emptied, holding `n` rows. */
-  private chunkOf(n: number): DuckDBDataChunk {
-    if (!this.chunk) {
-      this.chunk = DuckDBDataChunk.create(this.types);
-      this.vectors = this.types.map((_, i) => duckdb.data_chunk_get_vector(this.chunk!.chunk, i));
-    } else this.chunk.reset();
-    this.chunk.rowCount = n;
-    return this.chunk;
   }
 
   /**
@@ -269,29 +290,6 @@ export class TypedTableWriter {
     for (let k = 0; !oneCall && k < longRows; k++) {
       const r = this.longRows[k]!;
       duckdb.vector_assign_string_element_len(vector, r, bytes.subarray(offsets[start + r]!, offsets[start + r + 1]!));
-    }
-  }
-
-  /** Flushes what was appended since the last flush into the open transaction. */
-  flush(): void {
-    if (!this.pending) return;
-    this.appender.flushSync();
-    this.pending = false;
-    this.held = 0;
-  }
-
-  /** Closes the appender; call after {@link flush}. */
-  close(): void {
-    this.appender.closeSync();
-  }
-
-  /** Drops what is pending and closes the appender (the transaction is being rolled back). */
-  discard(): void {
-    try {
-      this.appender.clear();
-      this.appender.closeSync();
-    } catch {
-      // The table goes with the transaction either way.
     }
   }
 }
