@@ -79,7 +79,7 @@ export class TypedStorage {
       if (!schema)
         throw new Error(`snapshot rows of ${part.table} arrived before its schema (version ${group.schemaVersion})`);
       const storage = snapshotStorageName(part.table);
-      const writer = await TypedTableWriter.create(this.c, storage, snapshotLayout(schema.columns));
+      const writer = await TypedTableWriter.create(this.c, storage, snapshotLayout(schema.columns), 'appender');
       this.snapshotWriter = { table: part.table, writer, rows: 0 };
       await this.c.run('DELETE FROM _snapshot_tables WHERE table_name = $1', [part.table]);
       await this.c.run('INSERT INTO _snapshot_tables VALUES ($1, 0, false, $2, $3, $4, $5, $6)', [
@@ -110,7 +110,7 @@ export class TypedStorage {
     const schema = this.schemaOf(part.table, schemaVersion);
     if (!schema) throw new Error(`the snapshot of ${part.table} arrived before its schema`);
     const storage = snapshotStorageName(part.table);
-    (await TypedTableWriter.create(this.c, storage, snapshotLayout(schema.columns))).close();
+    (await TypedTableWriter.create(this.c, storage, snapshotLayout(schema.columns), 'appender')).close();
     await this.c.run('DELETE FROM _snapshot_tables WHERE table_name = $1', [part.table]);
     await this.c.run('INSERT INTO _snapshot_tables VALUES ($1, 0, true, $2, $3, $4, $5, $6)', [
       part.table,
@@ -137,10 +137,10 @@ export class TypedStorage {
         throw new Error(`stream rows of ${group.table} arrived before its schema (version ${group.schemaVersion})`);
       const layout = streamLayout(schema.columns);
       let table = this.streamTables.get(key);
-      if (table) writer = await TypedTableWriter.open(this.c, table.storage, layout);
+      if (table) writer = await TypedTableWriter.open(this.c, table.storage, layout, 'staged');
       else {
         table = { table: group.table, storage: streamStorageName(group.table, group.schemaVersion), schema };
-        writer = await TypedTableWriter.create(this.c, table.storage, layout);
+        writer = await TypedTableWriter.create(this.c, table.storage, layout, 'staged');
         await this.c.run('INSERT INTO _stream_tables VALUES ($1, $2, $3)', [
           table.table,
           group.schemaVersion,
