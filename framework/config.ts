@@ -137,8 +137,9 @@ export interface IngestConfig {
   /**
    * Least milliseconds between two commits of streamed changes to the store while following (group
    * commit: what arrives meanwhile commits together; serving online does not wait for it). 0 commits
-   * as soon as the previous commit ends. Default 50; 0 with a Kafka bus or a publisher (what they
-   * send follows the commit).
+   * as soon as the previous commit ends. Default 250 (each commit has a fixed cost: at 1000 single-row
+   * transactions/s, `serve` took ~20% less CPU than at 50); 0 with a Kafka bus or a publisher (what
+   * they send follows the commit).
    */
   commitIntervalMs?: number;
 }
@@ -217,7 +218,7 @@ export function resolveConfig(
     heartbeatSeconds: config?.ingest?.heartbeatSeconds ?? 5,
     maxBackoffSeconds: config?.ingest?.maxBackoffSeconds ?? 30,
     // What a Kafka bus or a publisher sends follows the commit: those commit as soon as they can.
-    commitIntervalMs: config?.ingest?.commitIntervalMs ?? (config?.bus || config?.publish ? 0 : 50),
+    commitIntervalMs: config?.ingest?.commitIntervalMs ?? (config?.bus || config?.publish ? 0 : 250),
   };
   for (const [k, v] of Object.entries(ingest)) {
     const least = k === 'commitIntervalMs' ? 'a number ≥ 0' : 'a positive number';

@@ -43,7 +43,7 @@ describe('configuration', () => {
       snapshotBatchSize: 8_192,
       heartbeatSeconds: 5,
       maxBackoffSeconds: 30,
-      commitIntervalMs: 50,
+      commitIntervalMs: 250,
     });
     expect(Object.isFrozen((config.source as PostgresAdapter).config.tables)).toBe(true);
     // An explicit value wins over the environment.

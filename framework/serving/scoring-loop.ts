@@ -27,7 +27,7 @@ export interface ScoringLoopOptions {
   /**
    * Least time between two writes to the sinks, ms: groups scored meanwhile go in one write (each
    * write's commit has a fixed cost). Skipped while stopping, waited for, or half the bound waits.
-   * Default 50.
+   * Default 250.
    */
   readonly sinkIntervalMs?: number;
 }
@@ -120,7 +120,7 @@ export class ScoringLoop implements WrittenMessageQueue {
     this.maxBatchRows = options.maxBatchRows ?? 1_024;
     this.maxBackoffMs = options.maxBackoffMs ?? 5_000;
     this.drainTimeoutMs = options.drainTimeoutMs ?? 10_000;
-    this.linger = new Linger(options.sinkIntervalMs ?? 50);
+    this.linger = new Linger(options.sinkIntervalMs ?? 250);
     const inputs = context.inputs;
     this.keyMaps = inputs.map((a) => inputs.map((b) => b.view.entity.keys.map((k) => a.view.entity.keys.indexOf(k))));
     context.scoringQueued = () => this.rows;
