@@ -113,8 +113,9 @@ export async function startPgCluster(options: PgClusterOptions = {}): Promise<Pg
     fsync: 'off',
     full_page_writes: 'off',
     max_wal_senders: 20,
-    // Each test keeps its own slot (an idle slot only holds WAL back in this throwaway cluster).
-    max_replication_slots: 100,
+    // Each test keeps its own slot (an idle slot only holds WAL back in this throwaway cluster): the
+    // suite makes about 100, and at 100 the last test to make one found none left.
+    max_replication_slots: 200,
     max_connections: 200,
     wal_sender_timeout: '60s',
     TimeZone: 'UTC',
