@@ -1,8 +1,8 @@
-import { ARRAY, BIGINT, FLOAT, VARCHAR } from '@duckdb/node-api';
+import { ARRAY, BIGINT, DuckDBDataChunk, FLOAT, VARCHAR } from '@duckdb/node-api';
 import { afterAll, expect, test } from 'vitest';
 import { ValidityMask } from '../stores/duckdb/chunk-columns.js';
 import { openDuckDB } from '../stores/duckdb/duckdb-database.js';
-import { insertStaged, type StagedChunk } from '../stores/duckdb/staged-insert.js';
+import { appendChunks, insertStaged, type ColumnChunk, type StagedChunk } from '../stores/duckdb/staged-insert.js';
 
 const db = await openDuckDB(':memory:');
 const c = db.connection;
@@ -12,7 +12,7 @@ const TYPES = [BIGINT, VARCHAR, ARRAY(FLOAT, 3)];
 await c.run('CREATE TABLE t (id BIGINT, name VARCHAR, v FLOAT[3])');
 
 /** Rows [from, to): id, its name (null for multiples of 5), and [id, id + 0.5, -id]. */
-function chunk(from: number, to: number): StagedChunk {
+function chunk(from: number, to: number): ColumnChunk {
   const n = to - from;
   const ids = new BigInt64Array(n);
   const names: (string | null)[] = [];
@@ -76,4 +76,19 @@ test('rows of several chunks go in whole and in order, empty chunks skipped; a f
   }
   await expect(insertStaged(c, 't', TYPES, failing())).rejects.toThrow(/the rows could not be read/);
   expect((await c.runAndReadAll('SELECT count(*) FROM t')).getRows()).toEqual([[4148n]]);
+});
+
+test('the appender path stores the same rows as the staged one', async () => {
+  await c.run('CREATE TABLE a (id BIGINT, name VARCHAR, v FLOAT[3])');
+  await appendChunks(c, 'a', DuckDBDataChunk.create(TYPES), [
+    chunk(0, 2048),
+    chunk(2048, 2048),
+    chunk(2048, 2100),
+    chunk(2100, 4148),
+  ]);
+  const differ = await c.runAndReadAll(
+    'SELECT count(*) FROM ((SELECT * FROM a EXCEPT ALL SELECT * FROM t) UNION ALL (SELECT * FROM t EXCEPT ALL SELECT * FROM a))',
+  );
+  expect(differ.getRows()).toEqual([[0n]]);
+  expect((await c.runAndReadAll('SELECT count(*) FROM a')).getRows()).toEqual([[4148n]]);
 });

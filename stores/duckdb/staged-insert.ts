@@ -21,9 +21,13 @@ import { quoteIdent } from './duckdb-database.js';
  * One data chunk's rows (at most DuckDB's vector size, 2048): column-wise, or written by `fill` into
  * the chunk (whose row count is set already), e.g. straight into its vectors.
  */
-export type StagedChunk =
-  | { readonly length: number; readonly columns: readonly ChunkColumn[] }
-  | { readonly length: number; fill(chunk: DuckDBDataChunk): void };
+export type StagedChunk = ColumnChunk | { readonly length: number; fill(chunk: DuckDBDataChunk): void };
+
+/** One data chunk's rows, column-wise (at most DuckDB's vector size, 2048). */
+export interface ColumnChunk {
+  readonly length: number;
+  readonly columns: readonly ChunkColumn[];
+}
 
 /** The rows of one insert: the types of the target's columns (all of them, in order) and the chunks, made as DuckDB asks for them. */
 interface Staged {
@@ -117,5 +121,28 @@ export async function insertStaged(
     await c.run(`INSERT INTO ${quoteIdent(table)} SELECT * FROM ${FUNCTION}(${id})`);
   } finally {
     staged.delete(id);
+  }
+}
+
+/**
+ * Inserts column-wise `chunks` into `table` through an appender, flushed on this thread: less work
+ * per row than {@link insertStaged}, for bulk writes that hold the thread anyway (1M feature rows in
+ * batches of 10k: ~287k rows/s through the appender against ~250k staged, bench/features-apply.ts).
+ * `chunk` (of `table`'s types) is filled for each: one kept by the caller, since a data chunk's native
+ * buffers (6 MB for 2048 rows of a 784-float tensor) are freed only when the collector finalizes it.
+ */
+export async function appendChunks(
+  c: DuckDBConnection,
+  table: string,
+  chunk: DuckDBDataChunk,
+  chunks: Iterable<ColumnChunk>,
+): Promise<void> {
+  const appender = await c.createAppender(table);
+  try {
+    for (const rows of chunks)
+      if (rows.length > 0) appender.appendDataChunk(fillChunk(chunk, rows.length, rows.columns));
+    appender.flushSync();
+  } finally {
+    appender.closeSync();
   }
 }

@@ -1,11 +1,11 @@
-import { DuckDBTimestampTZValue, type DuckDBConnection, type DuckDBType } from '@duckdb/node-api';
+import { DuckDBDataChunk, DuckDBTimestampTZValue, type DuckDBConnection, type DuckDBType } from '@duckdb/node-api';
 import { entityId } from '../../../framework/features/entity-key.js';
 import type { FeatureRow } from '../../../framework/features/feature-rows.js';
 import type { StoredFeatureValue } from '../../../framework/features/feature-values.js';
 import type { FeatureView } from '../../../framework/features/feature-view.js';
 import type { ColumnSchema, Value } from '../../../framework/types.js';
 import { quoteIdent } from '../duckdb-database.js';
-import { insertStaged, type StagedChunk } from '../staged-insert.js';
+import { appendChunks, type ColumnChunk, insertStaged } from '../staged-insert.js';
 import { featureCodec, HISTORY_COLUMNS, keyCodec, type ColumnCodec, type KeyColumn } from './feature-columns.js';
 import { historyViewSql, newestRow, rowsTableOf } from './feature-layout.js';
 
@@ -68,6 +68,8 @@ export class HistoryWriter {
   private readonly featureCodecs: ColumnCodec[];
   /** The base table's column types, in order. */
   private readonly types: DuckDBType[];
+  /** The data chunk each appended segment fills (see appendChunks). */
+  private chunk: DuckDBDataChunk | undefined;
   /** Every table key column is an entity key: snapshot reads then never meet an earlier row of their entity. */
   private readonly uniqueReads: boolean;
   /** The base table (`<table>__rows`). */
@@ -234,12 +236,17 @@ export class HistoryWriter {
 
   private async append(c: DuckDBConnection, rows: VersionRows): Promise<void> {
     const first = this.nextSeq;
-    await insertStaged(c, this.rowsTable, this.types, this.chunksOf(rows, first));
+    // A stream's commit (a few hundred rows) is staged and leaves the event loop free; a snapshot's
+    // segment (thousands) goes through the appender, which costs less per row.
+    if (rows.length > CHUNK_ROWS) {
+      this.chunk ??= DuckDBDataChunk.create(this.types);
+      await appendChunks(c, this.rowsTable, this.chunk, this.chunksOf(rows, first));
+    } else await insertStaged(c, this.rowsTable, this.types, this.chunksOf(rows, first));
     this.nextSeq = first + BigInt(rows.length);
   }
 
   /** The rows in data chunks, made as they are read; `seq` numbers them from `first`. */
-  private *chunksOf(rows: VersionRows, first: bigint): Generator<StagedChunk> {
+  private *chunksOf(rows: VersionRows, first: bigint): Generator<ColumnChunk> {
     const [validFrom, position, op, deleted, seq] = HISTORY_COLUMNS;
     for (let s = 0; s < rows.length; s += CHUNK_ROWS) {
       const e = Math.min(s + CHUNK_ROWS, rows.length);
