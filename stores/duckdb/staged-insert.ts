@@ -9,6 +9,7 @@
  */
 import {
   BIGINT,
+  type DuckDBAppender,
   type DuckDBConnection,
   type DuckDBDataChunk,
   DuckDBTableFunction,
@@ -41,17 +42,13 @@ let nextId = 1;
 /** The function registered in each database (through the connection that registered it). */
 const registered = new WeakMap<DuckDBConnection, DuckDBTableFunction>();
 
-function stagedOf(id: number): Staged | undefined {
-  return staged.get(id);
-}
-
 function tableFunction(): DuckDBTableFunction {
   return DuckDBTableFunction.create({
     name: FUNCTION,
     parameterTypes: [BIGINT],
     bindFunction: (info) => {
       const id = Number(info.getParameter(0) as bigint);
-      const rows = stagedOf(id);
+      const rows = staged.get(id);
       if (!rows) {
         info.setError(`no rows are staged under ${id}`);
         return;
@@ -66,7 +63,7 @@ function tableFunction(): DuckDBTableFunction {
       info.setMaxThreads(1);
     },
     mainFunction: (info, output: DuckDBDataChunk) => {
-      const next = stagedOf((info.bindData as { id: number }).id)?.chunks.next();
+      const next = staged.get((info.bindData as { id: number }).id)?.chunks.next();
       if (!next || next.done) {
         output.rowCount = 0;
         return;
@@ -140,17 +137,19 @@ export async function appendChunks(
 ): Promise<void> {
   const appender = await c.createAppender(table);
   try {
-    for (const rows of chunks) {
-      if (rows.length === 0) continue;
-      if ('fill' in rows) {
-        chunk.reset();
-        chunk.rowCount = rows.length;
-        rows.fill(chunk);
-      } else fillChunk(chunk, rows.length, rows.columns);
-      appender.appendDataChunk(chunk);
-    }
+    for (const rows of chunks) if (rows.length > 0) appendChunk(appender, chunk, rows);
     appender.flushSync();
   } finally {
     appender.closeSync();
   }
+}
+
+/** Appends `rows` to `appender`, written into `chunk` (emptied first), which the appender copies. */
+export function appendChunk(appender: DuckDBAppender, chunk: DuckDBDataChunk, rows: StagedChunk): void {
+  if ('fill' in rows) {
+    chunk.reset();
+    chunk.rowCount = rows.length;
+    rows.fill(chunk);
+  } else fillChunk(chunk, rows.length, rows.columns);
+  appender.appendDataChunk(chunk);
 }

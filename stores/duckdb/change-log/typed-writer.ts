@@ -15,7 +15,7 @@ import {
 } from '../../../framework/column-rows.js';
 import { ValidityMask } from '../chunk-columns.js';
 import { quoteIdent } from '../duckdb-database.js';
-import { appendChunks, insertStaged, type StagedChunk } from '../staged-insert.js';
+import { appendChunk, appendChunks, insertStaged, type StagedChunk } from '../staged-insert.js';
 import { CHUNK_ROWS, INLINE_MAX, ONE_CALL_MAX, typedTableDdl, type TypedLayout } from './typed-layout.js';
 
 /**
@@ -145,14 +145,8 @@ export class TypedTableWriter {
       return;
     }
     this.appended = true;
-    for (let start = 0; start < rows.length; start += CHUNK_ROWS) {
-      const n = Math.min(CHUNK_ROWS, rows.length - start);
-      if (this.chunk) this.chunk.reset();
-      else this.chunk = DuckDBDataChunk.create(this.types);
-      this.chunk.rowCount = n;
-      this.write(this.chunk, rows, meta, start, n);
-      this.appender.appendDataChunk(this.chunk);
-    }
+    this.chunk ??= DuckDBDataChunk.create(this.types);
+    for (const staged of this.chunksOf([{ rows, meta }])) appendChunk(this.appender, this.chunk, staged);
   }
 
   /**
