@@ -36,6 +36,13 @@ interface Staged {
   readonly chunks: Iterator<StagedChunk>;
 }
 
+/**
+ * Most rows a write stages; a write of more goes through an appender, which costs less per row. A
+ * stream's commits in `serve` (a few hundred rows every 250 ms) stay staged and leave the event loop
+ * free; bulk writes (a snapshot, a 1000-row transaction streamed to Kafka) take the appender.
+ */
+export const STAGED_MAX_ROWS = 512;
+
 const FUNCTION = '_ff_staged_rows';
 const staged = new Map<number, Staged>();
 let nextId = 1;

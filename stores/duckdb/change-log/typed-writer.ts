@@ -15,7 +15,7 @@ import {
 } from '../../../framework/column-rows.js';
 import { ValidityMask } from '../chunk-columns.js';
 import { quoteIdent } from '../duckdb-database.js';
-import { appendChunk, appendChunks, insertStaged, type StagedChunk } from '../staged-insert.js';
+import { appendChunk, appendChunks, insertStaged, STAGED_MAX_ROWS, type StagedChunk } from '../staged-insert.js';
 import { CHUNK_ROWS, INLINE_MAX, ONE_CALL_MAX, typedTableDdl, type TypedLayout } from './typed-layout.js';
 
 /**
@@ -24,13 +24,6 @@ import { CHUNK_ROWS, INLINE_MAX, ONE_CALL_MAX, typedTableDdl, type TypedLayout }
  * and runs an insert): at 16 MB, narrow rows flush every ~100k rows, images every ~20k.
  */
 const FLUSH_BYTES = 16 * 1024 * 1024;
-/**
- * Most rows a staged writer inserts with a staged insert; a commit of more goes through an appender,
- * which costs less per row (as for snapshots and feature history segments) while `serve`'s commits
- * of a few hundred rows leave the event loop free. (PostgreSQL → Kafka, a commit per 1000-row
- * transaction: 8.4k rows/s this way, 8.6k staged, 9.6k appender: within this machine's noise.)
- */
-const STAGED_MAX_ROWS = 512;
 
 /** About how many bytes `rows` take in DuckDB's vectors (16-byte string and list entries, their data). */
 function appendedBytes(rows: ColumnRows, layout: TypedLayout): number {

@@ -5,7 +5,7 @@ import type { StoredFeatureValue } from '../../../framework/features/feature-val
 import type { FeatureView } from '../../../framework/features/feature-view.js';
 import type { ColumnSchema, Value } from '../../../framework/types.js';
 import { quoteIdent } from '../duckdb-database.js';
-import { appendChunks, type ColumnChunk, insertStaged } from '../staged-insert.js';
+import { appendChunks, type ColumnChunk, insertStaged, STAGED_MAX_ROWS } from '../staged-insert.js';
 import { featureCodec, HISTORY_COLUMNS, keyCodec, type ColumnCodec, type KeyColumn } from './feature-columns.js';
 import { historyViewSql, newestRow, rowsTableOf } from './feature-layout.js';
 
@@ -236,9 +236,9 @@ export class HistoryWriter {
 
   private async append(c: DuckDBConnection, rows: VersionRows): Promise<void> {
     const first = this.nextSeq;
-    // A stream's commit (a few hundred rows) is staged and leaves the event loop free; a snapshot's
-    // segment (thousands) goes through the appender, which costs less per row.
-    if (rows.length > CHUNK_ROWS) {
+    // A stream's commit (a few hundred rows) is staged and leaves the event loop free; more (a
+    // snapshot's segment, a large transaction) goes through the appender, which costs less per row.
+    if (rows.length > STAGED_MAX_ROWS) {
       this.chunk ??= DuckDBDataChunk.create(this.types);
       await appendChunks(c, this.rowsTable, this.chunk, this.chunksOf(rows, first));
     } else await insertStaged(c, this.rowsTable, this.types, this.chunksOf(rows, first));
