@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { ResolvedKafkaClientConfig } from './kafka-client-config.js';
 import { KeyHashPartitioner } from './murmur2.js';
 import { useNativeRecordCrc } from './record-crc.js';
+import { useFastRecordEncoding } from './record-encoding.js';
 
 /**
  * A kafkajs client for resolved settings; kafkajs' own log lines (warnings and errors) go to `logger`
@@ -10,6 +11,7 @@ import { useNativeRecordCrc } from './record-crc.js';
  */
 export function createKafka(config: ResolvedKafkaClientConfig, logger?: Logger): Kafka {
   useNativeRecordCrc();
+  useFastRecordEncoding();
   const log = logger?.child({ component: 'kafka' });
   return new Kafka({
     brokers: [...config.brokers],

@@ -1,0 +1,187 @@
+/**
+ * kafkajs encodes each record into an encoder of its own: a zero-filled 512-byte buffer, grown by
+ * doubling (a new zero-filled buffer and a copy) for a larger value, a `Buffer.from` for each varint,
+ * and an encoder object per header. Producing Debezium records, that allocation was the largest
+ * cost of the publishing thread (bench kafka, throughput: ~25% of its CPU in `Buffer` constructors
+ * and copies). {@link useFastRecordEncoding} gives kafkajs's produce requests a record encoder that
+ * writes each record, byte for byte the same (test/kafka-record-encoding.test.ts), into one buffer
+ * of its exact size taken from Node's buffer pool, and makes the encoders that gather records into
+ * batches and requests grow into unfilled buffers (each byte is written before it is sent). Where
+ * kafkajs's files are not where kafkajs 2.2 keeps them, or a produce request was encoded already,
+ * kafkajs's own encoding is kept.
+ */
+import { createRequire } from 'node:module';
+
+const require = createRequire(import.meta.url);
+
+/** The module of kafkajs 2.2 that its produce requests require to encode a record. */
+export const KAFKAJS_RECORD_MODULE = 'kafkajs/src/protocol/recordBatch/record/v0/index.js';
+const KAFKAJS_ENCODER_MODULE = 'kafkajs/src/protocol/encoder.js';
+
+type Bytes = Buffer | string | null | undefined;
+
+/** What kafkajs passes its record encoder. */
+export interface RecordFields {
+  readonly offsetDelta?: number;
+  readonly timestampDelta?: number;
+  readonly key?: Bytes;
+  readonly value?: Bytes;
+  readonly headers?: Readonly<Record<string, Bytes | readonly Bytes[]>>;
+}
+
+/** The part of kafkajs's encoder a record encoder's result needs: its bytes, as `buffer` reads them. */
+interface KafkajsEncoder {
+  buf: Buffer;
+  offset: number;
+  readonly buffer: Buffer;
+}
+
+interface EncoderClass {
+  readonly prototype: KafkajsEncoder & { ensureAvailable(length: number): void };
+  nextPowerOfTwo(value: number): number;
+}
+
+export type RecordEncoder = (fields: RecordFields) => KafkajsEncoder;
+
+let installed: boolean | undefined;
+
+/** kafkajs's own record encoder, once {@link useFastRecordEncoding} replaced it (for tests). */
+export let kafkajsRecordEncoder: RecordEncoder | undefined;
+/** The record encoder kafkajs gets in place of its own, once installed. */
+export let fastRecordEncoder: RecordEncoder | undefined;
+
+/** Bytes of `value` as an unsigned LEB128 varint (`value` < 2^53). */
+function uvarintSize(value: number): number {
+  let bytes = 1;
+  while (value >= 0x80) {
+    value = Math.floor(value / 0x80);
+    bytes++;
+  }
+  return bytes;
+}
+
+function writeUvarint(buffer: Buffer, at: number, value: number): number {
+  while (value >= 0x80) {
+    buffer[at++] = (value % 0x80) | 0x80;
+    value = Math.floor(value / 0x80);
+  }
+  buffer[at++] = value;
+  return at;
+}
+
+/** ZigZag of a 32-bit signed integer, as kafkajs's `writeVarInt` takes it (unsigned). */
+const zigzag32 = (value: number): number => ((value << 1) ^ (value >> 31)) >>> 0;
+
+/** ZigZag of an integer in the safe range, as kafkajs's `writeVarLong` (64-bit) takes it. */
+function zigzag64(value: number): number {
+  const v = Math.trunc(value);
+  if (!Number.isSafeInteger(v) || Math.abs(v) >= 2 ** 51) {
+    throw new RangeError(`a record's timestamp delta of ${value} ms is out of range`);
+  }
+  return v >= 0 ? v * 2 : -v * 2 - 1;
+}
+
+/** A key, value or header value: its bytes as kafkajs writes them (a string in UTF-8), or null. */
+function bytesOf(value: Bytes): Buffer | string | null {
+  if (value === null || value === undefined) return null;
+  return Buffer.isBuffer(value) ? value : String(value);
+}
+
+const byteLength = (value: Buffer | string): number =>
+  typeof value === 'string' ? Buffer.byteLength(value, 'utf8') : value.length;
+
+function writeBytes(buffer: Buffer, at: number, value: Buffer | string, length: number): number {
+  if (typeof value === 'string') buffer.write(value, at, length, 'utf8');
+  else value.copy(buffer, at);
+  return at + length;
+}
+
+/** The record encoder over kafkajs's `Encoder` class (its result is read through `buffer`). */
+function recordEncoder(Encoder: EncoderClass): RecordEncoder {
+  return ({ offsetDelta = 0, timestampDelta = 0, key, value, headers = {} }) => {
+    const k = bytesOf(key);
+    const v = bytesOf(value);
+    const kLength = k === null ? -1 : byteLength(k);
+    const vLength = v === null ? -1 : byteLength(v);
+    const time = zigzag64(timestampDelta);
+    const offset = zigzag32(offsetDelta);
+    const names: string[] = [];
+    const values: (Buffer | string)[] = [];
+    for (const name of Object.keys(headers)) {
+      const header = headers[name];
+      for (const h of Array.isArray(header) ? (header as readonly Bytes[]) : [header as Bytes]) {
+        // kafkajs sizes a header's value with Buffer.byteLength, which throws for null and undefined.
+        if (h === null || h === undefined) throw new TypeError(`header ${name} of a Kafka record has no value`);
+        names.push(name);
+        values.push(Buffer.isBuffer(h) ? h : String(h));
+      }
+    }
+    let body =
+      1 + // attributes
+      uvarintSize(time) +
+      uvarintSize(offset) +
+      (k === null ? 1 : uvarintSize(zigzag32(kLength)) + kLength) +
+      (v === null ? 1 : uvarintSize(zigzag32(vLength)) + vLength) +
+      uvarintSize(zigzag32(names.length));
+    const nameLengths = names.map((n) => Buffer.byteLength(n, 'utf8'));
+    const valueLengths = values.map(byteLength);
+    for (let h = 0; h < names.length; h++) {
+      body += uvarintSize(zigzag32(nameLengths[h]!)) + nameLengths[h]!;
+      body += uvarintSize(zigzag32(valueLengths[h]!)) + valueLengths[h]!;
+    }
+    const total = uvarintSize(zigzag32(body)) + body;
+    // Pooled: each byte of it is written below.
+    const buffer = Buffer.allocUnsafe(total);
+    let at = writeUvarint(buffer, 0, zigzag32(body));
+    buffer[at++] = 0;
+    at = writeUvarint(buffer, at, time);
+    at = writeUvarint(buffer, at, offset);
+    at = writeUvarint(buffer, at, zigzag32(kLength));
+    if (k !== null) at = writeBytes(buffer, at, k, kLength);
+    at = writeUvarint(buffer, at, zigzag32(vLength));
+    if (v !== null) at = writeBytes(buffer, at, v, vLength);
+    at = writeUvarint(buffer, at, zigzag32(names.length));
+    for (let h = 0; h < names.length; h++) {
+      at = writeUvarint(buffer, at, zigzag32(nameLengths[h]!));
+      at = writeBytes(buffer, at, names[h]!, nameLengths[h]!);
+      at = writeUvarint(buffer, at, zigzag32(valueLengths[h]!));
+      at = writeBytes(buffer, at, values[h]!, valueLengths[h]!);
+    }
+    const encoder = Object.create(Encoder.prototype) as KafkajsEncoder;
+    encoder.buf = buffer;
+    encoder.offset = at;
+    return encoder;
+  };
+}
+
+/**
+ * Makes kafkajs encode produced records with fewer allocations; true when it will (idempotent).
+ * Call before kafkajs sends its first produce request.
+ */
+export function useFastRecordEncoding(): boolean {
+  if (installed !== undefined) return installed;
+  installed = false;
+  let path: string;
+  let Encoder: EncoderClass;
+  try {
+    path = require.resolve(KAFKAJS_RECORD_MODULE);
+    Encoder = require(KAFKAJS_ENCODER_MODULE) as EncoderClass;
+  } catch {
+    return false;
+  }
+  // A produce request loaded already holds kafkajs's own record encoder.
+  if (require.cache[path] || typeof Encoder.nextPowerOfTwo !== 'function') return false;
+  kafkajsRecordEncoder = require(path) as RecordEncoder;
+  fastRecordEncoder = recordEncoder(Encoder);
+  require.cache[path]!.exports = fastRecordEncoder;
+  // Batches and requests gather encoded records: grown into a buffer that is not zero-filled first,
+  // since every encoder method writes each byte it reserves.
+  Encoder.prototype.ensureAvailable = function ensureAvailable(this: KafkajsEncoder, length: number): void {
+    if (this.offset + length <= this.buf.length) return;
+    const grown = Buffer.allocUnsafe(Encoder.nextPowerOfTwo(this.offset + length));
+    this.buf.copy(grown, 0, 0, this.offset);
+    this.buf = grown;
+  };
+  installed = true;
+  return true;
+}
