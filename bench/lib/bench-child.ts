@@ -28,12 +28,13 @@ export interface BenchChildOptions {
 }
 
 /** The V8 flag and the environment the `featureflow` CLI runs with (the shebang of bin/featureflow.js). */
-const CLI_NODE_ARGS = ['--max-semi-space-size=32'];
+const CLI_NODE_ARGS = ['--max-semi-space-size=8'];
 const CLI_ENV = { MALLOC_ARENA_MAX: '2' };
 
 /**
  * Options that run a child as the CLI runs featureflow, for a process under test; extra node flags
- * (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`) come from the environment variable `FF_BENCH_NODE_ARGS`.
+ * (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`) come from the environment variable `FF_BENCH_NODE_ARGS`;
+ * with `FF_BENCH_ECHO=1`, what a child prints besides its events goes to stderr (e.g. `--trace-gc`).
  */
 export function cliChildOptions(): BenchChildOptions {
   const extra = (process.env.FF_BENCH_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
@@ -61,7 +62,11 @@ export function startBenchChild<Ready, Result>(
     while ((nl = buffered.indexOf('\n')) >= 0) {
       const line = buffered.slice(0, nl);
       buffered = buffered.slice(nl + 1);
-      if (!line.startsWith('@@')) continue;
+      if (!line.startsWith('@@')) {
+        // The child's other output (e.g. V8's --trace-gc lines), when asked for.
+        if (process.env.FF_BENCH_ECHO) process.stderr.write(`${line}\n`);
+        continue;
+      }
       const message = JSON.parse(line.slice(2)) as { event: string; data: unknown };
       if (message.event === 'ready') onReady(message.data as Ready);
       else if (message.event === 'result') data = message.data as Result;
