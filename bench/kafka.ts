@@ -42,8 +42,12 @@ const ROWS = Number(process.env.FF_BENCH_KAFKA_ROWS ?? 200_000);
 const TXN_ROWS = 1000;
 const RATE = 1000;
 const SECONDS = Number(process.env.FF_BENCH_KAFKA_SECONDS ?? 5);
-/** `FF_BENCH_KAFKA_ONLY=throughput` runs the throughput comparison alone (quicker, for profiling it). */
+/**
+ * `FF_BENCH_KAFKA_ONLY=throughput` runs the throughput comparison alone; `serving`, the two serve
+ * processes with featureflow's commit → Kafka latency as their reference (quicker, for profiling).
+ */
 const THROUGHPUT_ONLY = process.env.FF_BENCH_KAFKA_ONLY === 'throughput';
+const SERVING_ONLY = process.env.FF_BENCH_KAFKA_ONLY === 'serving';
 const WARMUP_RATE = 200;
 const WARMUP_SECONDS = 1;
 /** Debezium's `poll.interval.ms` in the tuned run (its default is 500). */
@@ -446,6 +450,10 @@ export async function run(): Promise<BenchResult[]> {
         const client = await connect(cluster.url);
         const setup: Setup = { cluster, client, brokers: broker.brokers, admin, dir: dir.path };
         try {
+          if (SERVING_ONLY) {
+            const toKafka = await ffLatency(setup, 'bench_kafka_lat_ff');
+            return servingResults((await servingRun(setup)).latencies, toKafka.latencies);
+          }
           const tp = await throughput(setup);
           console.error(
             `[kafka] throughput, ${ROWS} rows: featureflow ingest ${describe(tp.ff.usage)} (the run alone ` +
@@ -465,20 +473,7 @@ export async function run(): Promise<BenchResult[]> {
               `[kafka] latency @ ${RATE} txn/s, ${name}: ${r.latencies.length} commits, ${lost} never in Kafka; ${describe(r.usage)}`,
             );
           }
-          const redisServer = await startRedis();
-          let serving: Awaited<ReturnType<typeof scaledOutServing>>;
-          try {
-            const modelDir = join(dir.path, 'model');
-            await trainModel(modelDir);
-            serving = await scaledOutServing(setup, redisServer.url, modelDir);
-          } finally {
-            await redisServer.stop();
-          }
-          const lost = serving.latencies.filter((l) => l === Infinity).length;
-          console.error(
-            `[kafka] two serve processes @ ${RATE} txn/s: ${serving.latencies.length} commits, ${lost} without a prediction; ` +
-              `predictions per process ${serving.perProcess.join(' + ')}`,
-          );
+          const serving = await servingRun(setup);
           return [
             ...results(tp, { ff: ff.latencies, dbz: dbz.latencies, dbzLow: dbzLow.latencies }),
             ...servingResults(serving.latencies, ff.latencies),
@@ -494,6 +489,25 @@ export async function run(): Promise<BenchResult[]> {
     await broker.stop();
     dir.remove();
   }
+}
+
+/** The two serve processes on the Kafka bus, with a Redis of their own. */
+async function servingRun(setup: Setup): Promise<Awaited<ReturnType<typeof scaledOutServing>>> {
+  const redisServer = await startRedis();
+  let serving: Awaited<ReturnType<typeof scaledOutServing>>;
+  try {
+    const modelDir = join(setup.dir, 'model');
+    await trainModel(modelDir);
+    serving = await scaledOutServing(setup, redisServer.url, modelDir);
+  } finally {
+    await redisServer.stop();
+  }
+  const lost = serving.latencies.filter((l) => l === Infinity).length;
+  console.error(
+    `[kafka] two serve processes @ ${RATE} txn/s: ${serving.latencies.length} commits, ${lost} without a prediction; ` +
+      `predictions per process ${serving.perProcess.join(' + ')}`,
+  );
+  return serving;
 }
 
 function results(
