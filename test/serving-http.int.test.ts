@@ -1,5 +1,5 @@
 import type * as tf from '@tensorflow/tfjs';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'vitest';
 import { formatPosition, parsePosition } from '../framework/types.js';
 import { FeatureRegistry } from '../framework/features/feature-registry.js';
 import { Materializer } from '../framework/features/materialize.js';
@@ -134,7 +134,27 @@ afterAll(async () => {
   await s?.stop();
 });
 
+let loaded: Promise<void> | undefined;
+/**
+ * Starts the online store and publishes the data the tests read (extras 1…3, items 1…4; item 4 has
+ * no extras), once: the health test looks at the server before, every other test (run alone too)
+ * finds it done.
+ */
+function loadData(): Promise<void> {
+  loaded ??= (async () => {
+    await s.updater.start();
+    await s.publish([1, 2, 3].map((id) => changes.extra('c', id, id / 10)));
+    await s.publish([1n, 2n, 3n, 4n].map((id) => changes.item('c', id, Number(id), [Number(id), 0.5, -1], `n${id}`)));
+    await s.loop.idle();
+  })();
+  return loaded;
+}
+
 describe('serving API', () => {
+  beforeEach(async (context) => {
+    if (!context.task.name.startsWith('/health is 503')) await loadData();
+  });
+
   test('/health is 503 while the online store loads, 200 once loaded; it needs no token', async () => {
     const before = await call('GET', '/health', { token: null });
     expect(before.status).toBe(503);
@@ -144,7 +164,7 @@ describe('serving API', () => {
       reason: 'the online store is loading',
       loaded: false,
     });
-    await s.updater.start();
+    await loadData();
     const after = await call('GET', '/health', { token: null });
     expect(after.status).toBe(200);
     expect(after.json).toMatchObject({
@@ -154,10 +174,6 @@ describe('serving API', () => {
       loaded: true,
       model: { name: 'scored-model', version: 'test-1' },
     });
-    // Data for the tests below: extras 1…3, items 1…4 (item 4 has no extras).
-    await s.publish([1, 2, 3].map((id) => changes.extra('c', id, id / 10)));
-    await s.publish([1n, 2n, 3n, 4n].map((id) => changes.item('c', id, Number(id), [Number(id), 0.5, -1], `n${id}`)));
-    await s.loop.idle();
     const health = await call('GET', '/health');
     expect(health.json.watermarks).toEqual({
       'items@1': formatPosition(changes.position),
