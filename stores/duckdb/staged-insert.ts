@@ -41,7 +41,7 @@ interface Staged {
  * stream's commits in `serve` (a few hundred rows every 250 ms) stay staged and leave the event loop
  * free; bulk writes (a snapshot, a 1000-row transaction streamed to Kafka) take the appender.
  */
-export const STAGED_MAX_ROWS = 512;
+const STAGED_MAX_ROWS = 512;
 
 const FUNCTION = '_ff_staged_rows';
 const staged = new Map<number, Staged>();
@@ -126,6 +126,22 @@ export async function insertStaged(
   } finally {
     staged.delete(id);
   }
+}
+
+/**
+ * Inserts `rows` rows, made as `chunks`, into `table` (whose columns are of `types`): staged
+ * ({@link insertStaged}) up to {@link STAGED_MAX_ROWS} rows, through an appender
+ * ({@link appendChunks}) filling the caller's `chunk()` beyond.
+ */
+export function insertChunks(
+  c: DuckDBConnection,
+  table: string,
+  types: readonly DuckDBType[],
+  rows: number,
+  chunks: Iterable<StagedChunk>,
+  chunk: () => DuckDBDataChunk,
+): Promise<void> {
+  return rows <= STAGED_MAX_ROWS ? insertStaged(c, table, types, chunks) : appendChunks(c, table, chunk(), chunks);
 }
 
 /**

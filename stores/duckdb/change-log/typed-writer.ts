@@ -15,7 +15,7 @@ import {
 } from '../../../framework/column-rows.js';
 import { ValidityMask } from '../chunk-columns.js';
 import { quoteIdent } from '../duckdb-database.js';
-import { appendChunk, appendChunks, insertStaged, STAGED_MAX_ROWS, type StagedChunk } from '../staged-insert.js';
+import { appendChunk, insertChunks, type StagedChunk } from '../staged-insert.js';
 import { CHUNK_ROWS, INLINE_MAX, ONE_CALL_MAX, typedTableDdl, type TypedLayout } from './typed-layout.js';
 
 /**
@@ -66,7 +66,7 @@ interface Held {
  * How a writer hands its rows to DuckDB. `staged`: held until {@link TypedTableWriter.flush}, which
  * inserts them with one INSERT that DuckDB runs on its own threads, asking for each data chunk
  * (staged-insert.ts): the event loop stays free, for the stream's small commits (a commit of more
- * than {@link STAGED_MAX_ROWS} goes through an appender when flushed). `appender`: copied
+ * than 512 (see `insertChunks`) goes through an appender when flushed). `appender`: copied
  * into an appender's data chunks at once and flushed on this thread, which costs less per row: a
  * table's snapshot (1M mixed rows: 406k rows/s against 331k staged, and less memory, bench/snapshot.ts).
  */
@@ -165,11 +165,14 @@ export class TypedTableWriter {
     this.held = [];
     let rows = 0;
     for (const h of held) rows += h.rows.length;
-    if (rows <= STAGED_MAX_ROWS) await insertStaged(this.c, this.storage, this.types, this.chunksOf(held));
-    else {
-      this.chunk ??= DuckDBDataChunk.create(this.types);
-      await appendChunks(this.c, this.storage, this.chunk, this.chunksOf(held));
-    }
+    await insertChunks(
+      this.c,
+      this.storage,
+      this.types,
+      rows,
+      this.chunksOf(held),
+      () => (this.chunk ??= DuckDBDataChunk.create(this.types)),
+    );
   }
 
   /** Closes the writer; call after {@link flush}. */

@@ -5,7 +5,7 @@ import type { StoredFeatureValue } from '../../../framework/features/feature-val
 import type { FeatureView } from '../../../framework/features/feature-view.js';
 import type { ColumnSchema, Value } from '../../../framework/types.js';
 import { quoteIdent } from '../duckdb-database.js';
-import { appendChunks, type ColumnChunk, insertStaged, STAGED_MAX_ROWS } from '../staged-insert.js';
+import { type ColumnChunk, insertChunks } from '../staged-insert.js';
 import { featureCodec, HISTORY_COLUMNS, keyCodec, type ColumnCodec, type KeyColumn } from './feature-columns.js';
 import { historyViewSql, newestRow, rowsTableOf } from './feature-layout.js';
 
@@ -238,10 +238,14 @@ export class HistoryWriter {
     const first = this.nextSeq;
     // A stream's commit (a few hundred rows) is staged and leaves the event loop free; more (a
     // snapshot's segment, a large transaction) goes through the appender, which costs less per row.
-    if (rows.length > STAGED_MAX_ROWS) {
-      this.chunk ??= DuckDBDataChunk.create(this.types);
-      await appendChunks(c, this.rowsTable, this.chunk, this.chunksOf(rows, first));
-    } else await insertStaged(c, this.rowsTable, this.types, this.chunksOf(rows, first));
+    await insertChunks(
+      c,
+      this.rowsTable,
+      this.types,
+      rows.length,
+      this.chunksOf(rows, first),
+      () => (this.chunk ??= DuckDBDataChunk.create(this.types)),
+    );
     this.nextSeq = first + BigInt(rows.length);
   }
 
