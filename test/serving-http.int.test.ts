@@ -502,6 +502,12 @@ describe('serving API', () => {
   });
 
   test('GET /metrics has the named series', async () => {
+    // The last prediction of the test before may still be on its way to the sinks: the loop drains.
+    await waitFor(
+      'the scoring loop to drain',
+      async () => (await call('GET', '/metrics')).text.includes('featureflow_scoring_queue_rows 0'),
+      5_000,
+    );
     const { status, text, headers } = await call('GET', '/metrics');
     expect(status).toBe(200);
     expect(headers.get('content-type')).toMatch(/^text\/plain/);
