@@ -175,8 +175,9 @@ export class IngestEngine {
         this.publishers.recorded(published);
         this.source.confirm(batch.checkpoint);
         this.committed = { checkpoint: batch.checkpoint, open: false };
-        // Whole transactions when the commit before left none open: sent from memory where possible.
-        await this.publishers.publish(
+        // Whole transactions when the commit before left none open: sent from memory where possible,
+        // while the next group commits.
+        await this.publishers.afterCommit(
           before && !before.open ? { after: before.checkpoint, served: group.slice(0, last + 1) } : undefined,
         );
       }
@@ -241,6 +242,7 @@ export class IngestEngine {
       (group) => this.commitGroup(group, options.onBatch),
       this.config.ingest.batchSize * 2,
       new Linger(this.config.ingest.commitIntervalMs),
+      () => this.publishers.drain(),
     );
     while (!signal?.aborted) {
       const state = await this.log.state();
@@ -383,7 +385,9 @@ interface Served {
  * commit for many small batches), a commit starting at least the linger's interval after the one
  * before unless a caller settles or half the bound waits. After a failure nothing later is applied
  * (the log never holds a gap); the failure is thrown by the next add or settle. Bounded: past
- * `maxChanges` waiting changes, add waits for the commit under way.
+ * `maxChanges` waiting changes, add waits for the commit under way. A commit's sends may go on
+ * while the next group commits: when nothing waits, the queue waits for them (`drain`) before it
+ * is idle, so that settling means sent too, and a failed send is thrown like a failed commit.
  */
 class CommitQueue {
   private readonly waiting: Served[] = [];
@@ -397,6 +401,7 @@ class CommitQueue {
     private readonly commit: (served: readonly Served[]) => Promise<void>,
     private readonly maxChanges: number,
     private readonly linger: Linger,
+    private readonly drain: () => Promise<void>,
   ) {}
 
   private readonly hurried = (): boolean => this.settling > 0 || this.changes * 2 >= this.maxChanges;
@@ -424,6 +429,11 @@ class CommitQueue {
     if (this.failure) throw this.failure.error;
   }
 
+  private fail(error: unknown): void {
+    this.failure = { error };
+    this.waiting.length = 0;
+  }
+
   /** Waits for the commit under way to end and forgets what waits (another failure is being handled). */
   async abandon(): Promise<void> {
     this.waiting.length = 0;
@@ -436,18 +446,25 @@ class CommitQueue {
   }
 
   private async run(): Promise<void> {
-    while (this.waiting.length > 0 && !this.failure) {
-      await this.linger.wait(this.hurried);
-      if (this.waiting.length === 0) break;
-      const group = this.waiting.splice(0);
-      try {
-        await this.commit(group);
-      } catch (error) {
-        this.failure = { error };
-        this.waiting.length = 0;
+    for (;;) {
+      while (this.waiting.length > 0 && !this.failure) {
+        await this.linger.wait(this.hurried);
+        if (this.waiting.length === 0) break;
+        const group = this.waiting.splice(0);
+        try {
+          await this.commit(group);
+        } catch (error) {
+          this.fail(error);
+        }
+        this.changes = this.waiting.reduce((n, s) => n + s.batch.size, 0);
+        for (const resolve of this.wake.splice(0)) resolve();
       }
-      this.changes = this.waiting.reduce((n, s) => n + s.batch.size, 0);
-      for (const resolve of this.wake.splice(0)) resolve();
+      try {
+        await this.drain();
+      } catch (error) {
+        if (!this.failure) this.fail(error);
+      }
+      if (this.waiting.length === 0 || this.failure) break;
     }
     this.running = undefined;
     for (const resolve of this.wake.splice(0)) resolve();

@@ -27,6 +27,10 @@ export class Publishers {
   private readonly sentThrough = new Map<string, Position>();
   /** Per publisher, the newest commit position it sent from memory and the log has not recorded yet. */
   private readonly unsaved = new Map<string, Position>();
+  /** The send from memory under way, behind which the next one starts (see {@link afterCommit}). */
+  private sending: Promise<void> | undefined;
+  /** A fresh commit's changes, built once for every publisher that sends them. */
+  private readonly fresh = new WeakMap<FreshCommit, FreshChanges>();
   /** The log's schemas as a publisher needs them, read again after a batch brings new ones. */
   private logSchemas: Promise<VersionedSchema[]> | undefined;
 
@@ -63,43 +67,103 @@ export class Publishers {
   /**
    * Sends what the change log committed and a publisher has not sent yet: `fresh` from memory to a
    * publisher that has sent everything before it, the log's changes to the others (after each durable
-   * batch, and before following, for what a stop left unsent).
+   * batch, and before following, for what a stop left unsent). Waits for the send under way first.
    */
   async publish(fresh?: FreshCommit): Promise<void> {
-    let changes: FreshChanges | undefined;
-    for (const publisher of this.all) {
-      if (fresh && this.sentThrough.get(publisher.id) === fresh.after) {
-        const through = fresh.served.at(-1)!.batch.checkpoint;
-        if (publisher === this.bus) {
-          if (fresh.served.some((s) => s.batch.size > 0)) {
-            await this.bus.publishRows(
-              fresh.served.flatMap((s) => s.features.batches),
-              through,
-            );
-            this.unsaved.set(publisher.id, through);
-          }
-        } else {
-          changes ??= await this.freshChanges(fresh);
-          const sent = await publishFresh(publisher, changes);
-          if (sent !== null) this.unsaved.set(publisher.id, sent);
+    await this.drain();
+    try {
+      for (const publisher of this.all) {
+        if (fresh && this.sentThrough.get(publisher.id) === fresh.after) {
+          await (await this.fromMemory(publisher, fresh))();
+          continue;
         }
-        this.sentThrough.set(publisher.id, through);
-        continue;
+        this.sentThrough.delete(publisher.id);
+        await this.save(publisher.id);
+        const through = await publishCommitted(this.log, publisher, this.captured);
+        if (through !== null) this.sentThrough.set(publisher.id, through);
       }
-      this.sentThrough.delete(publisher.id);
-      await this.save(publisher.id);
-      const through = await publishCommitted(this.log, publisher, this.captured);
-      if (through !== null) this.sentThrough.set(publisher.id, through);
+    } catch (error) {
+      this.sentThrough.clear();
+      throw error;
     }
   }
 
-  /** Records what publishers sent and the log has not recorded yet (all of them, or one). */
+  /**
+   * After a commit of streamed changes: when every publisher has sent (or is sending) everything
+   * before it, sends it from memory behind the send under way and waits only for that one, so that
+   * the next commit overlaps this send; otherwise as {@link publish}. What needs the log is read
+   * here, before the next commit begins; the send itself touches only memory and the publishers.
+   * A failed send is thrown by the next call, {@link drain} or {@link save}, and every publisher
+   * then sends what the log holds past the position it recorded (at least once).
+   */
+  async afterCommit(fresh: FreshCommit | undefined): Promise<void> {
+    if (!fresh || !this.all.every((p) => this.sentThrough.get(p.id) === fresh.after)) return this.publish(fresh);
+    const sends: (() => Promise<void>)[] = [];
+    for (const publisher of this.all) sends.push(await this.fromMemory(publisher, fresh));
+    const before = this.sending;
+    const mine = (async () => {
+      await before;
+      for (const send of sends) await send();
+    })();
+    mine.catch(() => undefined);
+    this.sending = mine;
+    await this.waitFor(before);
+  }
+
+  /** Waits for the send under way; throws its failure. */
+  async drain(): Promise<void> {
+    await this.waitFor(this.sending);
+  }
+
+  /** Records what publishers sent and the log has not recorded yet (all of them, or one), once sent. */
   async save(only?: string): Promise<void> {
+    await this.drain();
     for (const [id, position] of [...this.unsaved]) {
       if (only !== undefined && id !== only) continue;
       await this.log.savePublished(id, position);
       this.unsaved.delete(id);
     }
+  }
+
+  private async waitFor(send: Promise<void> | undefined): Promise<void> {
+    if (!send) return;
+    try {
+      await send;
+    } catch (error) {
+      this.sending = undefined;
+      this.sentThrough.clear();
+      throw error;
+    }
+    if (this.sending === send) this.sending = undefined;
+  }
+
+  /**
+   * The send of a fresh commit to a publisher that has sent everything before it, from memory;
+   * counted as sent through the commit from now on (until a send fails).
+   */
+  private async fromMemory(publisher: ChangePublisher, fresh: FreshCommit): Promise<() => Promise<void>> {
+    const through = fresh.served.at(-1)!.batch.checkpoint;
+    let send: () => Promise<void>;
+    if (publisher === this.bus) {
+      const bus = this.bus;
+      const rows = fresh.served.flatMap((s) => s.features.batches);
+      send = fresh.served.some((s) => s.batch.size > 0)
+        ? async () => {
+            await bus.publishRows(rows, through);
+            this.unsaved.set(publisher.id, through);
+          }
+        : async () => {};
+    } else {
+      let changes = this.fresh.get(fresh);
+      if (!changes) this.fresh.set(fresh, (changes = await this.freshChanges(fresh)));
+      const ready = changes;
+      send = async () => {
+        const sent = await publishFresh(publisher, ready);
+        if (sent !== null) this.unsaved.set(publisher.id, sent);
+      };
+    }
+    this.sentThrough.set(publisher.id, through);
+    return send;
   }
 
   /** The changes of a fresh commit as the log holds them. */
