@@ -137,9 +137,11 @@ export interface IngestConfig {
   /**
    * Least milliseconds between two commits of streamed changes to the store while following (group
    * commit: what arrives meanwhile commits together; serving online does not wait for it). 0 commits
-   * as soon as the previous commit ends. Default 250 (each commit has a fixed cost: at 1000 single-row
-   * transactions/s, `serve` took ~20% less CPU than at 50); 0 with a Kafka bus or a publisher (what
-   * they send follows the commit).
+   * as soon as the previous commit ends (what arrives during a commit still commits together).
+   * Default: 250 where the same process serves the changes before their commit (`serve` on its
+   * in-process bus, without a publisher: each commit has a fixed cost, and at 1000 single-row
+   * transactions/s `serve` took ~20% less CPU than at 50), else 0 (`ingest`, whose changes are
+   * visible once committed; a Kafka bus or a publisher, whose sends follow the commit).
    */
   commitIntervalMs?: number;
 }
@@ -148,7 +150,8 @@ export interface IngestConfig {
 export interface ResolvedConfig {
   readonly source: SourceAdapter;
   readonly store: StoreAdapter;
-  readonly ingest: Readonly<Required<IngestConfig>>;
+  /** `commitIntervalMs` stays undefined unless set: its default depends on what runs (see {@link IngestConfig}). */
+  readonly ingest: Readonly<Required<Omit<IngestConfig, 'commitIntervalMs'>>> & { readonly commitIntervalMs?: number };
   readonly logLevel: string;
   readonly features: FeatureDefinitions;
   readonly online: OnlineAdapter;
@@ -217,10 +220,10 @@ export function resolveConfig(
     snapshotBatchSize: config?.ingest?.snapshotBatchSize ?? 8_192,
     heartbeatSeconds: config?.ingest?.heartbeatSeconds ?? 5,
     maxBackoffSeconds: config?.ingest?.maxBackoffSeconds ?? 30,
-    // What a Kafka bus or a publisher sends follows the commit: those commit as soon as they can.
-    commitIntervalMs: config?.ingest?.commitIntervalMs ?? (config?.bus || config?.publish ? 0 : 250),
+    commitIntervalMs: config?.ingest?.commitIntervalMs,
   };
   for (const [k, v] of Object.entries(ingest)) {
+    if (k === 'commitIntervalMs' && v === undefined) continue;
     const least = k === 'commitIntervalMs' ? 'a number ≥ 0' : 'a positive number';
     if (!(typeof v === 'number' && (v > 0 || (v === 0 && k === 'commitIntervalMs')) && Number.isFinite(v)))
       problems.push(`ingest.${k} must be ${least}, got ${String(v)}`);

@@ -61,7 +61,13 @@ export class IngestEngine {
     @inject(TOKENS.ChangePublisher) @optional() publisher: ChangePublisher | undefined,
   ) {
     this.publishers = new Publishers(log, materializer, publisher, bus);
+    // Changes served in this process before their commit (the in-process bus) need no hurry to the
+    // store; otherwise the commit is what makes them visible, or what a publisher waits for.
+    this.commitIntervalMs = config.ingest.commitIntervalMs ?? (bus && !bus.publisherId && !publisher ? 250 : 0);
   }
+
+  /** Least milliseconds between two commits of streamed changes (see `IngestConfig.commitIntervalMs`). */
+  private readonly commitIntervalMs: number;
 
   /** The publishers and what each has sent. */
   private readonly publishers: Publishers;
@@ -241,7 +247,7 @@ export class IngestEngine {
     const committing = new CommitQueue(
       (group) => this.commitGroup(group, options.onBatch),
       this.config.ingest.batchSize * 2,
-      new Linger(this.config.ingest.commitIntervalMs),
+      new Linger(this.commitIntervalMs),
       () => this.publishers.drain(),
     );
     while (!signal?.aborted) {
