@@ -21,6 +21,7 @@
  * process reads its `GET /predictions/stream`. Reference: featureflow's commit → record in Kafka
  * above (the first hop of the same path).
  */
+import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Admin, Kafka, logLevel } from 'kafkajs';
@@ -288,6 +289,16 @@ async function throughput(setup: Setup): Promise<{ ff: Capture; dbz: Capture }> 
 }
 
 /** Commit → arrival in the consumer of every measured transaction (Infinity for one never seen). */
+/**
+ * Writes out what earlier phases left in the page cache: otherwise the kernel's writeback of the
+ * throughput phase's hundreds of MB (30 s after they were written) can land in a latency window,
+ * and a capture that syncs its commits (featureflow's change log: three DuckDB commits of 80–95 ms
+ * seen) waits behind it while one that does not (Kafka Connect's offsets) does not.
+ */
+function settleDisk(): void {
+  execFileSync('sync');
+}
+
 async function latencies(
   setup: Setup,
   table: string,
@@ -301,6 +312,7 @@ async function latencies(
     text: `INSERT INTO ${table} (id, v) VALUES ($1, 'x')`,
     values: (id) => [id],
   };
+  settleDisk();
   const running = await capture();
   try {
     await running.ready;
@@ -403,6 +415,7 @@ async function scaledOutServing(
     for (const url of urls) clients.push(startReceiptChild({ mode: 'sse', url }));
     for (const c of clients) await c.ready;
     const committed: number[] = [];
+    settleDisk();
     // A longer warm-up: the group rebalances when the second process joins.
     let from = await pacedInserts(client, pointInsert(table), committed, 1, WARMUP_RATE, 3 * WARMUP_SECONDS);
     await sleep(1000);
