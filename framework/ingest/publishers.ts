@@ -29,8 +29,6 @@ export class Publishers {
   private readonly unsaved = new Map<string, Position>();
   /** The send from memory under way, behind which the next one starts (see {@link afterCommit}). */
   private sending: Promise<void> | undefined;
-  /** A fresh commit's changes, built once for every publisher that sends them. */
-  private readonly fresh = new WeakMap<FreshCommit, FreshChanges>();
   /** The log's schemas as a publisher needs them, read again after a batch brings new ones. */
   private logSchemas: Promise<VersionedSchema[]> | undefined;
 
@@ -154,9 +152,7 @@ export class Publishers {
           }
         : async () => {};
     } else {
-      let changes = this.fresh.get(fresh);
-      if (!changes) this.fresh.set(fresh, (changes = await this.freshChanges(fresh)));
-      const ready = changes;
+      const ready = await this.freshChanges(fresh);
       send = async () => {
         const sent = await publishFresh(publisher, ready);
         if (sent !== null) this.unsaved.set(publisher.id, sent);
