@@ -66,16 +66,18 @@ async function measure(kind: 'inserts' | 'deletes'): Promise<BenchResult> {
       // Interleaved rounds, each side's median: the machine's speed drifts within a run.
       const recvMs: number[] = [];
       const ingestMs: number[] = [];
+      const ingestCpuMs: number[] = [];
       for (let round = 0; round < ROUNDS; round++) {
         const recv = await drainWithRecvlogical(cluster.url, `bench_recv_${round}`, 'bench_stream', endpos);
         recvMs.push(recv.ms);
         const r = await startIngestChild(specOf(round)).result;
         if (r.streamed !== changes) throw new Error(`featureflow applied ${r.streamed} changes, expected ${changes}`);
         ingestMs.push(r.runMs);
+        ingestCpuMs.push(r.runCpuMs ?? Number.NaN);
       }
       if (process.env.FF_BENCH_DEBUG) {
         console.error(
-          `${kind}: featureflow ${ingestMs.map((m) => m.toFixed(0)).join(', ')} ms wall; pg_recvlogical ${recvMs.map((m) => m.toFixed(0)).join(', ')} ms`,
+          `${kind}: featureflow ${ingestMs.map((m) => m.toFixed(0)).join(', ')} ms wall (${ingestCpuMs.map((m) => m.toFixed(0)).join(', ')} ms CPU); pg_recvlogical ${recvMs.map((m) => m.toFixed(0)).join(', ')} ms`,
         );
       }
       return ratioResult(
