@@ -26,6 +26,8 @@ describe('npm run demo', () => {
     expect(stdout).toMatch(
       /8000 rows → .*demo-digits-train\.arrow; manifest: view digits v1, fingerprint [0-9a-f]{12}/,
     );
+    // The shipped model traces to today's definition of the digits view (retrain it when that changes).
+    expect(stdout).toMatch(/its manifest traces it to view digits v1 .*\n {3}the same definition as this demo's view/);
 
     // One line per prediction; the oracle is the mnist package's label of that id.
     const labels = new Map(loadMnistDigits().map((d) => [d.id, d.label]));

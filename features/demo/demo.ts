@@ -18,6 +18,7 @@ import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import cliProgress from 'cli-progress';
 import pg from 'pg';
+import { describeView, fingerprint } from '../../framework/features/fingerprint.js';
 import { featureService } from '../../framework/features/index.js';
 import {
   closeContainer,
@@ -221,11 +222,18 @@ async function main(): Promise<void> {
         );
       } else {
         const shipped = JSON.parse(readFileSync(`${DIGITS_MODEL_DIR}/manifest.json`, 'utf8'));
+        const traced = String(shipped.trainingSet.views[0].fingerprint);
+        // The fingerprint covers the view's source table: the model's is the example's view on public.digits.
+        const example = defineDigitsView();
+        const same = fingerprint(describeView(example)) === traced;
         say(
           `   not training here (it takes minutes on a small machine; npm run demo -- --train does): using the model shipped in features/digits/model,\n` +
             `   ${shipped.version}, trained by npm run digits:train on ${shipped.training.examples} digits in ${shipped.training.seconds} s ` +
             `(${shipped.backend}), ${(shipped.heldOut.accuracy * 100).toFixed(2)}% right on the ${shipped.heldOut.examples} held out;\n` +
-            `   its manifest traces it to view ${shipped.trainingSet.views[0].name} v${shipped.trainingSet.views[0].version} (fingerprint ${String(shipped.trainingSet.views[0].fingerprint).slice(0, 12)}…) at LSN ${shipped.trainingSet.lsnWatermark}`,
+            `   its manifest traces it to view ${shipped.trainingSet.views[0].name} v${shipped.trainingSet.views[0].version} (fingerprint ${traced.slice(0, 12)}…) at LSN ${shipped.trainingSet.lsnWatermark}:\n` +
+            (same
+              ? `   the same definition as this demo's view, which reads ${TABLE} instead of ${example.source} (so its fingerprint differs)`
+              : `   NOT the definition of today's digits view on ${example.source}: the view changed since the model was trained (npm run digits:train)`),
         );
       }
     } finally {
