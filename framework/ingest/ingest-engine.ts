@@ -312,9 +312,15 @@ export class IngestEngine {
         await committing.abandon();
         await this.log.rollback();
         await this.log.release();
-        if (!isRetriable(error) || signal?.aborted) throw error;
+        if (!isRetriable(error)) throw error;
+        // Stopping anyway: what was committed is durable, and the next run resumes from the checkpoint.
+        if (signal?.aborted) {
+          this.logger.info({ err: describeError(error) }, 'the source failed while stopping; stopped');
+          break;
+        }
         this.logger.warn({ err: describeError(error), retryInMs: backoff.nextMs }, 'the source failed; reconnecting');
         await backoff.wait(signal);
+        if (signal?.aborted) break;
         await retry(async () => this.prepare(await this.log.state(), true), {
           maxBackoffMs: this.config.ingest.maxBackoffSeconds * 1000,
           signal,
