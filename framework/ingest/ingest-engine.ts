@@ -64,7 +64,11 @@ export class IngestEngine {
     // Changes served in this process before their commit (the in-process bus) need no hurry to the
     // store; otherwise the commit is what makes them visible, or what a publisher waits for.
     this.commitIntervalMs = config.ingest.commitIntervalMs ?? (bus && !bus.publisherId && !publisher ? 250 : 0);
+    this.servingMeanwhile = bus !== undefined && !bus.publisherId;
   }
+
+  /** The in-process bus serves each batch before its commit, while the commit before it runs. */
+  private readonly servingMeanwhile: boolean;
 
   /** Least milliseconds between two commits of streamed changes (see `IngestConfig.commitIntervalMs`). */
   private readonly commitIntervalMs: number;
@@ -175,7 +179,11 @@ export class IngestEngine {
       // Appending a batch is mostly synchronous: let changes that arrive meanwhile be served between two.
       if (i > 0) await yieldToEventLoop();
       const published = i === last ? this.publishers.pending() : undefined;
-      await this.log.apply(batch, features, { commit: i === last || !batch.complete, published });
+      await this.log.apply(batch, features, {
+        commit: i === last || !batch.complete,
+        published,
+        servingMeanwhile: this.servingMeanwhile,
+      });
       if (batch.schemas.length > 0) this.publishers.schemasAdded();
       if (i === last) {
         this.publishers.recorded(published);

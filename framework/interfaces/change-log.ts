@@ -12,6 +12,13 @@ export interface ApplyOptions {
    * this batch's commit (as {@link PublishedPositions.savePublished} would), without a commit of its own.
    */
   readonly published?: ReadonlyMap<string, Position>;
+  /**
+   * True when the process serves changes while this commit runs (the in-process bus serves each
+   * batch before its commit): the store keeps its writes off the calling thread, where the serving
+   * runs, at some cost per commit. Otherwise (the default) it writes the cheapest way: the commit is
+   * what makes the changes visible, or what publishers wait for.
+   */
+  readonly servingMeanwhile?: boolean;
 }
 
 /** What the change log holds about its own progress. */

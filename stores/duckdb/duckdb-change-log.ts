@@ -274,8 +274,10 @@ export class DuckDBChangeLog implements ChangeLog {
         if (options.commit !== false) {
           // Appended rows wait in the appenders and history writers until here: each flush has a
           // fixed cost, paid once per commit rather than once per batch of a group.
-          await this.flush();
-          await this.history?.flush(c);
+          // Staged (off this thread) only while the process serves meanwhile: else through appenders.
+          const keepThreadFree = options.servingMeanwhile ?? false;
+          await this.flush(keepThreadFree);
+          await this.history?.flush(c, keepThreadFree);
           for (const [publisher, position] of options.published ?? [])
             await c.run(SAVE_PUBLISHED_SQL, [publisher, position.toString()]);
           // One round trip, no prepared statement: this ends every batch. A failed UPDATE skips the COMMIT.
@@ -303,10 +305,10 @@ export class DuckDBChangeLog implements ChangeLog {
   }
 
   /** Inserts what the appender and the typed tables' writers hold into the open transaction. */
-  private async flush(): Promise<void> {
+  private async flush(keepThreadFree = true): Promise<void> {
     this.changes?.flush();
     await yieldToEventLoop();
-    await this.storage?.flush();
+    await this.storage?.flush(keepThreadFree);
   }
 
   private remember(schema: VersionedSchema): void {

@@ -167,9 +167,9 @@ export class TypedStorage {
    * Inserts what every writer holds into the open transaction, one table after the other (each
    * insert fills its data chunks on this thread, between which the event loop runs).
    */
-  async flush(): Promise<void> {
+  async flush(keepThreadFree = true): Promise<void> {
     await this.snapshotWriter?.writer.flush();
-    for (const writer of this.streamWriters.values()) await writer.flush();
+    for (const writer of this.streamWriters.values()) await writer.flush(keepThreadFree);
   }
 
   /** Flushes the snapshot table's writer, if one is open, and closes it (before a commit or the next table). */

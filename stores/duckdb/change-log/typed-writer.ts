@@ -65,8 +65,9 @@ interface Held {
 /**
  * How a writer hands its rows to DuckDB. `staged`: held until {@link TypedTableWriter.flush}, which
  * inserts them with one INSERT that DuckDB runs on its own threads, asking for each data chunk
- * (staged-insert.ts): the event loop stays free, for the stream's small commits (a commit of more
- * than 512 (see `insertChunks`) goes through an appender when flushed). `appender`: copied
+ * (staged-insert.ts): the event loop stays free, for the stream's small commits while the process
+ * serves them (a commit of more than 512, or one nobody is served during, goes through an appender
+ * when flushed, see `insertChunks`). `appender`: copied
  * into an appender's data chunks at once and flushed on this thread, which costs less per row: a
  * table's snapshot (1M mixed rows: 406k rows/s against 331k staged, and less memory, bench/snapshot.ts).
  */
@@ -152,8 +153,12 @@ export class TypedTableWriter {
     return this.heldBytes >= FLUSH_BYTES;
   }
 
-  /** Inserts what was appended since the last flush into the open transaction. */
-  async flush(): Promise<void> {
+  /**
+   * Inserts what was appended since the last flush into the open transaction; staged, a small
+   * write leaves the calling thread free while DuckDB inserts it unless `keepThreadFree` is false
+   * (see `insertChunks`).
+   */
+  async flush(keepThreadFree = true): Promise<void> {
     this.heldBytes = 0;
     if (this.appender) {
       if (this.appended) this.appender.flushSync();
@@ -172,6 +177,7 @@ export class TypedTableWriter {
       rows,
       this.chunksOf(held),
       () => (this.chunk ??= DuckDBDataChunk.create(this.types)),
+      keepThreadFree,
     );
   }
 

@@ -160,11 +160,11 @@ export class HistoryTables {
   }
 
   /** Writes what the writers hold, and the transform timings, into the open transaction; before it commits. */
-  async flush(c: DuckDBConnection): Promise<void> {
+  async flush(c: DuckDBConnection, keepThreadFree = true): Promise<void> {
     for (const writer of this.writers.values()) {
       // Each write's data chunks are filled on this thread: let what arrived meanwhile run first.
       await yieldToEventLoop();
-      await writer.flush(c);
+      await writer.flush(c, keepThreadFree);
     }
     await this.recordTimings(c);
   }

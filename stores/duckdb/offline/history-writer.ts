@@ -158,12 +158,15 @@ export class HistoryWriter {
     if (this.pending.length >= this.maxPending) await this.flush(c);
   }
 
-  /** Writes the rows that wait into the open transaction; before it commits. */
-  async flush(c: DuckDBConnection): Promise<void> {
+  /**
+   * Writes the rows that wait into the open transaction; before it commits. A small write leaves
+   * the calling thread free while DuckDB inserts it unless `keepThreadFree` is false (see `insertChunks`).
+   */
+  async flush(c: DuckDBConnection, keepThreadFree = true): Promise<void> {
     const rows = this.pending;
     if (rows.length === 0) return;
     this.pending = [];
-    await this.writeSegment(c, rows, 0, rows.length);
+    await this.writeSegment(c, rows, 0, rows.length, keepThreadFree);
   }
 
   /** Forgets the rows that wait (the transaction rolled back). */
@@ -176,6 +179,7 @@ export class HistoryWriter {
     input: readonly FeatureRow[],
     from: number,
     to: number,
+    keepThreadFree = true,
   ): Promise<void> {
     if (from >= to) return;
     const rows = new VersionRows(this.keyCodecs.length, this.featureCodecs.length);
@@ -201,7 +205,7 @@ export class HistoryWriter {
     // Rows of this segment may supersede rows of the table at the same instant (a transaction cut
     // by a batch boundary, transactions sharing a commit time). Snapshot reads of unique keys cannot.
     const first = this.nextSeq;
-    await this.append(c, rows);
+    await this.append(c, rows, keepThreadFree);
     if (!this.empty && !(onlyReads && this.uniqueReads)) await this.removeSuperseded(c, first, rows, firstRows);
     this.empty = false;
     for (const vf of rows.validFrom) if (this.maxValidFrom === null || vf > this.maxValidFrom) this.maxValidFrom = vf;
@@ -234,10 +238,10 @@ export class HistoryWriter {
     );
   }
 
-  private async append(c: DuckDBConnection, rows: VersionRows): Promise<void> {
+  private async append(c: DuckDBConnection, rows: VersionRows, keepThreadFree: boolean): Promise<void> {
     const first = this.nextSeq;
-    // A stream's commit (a few hundred rows) is staged and leaves the event loop free; more (a
-    // snapshot's segment, a large transaction) goes through the appender, which costs less per row.
+    // A stream's commit (a few hundred rows) while serving is staged and leaves the event loop free;
+    // more (a snapshot's segment, a large transaction) goes through the appender, which costs less per row.
     await insertChunks(
       c,
       this.rowsTable,
@@ -245,6 +249,7 @@ export class HistoryWriter {
       rows.length,
       this.chunksOf(rows, first),
       () => (this.chunk ??= DuckDBDataChunk.create(this.types)),
+      keepThreadFree,
     );
     this.nextSeq = first + BigInt(rows.length);
   }
