@@ -17,10 +17,18 @@ import { TypedStorage } from './change-log/typed-storage.js';
 import { openDuckDB, quoteIdent, type DuckDBDatabase, type OpenOptions } from './duckdb-database.js';
 import type { HistoryTables } from './offline/history-tables.js';
 import { yieldToEventLoop } from '../../framework/linger.js';
+import { updateOrInsert } from './update-or-insert.js';
 
 /** Records the newest commit position a publisher sent. */
-const SAVE_PUBLISHED_SQL = `INSERT INTO _published (publisher, commit_lsn) VALUES ($1, $2::UBIGINT)
-  ON CONFLICT (publisher) DO UPDATE SET commit_lsn = excluded.commit_lsn`;
+/** Records how far a publisher has sent (see updateOrInsert). */
+function savePublished(c: DuckDBConnection, publisher: string, position: bigint): Promise<void> {
+  return updateOrInsert(
+    c,
+    'UPDATE _published SET commit_lsn = $2::UBIGINT WHERE publisher = $1',
+    'INSERT INTO _published (publisher, commit_lsn) VALUES ($1, $2::UBIGINT)',
+    [publisher, position.toString()],
+  );
+}
 
 /**
  * The durable change log in a DuckDB file: the initial snapshot in typed tables, the stream's
@@ -219,7 +227,7 @@ export class DuckDBChangeLog implements ChangeLog {
   }
 
   async savePublished(publisher: string, position: bigint): Promise<void> {
-    await this.connection.run(SAVE_PUBLISHED_SQL, [publisher, position.toString()]);
+    await savePublished(this.connection, publisher, position);
   }
 
   async apply(batch: ChangeBatch, features: Materialized, options: ApplyOptions = {}): Promise<void> {
@@ -278,8 +286,7 @@ export class DuckDBChangeLog implements ChangeLog {
           const keepThreadFree = options.servingMeanwhile ?? false;
           await this.flush(keepThreadFree);
           await this.history?.flush(c, keepThreadFree);
-          for (const [publisher, position] of options.published ?? [])
-            await c.run(SAVE_PUBLISHED_SQL, [publisher, position.toString()]);
+          for (const [publisher, position] of options.published ?? []) await savePublished(c, publisher, position);
           // One round trip, no prepared statement: this ends every batch. A failed UPDATE skips the COMMIT.
           await c.run(
             `UPDATE _checkpoint SET lsn = ${BigInt(batch.checkpoint)}, updated_at = now() WHERE id = 1; COMMIT`,

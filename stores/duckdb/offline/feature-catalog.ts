@@ -14,6 +14,7 @@ import { quoteIdent, quoteLiteral } from '../duckdb-database.js';
 import type { KeyColumn } from './feature-columns.js';
 import type { DeadLetter } from '../../../framework/features/materialize.js';
 import { checkLayout, newestRow, rowsTableOf } from './feature-layout.js';
+import { updateOrInsert } from '../update-or-insert.js';
 
 /**
  * `_feature_views` records every view version that has a history table (its fingerprint and
@@ -201,12 +202,12 @@ export async function writeTimings(
   timings: readonly { name: string; version: number; rows: number; ms: number }[],
 ): Promise<void> {
   for (const t of timings) {
-    await c.run('INSERT OR REPLACE INTO _feature_timings VALUES ($1, $2, $3, $4, now())', [
-      t.name,
-      t.version,
-      t.rows,
-      t.ms,
-    ]);
+    await updateOrInsert(
+      c,
+      'UPDATE _feature_timings SET rows = $3, ms = $4, updated_at = now() WHERE name = $1 AND version = $2',
+      'INSERT INTO _feature_timings VALUES ($1, $2, $3, $4, now())',
+      [t.name, t.version, t.rows, t.ms],
+    );
   }
 }
 
