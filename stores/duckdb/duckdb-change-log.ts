@@ -19,8 +19,7 @@ import type { HistoryTables } from './offline/history-tables.js';
 import { yieldToEventLoop } from '../../framework/linger.js';
 import { updateOrInsert } from './update-or-insert.js';
 
-/** Records the newest commit position a publisher sent. */
-/** Records how far a publisher has sent (see updateOrInsert). */
+/** Records the newest commit position a publisher sent (updated in place, see updateOrInsert). */
 function savePublished(c: DuckDBConnection, publisher: string, position: bigint): Promise<void> {
   return updateOrInsert(
     c,

@@ -133,9 +133,9 @@ export async function insertStaged(
  * ({@link insertStaged}) up to {@link STAGED_MAX_ROWS} rows while `keepThreadFree`, through an
  * appender ({@link appendChunks}) filling the caller's `chunk()` otherwise. Staged, the insert waits
  * for this thread to fill each chunk and to take the result (each a turn of the event loop, and
- * a hop between threads): a commit of a few rows in the ingest alone took ~1.7 ms staged against
- * ~0.5 ms through the appender, and commit → durable p50 at 1000 txn/s was 7.3–8.5 ms against
- * 5.5–6.0 (bench/latency.ts).
+ * a hop between threads): commit → durable p50 at 1000 txn/s was 7.3–8.5 ms staged against 5.5–6.0
+ * through appenders (bench/latency.ts, three runs each), and under a Kafka publisher a commit's
+ * flush took 7–16 ms staged against 2–3 ms (bench/kafka.ts).
  */
 export function insertChunks(
   c: DuckDBConnection,
