@@ -313,7 +313,7 @@ export class DuckDBChangeLog implements ChangeLog {
   /** Inserts what the appender and the typed tables' writers hold into the open transaction. */
   private async flush(keepThreadFree = true): Promise<void> {
     this.changes?.flush();
-    await yieldToEventLoop();
+    if (keepThreadFree) await yieldToEventLoop();
     await this.storage?.flush(keepThreadFree);
   }
 

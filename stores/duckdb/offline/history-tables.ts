@@ -162,8 +162,8 @@ export class HistoryTables {
   /** Writes what the writers hold, and the transform timings, into the open transaction; before it commits. */
   async flush(c: DuckDBConnection, keepThreadFree = true): Promise<void> {
     for (const writer of this.writers.values()) {
-      // Each write's data chunks are filled on this thread: let what arrived meanwhile run first.
-      await yieldToEventLoop();
+      // Each write's data chunks are filled on this thread: while serving, let what arrived meanwhile run first.
+      if (keepThreadFree) await yieldToEventLoop();
       await writer.flush(c, keepThreadFree);
     }
     await this.recordTimings(c);
