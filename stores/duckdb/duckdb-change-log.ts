@@ -337,6 +337,7 @@ export class DuckDBChangeLog implements ChangeLog {
 
   async release(): Promise<void> {
     this.storage?.release();
+    this.history?.release();
   }
 
   async lastRows(table: string, keys: readonly Row[]): Promise<(Row | null)[]> {
@@ -386,6 +387,7 @@ export class DuckDBChangeLog implements ChangeLog {
     if (!this.db) return;
     await this.rollback().catch(() => undefined);
     this.storage?.release();
+    this.history?.release();
     this.changes?.close();
     this.changes = undefined;
     // A connection left open keeps DuckDB's database (its file and WAL) alive after the instance is

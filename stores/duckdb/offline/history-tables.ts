@@ -184,6 +184,11 @@ export class HistoryTables {
     this.created.clear();
   }
 
+  /** Closes the writers' appenders (the log stops writing, or closes); the next write makes them again. */
+  release(): void {
+    for (const writer of this.writers.values()) writer.close();
+  }
+
   /** The writer of a view's table, made once its source's schema is known (the key columns' types come from it). */
   private writerFor(view: FeatureView): HistoryWriter | undefined {
     const known = this.writers.get(view.table);
