@@ -14,7 +14,7 @@ import { loggedChanges } from './change-log/logged-changes.js';
 import { checkLayout, CURRENT_ROWS_MACRO, DDL, hasColumn, migrate } from './change-log/log-schema.js';
 import { streamMetaColumn } from './change-log/typed-layout.js';
 import { TypedStorage } from './change-log/typed-storage.js';
-import { openDuckDB, quoteIdent, type DuckDBDatabase, type OpenOptions } from './duckdb-database.js';
+import { openDuckDB, quoteIdent, quoteLiteral, type DuckDBDatabase, type OpenOptions } from './duckdb-database.js';
 import type { HistoryTables } from './offline/history-tables.js';
 import { yieldToEventLoop } from '../../framework/linger.js';
 import { updateOrInsert } from './update-or-insert.js';
@@ -41,6 +41,8 @@ export class DuckDBChangeLog implements ChangeLog {
   /** Connections handed out by {@link openConnection}: closed with the log. */
   private readonly handedOut = new Set<DuckDBConnection>();
   private changes: ChangesAppender | undefined;
+  /** Publishers known to have their row in `_published` (committed): their positions are updated with the checkpoint. */
+  private readonly publishedRows = new Set<string>();
   private storage: TypedStorage | undefined;
   private inTransaction = false;
   private seq = 0n;
@@ -227,6 +229,7 @@ export class DuckDBChangeLog implements ChangeLog {
 
   async savePublished(publisher: string, position: bigint): Promise<void> {
     await savePublished(this.connection, publisher, position);
+    if (!this.inTransaction) this.publishedRows.add(publisher);
   }
 
   async apply(batch: ChangeBatch, features: Materialized, options: ApplyOptions = {}): Promise<void> {
@@ -285,11 +288,18 @@ export class DuckDBChangeLog implements ChangeLog {
           const keepThreadFree = options.servingMeanwhile ?? false;
           await this.flush(keepThreadFree);
           await this.history?.flush(c, keepThreadFree);
-          for (const [publisher, position] of options.published ?? []) await savePublished(c, publisher, position);
-          // One round trip, no prepared statement: this ends every batch. A failed UPDATE skips the COMMIT.
+          // Publisher positions whose row exists go with the checkpoint: one round trip, no prepared
+          // statement (this ends every batch); a failed UPDATE skips the COMMIT.
+          let positions = '';
+          for (const [publisher, position] of options.published ?? []) {
+            if (this.publishedRows.has(publisher))
+              positions += `UPDATE _published SET commit_lsn = ${BigInt(position)}::UBIGINT WHERE publisher = ${quoteLiteral(publisher)}; `;
+            else await savePublished(c, publisher, position);
+          }
           await c.run(
-            `UPDATE _checkpoint SET lsn = ${BigInt(batch.checkpoint)}, updated_at = now() WHERE id = 1; COMMIT`,
+            `${positions}UPDATE _checkpoint SET lsn = ${BigInt(batch.checkpoint)}, updated_at = now() WHERE id = 1; COMMIT`,
           );
+          for (const publisher of options.published?.keys() ?? []) this.publishedRows.add(publisher);
           this.inTransaction = false;
           this.history?.committed();
         }
@@ -329,6 +339,7 @@ export class DuckDBChangeLog implements ChangeLog {
     this.storage!.discard();
     this.changes?.discard();
     await this.connection.run('ROLLBACK');
+    this.publishedRows.clear();
     this.seq = this.seqAtBegin;
     // Stream tables and history tables created in the rolled-back transaction are gone.
     await this.storage!.load();
@@ -337,7 +348,7 @@ export class DuckDBChangeLog implements ChangeLog {
 
   async release(): Promise<void> {
     this.storage?.release();
-    this.history?.release();
+    await this.history?.release(this.connection);
   }
 
   async lastRows(table: string, keys: readonly Row[]): Promise<(Row | null)[]> {
@@ -387,7 +398,7 @@ export class DuckDBChangeLog implements ChangeLog {
     if (!this.db) return;
     await this.rollback().catch(() => undefined);
     this.storage?.release();
-    this.history?.release();
+    await this.history?.release(this.connection);
     this.changes?.close();
     this.changes = undefined;
     // A connection left open keeps DuckDB's database (its file and WAL) alive after the instance is
