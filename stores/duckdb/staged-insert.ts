@@ -11,7 +11,7 @@ import {
   BIGINT,
   type DuckDBAppender,
   type DuckDBConnection,
-  DuckDBDataChunk,
+  type DuckDBDataChunk,
   DuckDBTableFunction,
   type DuckDBType,
 } from '@duckdb/node-api';
@@ -129,75 +129,49 @@ export async function insertStaged(
 }
 
 /**
- * An appender to one table, made at its first insert and kept open across inserts and transactions
- * (its rows go into the connection's open transaction when flushed), with the data chunk it fills: an
- * insert then costs no hop to another thread to make an appender, which on a busy machine took as
- * long as the flush itself (a Kafka publisher's commit of a few rows: 1–4 ms per table). Closed by
- * its owner when the table goes or the transaction rolls back (a failed flush closes it too).
- */
-export class KeptAppender {
-  private appender: DuckDBAppender | undefined;
-  private chunk: DuckDBDataChunk | undefined;
-
-  constructor(
-    readonly c: DuckDBConnection,
-    /** The table, unquoted. */
-    readonly table: string,
-    /** Its columns' types, all of them, in order. */
-    readonly types: readonly DuckDBType[],
-  ) {}
-
-  /**
-   * Inserts `chunks` into the table through the appender, flushed on this thread: less work per row
-   * than {@link insertStaged}, and no wait for this thread to fill each chunk (1M feature rows in
-   * batches of 10k: ~287k rows/s through the appender against ~250k staged, bench/features-apply.ts).
-   * The data chunk is filled for each and copied by the appender: one is kept, since a data chunk's
-   * native buffers (6 MB for 2048 rows of a 784-float tensor) are freed only when the collector
-   * finalizes it.
-   */
-  async append(chunks: Iterable<StagedChunk>): Promise<void> {
-    this.appender ??= await this.c.createAppender(this.table);
-    const chunk = (this.chunk ??= DuckDBDataChunk.create([...this.types]));
-    try {
-      for (const rows of chunks) if (rows.length > 0) appendChunk(this.appender, chunk, rows);
-      this.appender.flushSync();
-    } catch (error) {
-      this.close();
-      throw error;
-    }
-  }
-
-  /** Drops what the appender holds and closes it; the next insert makes another. */
-  close(): void {
-    const appender = this.appender;
-    this.appender = undefined;
-    if (!appender) return;
-    try {
-      appender.clear();
-      appender.closeSync();
-    } catch {
-      // A failed appender has nothing to keep; the rows go with the transaction either way.
-    }
-  }
-}
-
-/**
- * Inserts `rows` rows, made as `chunks`, into `target`'s table: staged ({@link insertStaged}) up to
- * {@link STAGED_MAX_ROWS} rows while `keepThreadFree`, through its kept appender otherwise. Staged,
- * the insert waits for this thread to fill each chunk and to take the result (each a turn of the
- * event loop, and a hop between threads): commit → durable p50 at 1000 txn/s was 7.3–8.5 ms staged
- * against 5.5–6.0 through appenders (bench/latency.ts, three runs each), and under a Kafka publisher
- * a commit's flush took 7–16 ms staged against 2–3 ms (bench/kafka.ts).
+ * Inserts `rows` rows, made as `chunks`, into `table` (whose columns are of `types`): staged
+ * ({@link insertStaged}) up to {@link STAGED_MAX_ROWS} rows while `keepThreadFree`, through an
+ * appender ({@link appendChunks}) filling the caller's `chunk()` otherwise. Staged, the insert waits
+ * for this thread to fill each chunk and to take the result (each a turn of the event loop, and
+ * a hop between threads): commit → durable p50 at 1000 txn/s was 7.3–8.5 ms staged against 5.5–6.0
+ * through appenders (bench/latency.ts, three runs each), and under a Kafka publisher a commit's
+ * flush took 7–16 ms staged against 2–3 ms (bench/kafka.ts).
  */
 export function insertChunks(
-  target: KeptAppender,
+  c: DuckDBConnection,
+  table: string,
+  types: readonly DuckDBType[],
   rows: number,
   chunks: Iterable<StagedChunk>,
+  chunk: () => DuckDBDataChunk,
   keepThreadFree = true,
 ): Promise<void> {
   return keepThreadFree && rows <= STAGED_MAX_ROWS
-    ? insertStaged(target.c, target.table, target.types, chunks)
-    : target.append(chunks);
+    ? insertStaged(c, table, types, chunks)
+    : appendChunks(c, table, chunk(), chunks);
+}
+
+/**
+ * Inserts `chunks` into `table` through an appender, flushed on this thread: less work per row than
+ * {@link insertStaged}, and no wait for this thread to fill each chunk, for bulk writes (1M feature
+ * rows in batches of 10k: ~287k rows/s through the appender against ~250k staged,
+ * bench/features-apply.ts). `chunk` (of `table`'s types) is filled for each: one kept by the caller,
+ * since a data chunk's native buffers (6 MB for 2048 rows of a 784-float tensor) are freed only when
+ * the collector finalizes it.
+ */
+export async function appendChunks(
+  c: DuckDBConnection,
+  table: string,
+  chunk: DuckDBDataChunk,
+  chunks: Iterable<StagedChunk>,
+): Promise<void> {
+  const appender = await c.createAppender(table);
+  try {
+    for (const rows of chunks) if (rows.length > 0) appendChunk(appender, chunk, rows);
+    appender.flushSync();
+  } finally {
+    appender.closeSync();
+  }
 }
 
 /** Appends `rows` to `appender`, written into `chunk` (emptied first), which the appender copies. */

@@ -15,7 +15,7 @@ import {
 } from '../../../framework/column-rows.js';
 import { ValidityMask } from '../chunk-columns.js';
 import { quoteIdent } from '../duckdb-database.js';
-import { appendChunk, insertChunks, KeptAppender, type StagedChunk } from '../staged-insert.js';
+import { appendChunk, insertChunks, type StagedChunk } from '../staged-insert.js';
 import { CHUNK_ROWS, INLINE_MAX, ONE_CALL_MAX, typedTableDdl, type TypedLayout } from './typed-layout.js';
 
 /**
@@ -83,8 +83,6 @@ export class TypedTableWriter {
   private appended = false;
   /** The data chunk each append to an appender fills (the appender copies what it is given). */
   private chunk: DuckDBDataChunk | undefined;
-  /** Staged: the appender that takes a flush that is not staged (kept from one commit to the next). */
-  private readonly kept: KeptAppender | undefined;
   /**
    * A chunk's worth of inlined strings, and the rows of the longer ones (see appendText); grown for
    * the elements of a chunk's lists, which may be more.
@@ -96,8 +94,8 @@ export class TypedTableWriter {
   private readonly listEntries = new Uint32Array(CHUNK_ROWS * 4);
 
   private constructor(
-    c: DuckDBConnection,
-    storage: string,
+    private readonly c: DuckDBConnection,
+    private readonly storage: string,
     private readonly layout: TypedLayout,
     private readonly appender: DuckDBAppender | undefined,
   ) {
@@ -105,7 +103,6 @@ export class TypedTableWriter {
       ...layout.meta.map((m) => m.type),
       ...layout.stored.flatMap((s) => (s.override ? [s.type, VARCHAR] : [s.type])),
     ];
-    this.kept = appender ? undefined : new KeptAppender(c, storage, this.types);
   }
 
   /** Creates the storage table (inside the caller's transaction), replacing any, and a writer to it. */
@@ -173,20 +170,26 @@ export class TypedTableWriter {
     this.held = [];
     let rows = 0;
     for (const h of held) rows += h.rows.length;
-    await insertChunks(this.kept!, rows, this.chunksOf(held), keepThreadFree);
+    await insertChunks(
+      this.c,
+      this.storage,
+      this.types,
+      rows,
+      this.chunksOf(held),
+      () => (this.chunk ??= DuckDBDataChunk.create(this.types)),
+      keepThreadFree,
+    );
   }
 
   /** Closes the writer; call after {@link flush}. */
   close(): void {
     this.appender?.closeSync();
-    this.kept?.close();
   }
 
   /** Drops what is held and closes the writer (the transaction is being rolled back). */
   discard(): void {
     this.held = [];
     this.heldBytes = 0;
-    this.kept?.close();
     if (!this.appender) return;
     try {
       this.appender.clear();

@@ -194,12 +194,8 @@ export class HistoryTables {
     this.created.clear();
   }
 
-  /**
-   * The log stops writing (or closes), outside a transaction: records the transform timings not
-   * recorded yet and closes the writers' appenders (the next write makes them again).
-   */
+  /** The log stops writing (or closes), outside a transaction: records the transform timings not recorded yet. */
   async release(c: DuckDBConnection): Promise<void> {
-    for (const writer of this.writers.values()) writer.close();
     try {
       await this.recordTimings(c);
     } catch (error) {

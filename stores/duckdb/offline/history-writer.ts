@@ -1,11 +1,11 @@
-import { DuckDBTimestampTZValue, type DuckDBConnection, type DuckDBType } from '@duckdb/node-api';
+import { DuckDBDataChunk, DuckDBTimestampTZValue, type DuckDBConnection, type DuckDBType } from '@duckdb/node-api';
 import { entityId } from '../../../framework/features/entity-key.js';
 import type { FeatureRow } from '../../../framework/features/feature-rows.js';
 import type { StoredFeatureValue } from '../../../framework/features/feature-values.js';
 import type { FeatureView } from '../../../framework/features/feature-view.js';
 import type { ColumnSchema, Value } from '../../../framework/types.js';
 import { quoteIdent } from '../duckdb-database.js';
-import { type ColumnChunk, insertChunks, KeptAppender } from '../staged-insert.js';
+import { type ColumnChunk, insertChunks } from '../staged-insert.js';
 import { featureCodec, HISTORY_COLUMNS, keyCodec, type ColumnCodec, type KeyColumn } from './feature-columns.js';
 import { historyViewSql, newestRow, rowsTableOf } from './feature-layout.js';
 
@@ -68,8 +68,8 @@ export class HistoryWriter {
   private readonly featureCodecs: ColumnCodec[];
   /** The base table's column types, in order. */
   private readonly types: DuckDBType[];
-  /** What segments are inserted through: an appender kept from one commit to the next (or staged). */
-  private target: KeptAppender | undefined;
+  /** The data chunk each appended segment fills (see appendChunks). */
+  private chunk: DuckDBDataChunk | undefined;
   /** Every table key column is an entity key: snapshot reads then never meet an earlier row of their entity. */
   private readonly uniqueReads: boolean;
   /** The base table (`<table>__rows`). */
@@ -169,16 +169,9 @@ export class HistoryWriter {
     await this.writeSegment(c, rows, 0, rows.length, keepThreadFree);
   }
 
-  /** Forgets the rows that wait (the transaction rolled back) and closes the appender. */
+  /** Forgets the rows that wait (the transaction rolled back). */
   discard(): void {
     this.pending = [];
-    this.close();
-  }
-
-  /** Closes the appender (the next write makes another); call after {@link flush}, or to drop what it holds. */
-  close(): void {
-    this.target?.close();
-    this.target = undefined;
   }
 
   private async writeSegment(
@@ -249,11 +242,15 @@ export class HistoryWriter {
     const first = this.nextSeq;
     // A stream's commit (a few hundred rows) while serving is staged and leaves the event loop free;
     // more (a snapshot's segment, a large transaction) goes through the appender, which costs less per row.
-    if (this.target?.c !== c) {
-      this.target?.close();
-      this.target = new KeptAppender(c, this.rowsTable, this.types);
-    }
-    await insertChunks(this.target, rows.length, this.chunksOf(rows, first), keepThreadFree);
+    await insertChunks(
+      c,
+      this.rowsTable,
+      this.types,
+      rows.length,
+      this.chunksOf(rows, first),
+      () => (this.chunk ??= DuckDBDataChunk.create(this.types)),
+      keepThreadFree,
+    );
     this.nextSeq = first + BigInt(rows.length);
   }
 
