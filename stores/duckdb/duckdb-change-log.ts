@@ -70,7 +70,7 @@ export class DuckDBChangeLog implements ChangeLog {
    */
   async openConnection(): Promise<DuckDBConnection> {
     if (!this.db) throw new Error('the change log is not open; call open() first');
-    const connection = await this.db.instance.connect();
+    const connection = await this.db.connect();
     this.handedOut.add(connection);
     const closeSync = connection.closeSync.bind(connection);
     connection.closeSync = () => {

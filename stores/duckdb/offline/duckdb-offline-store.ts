@@ -632,7 +632,7 @@ export async function openOfflineStore(
   }
   const store = new DuckDBOfflineStore(db.connection, {
     ...(options.definitions ? { definitions: options.definitions } : {}),
-    openConnection: () => db.instance.connect(),
+    openConnection: () => db.connect(),
     queryMemory: false,
     checkStoredRows: true,
   });
