@@ -8,9 +8,11 @@ import { registerStagedRows } from './staged-insert.js';
 /** An open DuckDB file and one connection to it. `close()` is idempotent. */
 export interface DuckDBDatabase {
   readonly path: string;
-  readonly instance: DuckDBInstance;
   readonly connection: DuckDBConnection;
-  /** Another connection to the store's file (a writer's instance holds it as an attached database). */
+  /**
+   * Another connection to the store's file. (A writer's instance holds the file as an attached
+   * database, which this makes each connection's default: the instance's own is an empty in-memory one.)
+   */
   connect(): Promise<DuckDBConnection>;
   close(): void;
 }
@@ -121,7 +123,6 @@ export async function openDuckDB(path: string, options: OpenOptions = {}): Promi
   let closed = false;
   return {
     path,
-    instance,
     connection,
     connect,
     close() {
