@@ -63,8 +63,8 @@ export class IngestEngine {
     this.publishers = new Publishers(log, materializer, publisher, bus);
     // Changes served in this process before their commit (the in-process bus) need no hurry to the
     // store; otherwise the commit is what makes them visible, or what a publisher waits for.
-    this.commitIntervalMs = config.ingest.commitIntervalMs ?? (bus && !bus.publisherId && !publisher ? 250 : 0);
     this.servingMeanwhile = bus !== undefined && !bus.publisherId;
+    this.commitIntervalMs = config.ingest.commitIntervalMs ?? (this.servingMeanwhile && !publisher ? 250 : 0);
   }
 
   /** The in-process bus serves each batch before its commit, while the commit before it runs. */
@@ -149,7 +149,7 @@ export class IngestEngine {
     this.materializer.addSchemas(batch.schemas);
     const features = this.materializer.materialize(batch);
     // A bus between processes gets the rows after the commit (Publishers).
-    if (this.bus && !this.bus.publisherId && (features.batches.length > 0 || batch.complete)) {
+    if (this.bus && this.servingMeanwhile && (features.batches.length > 0 || batch.complete)) {
       await this.bus.publish({
         batches: features.batches,
         through: batch.complete ? batch.checkpoint : null,

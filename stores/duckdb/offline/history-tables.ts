@@ -169,7 +169,10 @@ export class HistoryTables {
     }
   }
 
-  /** Writes what the writers hold, and the transform timings, into the open transaction; before it commits. */
+  /**
+   * Writes what the writers hold, and the transform timings when due (see recordTimings), into the
+   * open transaction; before it commits.
+   */
   async flush(c: DuckDBConnection, keepThreadFree = true): Promise<void> {
     for (const writer of this.writers.values()) {
       // Each write's data chunks are filled on this thread: while serving, let what arrived meanwhile run first.
