@@ -535,6 +535,32 @@ describe('redis online store', () => {
     }
   });
 
+  test('two processes that load at once both finish; the first watermark marks the load done', async () => {
+    const own = await startRedis();
+    const first = redis({ url: own.url }).create();
+    const second = redis({ url: own.url }).create();
+    try {
+      await first.open();
+      await second.open();
+      const view = amountView();
+      // Both start a load before either finishes (the second process joins while the first loads).
+      expect(await first.needsLoad(view)).toBe(true);
+      expect(await second.needsLoad(view)).toBe(true);
+      await first.write([batch(view, amount(1, 1, 10n, 'r'))]);
+      await second.write([batch(view, amount(1, 1, 10n, 'r'))]);
+      // Neither takes the other's load for a server that lost its data.
+      expect(await first.setWatermark(view, 10n)).toBe(true);
+      expect(await second.setWatermark(view, 10n)).toBe(true);
+      expect(await first.needsLoad(view)).toBe(false);
+      expect(await second.needsLoad(view)).toBe(false);
+      expect(await amounts(first, view, [1])).toEqual([1]);
+    } finally {
+      await first.close();
+      await second.close();
+      await own.stop();
+    }
+  });
+
   test('server down mid-run: writes and reads fail with a retriable coded error, then work once it is back', async () => {
     const own = await startRedis();
     const store = redis({ url: own.url, commandTimeoutMs: 2000 }).create();

@@ -120,10 +120,9 @@ export class RedisOnlineStore implements OnlineStore {
   async needsLoad(view: FeatureView): Promise<boolean> {
     const client = this.ready();
     const keys = this.keys(view);
-    const token = randomUUID();
-    const [epoch, generation, swept] = (await this.run(`the load check of ${keys.name}`, () =>
-      client.ffCheck(keys.meta, token),
-    )) as [string, number, number];
+    const [epoch, generation, swept, loading] = (await this.run(`the load check of ${keys.name}`, () =>
+      client.ffCheck(keys.meta, randomUUID()),
+    )) as [string, number, number, string];
     if (swept < generation) this.sweep(keys, generation);
     if (epoch) {
       this.epochs.set(keys.name, epoch);
@@ -131,7 +130,7 @@ export class RedisOnlineStore implements OnlineStore {
       return false;
     }
     this.epochs.delete(keys.name);
-    this.loads.set(keys.name, token);
+    this.loads.set(keys.name, loading);
     return true;
   }
 

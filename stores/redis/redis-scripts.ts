@@ -95,12 +95,18 @@ return out
 `,
   /**
    * Whether a load finished (needsLoad). ARGV[1]: a token for the load the caller makes when there is
-   * none. Returns {load epoch or '' when none, generation, swept generation}.
+   * none and no other load is under way; processes that load at once share the first one's token (each
+   * load writes the same rows, and whichever finishes first marks the load done). Returns {load epoch or
+   * '' when none, generation, swept generation, the token of the load under way or ''}.
    */
   ffCheck: `
-local m = redis.call('HMGET', KEYS[1], 'epoch', 'gen', 'swept')
-if not m[1] then redis.call('HSET', KEYS[1], 'loading', ARGV[1]) end
-return {m[1] or '', tonumber(m[2]) or 0, tonumber(m[3]) or 0}
+local m = redis.call('HMGET', KEYS[1], 'epoch', 'gen', 'swept', 'loading')
+local loading = m[4]
+if not m[1] and not loading then
+  loading = ARGV[1]
+  redis.call('HSET', KEYS[1], 'loading', loading)
+end
+return {m[1] or '', tonumber(m[2]) or 0, tonumber(m[3]) or 0, m[1] and '' or loading}
 `,
   /**
    * Moves the watermark forward (setWatermark). ARGV[1]: the position; ARGV[2]: the epoch this process
