@@ -97,4 +97,46 @@ describe('feature history under concurrent writers', () => {
     expect(backwards).toBe(0);
     for (const c of [...clients, setup]) await c.end();
   });
+
+  test("the ingesting process's offline store reads while the ingest commits, without failing either", async () => {
+    const table = randomName('reads');
+    const setup = await pgClient();
+    await setup.query(`CREATE TABLE ${table} (id int PRIMARY KEY, n bigint NOT NULL)`);
+    await setup.query(`INSERT INTO ${table} SELECT g, g FROM generate_series(1, 3000) g`);
+    const item = entity({ name: 'item', keys: ['id'] });
+    const view = featureView({
+      name: 'read_n',
+      version: 1,
+      entity: item,
+      source: table,
+      features: { n: float64 },
+      transform: (row) => ({ n: Number(row.n) }),
+    });
+    const config = testConfig([table], { features: { views: [view] }, ingest: { heartbeatSeconds: 1 } });
+    const clients = [await pgClient(), await pgClient()];
+    const container = await createContainer(config);
+    try {
+      const engine = await container.getAsync(TOKENS.IngestEngine);
+      const ingest = startIngest(engine);
+      await ingest.caughtUp(setup);
+      const writers = clients.map((c, k) => writer(c, table, k * 1000));
+      // Regression: these reads ran on the change log's own connection, inside its open commit, and
+      // DuckDB failed the commit's appender ("closed pending query result"), stopping the ingest.
+      const store = await container.getAsync(TOKENS.OfflineStore);
+      for (let read = 0; read < 10; read++) {
+        const [status] = await store.status();
+        expect(status?.view).toBe('read_n');
+        expect((await store.latest('read_n')).numRows).toBeGreaterThan(0);
+      }
+      for (const w of writers) await w.stop();
+      await ingest.caughtUp(setup);
+      await ingest.stop();
+      const latest = await store.latest('read_n');
+      const { rows } = await setup.query(`SELECT count(*)::int AS n FROM ${table}`);
+      expect(latest.numRows).toBe(rows[0].n);
+    } finally {
+      await closeContainer(container);
+      for (const c of [...clients, setup]) await c.end();
+    }
+  });
 });

@@ -7,9 +7,10 @@ import type { ChangeLog } from '../../framework/interfaces/index.js';
 import { TOKENS } from '../../framework/tokens.js';
 import { DUCKDB_CONFIG, resolveDuckDBConfig, type DuckDBConfig, type ResolvedDuckDBConfig } from './duckdb-config.js';
 import { DuckDBChangeLog } from './duckdb-change-log.js';
-import { DuckDBOfflineStore, openOfflineStore, READER_MEMORY_LIMIT } from './offline/duckdb-offline-store.js';
+import { openOfflineStore, READER_MEMORY_LIMIT } from './offline/duckdb-offline-store.js';
 import { featureStatus } from './offline/feature-catalog.js';
 import { HistoryTables } from './offline/history-tables.js';
+import { IngestingOfflineStore } from './offline/ingesting-offline-store.js';
 import { serveReads } from './offline/read-service.js';
 import { DuckDBPredictionSink } from './predictions/duckdb-prediction-sink.js';
 
@@ -77,15 +78,10 @@ export function duckdb(config: DuckDBConfig = {}): DuckDBAdapter {
         )
         .inSingletonScope()
         .onDeactivation((log) => log.close());
-      // Reads on the change log's own connection, once the log is open (the ingest's process).
+      // Each read on a connection and in a transaction of its own, once the log is open (the ingest's process).
       bind(TOKENS.OfflineStore)
         .toResolvedValue(
-          (log, registry) =>
-            new DuckDBOfflineStore(() => (log as DuckDBChangeLog).connection, {
-              definitions: registry,
-              // Scans run on connections of their own: consistent while the log commits.
-              openConnection: () => (log as DuckDBChangeLog).openConnection(),
-            }),
+          (log, registry) => new IngestingOfflineStore(() => (log as DuckDBChangeLog).openConnection(), registry),
           [TOKENS.ChangeLog, TOKENS.FeatureRegistry],
         )
         .inSingletonScope();

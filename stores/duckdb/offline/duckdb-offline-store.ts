@@ -49,7 +49,7 @@ import { loadSpine, spineTimeExpression } from './spine-loader.js';
 /**
  * Reads feature history tables: the latest values, values as of a time (time travel), and
  * point-in-time-correct training sets, as Apache Arrow tables or Parquet / Arrow IPC files with a
- * manifest. Works on the change log's own connection (the ingesting process: `TOKENS.OfflineStore`)
+ * manifest. Works on a connection of the change log's DuckDB (in the ingesting process one per read, see IngestingOfflineStore)
  * or on a file opened read-only ({@link openOfflineStore}).
  *
  * @example

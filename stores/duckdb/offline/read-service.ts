@@ -11,6 +11,7 @@ import { IpcEncoder, streamArrow, type ArrowStream } from './duckdb-arrow.js';
 import { checkDefinition, DuckDBOfflineStore, READER_MEMORY_LIMIT, readError } from './duckdb-offline-store.js';
 import { featureStatus, readViewRecords } from './feature-catalog.js';
 import { MemoryLease, Slots } from './read-limits.js';
+import { readTransaction } from './read-transaction.js';
 import {
   ARROW_STREAM_TYPE,
   ERROR_TRAILER,
@@ -146,12 +147,8 @@ export async function serveReads(log: DuckDBChangeLog, options: ServeReadsOption
     const c = work.connection;
     // One transaction per request: every statement of the read sees the same committed state. It
     // begins once a training set's spine is loaded (see DuckDBOfflineStore's beginRead).
-    let began = false;
-    const begin = async () => {
-      if (began) return;
-      began = true;
-      await c.run('BEGIN TRANSACTION');
-    };
+    const transaction = readTransaction(c);
+    const begin = () => transaction.begin();
     try {
       const offline = new DuckDBOfflineStore(c, { queryMemory: false, beginRead: begin });
       // A stored version's fingerprint never changes: checked outside the transaction.
@@ -179,7 +176,7 @@ export async function serveReads(log: DuckDBChangeLog, options: ServeReadsOption
           break;
       }
     } finally {
-      if (began) await c.run('COMMIT').catch(() => c.run('ROLLBACK').catch(() => undefined));
+      await transaction.end();
     }
   }
 
