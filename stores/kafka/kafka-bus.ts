@@ -19,6 +19,12 @@ export function topicOf(prefix: string, view: Pick<FeatureView, 'name' | 'versio
 const CLOSE_COMMIT_WAIT_MS = 10_000;
 /** Longest pause before records that were not served are consumed again. */
 const MAX_REWIND_PAUSE_MS = 30_000;
+/**
+ * Served offsets are committed together at most this often: one request for every partition, rather
+ * than one per fetched batch (up to hundreds a second at a commit a few milliseconds). A process that
+ * dies leaves at most this much served work to be applied again, idempotently, by the next owner.
+ */
+const OFFSET_COMMIT_INTERVAL_MS = 200;
 
 /**
  * The change bus on Kafka, both ends. The ingest publishes each committed batch's feature rows to one
@@ -29,7 +35,8 @@ const MAX_REWIND_PAUSE_MS = 30_000;
  *
  * `featureflow serve` processes consume the topics in one consumer group: each owns some partitions,
  * hands their rows to the online side, and commits a partition's offset only once the rows' online
- * writes and predictions are done ({@link FeatureRowsMessage.settle}). A process that dies leaves its
+ * writes and predictions are done ({@link FeatureRowsMessage.settle}), the served partitions' offsets
+ * together at most every {@link OFFSET_COMMIT_INTERVAL_MS}. A process that dies leaves its
  * uncommitted rows to the process that takes its partitions over, which applies them again (online
  * writes and prediction sinks are keyed by entity and position: nothing changes twice). Each message
  * is one partition's records, its `through` that partition's marker ({@link FeatureRowsMessage.part}):
@@ -53,6 +60,12 @@ export class KafkaBus implements ChangeBus {
    * of records delivered before the rewind are dropped, as the records come again).
    */
   private readonly commits = new Map<string, { chain: Promise<void>; generation: number; failures: number }>();
+  /** Per `topic:partition`: the next offset to commit, of records served since the last offset commit. */
+  private readonly served = new Map<string, { topic: string; partition: number; offset: string }>();
+  /** The timer of the next offset commit, while served offsets wait for it. */
+  private commitTimer: NodeJS.Timeout | undefined;
+  /** The offset commit under way. */
+  private committing: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly config: ResolvedKafkaBusConfig,
@@ -207,18 +220,32 @@ export class KafkaBus implements ChangeBus {
         return;
       }
       state.failures = 0;
-      try {
-        await this.consumer?.commitOffsets([{ topic, partition, offset: (BigInt(last) + 1n).toString() }]);
-      } catch (error) {
-        // The partition went to another process meanwhile: it applies these records again, without effect.
-        this.logger.warn(
-          { err: error, topic, partition, offset: last },
-          'committing the offset failed; the records will be applied again (idempotently)',
-        );
-      }
+      this.served.set(key, { topic, partition, offset: (BigInt(last) + 1n).toString() });
+      this.commitTimer ??= setTimeout(() => void this.commitServed(), OFFSET_COMMIT_INTERVAL_MS);
     });
     this.commits.set(key, state);
     await heartbeat();
+  }
+
+  /** Commits the offsets of every partition's served records in one request, behind the commit under way. */
+  private commitServed(): Promise<void> {
+    clearTimeout(this.commitTimer);
+    this.commitTimer = undefined;
+    const offsets = [...this.served.values()];
+    this.served.clear();
+    if (offsets.length === 0) return this.committing;
+    this.committing = this.committing.then(async () => {
+      try {
+        await this.consumer?.commitOffsets(offsets);
+      } catch (error) {
+        // A partition went to another process meanwhile: it applies these records again, without effect.
+        this.logger.warn(
+          { err: error, offsets },
+          'committing offsets failed; the records will be applied again (idempotently)',
+        );
+      }
+    });
+    return this.committing;
   }
 
   /** Pauses a partition, has it fetched again from `offset`, and resumes it after `pauseMs`. */
@@ -278,10 +305,13 @@ export class KafkaBus implements ChangeBus {
     // Bounded: records whose offsets stay uncommitted are applied again (idempotently) by the next consumer.
     let timer: NodeJS.Timeout | undefined;
     const waited = await Promise.race([
-      Promise.all([...this.commits.values()].map((c) => c.chain)).then(() => true),
+      Promise.all([...this.commits.values()].map((c) => c.chain))
+        .then(() => this.commitServed())
+        .then(() => true),
       new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), CLOSE_COMMIT_WAIT_MS))),
     ]);
     clearTimeout(timer);
+    clearTimeout(this.commitTimer);
     if (!waited)
       this.logger.warn(
         { waitedMs: CLOSE_COMMIT_WAIT_MS },
