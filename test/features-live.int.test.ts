@@ -37,21 +37,26 @@ function writer(client: pg.Client, table: string, seed: number) {
   };
 }
 
+/** A table of 3000 numbered rows and a view of its numbers. */
+async function numbersTable(prefix: string, viewName: string) {
+  const table = randomName(prefix);
+  const setup = await pgClient();
+  await setup.query(`CREATE TABLE ${table} (id int PRIMARY KEY, n bigint NOT NULL)`);
+  await setup.query(`INSERT INTO ${table} SELECT g, g FROM generate_series(1, 3000) g`);
+  const view = featureView({
+    name: viewName,
+    version: 1,
+    entity: entity({ name: 'item', keys: ['id'] }),
+    source: table,
+    features: { n: float64 },
+    transform: (row) => ({ n: Number(row.n) }),
+  });
+  return { table, setup, view };
+}
+
 describe('feature history under concurrent writers', () => {
   test('latest features equal PostgreSQL after writers raced the snapshot and each other; commit times never go backwards', async () => {
-    const table = randomName('live');
-    const setup = await pgClient();
-    await setup.query(`CREATE TABLE ${table} (id int PRIMARY KEY, n bigint NOT NULL)`);
-    await setup.query(`INSERT INTO ${table} SELECT g, g FROM generate_series(1, 3000) g`);
-    const item = entity({ name: 'item', keys: ['id'] });
-    const view = featureView({
-      name: 'live_n',
-      version: 1,
-      entity: item,
-      source: table,
-      features: { n: float64 },
-      transform: (row) => ({ n: Number(row.n) }),
-    });
+    const { table, setup, view } = await numbersTable('live', 'live_n');
     const config = testConfig([table], {
       features: { views: [view] },
       ingest: { heartbeatSeconds: 1, snapshotBatchSize: 500 },
@@ -99,19 +104,7 @@ describe('feature history under concurrent writers', () => {
   });
 
   test("the ingesting process's offline store reads while the ingest commits, without failing either", async () => {
-    const table = randomName('reads');
-    const setup = await pgClient();
-    await setup.query(`CREATE TABLE ${table} (id int PRIMARY KEY, n bigint NOT NULL)`);
-    await setup.query(`INSERT INTO ${table} SELECT g, g FROM generate_series(1, 3000) g`);
-    const item = entity({ name: 'item', keys: ['id'] });
-    const view = featureView({
-      name: 'read_n',
-      version: 1,
-      entity: item,
-      source: table,
-      features: { n: float64 },
-      transform: (row) => ({ n: Number(row.n) }),
-    });
+    const { table, setup, view } = await numbersTable('reads', 'read_n');
     const config = testConfig([table], { features: { views: [view] }, ingest: { heartbeatSeconds: 1 } });
     const clients = [await pgClient(), await pgClient()];
     const container = await createContainer(config);
