@@ -1,6 +1,14 @@
 import { randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
-import { describe, expect, test } from 'vitest';
+import { describe, expect, test, vi } from 'vitest';
+import {
+  fastProduceRequest,
+  KAFKAJS_PRODUCE_MODULE,
+  kafkajsProduceRequest,
+  type ProduceArgs,
+  useFastProduceEncoding,
+} from '../clients/kafka/produce-encoding.js';
+import { useNativeRecordCrc } from '../clients/kafka/record-crc.js';
 import {
   fastRecordEncoder,
   KAFKAJS_RECORD_MODULE,
@@ -86,5 +94,70 @@ describe('Kafka record encoding', () => {
       parts.push(int, length, bytes);
     }
     expect(encoder.buffer.equals(Buffer.concat(parts))).toBe(true);
+  });
+
+  test("kafkajs's produce requests (versions 3 to 7) are encoded into one buffer, the same bytes as kafkajs's own", async () => {
+    useNativeRecordCrc();
+    useFastRecordEncoding();
+    expect(useFastProduceEncoding()).toBe(true);
+    expect(useFastProduceEncoding()).toBe(true);
+    // What the later versions get when they require version 3, as kafkajs's do.
+    const v7 = require.resolve('kafkajs/src/protocol/requests/produce/v7/request.js');
+    expect(createRequire(v7)('../v3/request')).toBe(fastProduceRequest);
+    expect(require(KAFKAJS_PRODUCE_MODULE)).toBe(fastProduceRequest);
+    const Long = require('kafkajs/src/utils/long.js') as { fromNumber(v: number): unknown };
+    const all = records();
+    const messages = (from: number, count: number, stamped: boolean) =>
+      all.slice(from, from + count).map(({ key, value, headers }, i) => ({
+        key,
+        value,
+        headers,
+        ...(stamped ? { timestamp: String(1_700_000_000_000 + ((i * 7919) % 5000)) } : {}),
+      }));
+    const cases: ProduceArgs[] = [
+      { acks: -1, timeout: 30_000, topicData: [] },
+      {
+        acks: -1,
+        timeout: 30_000,
+        producerId: Long.fromNumber(4711),
+        producerEpoch: 3,
+        topicData: [
+          {
+            topic: 'bench.public.t',
+            partitions: [
+              { partition: 0, firstSequence: 12, messages: messages(0, 50, true) },
+              { partition: 5, firstSequence: 0, messages: messages(50, 1, false) },
+            ],
+          },
+          { topic: 'tôpic.transaction', partitions: [{ partition: 2, messages: messages(51, 150, false) }] },
+        ],
+      },
+      {
+        acks: 1,
+        timeout: 5000,
+        transactionalId: 'tx-é',
+        topicData: [{ topic: 't', partitions: [{ partition: 1, messages: messages(100, 107, true) }] }],
+      },
+    ];
+    // Records without a timestamp take the time of the encoding.
+    const now = vi.spyOn(Date, 'now').mockReturnValue(1_700_000_123_456);
+    try {
+      for (const [i, args] of cases.entries()) {
+        const ours = fastProduceRequest!(args);
+        const theirs = kafkajsProduceRequest!(args);
+        expect({ ...ours, encode: undefined, expectResponse: undefined }).toEqual({
+          ...theirs,
+          encode: undefined,
+          expectResponse: undefined,
+        });
+        const [a, b] = [await ours.encode(), await theirs.encode()];
+        expect(a.buf.subarray(0, a.offset).equals(b.buf.subarray(0, b.offset)), `request ${i}`).toBe(true);
+      }
+      // A compressed request is kafkajs's own.
+      const gzip = { ...cases[1]!, compression: 1 };
+      expect(fastProduceRequest!(gzip).encode.toString()).toBe(kafkajsProduceRequest!(gzip).encode.toString());
+    } finally {
+      now.mockRestore();
+    }
   });
 });

@@ -2,6 +2,7 @@ import { Kafka, logLevel, type LogEntry, type Message, type Producer } from 'kaf
 import type { Logger } from 'pino';
 import type { ResolvedKafkaClientConfig } from './kafka-client-config.js';
 import { KeyHashPartitioner } from './murmur2.js';
+import { useFastProduceEncoding } from './produce-encoding.js';
 import { useNativeRecordCrc } from './record-crc.js';
 import { useFastRecordEncoding } from './record-encoding.js';
 
@@ -12,6 +13,7 @@ import { useFastRecordEncoding } from './record-encoding.js';
 export function createKafka(config: ResolvedKafkaClientConfig, logger?: Logger): Kafka {
   useNativeRecordCrc();
   useFastRecordEncoding();
+  useFastProduceEncoding();
   const log = logger?.child({ component: 'kafka' });
   return new Kafka({
     brokers: [...config.brokers],

@@ -21,7 +21,7 @@ const require = createRequire(import.meta.url);
 export const KAFKAJS_RECORD_MODULE = 'kafkajs/src/protocol/recordBatch/record/v0/index.js';
 const KAFKAJS_ENCODER_MODULE = 'kafkajs/src/protocol/encoder.js';
 
-type Bytes = Buffer | string | null | undefined;
+export type Bytes = Buffer | string | null | undefined;
 
 /** What kafkajs passes its record encoder. */
 export interface RecordFields {
@@ -99,60 +99,109 @@ function writeBytes(buffer: Buffer, at: number, value: Buffer | string, length: 
   return at + length;
 }
 
+/** A record measured for writing: its fields as bytes are written, their lengths and its size. */
+export interface RecordPlan {
+  /** The record's bytes, its length prefix included. */
+  readonly size: number;
+  readonly body: number;
+  readonly time: number;
+  readonly offset: number;
+  readonly key: Buffer | string | null;
+  readonly keyLength: number;
+  readonly value: Buffer | string | null;
+  readonly valueLength: number;
+  readonly names: readonly string[];
+  readonly nameLengths: readonly number[];
+  readonly values: readonly (Buffer | string)[];
+  readonly valueLengths: readonly number[];
+}
+
+/** Measures a record (v0, as kafkajs writes it) for {@link writeRecord}. */
+export function planRecord(
+  key: Bytes,
+  value: Bytes,
+  headers: Readonly<Record<string, Bytes | readonly Bytes[]>> | undefined,
+  offsetDelta: number,
+  timestampDelta: number,
+): RecordPlan {
+  const k = bytesOf(key);
+  const v = bytesOf(value);
+  const keyLength = k === null ? -1 : byteLength(k);
+  const valueLength = v === null ? -1 : byteLength(v);
+  const time = zigzag64(timestampDelta);
+  const offset = zigzag32(offsetDelta);
+  const names: string[] = [];
+  const values: (Buffer | string)[] = [];
+  const all = headers ?? {};
+  for (const name of Object.keys(all)) {
+    const header = all[name];
+    for (const h of Array.isArray(header) ? (header as readonly Bytes[]) : [header as Bytes]) {
+      // kafkajs sizes a header's value with Buffer.byteLength, which throws for null and undefined.
+      if (h === null || h === undefined) throw new TypeError(`header ${name} of a Kafka record has no value`);
+      names.push(name);
+      values.push(Buffer.isBuffer(h) ? h : String(h));
+    }
+  }
+  let body =
+    1 + // attributes
+    uvarintSize(time) +
+    uvarintSize(offset) +
+    (k === null ? 1 : uvarintSize(zigzag32(keyLength)) + keyLength) +
+    (v === null ? 1 : uvarintSize(zigzag32(valueLength)) + valueLength) +
+    uvarintSize(zigzag32(names.length));
+  const nameLengths = names.map((n) => Buffer.byteLength(n, 'utf8'));
+  const valueLengths = values.map(byteLength);
+  for (let h = 0; h < names.length; h++) {
+    body += uvarintSize(zigzag32(nameLengths[h]!)) + nameLengths[h]!;
+    body += uvarintSize(zigzag32(valueLengths[h]!)) + valueLengths[h]!;
+  }
+  const size = uvarintSize(zigzag32(body)) + body;
+  return {
+    size,
+    body,
+    time,
+    offset,
+    key: k,
+    keyLength,
+    value: v,
+    valueLength,
+    names,
+    nameLengths,
+    values,
+    valueLengths,
+  };
+}
+
+/** Writes a measured record into `buffer` at `at`; returns where it ends (`at + plan.size`). */
+export function writeRecord(plan: RecordPlan, buffer: Buffer, at: number): number {
+  const { key, keyLength, value, valueLength, names, nameLengths, values, valueLengths } = plan;
+  at = writeUvarint(buffer, at, zigzag32(plan.body));
+  buffer[at++] = 0;
+  at = writeUvarint(buffer, at, plan.time);
+  at = writeUvarint(buffer, at, plan.offset);
+  at = writeUvarint(buffer, at, zigzag32(keyLength));
+  if (key !== null) at = writeBytes(buffer, at, key, keyLength);
+  at = writeUvarint(buffer, at, zigzag32(valueLength));
+  if (value !== null) at = writeBytes(buffer, at, value, valueLength);
+  at = writeUvarint(buffer, at, zigzag32(names.length));
+  for (let h = 0; h < names.length; h++) {
+    at = writeUvarint(buffer, at, zigzag32(nameLengths[h]!));
+    at = writeBytes(buffer, at, names[h]!, nameLengths[h]!);
+    at = writeUvarint(buffer, at, zigzag32(valueLengths[h]!));
+    at = writeBytes(buffer, at, values[h]!, valueLengths[h]!);
+  }
+  return at;
+}
+
 /** The record encoder over kafkajs's `Encoder` class (its result is read through `buffer`). */
 function recordEncoder(Encoder: EncoderClass): RecordEncoder {
   return ({ offsetDelta = 0, timestampDelta = 0, key, value, headers = {} }) => {
-    const k = bytesOf(key);
-    const v = bytesOf(value);
-    const kLength = k === null ? -1 : byteLength(k);
-    const vLength = v === null ? -1 : byteLength(v);
-    const time = zigzag64(timestampDelta);
-    const offset = zigzag32(offsetDelta);
-    const names: string[] = [];
-    const values: (Buffer | string)[] = [];
-    for (const name of Object.keys(headers)) {
-      const header = headers[name];
-      for (const h of Array.isArray(header) ? (header as readonly Bytes[]) : [header as Bytes]) {
-        // kafkajs sizes a header's value with Buffer.byteLength, which throws for null and undefined.
-        if (h === null || h === undefined) throw new TypeError(`header ${name} of a Kafka record has no value`);
-        names.push(name);
-        values.push(Buffer.isBuffer(h) ? h : String(h));
-      }
-    }
-    let body =
-      1 + // attributes
-      uvarintSize(time) +
-      uvarintSize(offset) +
-      (k === null ? 1 : uvarintSize(zigzag32(kLength)) + kLength) +
-      (v === null ? 1 : uvarintSize(zigzag32(vLength)) + vLength) +
-      uvarintSize(zigzag32(names.length));
-    const nameLengths = names.map((n) => Buffer.byteLength(n, 'utf8'));
-    const valueLengths = values.map(byteLength);
-    for (let h = 0; h < names.length; h++) {
-      body += uvarintSize(zigzag32(nameLengths[h]!)) + nameLengths[h]!;
-      body += uvarintSize(zigzag32(valueLengths[h]!)) + valueLengths[h]!;
-    }
-    const total = uvarintSize(zigzag32(body)) + body;
-    // Pooled: each byte of it is written below.
-    const buffer = Buffer.allocUnsafe(total);
-    let at = writeUvarint(buffer, 0, zigzag32(body));
-    buffer[at++] = 0;
-    at = writeUvarint(buffer, at, time);
-    at = writeUvarint(buffer, at, offset);
-    at = writeUvarint(buffer, at, zigzag32(kLength));
-    if (k !== null) at = writeBytes(buffer, at, k, kLength);
-    at = writeUvarint(buffer, at, zigzag32(vLength));
-    if (v !== null) at = writeBytes(buffer, at, v, vLength);
-    at = writeUvarint(buffer, at, zigzag32(names.length));
-    for (let h = 0; h < names.length; h++) {
-      at = writeUvarint(buffer, at, zigzag32(nameLengths[h]!));
-      at = writeBytes(buffer, at, names[h]!, nameLengths[h]!);
-      at = writeUvarint(buffer, at, zigzag32(valueLengths[h]!));
-      at = writeBytes(buffer, at, values[h]!, valueLengths[h]!);
-    }
+    const plan = planRecord(key, value, headers, offsetDelta, timestampDelta);
+    // Pooled: each byte of it is written.
+    const buffer = Buffer.allocUnsafe(plan.size);
     const encoder = Object.create(Encoder.prototype) as KafkajsEncoder;
     encoder.buf = buffer;
-    encoder.offset = at;
+    encoder.offset = writeRecord(plan, buffer, 0);
     return encoder;
   };
 }
