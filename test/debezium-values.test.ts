@@ -28,6 +28,25 @@ describe('Debezium values', () => {
     expect([...twosComplement(-129n)]).toEqual([255, 127]);
   });
 
+  test("numerics' bytes are Java's BigInteger.toByteArray(), at every byte boundary and sign", () => {
+    // The definition, a byte at a time: the low byte first, until the rest is the sign alone.
+    const reference = (n: bigint): number[] => {
+      const bytes: number[] = [];
+      for (let v = n; ; ) {
+        const byte = Number(v & 0xffn);
+        bytes.unshift(byte);
+        v >>= 8n;
+        if ((v === 0n && (byte & 0x80) === 0) || (v === -1n && (byte & 0x80) !== 0)) return bytes;
+      }
+    };
+    const values = [0n, 1n, -1n, 127n, 128n, -128n, -129n, 255n, 256n, -256n, -257n];
+    for (let bits = 1n; bits <= 130n; bits++) {
+      const p = 1n << bits;
+      values.push(p, p - 1n, p + 1n, -p, -p - 1n, -p + 1n, (p * 7n) / 5n, -(p * 3n) / 7n);
+    }
+    for (const n of values) expect([...twosComplement(n)], String(n)).toEqual(reference(n));
+  });
+
   test('dates and times, BC and infinite ones included', () => {
     expect(json(col('date'), '2024-02-29')).toBe('19782');
     expect(json(col('timestamp'), '2024-01-02T03:04:05.123456')).toBe('1704164645123456');

@@ -158,15 +158,14 @@ function timeMicros(text: string): bigint {
 
 /** Java's `BigInteger.toByteArray()`: the shortest big-endian two's complement bytes. */
 export function twosComplement(n: bigint): Uint8Array {
-  const bytes: number[] = [];
-  let v = n;
-  for (;;) {
-    const byte = Number(v & 0xffn);
-    bytes.unshift(byte);
-    v >>= 8n;
-    if ((v === 0n && (byte & 0x80) === 0) || (v === -1n && (byte & 0x80) !== 0)) break;
-  }
-  return Uint8Array.from(bytes);
+  // A negative n's bytes are those of -n - 1 with every bit flipped (-129: 128 = 00 80, so ff 7f).
+  let hex = (n < 0n ? -n - 1n : n).toString(16);
+  if (hex.length % 2 === 1) hex = `0${hex}`;
+  // The top bit is the sign: a byte more where the magnitude's top byte has it set.
+  if (hex.charCodeAt(0) >= 0x38 /* '8' */) hex = `00${hex}`;
+  const bytes = Buffer.from(hex, 'hex');
+  if (n < 0n) for (let i = 0; i < bytes.length; i++) bytes[i] = ~bytes[i]! & 0xff;
+  return bytes;
 }
 
 /** The unscaled integer and scale of an exact decimal text (`-123.4500` → -1234500n, 4); null for NaN and infinities. */
@@ -180,7 +179,8 @@ export function unscaled(text: string, scale?: number): { value: bigint; scale: 
   return { value: negative ? -value : value, scale: s };
 }
 
-const base64 = (bytes: Uint8Array) => Buffer.from(bytes).toString('base64');
+/** Base64 of bytes, read in place (a view over their memory, not a copy). */
+const base64 = (bytes: Uint8Array) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64');
 
 /** Debezium's `MicroDuration` of an ISO 8601 interval (`P1Y2M3DT4H5M6.5S`): a month is 365.25 / 12 days. */
 function intervalMicros(text: string): bigint {
