@@ -7,7 +7,10 @@
  * - 100k image inserts in 100-row transactions streamed with the digits view, against `pg_recvlogical`
  *   draining the same WAL from a slot created at the same point;
  * - Parquet and Arrow exports of the 300k digit tensors, against DuckDB's own `COPY (…) TO` parquet
- *   of the same rows; peak RSS.
+ *   of the same rows; peak RSS;
+ * - DuckDB alone inserting those tensors (`FLOAT[784]`) into a new file attached as the writer attaches
+ *   its store, against the same COPY: how fast these tensors can be written to DuckDB at all here,
+ *   the ceiling of the snapshot with the digits view.
  *
  * `FF_BENCH_IMAGES_SCALE` (default 1) scales the row counts for a quick run, e.g. 0.1.
  */
@@ -32,6 +35,9 @@ function imagesSql(table: string, from: number, to: number): string {
     SELECT g, g % 10, (SELECT string_agg(uuid_send(gen_random_uuid()), ''::bytea) FROM generate_series(1, 49 + 0 * g))
       FROM generate_series(${from}, ${to}) g`;
 }
+
+/** The file each kind of export (and DuckDB's own insert of the tensors) writes. */
+const EXTENSIONS = { insert: 'duckdb', reference: 'parquet', parquet: 'parquet', arrow: 'arrow' } as const;
 
 function count(rows: number): string {
   return rows >= 1000 ? `${rows / 1000}k` : String(rows);
@@ -112,33 +118,52 @@ export async function run(): Promise<BenchResult[]> {
 
       // --- Exports of the digit tensors (the first round's store with the view) -------------------
       const store = join(dir.path, 'images_digits_0.duckdb');
-      const exportOf = async (kind: 'reference' | 'parquet' | 'arrow', round: number) =>
+      const exportOf = async (kind: 'insert' | 'reference' | 'parquet' | 'arrow', round: number) =>
         startIngestChild({
-          mode: 'export',
+          mode: kind === 'insert' ? 'insert' : 'export',
           url: cluster.url,
           tables: [],
           slot: '',
           publication: '',
           storePath: store,
           digits: 'public.bench_images',
-          exportPath: join(dir.path, `export-${kind}-${round}.${kind === 'arrow' ? 'arrow' : 'parquet'}`),
+          exportPath: join(dir.path, `export-${kind}-${round}.${EXTENSIONS[kind]}`),
           reference: kind === 'reference',
         }).result;
-      const exportMs = { reference: [] as number[], parquet: [] as number[], arrow: [] as number[] };
+      const exportMs = {
+        insert: [] as number[],
+        reference: [] as number[],
+        parquet: [] as number[],
+        arrow: [] as number[],
+      };
       let exportPeak: ChildResult | undefined;
       for (let round = 0; round < ROUNDS; round++) {
-        for (const kind of ['reference', 'parquet', 'arrow'] as const) {
+        for (const kind of ['insert', 'reference', 'parquet', 'arrow'] as const) {
           const r = await exportOf(kind, round);
           if (r.snapshotRows !== SNAPSHOT_ROWS)
             throw new Error(`the ${kind} export wrote ${r.snapshotRows} rows, expected ${SNAPSHOT_ROWS}`);
           exportMs[kind].push(r.runMs);
-          if (kind !== 'reference' && (!exportPeak || r.peakRss > exportPeak.peakRss)) exportPeak = r;
+          if ((kind === 'parquet' || kind === 'arrow') && (!exportPeak || r.peakRss > exportPeak.peakRss))
+            exportPeak = r;
         }
       }
       debug(
         `export: ${Object.entries(exportMs)
           .map(([k, v]) => `${k} ${v.map(Math.round)} ms`)
           .join('; ')}`,
+      );
+      // The ceiling of the digits snapshot's target: DuckDB alone writing the same tensors.
+      results.splice(
+        2,
+        0,
+        benchResult({
+          name: `DuckDB alone: INSERT … SELECT of the ${count(SNAPSHOT_ROWS)} digit tensors (FLOAT[784]) into a writer's file`,
+          value: SNAPSHOT_ROWS / (median(exportMs.insert) / 1000),
+          unit: 'rows/s',
+          reference: copyRef,
+          target: '(report)',
+          pass: true,
+        }),
       );
       const duckRef = {
         name: 'DuckDB COPY (same rows) TO parquet',

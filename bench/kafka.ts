@@ -24,6 +24,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { type Admin, Kafka, logLevel } from 'kafkajs';
 import type pg from 'pg';
@@ -38,7 +39,7 @@ import { pacedInserts, type PacedInsert } from './lib/paced-inserts.js';
 import { type Receipt, startReceiptChild } from './lib/receipt-child.js';
 import { startServeChild } from './lib/serve-child.js';
 import { pointInsert, pointsTableDdl, trainModel } from './lib/serve-fixture.js';
-import { monotonicMs, percentile } from './lib/stats.js';
+import { busyShare, cpuTimes, monotonicMs, percentile } from './lib/stats.js';
 import { benchResult, ratioResult, type BenchResult } from './lib/types.js';
 
 const ROWS = Number(process.env.FF_BENCH_KAFKA_ROWS ?? 200_000);
@@ -467,7 +468,9 @@ async function scaledOutServing(
     let from = await pacedInserts(client, pointInsert(table), committed, 1, WARMUP_RATE, 3 * WARMUP_SECONDS);
     await sleep(1000);
     from = await pacedInserts(client, pointInsert(table), committed, from, RATE, RATE_WARMUP_SECONDS);
+    const before = cpuTimes();
     const to = await pacedInserts(client, pointInsert(table), committed, from, RATE, SECONDS);
+    const busy = busyShare(before, cpuTimes());
     await sleep(DRAIN_MS);
     const receipts: Receipt[][] = [];
     for (const c of clients) {
@@ -492,6 +495,10 @@ async function scaledOutServing(
       `[kafka] two serve processes, stages p50/p99 ms: ${Object.entries(stages)
         .map(([k, v]) => `${k} ${percentile(v, 50).toFixed(1)}/${percentile(v, 99).toFixed(1)}`)
         .join(', ')}`,
+    );
+    // Every process of the run shares the machine: PostgreSQL, the broker, Redis, both serve processes, the clients.
+    console.error(
+      `[kafka] two serve processes: the machine's CPU was ${(busy * 100).toFixed(0)}% busy while measured (${cpus().length} cores)`,
     );
     const perProcess = receipts.map((list) => list.filter((r) => r[0] >= from && r[0] < to).length);
     for (const [i, server] of [...servers.entries()].reverse()) {

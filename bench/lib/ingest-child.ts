@@ -4,6 +4,7 @@
  * {@link ./child.ts}; the protocol is bench-child's (the spec, then `stop` ending a `live` or `raw`
  * run, on stdin; `ready` and `result` events on stdout).
  */
+import { DuckDBInstance } from '@duckdb/node-api';
 import { emit, runChild } from './child-io.js';
 import { LogicalReplicationService, PgoutputPlugin, type Pgoutput } from 'pg-logical-replication';
 import { defineDigitsView } from '../../features/digits/digits-view.js';
@@ -17,6 +18,12 @@ import {
   postgres,
   TOKENS,
 } from '../../index.js';
+import {
+  DEFAULT_MEMORY_LIMIT,
+  quoteIdent,
+  quoteLiteral,
+  ROW_GROUP_SIZE as WRITER_ROW_GROUP_SIZE,
+} from '../../stores/duckdb/duckdb-database.js';
 import { monotonicMs } from './stats.js';
 
 export interface ChildSpec {
@@ -25,9 +32,11 @@ export interface ChildSpec {
    * `live`: a catch-up run, then `ready`, then a following run recording when each batch is durable,
    * until `stop`; `raw`: a bare pg-logical-replication subscriber recording when each commit arrives;
    * `export`: writes the digits view's current rows from `storePath` to `exportPath` (featureflow's
-   * export, or with `reference` DuckDB's own `COPY … TO` parquet of the same rows).
+   * export, or with `reference` DuckDB's own `COPY … TO` parquet of the same rows); `insert`: DuckDB's
+   * own `INSERT … SELECT` of the same rows from `storePath` into a table of a new file at
+   * `exportPath`, attached as a writer attaches its store (the ceiling of writing these tensors).
    */
-  mode: 'catch-up' | 'live' | 'raw' | 'export';
+  mode: 'catch-up' | 'live' | 'raw' | 'export' | 'insert';
   url: string;
   tables: string[];
   slot: string;
@@ -78,6 +87,7 @@ async function main(spec: ChildSpec): Promise<ChildResult> {
   const marks: [number, number][] = [];
   if (spec.mode === 'raw') return raw(spec, marks);
   if (spec.mode === 'export') return exportDigits(spec);
+  if (spec.mode === 'insert') return insertDigits(spec);
   const container = await createContainer({
     source: postgres({
       connectionString: spec.url,
@@ -179,6 +189,41 @@ async function exportDigits(spec: ChildSpec): Promise<ChildResult> {
     };
   } finally {
     store.close();
+  }
+}
+
+/**
+ * DuckDB alone writing the digits view's current rows (`FLOAT[784]` tensors) into a new file, attached
+ * with the writer's row group size and memory limit: one `INSERT … SELECT` in one transaction, timed to
+ * its commit. No featureflow code runs in the timed part; the figure bounds what any writer of these
+ * tensors into DuckDB reaches on this machine.
+ */
+async function insertDigits(spec: ChildSpec): Promise<ChildResult> {
+  const view = defineDigitsView(spec.digits);
+  const instance = await DuckDBInstance.create(':memory:', { memory_limit: DEFAULT_MEMORY_LIMIT });
+  const c = await instance.connect();
+  try {
+    await c.run(`ATTACH ${quoteLiteral(spec.storePath!)} AS source (READ_ONLY)`);
+    await c.run(`ATTACH ${quoteLiteral(spec.exportPath!)} AS target (ROW_GROUP_SIZE ${WRITER_ROW_GROUP_SIZE})`);
+    const rows = `FROM source.${quoteIdent(`${view.table}__rows`)} WHERE NOT deleted`;
+    await c.run(`CREATE TABLE target.digits AS SELECT "id", "pixels", "label" ${rows} LIMIT 0`);
+    const current = Number((await c.runAndReadAll(`SELECT count(*) ${rows}`)).getRows()[0]![0]);
+    const startRss = process.memoryUsage.rss();
+    const start = monotonicMs();
+    await c.run(`BEGIN; INSERT INTO target.digits SELECT "id", "pixels", "label" ${rows}; COMMIT`);
+    return {
+      startRss,
+      peakRss: process.resourceUsage().maxRSS * 1024,
+      runMs: monotonicMs() - start,
+      cpuMs: cpuMs(),
+      snapshotRows: current,
+      snapshotMs: 0,
+      streamed: 0,
+      marks: [],
+    };
+  } finally {
+    c.closeSync();
+    instance.closeSync();
   }
 }
 

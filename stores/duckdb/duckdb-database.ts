@@ -42,7 +42,7 @@ const FAST_DISABLED = 'fsst,dict_fsst,dictionary,alp,alprd,chimp,patas,zstd';
  * The cost is in reads of many rows, ~10% slower: an Arrow export of 1M current rows 1.01M rows/s
  * against 1.17M, a 1M × 1M training set 0.57 s against 0.51 (bench/images.ts, bench/features-*.ts).
  */
-const ROW_GROUP_SIZE = 4096;
+export const ROW_GROUP_SIZE = 4096;
 /** The name a writer's file is attached under, made the default of each of its connections. */
 const STORE_CATALOG = 'featureflow_store';
 /** Default buffer pool of a writing process. */
