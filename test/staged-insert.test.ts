@@ -2,7 +2,13 @@ import { ARRAY, BIGINT, DuckDBDataChunk, FLOAT, VARCHAR } from '@duckdb/node-api
 import { afterAll, expect, test } from 'vitest';
 import { ValidityMask } from '../stores/duckdb/chunk-columns.js';
 import { openDuckDB } from '../stores/duckdb/duckdb-database.js';
-import { appendChunks, insertStaged, type ColumnChunk, type StagedChunk } from '../stores/duckdb/staged-insert.js';
+import {
+  appendChunks,
+  type ColumnChunk,
+  insertChunks,
+  insertStaged,
+  type StagedChunk,
+} from '../stores/duckdb/staged-insert.js';
 
 const db = await openDuckDB(':memory:');
 const c = db.connection;
@@ -91,4 +97,26 @@ test('the appender path stores the same rows as the staged one', async () => {
   );
   expect(differ.getRows()).toEqual([[0n]]);
   expect((await c.runAndReadAll('SELECT count(*) FROM a')).getRows()).toEqual([[4148n]]);
+});
+
+test('a bulk write through insertChunks stores the same rows whichever way it takes (tensors staged, the rest appended)', async () => {
+  const make = () => [chunk(0, 2048), chunk(2048, 3000)];
+  await c.run('CREATE TABLE bulk_tensors (id BIGINT, name VARCHAR, v FLOAT[3])');
+  await insertChunks(c, 'bulk_tensors', TYPES, 3000, make(), () => DuckDBDataChunk.create(TYPES), false);
+  await c.run('CREATE TABLE bulk_rows (id BIGINT, name VARCHAR)');
+  const scalars = [BIGINT, VARCHAR];
+  const withoutTensors = make().map((ch) => ({ length: ch.length, columns: ch.columns.slice(0, 2) }));
+  await insertChunks(c, 'bulk_rows', scalars, 3000, withoutTensors, () => DuckDBDataChunk.create(scalars), false);
+  const rows = (
+    await c.runAndReadAll(
+      'SELECT t.id, t.name, t.v, r.name FROM bulk_tensors t JOIN bulk_rows r USING (id) ORDER BY id',
+    )
+  ).getRowsJson() as [string, string | null, number[], string | null][];
+  expect(rows.length).toBe(3000);
+  rows.forEach(([id, name, v, again], i) => {
+    expect(Number(id)).toBe(i);
+    expect(name).toBe(i % 5 === 0 ? null : `row ${i}`);
+    expect(again).toBe(name);
+    expect(v).toEqual([i, i + 0.5, -i]);
+  });
 });

@@ -14,6 +14,7 @@ import {
   type DuckDBDataChunk,
   DuckDBTableFunction,
   type DuckDBType,
+  DuckDBTypeId,
 } from '@duckdb/node-api';
 import { type ChunkColumn, fillChunk } from './chunk-columns.js';
 import { quoteIdent } from './duckdb-database.js';
@@ -135,7 +136,10 @@ export async function insertStaged(
  * for this thread to fill each chunk and to take the result (each a turn of the event loop, and
  * a hop between threads): commit → durable p50 at 1000 txn/s was 7.3–8.5 ms staged against 5.5–6.0
  * through appenders (bench/latency.ts, three runs each), and under a Kafka publisher a commit's
- * flush took 7–16 ms staged against 2–3 ms (bench/kafka.ts).
+ * flush took 7–16 ms staged against 2–3 ms (bench/kafka.ts). Bulk writes of fixed-size arrays
+ * (tensors) are staged too: the appender copies them into a collection of its own before inserting,
+ * and the snapshot of 300k digit images peaked 25 MB lower staged, at the same speed (476–491 MB
+ * against 502–517 MB, bench/images.ts, two runs each).
  */
 export function insertChunks(
   c: DuckDBConnection,
@@ -146,7 +150,8 @@ export function insertChunks(
   chunk: () => DuckDBDataChunk,
   keepThreadFree = true,
 ): Promise<void> {
-  return keepThreadFree && rows <= STAGED_MAX_ROWS
+  const small = rows <= STAGED_MAX_ROWS;
+  return (keepThreadFree && small) || (!small && types.some((t) => t.typeId === DuckDBTypeId.ARRAY))
     ? insertStaged(c, table, types, chunks)
     : appendChunks(c, table, chunk(), chunks);
 }
