@@ -128,7 +128,10 @@ export interface FeatureflowConfig {
 export interface IngestConfig {
   /** Most changes held in one batch before it is applied (large transactions are cut). Default 10 000. */
   batchSize?: number;
-  /** Rows per batch during a snapshot. Default 8 192 (four of DuckDB's 2 048-row vectors). */
+  /**
+   * Rows per batch during a snapshot; a batch of wide rows ends sooner, at about 1 MB. Default 8 192
+   * (four of DuckDB's 2 048-row vectors).
+   */
   snapshotBatchSize?: number;
   /** Seconds between status replies to the source and heartbeats while idle. Default 5. */
   heartbeatSeconds?: number;

@@ -489,13 +489,16 @@ function writerFor(column: ColumnSchema, capacity: number, utf8Server: boolean):
 
 /**
  * A {@link CopyRowSink} building column-wise rows of one table schema: `onFull` is called when
- * `capacity` rows are built, and must {@link take} them (which starts anew). With `initialCapacity`,
- * buffers start that small and double as rows come (the stream's batches are often a row or two).
+ * `capacity` rows are built, or rows of `maxBytes` (their fields' size on the wire), and must
+ * {@link take} them (which starts anew). With `initialCapacity`, buffers start that small and double
+ * as rows come (the stream's batches are often a row or two).
  */
 export class SnapshotColumnsBuilder implements CopyRowSink {
   private readonly writers: ColumnWriter[];
   private row = 0;
   private room: number;
+  /** The size on the wire of the fields built since the last {@link take}. */
+  private bytes = 0;
 
   constructor(
     columns: readonly ColumnSchema[],
@@ -503,6 +506,7 @@ export class SnapshotColumnsBuilder implements CopyRowSink {
     private readonly options: {
       readonly utf8Server: boolean;
       readonly onFull?: () => void;
+      readonly maxBytes?: number;
       readonly initialCapacity?: number;
     },
   ) {
@@ -516,6 +520,7 @@ export class SnapshotColumnsBuilder implements CopyRowSink {
   }
 
   field(column: number, buf: Buffer, start: number, end: number): void {
+    this.bytes += end - start;
     this.writers[column]!.write(this.row, buf, start, end);
   }
 
@@ -524,8 +529,11 @@ export class SnapshotColumnsBuilder implements CopyRowSink {
   }
 
   endRow(): void {
-    if (++this.row < this.room) return;
-    if (this.row >= this.capacity && this.options.onFull) this.options.onFull();
+    const { onFull, maxBytes } = this.options;
+    this.row++;
+    if (onFull && maxBytes !== undefined && this.bytes >= maxBytes) return onFull();
+    if (this.row < this.room) return;
+    if (this.row >= this.capacity && onFull) onFull();
     else {
       // Without onFull, `capacity` only bounds the first allocations.
       this.room = this.row >= this.capacity ? this.room * 2 : Math.min(this.capacity, this.room * 2);
@@ -536,6 +544,7 @@ export class SnapshotColumnsBuilder implements CopyRowSink {
   take(): ColumnRows {
     const length = this.row;
     this.row = 0;
+    this.bytes = 0;
     // The next batch starts with room for about as many rows as this one.
     const initial = this.options.initialCapacity;
     if (initial !== undefined)
