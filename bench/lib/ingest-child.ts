@@ -158,6 +158,20 @@ async function main(spec: ChildSpec): Promise<ChildResult> {
   }
 }
 
+/** The result of a one-off run (an export, an insert) of `rows` rows, begun at `start` with `startRss`. */
+function oneOff(startRss: number, start: number, rows: number): ChildResult {
+  return {
+    startRss,
+    peakRss: process.resourceUsage().maxRSS * 1024,
+    runMs: monotonicMs() - start,
+    cpuMs: cpuMs(),
+    snapshotRows: rows,
+    snapshotMs: 0,
+    streamed: 0,
+    marks: [],
+  };
+}
+
 /** Writes the digits view's current rows; the run time covers the export alone (the store is open). */
 async function exportDigits(spec: ChildSpec): Promise<ChildResult> {
   const view = defineDigitsView(spec.digits);
@@ -177,16 +191,7 @@ async function exportDigits(spec: ChildSpec): Promise<ChildResult> {
     if (spec.reference)
       await store.connection.run(`COPY (${sql}) TO '${spec.exportPath!.replaceAll("'", "''")}' (FORMAT parquet)`);
     else rows = (await store.export({ view: view.name }, spec.exportPath!)).rows;
-    return {
-      startRss,
-      peakRss: process.resourceUsage().maxRSS * 1024,
-      runMs: monotonicMs() - start,
-      cpuMs: cpuMs(),
-      snapshotRows: rows,
-      snapshotMs: 0,
-      streamed: 0,
-      marks: [],
-    };
+    return oneOff(startRss, start, rows);
   } finally {
     store.close();
   }
@@ -211,16 +216,7 @@ async function insertDigits(spec: ChildSpec): Promise<ChildResult> {
     const startRss = process.memoryUsage.rss();
     const start = monotonicMs();
     await c.run(`BEGIN; INSERT INTO target.digits SELECT "id", "pixels", "label" ${rows}; COMMIT`);
-    return {
-      startRss,
-      peakRss: process.resourceUsage().maxRSS * 1024,
-      runMs: monotonicMs() - start,
-      cpuMs: cpuMs(),
-      snapshotRows: current,
-      snapshotMs: 0,
-      streamed: 0,
-      marks: [],
-    };
+    return oneOff(startRss, start, current);
   } finally {
     c.closeSync();
     instance.closeSync();
