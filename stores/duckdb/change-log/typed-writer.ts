@@ -21,9 +21,11 @@ import { CHUNK_ROWS, INLINE_MAX, ONE_CALL_MAX, typedTableDdl, type TypedLayout }
 /**
  * Most bytes of rows a writer holds before they should be flushed into the open transaction (where
  * DuckDB's buffer pool holds them, spilling beyond its limit). Each flush has a fixed cost (it plans
- * and runs an insert): at 16 MB, narrow rows flush every ~100k rows, images every ~20k.
+ * and runs an insert): at 4 MB, narrow rows flush every ~25k rows, images every ~5k. 16 MB (with 8 MB
+ * in the history writer) only held more: the 300k-image snapshot peaked at 425 MB against 442–452 MB,
+ * the 1M mixed-row snapshot at 296 MB against 343 MB and no slower (bench/images.ts, bench/snapshot.ts).
  */
-const FLUSH_BYTES = 16 * 1024 * 1024;
+const FLUSH_BYTES = 4 * 1024 * 1024;
 
 /** About how many bytes `rows` take in DuckDB's vectors (16-byte string and list entries, their data). */
 function appendedBytes(rows: ColumnRows, layout: TypedLayout): number {

@@ -16,9 +16,10 @@ const MAX_PENDING_ROWS = 4 * CHUNK_ROWS;
 /**
  * About the most bytes of feature values a writer holds before it writes them: rows of large tensors
  * are written sooner (a 28×28 float32 image is 3 kB: 8192 of them held 25 MB, and a snapshot batch's
- * rows more besides).
+ * rows more besides), though never fewer than one chunk, {@link CHUNK_ROWS} rows. 4 MB rather than
+ * 8: see the change log's `FLUSH_BYTES` (typed-writer.ts) for what both cost in memory.
  */
-const MAX_PENDING_BYTES = 8 * 1024 * 1024;
+const MAX_PENDING_BYTES = 4 * 1024 * 1024;
 
 /** Version rows of one segment, column-wise, before they are written. */
 class VersionRows {
