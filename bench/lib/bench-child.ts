@@ -1,11 +1,12 @@
 /**
- * Runs a benchmark's helper script in its own process (`node --import tsx <script>`), so that what
- * it does (serving, reading a stream, generating load) does not share an event loop with what it
- * measures. The child side of the protocol is {@link ./child-io.ts}: the first line on stdin is the
+ * Runs a benchmark's helper script in its own process (`node --import tsx <script>`, or compiled,
+ * see {@link ./compiled.ts}), so that what it does (serving, reading a stream, generating load) does
+ * not share an event loop with what it measures. The child side of the protocol is {@link ./child-io.ts}: the first line on stdin is the
  * JSON spec, a later line `stop` asks the child to finish; lines on stdout starting with `@@` are
  * JSON events (`ready` and `result` carry data).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { compiledScript } from './compiled.js';
 
 /** A running helper process. */
 export interface BenchChild<Ready, Result> {
@@ -22,9 +23,11 @@ export interface BenchChild<Ready, Result> {
 
 /** Options of {@link startBenchChild}. */
 export interface BenchChildOptions {
-  /** Node flags before `--import tsx`. */
+  /** Node flags before the script (and before `--import tsx`). */
   readonly nodeArgs?: readonly string[];
   readonly env?: NodeJS.ProcessEnv;
+  /** Run the script compiled to JavaScript ({@link compiledScript}) rather than through tsx. */
+  readonly compiled?: boolean;
 }
 
 /** The V8 flag and the environment the `featureflow` CLI runs with (the shebang of bin/featureflow.js). */
@@ -32,13 +35,14 @@ const CLI_NODE_ARGS = ['--max-semi-space-size=8'];
 const CLI_ENV = { MALLOC_ARENA_MAX: '2' };
 
 /**
- * Options that run a child as the CLI runs featureflow, for a process under test; extra node flags
+ * Options that run a child as the CLI runs featureflow, for a process under test: compiled to
+ * JavaScript ({@link compiledScript}), with the CLI's node flags and environment; extra node flags
  * (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`) come from the environment variable `FF_BENCH_NODE_ARGS`;
  * with `FF_BENCH_ECHO=1`, what a child prints besides its events goes to stderr (e.g. `--trace-gc`).
  */
 export function cliChildOptions(): BenchChildOptions {
   const extra = (process.env.FF_BENCH_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
-  return { nodeArgs: [...CLI_NODE_ARGS, ...extra], env: { ...CLI_ENV, ...process.env } };
+  return { nodeArgs: [...CLI_NODE_ARGS, ...extra], env: { ...CLI_ENV, ...process.env }, compiled: true };
 }
 
 export function startBenchChild<Ready, Result>(
@@ -46,7 +50,8 @@ export function startBenchChild<Ready, Result>(
   spec: unknown,
   options: BenchChildOptions = {},
 ): BenchChild<Ready, Result> {
-  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), '--import', 'tsx', script], {
+  const command = options.compiled ? [compiledScript(script)] : ['--import', 'tsx', script];
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), ...command], {
     stdio: ['pipe', 'pipe', 'inherit'],
     env: { ...process.env, ...options.env },
   });
