@@ -1,11 +1,14 @@
 /**
  * The benchmarks' processes under test run as JavaScript compiled by tsc, as users run featureflow
- * (the package's `dist/`, the `featureflow` CLI), not through tsx: a process started with
- * `--import tsx` holds ~55 MB more after loading featureflow (176 MB against 121 MB: tsx's loader
- * thread and the transpiled sources), which the peak RSS figures would count as featureflow's. The
- * whole tree (`tsconfig.bench.json`: the package, the examples, the benchmarks) is compiled once per
- * benchmark run into `node_modules/.cache/featureflow-bench/` (~10 s), where packages resolve from
- * the project's `node_modules`.
+ * (the package's `dist/`, the `featureflow` CLI), not through tsx. Through tsx, a process holds
+ * ~55 MB more after loading featureflow (176 MB against 121 MB: tsx's loader thread and the
+ * transpiled sources), and a serve process with a scorer ~150 MB more (428 MB against 275 MB,
+ * bench/serve-latency.ts), which the peak RSS figures would count as featureflow's. Its tail
+ * latencies differ too: commit → prediction p99 on the SSE stream at 1000/s was 7.6–10 ms through
+ * tsx and 9.6–27 ms compiled (five runs each, interleaved), for a reason not found. The whole tree
+ * (`tsconfig.bench.json`: the package, the examples, the benchmarks) is compiled once per benchmark
+ * run into `node_modules/.cache/featureflow-bench/` (~10 s), where packages resolve from the
+ * project's `node_modules`.
  */
 import { execFileSync } from 'node:child_process';
 import { cpSync, writeFileSync } from 'node:fs';
