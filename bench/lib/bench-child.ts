@@ -1,9 +1,9 @@
 /**
  * Runs a benchmark's helper script in its own process (`node --import tsx <script>`, or compiled,
  * see {@link ./compiled.ts}), so that what it does (serving, reading a stream, generating load) does
- * not share an event loop with what it measures. The child side of the protocol is {@link ./child-io.ts}: the first line on stdin is the
- * JSON spec, a later line `stop` asks the child to finish; lines on stdout starting with `@@` are
- * JSON events (`ready` and `result` carry data).
+ * not share an event loop with what it measures. The child side of the protocol is
+ * {@link ./child-io.ts}: the first line on stdin is the JSON spec, a later line `stop` asks the child
+ * to finish; lines on stdout starting with `@@` are JSON events (`ready` and `result` carry data).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { compiledScript } from './compiled.js';
