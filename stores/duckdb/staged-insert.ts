@@ -38,9 +38,10 @@ interface Staged {
 }
 
 /**
- * Most rows a write stages; a write of more goes through an appender, which costs less per row. A
- * stream's commits in `serve` (a few hundred rows every 250 ms) stay staged and leave the event loop
- * free; bulk writes (a snapshot, a 1000-row transaction streamed to Kafka) take the appender.
+ * Most rows a write stages; a write of more goes through an appender, which costs less per row,
+ * unless it holds tensors (see {@link insertChunks}). A stream's commits in `serve` (a few hundred
+ * rows every 250 ms) stay staged and leave the event loop free; bulk writes (a snapshot, a 1000-row
+ * transaction streamed to Kafka) take the appender.
  */
 const STAGED_MAX_ROWS = 512;
 
