@@ -13,11 +13,18 @@ export interface BatchInfo {
   readonly complete: boolean;
   /** Set for the batches of a snapshot (also of a table read again). */
   readonly snapshot?: { readonly table: string; readonly done: boolean };
+  /**
+   * Stream batches with changes: the newest commit time among them (µs since the Unix epoch, the
+   * source's clock). Heard once the batch is durable, so `Date.now() - Number(commitTime / 1000n)`
+   * is how far behind its source the store is, in ms.
+   */
+  readonly commitTime?: bigint;
 }
 
 /** What onBatch hears of a batch. */
 export function batchInfo(batch: ChangeBatch): BatchInfo {
   const tables: Record<string, Record<string, number>> = {};
+  let commitTime: bigint | undefined;
   const count = (table: string, op: string, n = 1) => {
     const ops = (tables[table] ??= {});
     ops[op] = (ops[op] ?? 0) + n;
@@ -25,9 +32,23 @@ export function batchInfo(batch: ChangeBatch): BatchInfo {
   for (const g of batch.groups) {
     // A snapshot's rows are all reads.
     if (batch.snapshot) count(g.table, 'r', g.ops.length);
-    else for (const op of g.ops) count(g.table, String.fromCharCode(op));
+    else {
+      for (const op of g.ops) count(g.table, String.fromCharCode(op));
+      // Rows are in commit order: a group's newest commit is its last row's.
+      const last = g.commitTimes.at(-1);
+      if (last !== undefined && (commitTime === undefined || last > commitTime)) commitTime = last;
+    }
   }
-  for (const c of batch.changes) count(c.table, c.op);
-  const info = { changes: batch.size, tables, checkpoint: batch.checkpoint, complete: batch.complete };
+  for (const c of batch.changes) {
+    count(c.table, c.op);
+    if (!batch.snapshot && (commitTime === undefined || c.commitTime > commitTime)) commitTime = c.commitTime;
+  }
+  const info = {
+    changes: batch.size,
+    tables,
+    checkpoint: batch.checkpoint,
+    complete: batch.complete,
+    ...(commitTime === undefined ? {} : { commitTime }),
+  };
   return batch.snapshot ? { ...info, snapshot: { table: batch.snapshot.table, done: batch.snapshot.done } } : info;
 }
