@@ -469,7 +469,9 @@ async function scaledOutServing(
     await sleep(1000);
     from = await pacedInserts(client, pointInsert(table), committed, from, RATE, RATE_WARMUP_SECONDS);
     const before = cpuTimes();
+    const window = [Date.now(), 0];
     const to = await pacedInserts(client, pointInsert(table), committed, from, RATE, SECONDS);
+    window[1] = Date.now();
     const busy = busyShare(before, cpuTimes());
     await sleep(DRAIN_MS);
     const receipts: Receipt[][] = [];
@@ -503,7 +505,15 @@ async function scaledOutServing(
     const perProcess = receipts.map((list) => list.filter((r) => r[0] >= from && r[0] < to).length);
     for (const [i, server] of [...servers.entries()].reverse()) {
       server.stop();
-      console.error(`[kafka] serve process ${i + 1}: ${describe(await server.result)}`);
+      const result = await server.result;
+      console.error(`[kafka] serve process ${i + 1}: ${describe(result)}`);
+      // The first hop of commit → prediction: the ingest's DuckDB commit, which the publish follows.
+      const lags = result.durable.filter(([at]) => at >= window[0]! && at <= window[1]!).map(([, lag]) => lag);
+      if (lags.length > 0)
+        console.error(
+          `[kafka] serve process ${i + 1} (ingests): source commit → durable in its store (each batch's newest commit) ` +
+            `p50/p99 ${percentile(lags, 50).toFixed(1)}/${percentile(lags, 99).toFixed(1)} ms over ${lags.length} batches`,
+        );
     }
     return { latencies, perProcess };
   } finally {

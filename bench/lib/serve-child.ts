@@ -23,6 +23,11 @@ export interface ServeResult {
   peakRss: number;
   /** Garbage collections of the main thread while following the source: how many, their total and longest pause, ms. */
   gc: { count: number; totalMs: number; maxMs: number };
+  /**
+   * A process that ingests: per durable stream batch with changes, when the ingest reported it
+   * (`onBatch`, ms since the Unix epoch) and how long after its newest commit in the source, ms.
+   */
+  durable: [number, number][];
 }
 
 /** Starts a serve process as the CLI runs featureflow (see cliChildOptions). */
@@ -33,6 +38,7 @@ export function startServeChild(spec: ServeSpec): BenchChild<ServeReady, ServeRe
 async function serve(spec: ServeSpec, stopped: Promise<void>): Promise<ServeResult> {
   const config = serveConfig(spec);
   let collected = { count: 0, totalMs: 0, maxMs: 0 };
+  const durable: [number, number][] = [];
   const container = await createContainer(config, { serving: true });
   try {
     const ingests = !spec.kafka || spec.kafka.ingest;
@@ -42,7 +48,14 @@ async function serve(spec: ServeSpec, stopped: Promise<void>): Promise<ServeResu
       if (ingests) await runtime.run({ untilCaughtUp: true });
       await runtime.idle();
       const controller = new AbortController();
-      const following = runtime.run({ signal: controller.signal });
+      const following = runtime.run({
+        signal: controller.signal,
+        onBatch: (b) => {
+          if (b.commitTime === undefined) return;
+          const now = Date.now();
+          durable.push([now, now - Number(b.commitTime / 1000n)]);
+        },
+      });
       const deadline = Date.now() + 30_000;
       while ((await fetch(`${runtime.url}/health`)).status !== 200) {
         if (Date.now() > deadline) throw new Error(`${runtime.url}/health did not answer 200 within 30 s`);
@@ -71,7 +84,12 @@ async function serve(spec: ServeSpec, stopped: Promise<void>): Promise<ServeResu
     await closeContainer(container);
   }
   const usage = process.resourceUsage();
-  return { cpuMs: (usage.userCPUTime + usage.systemCPUTime) / 1000, peakRss: usage.maxRSS * 1024, gc: collected };
+  return {
+    cpuMs: (usage.userCPUTime + usage.systemCPUTime) / 1000,
+    peakRss: usage.maxRSS * 1024,
+    gc: collected,
+    durable,
+  };
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) runChild(serve);
