@@ -27,13 +27,13 @@ export class IngestProgressView {
           format:
             phase === 'snapshot'
               ? 'snapshot {table} | {value} rows | {rate} rows/s'
-              : 'stream | {value} changes | {rate} changes/s | checkpoint {lsn}',
+              : 'stream | {value} changes | {rate} changes/s | {behind} behind the source | checkpoint {lsn}',
           hideCursor: true,
           barsize: 0,
         },
         cliProgress.Presets.shades_classic,
       );
-      this.bar.start(0, 0, { table: '', rate: 0, lsn: '-' });
+      this.bar.start(0, 0, { table: '', rate: 0, lsn: '-', behind: '-' });
     }
     this.total += batch.changes;
     const seconds = Math.max((Date.now() - this.started) / 1000, 0.001);
@@ -42,6 +42,10 @@ export class IngestProgressView {
       table: batch.snapshot?.table ?? '',
       rate: Math.round(this.total / seconds),
       lsn: batch.complete ? formatPosition(batch.checkpoint) : '…',
+      // The newest durable commit's age (the source's clock against this machine's).
+      ...(batch.commitTime === undefined
+        ? {}
+        : { behind: `${Math.max(0, Date.now() - Number(batch.commitTime / 1000n))} ms` }),
     });
   }
 
