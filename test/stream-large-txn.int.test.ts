@@ -67,6 +67,8 @@ describe('one large transaction', () => {
     expect(batches.reduce((n, b) => n + b.changes, 0)).toBe(ROWS);
     // Only the last batch completes the transaction (and carries its commit as the checkpoint).
     expect(batches.map((b) => b.complete)).toEqual(batches.map((_, i) => i === batches.length - 1));
+    // Only it is durable when heard: it alone carries the commit time.
+    expect(batches.map((b) => b.commitTime !== undefined)).toEqual(batches.map((_, i) => i === batches.length - 1));
     // Loose: the process does not hold the transaction in memory (200k rows decoded would be far more).
     expect(rssPeak - rssBefore).toBeLessThan(300 * 1024 * 1024);
 

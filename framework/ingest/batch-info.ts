@@ -14,9 +14,10 @@ export interface BatchInfo {
   /** Set for the batches of a snapshot (also of a table read again). */
   readonly snapshot?: { readonly table: string; readonly done: boolean };
   /**
-   * Stream batches with changes: the newest commit time among them (µs since the Unix epoch, the
-   * source's clock). Heard once the batch is durable, so `Date.now() - Number(commitTime / 1000n)`
-   * is how far behind its source the store is, in ms.
+   * Complete stream batches with changes: the newest commit time among them (µs since the Unix
+   * epoch, the source's clock). Heard once the batch is durable, so `Date.now() - Number(commitTime / 1000n)`
+   * is how far behind its source the store is, in ms. (A batch that ends mid-transaction is not
+   * durable yet when heard: it has none.)
    */
   readonly commitTime?: bigint;
 }
@@ -48,7 +49,7 @@ export function batchInfo(batch: ChangeBatch): BatchInfo {
     tables,
     checkpoint: batch.checkpoint,
     complete: batch.complete,
-    ...(commitTime === undefined ? {} : { commitTime }),
+    ...(commitTime === undefined || !batch.complete ? {} : { commitTime }),
   };
   return batch.snapshot ? { ...info, snapshot: { table: batch.snapshot.table, done: batch.snapshot.done } } : info;
 }
