@@ -469,9 +469,9 @@ async function scaledOutServing(
     await sleep(1000);
     from = await pacedInserts(client, pointInsert(table), committed, from, RATE, RATE_WARMUP_SECONDS);
     const before = cpuTimes();
-    const window = [Date.now(), 0];
+    const windowStart = Date.now();
     const to = await pacedInserts(client, pointInsert(table), committed, from, RATE, SECONDS);
-    window[1] = Date.now();
+    const windowEnd = Date.now();
     const busy = busyShare(before, cpuTimes());
     await sleep(DRAIN_MS);
     const receipts: Receipt[][] = [];
@@ -508,7 +508,7 @@ async function scaledOutServing(
       const result = await server.result;
       console.error(`[kafka] serve process ${i + 1}: ${describe(result)}`);
       // The first hop of commit → prediction: the ingest's DuckDB commit, which the publish follows.
-      const lags = result.durable.filter(([at]) => at >= window[0]! && at <= window[1]!).map(([, lag]) => lag);
+      const lags = result.durable.filter(([at]) => at >= windowStart && at <= windowEnd).map(([, lag]) => lag);
       if (lags.length > 0)
         console.error(
           `[kafka] serve process ${i + 1} (ingests): source commit → durable in its store (each batch's newest commit) ` +
