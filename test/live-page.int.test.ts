@@ -168,12 +168,13 @@ describe('the live page of featureflow serve', () => {
         seen.push({ digit, predicted: stored!.label });
       }
 
-      // An update is a new prediction of the same entity, drawn from the new pixels.
+      // An update is a new prediction of the same entity, drawn from the new pixels. The insert's
+      // position is read before the update: its prediction can be stored before the UPDATE returns.
+      const inserted = (await storedPrediction(predictions, 1))!.position;
       const bytes = digitBytes(5);
       await client.query(`UPDATE ${table} SET label = 5, pixels = $1 WHERE id = 1`, [bytes]);
       // The sink keeps each entity's newest prediction: the update's replaces the insert's.
       let updated = (await storedPrediction(predictions, 1))!;
-      const inserted = updated.position;
       await waitFor(
         'the update to be predicted',
         async () => (updated = (await storedPrediction(predictions, 1))!).position !== inserted,
