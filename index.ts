@@ -35,6 +35,7 @@ export * from './framework/types.js';
 export type * from './framework/interfaces/index.js';
 export * from './framework/features/index.js';
 export type { BatchInfo, IngestOptions, IngestResult } from './framework/ingest/ingest-engine.js';
+export { msBehind } from './framework/ingest/batch-info.js';
 export { postgres, POSTGRES_ERRORS, type PostgresAdapter, type PostgresConfig } from './sources/postgres/index.js';
 export {
   debeziumTopics,

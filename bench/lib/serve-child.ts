@@ -6,7 +6,7 @@
  */
 import { PerformanceObserver } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import { closeContainer, createContainer, ServeRuntime } from '../../index.js';
+import { closeContainer, createContainer, msBehind, ServeRuntime } from '../../index.js';
 import { cliChildOptions, startBenchChild, type BenchChild } from './bench-child.js';
 import { emit, runChild } from './child-io.js';
 import { serveConfig, type ServeSpec } from './serve-fixture.js';
@@ -53,7 +53,7 @@ async function serve(spec: ServeSpec, stopped: Promise<void>): Promise<ServeResu
         onBatch: (b) => {
           if (b.commitTime === undefined) return;
           const now = Date.now();
-          durable.push([now, now - Number(b.commitTime / 1000n)]);
+          durable.push([now, msBehind(b.commitTime, now)]);
         },
       });
       const deadline = Date.now() + 30_000;

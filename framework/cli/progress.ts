@@ -1,5 +1,5 @@
 import cliProgress from 'cli-progress';
-import type { BatchInfo } from '../ingest/batch-info.js';
+import { msBehind, type BatchInfo } from '../ingest/batch-info.js';
 import { formatPosition } from '../types.js';
 
 /**
@@ -43,9 +43,7 @@ export class IngestProgressView {
       rate: Math.round(this.total / seconds),
       lsn: batch.complete ? formatPosition(batch.checkpoint) : '…',
       // The newest durable commit's age (the source's clock against this machine's).
-      ...(batch.commitTime === undefined
-        ? {}
-        : { behind: `${Math.max(0, Date.now() - Number(batch.commitTime / 1000n))} ms` }),
+      ...(batch.commitTime === undefined ? {} : { behind: `${msBehind(batch.commitTime)} ms` }),
     });
   }
 

@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
 import type { StoreInspection } from '../config.js';
 import { FeatureflowError } from '../errors.js';
+import { formatMicros } from '../features/instant.js';
 import type { ChangeLogTableStats } from '../interfaces/index.js';
 import { TOKENS } from '../tokens.js';
 import { formatPosition } from '../types.js';
@@ -20,6 +21,8 @@ export function registerStatusCommand(program: Command, context: CommandContext)
         let tables: readonly ChangeLogTableStats[] = [];
         let views: StoreInspection['views'] = [];
         let checkpoint: string | null = null;
+        let newestCommit: string | null = null;
+        let behindMs: number | null = null;
         let logNote = 'no change log yet';
         let record = null;
         if (existsSync(store.location)) {
@@ -28,6 +31,8 @@ export function registerStatusCommand(program: Command, context: CommandContext)
             ({ tables, views } = inspection);
             record = inspection.state.sourceRecord;
             checkpoint = inspection.state.checkpoint === null ? null : formatPosition(inspection.state.checkpoint);
+            const newest = inspection.state.lastCommitTime;
+            newestCommit = newest === null ? null : formatMicros(newest);
             logNote = inspection.state.snapshotDone ? 'snapshot complete' : 'snapshot incomplete';
           } catch (error) {
             if (!(error instanceof FeatureflowError && error.code === 'FF_STORE_LOCKED')) throw error;
@@ -35,6 +40,8 @@ export function registerStatusCommand(program: Command, context: CommandContext)
             tables = progress?.tables ?? [];
             views = (progress?.views ?? []) as StoreInspection['views'];
             checkpoint = progress?.checkpoint ?? null;
+            newestCommit = progress?.newestCommit ?? null;
+            behindMs = progress?.behindMs ?? null;
             logNote = `in use by a running ingest (pid ${progress?.pid ?? '?'}), figures as of ${progress?.updatedAt ?? 'unknown'}`;
           }
         }
@@ -48,7 +55,7 @@ export function registerStatusCommand(program: Command, context: CommandContext)
             lagUnit: source.lagUnit,
             holds: source.holds,
           },
-          changeLog: { location: store.location, state: logNote, checkpoint, tables },
+          changeLog: { location: store.location, state: logNote, checkpoint, newestCommit, behindMs, tables },
           featureViews: views,
         };
         if (opts.json) {
@@ -59,6 +66,8 @@ export function registerStatusCommand(program: Command, context: CommandContext)
           `source        ${config.source.name}: confirmed ${report.source.confirmed ?? '-'}, head ${report.source.head}, lag ${report.source.lag ?? '-'} ${source.lagUnit}`,
           ...Object.entries(source.holds).map(([what, state]) => `  ${what.padEnd(32)} ${state}`),
           `change log    ${store.location}: ${logNote}; checkpoint ${checkpoint ?? '-'}`,
+          // The newest commit the store holds, and (from a running ingest) its lag when it became durable.
+          `  ${'newest commit'.padEnd(32)} ${newestCommit ?? '-'}${behindMs === null ? '' : `, durable ${behindMs} ms after it`}`,
           ...tables.map(
             (t) =>
               `  ${t.table.padEnd(32)} ${String(t.changes).padStart(10)} changes  ${Object.entries(t.byOp)

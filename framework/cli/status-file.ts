@@ -11,6 +11,10 @@ export interface IngestProgress {
   readonly pid: number;
   readonly updatedAt: string;
   readonly checkpoint: string | null;
+  /** The newest source commit in the store (ISO 8601, µs, the source's clock), or null before any. */
+  readonly newestCommit?: string | null;
+  /** How far behind the source the store was when the newest stream batch became durable (ms). */
+  readonly behindMs?: number | null;
   readonly tables: ChangeLogTableStats[];
   /** Feature views (entities, dead letters, time per transformed row), refreshed every few seconds. */
   readonly views?: readonly FeatureViewSummary[];

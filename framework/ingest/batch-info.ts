@@ -15,11 +15,16 @@ export interface BatchInfo {
   readonly snapshot?: { readonly table: string; readonly done: boolean };
   /**
    * Complete stream batches with changes: the newest commit time among them (µs since the Unix
-   * epoch, the source's clock). Heard once the batch is durable, so `Date.now() - Number(commitTime / 1000n)`
-   * is how far behind its source the store is, in ms. (A batch that ends mid-transaction is not
-   * durable yet when heard: it has none.)
+   * epoch, the source's clock). Heard once the batch is durable, so {@link msBehind} of it is how far
+   * behind its source the store is. (A batch that ends mid-transaction is not durable yet when heard:
+   * it has none.)
    */
   readonly commitTime?: bigint;
+}
+
+/** How far behind its source a store is whose newest durable commit is `commitTime` (µs): ms, at least 0. */
+export function msBehind(commitTime: bigint, now = Date.now()): number {
+  return Math.max(0, now - Number(commitTime / 1000n));
 }
 
 /** What onBatch hears of a batch. */
