@@ -71,6 +71,18 @@ describe('featureflow serve at start-up and shut-down', () => {
     await waitFor('serve to start', () => first.out().includes('serving on'), 60_000);
     const url = /serving on (\S+)/.exec(first.out())![1]!;
     await waitFor('the snapshot to be served', async () => (await fetch(`${url}/features/points/20`)).status === 200);
+    // `status` beside the running serve, which holds the store: the figures it publishes.
+    let report: any;
+    await waitFor('status to show the snapshot', async () => {
+      const status = spawnCli(dir, ['status', '--json']);
+      if ((await status.exited).code !== 0) throw new Error(`status failed: ${status.err()}`);
+      report = JSON.parse(status.out());
+      return report.changeLog.tables.length > 0;
+    });
+    expect(report.changeLog.state).toMatch(new RegExp(`^in use by a running serve \\(pid ${first.child.pid}\\)`));
+    expect(report.changeLog.tables).toEqual([{ table: `public.${table}`, changes: 20, byOp: { r: 20 } }]);
+    expect(report.changeLog.checkpoint).toMatch(/^[0-9A-F]+\/[0-9A-F]+$/);
+    expect(report.featureViews).toMatchObject([{ view: 'points', version: 1, entities: 20, rows: 20 }]);
     first.child.kill('SIGTERM');
     expect((await first.exited).code).toBe(0);
     expect(first.out()).toMatch(/20 changes applied; checkpoint [0-9A-F]+\/[0-9A-F]+/);

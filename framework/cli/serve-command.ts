@@ -1,9 +1,17 @@
 import type { Command } from 'commander';
 import { FeatureflowError } from '../errors.js';
 import { ServeRuntime } from '../serving/serve-runtime.js';
+import { TOKENS } from '../tokens.js';
 import { formatPosition } from '../types.js';
 import type { CommandContext } from './main.js';
+import { ProgressPublisher } from './progress-publisher.js';
 import { stopOnSignals } from './stop-signals.js';
+
+/**
+ * How often the feature views' figures (`status`) are read again while serving: they count every
+ * history row, work that a prediction arriving meanwhile would wait on.
+ */
+const VIEWS_INTERVAL_MS = 60_000;
 
 /**
  * `featureflow serve`: the ingest, the online store, event-driven predictions and the HTTP service in
@@ -45,14 +53,30 @@ export function registerServeCommand(program: Command, context: CommandContext):
                   : `consuming feature rows from the ${config.bus.name} bus (the source is read by \`featureflow ingest\`, or one \`serve --ingest\`)\n`,
               );
             }
+            // The process that reads the source holds the store; `status` reads what it publishes.
+            const progress = runtime.ingests
+              ? await ProgressPublisher.start({
+                  file: config.store.progressFile,
+                  command: 'serve',
+                  log: await container.getAsync(TOKENS.ChangeLog),
+                  offline: await container.getAsync(TOKENS.OfflineStore),
+                  viewsIntervalMs: VIEWS_INTERVAL_MS,
+                })
+              : undefined;
             try {
               if (stop.signal.aborted) return;
-              const result = await runtime.run({ untilCaughtUp: opts.untilCaughtUp, signal: stop.signal });
+              const result = await runtime.run({
+                untilCaughtUp: opts.untilCaughtUp,
+                signal: stop.signal,
+                ...(progress ? { onBatch: (b) => progress.heard(b) } : {}),
+              });
               await runtime.idle();
+              await progress?.finish(result.checkpoint);
               process.stdout.write(
                 `${result.changesApplied} changes applied; checkpoint ${result.checkpoint === null ? '-' : formatPosition(result.checkpoint)}\n`,
               );
             } finally {
+              progress?.close();
               await runtime.stop();
             }
           } finally {

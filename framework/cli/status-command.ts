@@ -42,7 +42,7 @@ export function registerStatusCommand(program: Command, context: CommandContext)
             checkpoint = progress?.checkpoint ?? null;
             newestCommit = progress?.newestCommit ?? null;
             behindMs = progress?.behindMs ?? null;
-            logNote = `in use by a running ingest (pid ${progress?.pid ?? '?'}), figures as of ${progress?.updatedAt ?? 'unknown'}`;
+            logNote = `in use by a running ${progress?.command ?? 'ingest'} (pid ${progress?.pid ?? '?'}), figures as of ${progress?.updatedAt ?? 'unknown'}`;
           }
         }
         const source = await (await container.getAsync(TOKENS.Source)).status(record);

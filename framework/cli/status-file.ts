@@ -3,12 +3,14 @@ import type { FeatureViewStatus } from '../interfaces/offline-store.js';
 import type { ChangeLogTableStats } from '../interfaces/index.js';
 
 /**
- * A running ingest holds its store (DuckDB lets one process open a file for writing and no other open
- * it at all), so it publishes its progress in a small JSON file (the store's `progressFile`) for
- * `status` to read.
+ * A running ingest (`featureflow ingest`, or `serve` reading the source) holds its store (DuckDB lets
+ * one process open a file for writing and no other open it at all), so it publishes its progress in a
+ * small JSON file (the store's `progressFile`) for `status` to read.
  */
 export interface IngestProgress {
   readonly pid: number;
+  /** The command that holds the store (files written before it was recorded: an ingest). */
+  readonly command?: 'ingest' | 'serve';
   readonly updatedAt: string;
   readonly checkpoint: string | null;
   /** The newest source commit in the store (ISO 8601, µs, the source's clock), or null before any. */
