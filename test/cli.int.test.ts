@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
@@ -85,6 +85,33 @@ describe('featureflow CLI', () => {
     expect(teardown.stdout).toBe(`slot ${slot}: dropped\npublication ${pub}: dropped\n`);
     const { rows } = await db.query('SELECT count(*)::int AS n FROM pg_replication_slots WHERE slot_name = $1', [slot]);
     expect(rows[0].n).toBe(0);
+    await db.end();
+  });
+
+  test('a progress file that cannot be written leaves the ingest running to the end', async () => {
+    const table = randomName('noprogress');
+    const slot = randomName('slot');
+    const db = await pgClient();
+    await db.query(`CREATE TABLE ${table} (id int PRIMARY KEY)`);
+    await db.query(`INSERT INTO ${table} SELECT generate_series(1, 10)`);
+    const dir = mkdtempSync(join(tmpdir(), 'featureflow-cli-'));
+    writeFileSync(
+      join(dir, 'featureflow.config.ts'),
+      [
+        `import { defineConfig, postgres } from ${JSON.stringify(resolve('dist/index.js'))};`,
+        `export default defineConfig({ source: postgres({ tables: ['${table}'], slot: '${slot}' }), logLevel: 'warn' });`,
+      ].join('\n'),
+    );
+    // The file is written through a temporary one beside it: a folder in its place makes every write fail.
+    mkdirSync(join(dir, '.featureflow', 'ingest-status.json.tmp'), { recursive: true });
+    const env = { DATABASE_URL: pgUrl() };
+    const result = await cli(['ingest', '--until-caught-up'], dir, env);
+    expect(result.code).toBe(0);
+    expect(result.stdout).toMatch(/snapshot taken; 10 changes applied/);
+    // Said once, naming the file.
+    expect(result.stderr.match(/the progress file cannot be written/g)).toHaveLength(1);
+    expect(result.stderr).toContain('ingest-status.json');
+    expect((await cli(['teardown', '--yes'], dir, env)).code).toBe(0);
     await db.end();
   });
 

@@ -35,6 +35,7 @@ export function registerIngestCommand(program: Command, context: CommandContext)
             log,
             offline,
             viewsIntervalMs: VIEWS_INTERVAL_MS,
+            logger: await container.getAsync(TOKENS.Logger),
           });
           progress = publisher;
           if (config.bus)

@@ -1,3 +1,4 @@
+import type { Logger } from 'pino';
 import { formatMicros } from '../features/instant.js';
 import { type BatchInfo, msBehind } from '../ingest/batch-info.js';
 import type { ChangeLog, OfflineStore } from '../interfaces/index.js';
@@ -25,6 +26,7 @@ export class ProgressPublisher {
   private readingViews: Promise<void> | undefined;
   private last = 0;
   private trailing: NodeJS.Timeout | undefined;
+  private warned = false;
 
   private constructor(
     private readonly file: string,
@@ -32,6 +34,7 @@ export class ProgressPublisher {
     private readonly log: ChangeLog,
     private readonly offline: OfflineStore,
     private readonly viewsIntervalMs: number,
+    private readonly logger: Logger,
   ) {}
 
   /** Starts from what the (open) log holds: its counts and newest commit. Writes at the first complete batch. */
@@ -41,9 +44,10 @@ export class ProgressPublisher {
     readonly log: ChangeLog;
     readonly offline: OfflineStore;
     readonly viewsIntervalMs: number;
+    readonly logger: Logger;
   }): Promise<ProgressPublisher> {
-    const { file, command, log, offline, viewsIntervalMs } = options;
-    const publisher = new ProgressPublisher(file, command, log, offline, viewsIntervalMs);
+    const { file, command, log, offline, viewsIntervalMs, logger } = options;
+    const publisher = new ProgressPublisher(file, command, log, offline, viewsIntervalMs, logger);
     for (const s of await log.stats()) publisher.counts.set(s.table, { ...s, byOp: { ...s.byOp } });
     const state = await log.state();
     publisher.newestCommit = state.lastCommitTime;
@@ -76,12 +80,14 @@ export class ProgressPublisher {
     this.publish();
   }
 
+  /** Reads first, then publishes; a failed read leaves what it would show as it was, never failing the batch. */
   private async readThenPublish(snapshotted: boolean): Promise<void> {
     // A snapshot's rows count at the time it was taken, as the store records them.
-    if (snapshotted) this.newestCommit = (await this.log.state()).lastCommitTime;
+    if (snapshotted)
+      this.newestCommit = (await this.log.state().catch(() => null))?.lastCommitTime ?? this.newestCommit;
     if (this.views === undefined) {
       this.viewsAt = Date.now();
-      this.views = await this.offline.status();
+      this.views = await this.offline.status().catch(() => []);
     }
     this.publish();
   }
@@ -90,7 +96,7 @@ export class ProgressPublisher {
   async finish(checkpoint: Position | null): Promise<void> {
     this.checkpoint = checkpoint;
     await this.readingViews;
-    this.views = await this.offline.status();
+    this.views = await this.offline.status().catch(() => this.views);
     this.write();
   }
 
@@ -119,9 +125,26 @@ export class ProgressPublisher {
     else this.trailing ??= setTimeout(() => this.write(), WRITE_INTERVAL_MS - since).unref();
   }
 
+  /**
+   * Writes the file; one that cannot be written (a full disk) is tried again at the next write, with
+   * one warning, never failing the run.
+   */
   private write(): void {
     this.close();
     this.last = Date.now();
+    try {
+      this.writeFile();
+    } catch (error) {
+      if (this.warned) return;
+      this.warned = true;
+      this.logger.warn(
+        { err: error, file: this.file },
+        'the progress file cannot be written: `featureflow status` shows older figures until it can',
+      );
+    }
+  }
+
+  private writeFile(): void {
     writeProgress(this.file, {
       pid: process.pid,
       command: this.command,

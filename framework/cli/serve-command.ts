@@ -61,6 +61,7 @@ export function registerServeCommand(program: Command, context: CommandContext):
                   log: await container.getAsync(TOKENS.ChangeLog),
                   offline: await container.getAsync(TOKENS.OfflineStore),
                   viewsIntervalMs: VIEWS_INTERVAL_MS,
+                  logger: await container.getAsync(TOKENS.Logger),
                 })
               : undefined;
             try {
