@@ -23,6 +23,17 @@ async function cli(args: string[], cwd: string, env: Record<string, string> = {}
   }
 }
 
+/** A table of ids 1…`rows` and a project directory whose config (`config(table)`, its lines) captures it. */
+async function idsProject(prefix: string, rows: number, config: (table: string) => string[]) {
+  const table = randomName(prefix);
+  const db = await pgClient();
+  await db.query(`CREATE TABLE ${table} (id int PRIMARY KEY)`);
+  await db.query(`INSERT INTO ${table} SELECT generate_series(1, ${rows})`);
+  const dir = mkdtempSync(join(tmpdir(), 'featureflow-cli-'));
+  writeFileSync(join(dir, 'featureflow.config.ts'), config(table).join('\n'));
+  return { table, db, dir };
+}
+
 describe('featureflow CLI', () => {
   test('ingest --until-caught-up, status --json, teardown --yes on a config file', async () => {
     const table = randomName('cli');
@@ -89,19 +100,11 @@ describe('featureflow CLI', () => {
   });
 
   test('a progress file that cannot be written leaves the ingest running to the end', async () => {
-    const table = randomName('noprogress');
     const slot = randomName('slot');
-    const db = await pgClient();
-    await db.query(`CREATE TABLE ${table} (id int PRIMARY KEY)`);
-    await db.query(`INSERT INTO ${table} SELECT generate_series(1, 10)`);
-    const dir = mkdtempSync(join(tmpdir(), 'featureflow-cli-'));
-    writeFileSync(
-      join(dir, 'featureflow.config.ts'),
-      [
-        `import { defineConfig, postgres } from ${JSON.stringify(resolve('dist/index.js'))};`,
-        `export default defineConfig({ source: postgres({ tables: ['${table}'], slot: '${slot}' }), logLevel: 'warn' });`,
-      ].join('\n'),
-    );
+    const { db, dir } = await idsProject('noprogress', 10, (table) => [
+      `import { defineConfig, postgres } from ${JSON.stringify(resolve('dist/index.js'))};`,
+      `export default defineConfig({ source: postgres({ tables: ['${table}'], slot: '${slot}' }), logLevel: 'warn' });`,
+    ]);
     // The file is written through a temporary one beside it: a folder in its place makes every write fail.
     mkdirSync(join(dir, '.featureflow', 'ingest-status.json.tmp'), { recursive: true });
     const env = { DATABASE_URL: pgUrl() };
@@ -132,22 +135,14 @@ describe('featureflow ingest without --until-caught-up', () => {
   test('runs until SIGINT, then stops cleanly after the current batch with exit code 0', async () => {
     const { spawn } = await import('node:child_process');
     const { existsSync } = await import('node:fs');
-    const table = randomName('sigint');
-    const db = await pgClient();
-    await db.query(`CREATE TABLE ${table} (id int PRIMARY KEY)`);
-    await db.query(`INSERT INTO ${table} SELECT generate_series(1, 100)`);
-    const dir = mkdtempSync(join(tmpdir(), 'featureflow-cli-'));
     // A view that rejects row 42: `status` must show the dead letter while the ingest holds the store.
-    writeFileSync(
-      join(dir, 'featureflow.config.ts'),
-      [
-        `import { defineConfig, entity, featureView, int32, postgres } from ${JSON.stringify(resolve('dist/index.js'))};`,
-        `const row = entity({ name: 'row', keys: ['id'] });`,
-        `const ids = featureView({ name: 'ids', version: 1, entity: row, source: '${table}', features: { id2: int32 },`,
-        `  transform: (r) => { if (r.id === 42) throw new Error('no'); return { id2: (r.id as number) * 2 }; } });`,
-        `export default defineConfig({ source: postgres({ tables: ['${table}'] }), features: { views: [ids] } });`,
-      ].join('\n'),
-    );
+    const { table, db, dir } = await idsProject('sigint', 100, (table) => [
+      `import { defineConfig, entity, featureView, int32, postgres } from ${JSON.stringify(resolve('dist/index.js'))};`,
+      `const row = entity({ name: 'row', keys: ['id'] });`,
+      `const ids = featureView({ name: 'ids', version: 1, entity: row, source: '${table}', features: { id2: int32 },`,
+      `  transform: (r) => { if (r.id === 42) throw new Error('no'); return { id2: (r.id as number) * 2 }; } });`,
+      `export default defineConfig({ source: postgres({ tables: ['${table}'] }), features: { views: [ids] } });`,
+    ]);
     const child = spawn(process.execPath, [BIN, 'ingest'], {
       cwd: dir,
       env: { ...process.env, DATABASE_URL: pgUrl(), FEATUREFLOW_LOG_LEVEL: 'warn' },
