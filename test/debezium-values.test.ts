@@ -20,6 +20,13 @@ describe('Debezium values', () => {
     expect(json(col('numeric'), '123.4500')).toBe('{"scale":2,"value":"MDk="}');
     expect(json(col('numeric'), '5')).toBe('{"scale":0,"value":"BQ=="}');
     expect(json(col('numeric'), 'NaN')).toBe('null');
+    // 15 digits (unscaled in number arithmetic) and 16 (as a bigint), either sign.
+    expect(json(col('numeric'), '-99999999999999.9')).toBe(
+      `{"scale":1,"value":"${Buffer.from(twosComplement(-999999999999999n)).toString('base64')}"}`,
+    );
+    expect(json(col('numeric'), '999999999999999.9')).toBe(
+      `{"scale":1,"value":"${Buffer.from(twosComplement(9999999999999999n)).toString('base64')}"}`,
+    );
     // numeric(30,5): ((30 << 16) | 5) + 4
     expect(json(col('numeric', ((30 << 16) | 5) + 4), '-1234567890123456789012345.12345')).toBe(
       '"/nEW8Ak8jB8RscHOJw=="',
@@ -44,7 +51,12 @@ describe('Debezium values', () => {
       const p = 1n << bits;
       values.push(p, p - 1n, p + 1n, -p, -p - 1n, -p + 1n, (p * 7n) / 5n, -(p * 3n) / 7n);
     }
-    for (const n of values) expect([...twosComplement(n)], String(n)).toEqual(reference(n));
+    for (const n of values) {
+      expect([...twosComplement(n)], String(n)).toEqual(reference(n));
+      // A safe integer given as a number (most decimals) makes the same bytes.
+      if (n >= BigInt(Number.MIN_SAFE_INTEGER) && n <= BigInt(Number.MAX_SAFE_INTEGER))
+        expect([...twosComplement(Number(n))], `${n} as a number`).toEqual(reference(n));
+    }
   });
 
   test('dates and times, BC and infinite ones included', () => {

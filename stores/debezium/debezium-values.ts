@@ -156,8 +156,13 @@ function timeMicros(text: string): bigint {
   return BigInt((h * 3600 + mi * 60 + s) * 1_000_000 + fractionMicros(text.slice(8, 15)));
 }
 
-/** Java's `BigInteger.toByteArray()`: the shortest big-endian two's complement bytes. */
-export function twosComplement(n: bigint): Uint8Array {
+/**
+ * Java's `BigInteger.toByteArray()`: the shortest big-endian two's complement bytes. A safe integer
+ * given as a number is done in number arithmetic: most decimals have at most 15 digits, and going
+ * through a bigint's hex text cost a few % of a Debezium-envelope capture's CPU.
+ */
+export function twosComplement(n: bigint | number): Uint8Array {
+  if (typeof n === 'number') return smallTwosComplement(n);
   // A negative n's bytes are those of -n - 1 with every bit flipped (-129: 128 = 00 80, so ff 7f).
   let hex = (n < 0n ? -n - 1n : n).toString(16);
   if (hex.length % 2 === 1) hex = `0${hex}`;
@@ -168,14 +173,35 @@ export function twosComplement(n: bigint): Uint8Array {
   return bytes;
 }
 
-/** The unscaled integer and scale of an exact decimal text (`-123.4500` → -1234500n, 4); null for NaN and infinities. */
-export function unscaled(text: string, scale?: number): { value: bigint; scale: number } | null {
+/** {@link twosComplement} of a safe integer. */
+function smallTwosComplement(n: number): Uint8Array {
+  if (!Number.isSafeInteger(n)) throw new RangeError(`not a safe integer: ${n}`);
+  const bytes: number[] = [];
+  for (let v = n; ; ) {
+    // The low byte of the two's complement, then the rest (exact: v - byte is a multiple of 256).
+    const byte = ((v % 256) + 256) % 256;
+    bytes.push(byte);
+    v = (v - byte) / 256;
+    // Done once the rest is the sign alone, carried by this byte's top bit.
+    if ((v === 0 && byte < 0x80) || (v === -1 && byte >= 0x80)) break;
+  }
+  return Uint8Array.from(bytes.reverse());
+}
+
+/** Decimal digits that always make a safe integer. */
+const SAFE_DIGITS = 15;
+
+/**
+ * The unscaled integer and scale of an exact decimal text (`-123.4500` → -1234500, 4), a number when
+ * it has at most {@link SAFE_DIGITS} digits; null for NaN and infinities.
+ */
+export function unscaled(text: string, scale?: number): { value: bigint | number; scale: number } | null {
   if (!/^-?\d+(\.\d+)?$/.test(text)) return null;
   const negative = text.startsWith('-');
   const [int, frac = ''] = (negative ? text.slice(1) : text).split('.') as [string, string?];
   const s = scale ?? frac.length;
   const digits = int + frac.padEnd(s, '0').slice(0, s);
-  const value = BigInt(digits);
+  const value = digits.length <= SAFE_DIGITS ? Number(digits) : BigInt(digits);
   return { value: negative ? -value : value, scale: s };
 }
 
