@@ -17,3 +17,4 @@ export {
   type ResolvedKafkaClientConfig,
 } from './kafka-client-config.js';
 export { KAFKA_ERRORS, kafkaError } from './kafka-errors.js';
+export { JoinedBytes } from './record-encoding.js';

@@ -4,7 +4,7 @@ import type { ResolvedKafkaClientConfig } from './kafka-client-config.js';
 import { KeyHashPartitioner } from './murmur2.js';
 import { useFastProduceEncoding } from './produce-encoding.js';
 import { useNativeRecordCrc } from './record-crc.js';
-import { useFastRecordEncoding } from './record-encoding.js';
+import { JoinedBytes, useFastRecordEncoding } from './record-encoding.js';
 
 /**
  * A kafkajs client for resolved settings; kafkajs' own log lines (warnings and errors) go to `logger`
@@ -78,13 +78,15 @@ function sizeOf({ topic, message }: TopicMessage): number {
  * Sends records in their order (acks from every in-sync replica), in as many produce requests as
  * keep each under {@link MAX_REQUEST_BYTES}, one after another: a large transaction's records would
  * otherwise make one batch per partition over the brokers' limit (MESSAGE_TOO_LARGE). With the
- * ordered producer (one request in flight), each partition keeps the records' order.
+ * ordered producer (one request in flight), each partition keeps the records' order. A value of
+ * {@link JoinedBytes} goes as it is to the fast record encoding, joined into a buffer for kafkajs's own.
  */
 export async function sendInOrder(
   producer: Producer,
   records: readonly TopicMessage[],
   maxRequestBytes = MAX_REQUEST_BYTES,
 ): Promise<void> {
+  const joinValues = !useFastRecordEncoding();
   let start = 0;
   while (start < records.length) {
     let end = start;
@@ -96,7 +98,8 @@ export async function sendInOrder(
       const { topic, message } = records[i]!;
       let messages = byTopic.get(topic);
       if (!messages) byTopic.set(topic, (messages = []));
-      messages.push(message);
+      const value = message.value as Message['value'] | JoinedBytes;
+      messages.push(joinValues && value instanceof JoinedBytes ? { ...message, value: value.toBuffer() } : message);
     }
     await producer.sendBatch({
       acks: -1,

@@ -1,4 +1,5 @@
 import type { Change, ColumnSchema, Row, VersionedSchema } from '../../framework/types.js';
+import { JoinedBytes } from '../../clients/kafka/index.js';
 import { columnSchema, columnValue, type ConnectSchema, type Json, toJson } from './debezium-values.js';
 
 /** What the envelope encoder needs of the publisher's settings. */
@@ -15,11 +16,14 @@ export interface EnvelopeSettings {
   readonly version: string;
 }
 
-/** One Kafka record: topic, key and value as UTF-8 JSON text (null value: a tombstone), headers. */
+/**
+ * One Kafka record: topic, key and value as UTF-8 JSON text (null value: a tombstone), headers. A
+ * change's value with its schema is its parts, written into the request as they are (see JoinedBytes).
+ */
 export interface DebeziumRecord {
   readonly topic: string;
   readonly key: Buffer | null;
-  readonly value: Buffer | null;
+  readonly value: Buffer | JoinedBytes | null;
   readonly headers?: Readonly<Record<string, string>>;
 }
 
@@ -255,7 +259,7 @@ export class EnvelopeEncoder {
       `"ts_us":${change.commitTime},"ts_ns":${change.commitTime * 1000n},"schema":${q(schemaName)},` +
       `"table":${q(tableName)},"txId":${tx ? change.xid : 'null'},"lsn":${change.position},` +
       '"xmin":null,"origin":null,"origin_lsn":null}';
-    const envelope = (op: string, before: Row | null, after: Row | null): Buffer => {
+    const envelope = (op: string, before: Row | null, after: Row | null): Buffer | JoinedBytes => {
       let block = 'null';
       if (tx) {
         tx.total += 1;
@@ -267,7 +271,9 @@ export class EnvelopeEncoder {
         `{"before":${toJson(this.struct(schema.columns, before))},"after":${toJson(this.struct(schema.columns, after))},` +
         `"source":${source()},"transaction":${block},"op":${q(op)},` +
         `"ts_ms":${now / 1000n},"ts_us":${now},"ts_ns":${now * 1000n}}`;
-      return this.wrapText(this.connectSchemas(schema).value, payload);
+      // The schema prefix as it is cached, the payload as text: no buffer of the whole value (each change's record).
+      if (!this.settings.schemas) return Buffer.from(payload);
+      return new JoinedBytes([this.connectSchemas(schema).value, payload, '}']);
     };
     switch (change.op) {
       case 'r':

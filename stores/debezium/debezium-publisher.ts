@@ -144,7 +144,8 @@ export class DebeziumPublisher implements ChangePublisher {
       topic: r.topic,
       message: {
         key: r.key,
-        value: r.value,
+        // A joined value is written part by part by the record encoding (kafkajs's own writes its text).
+        value: r.value as Buffer | null,
         headers: r.headers ? { ...r.headers, ...this.headers } : this.headers,
       },
     }));
