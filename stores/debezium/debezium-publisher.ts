@@ -144,7 +144,7 @@ export class DebeziumPublisher implements ChangePublisher {
       topic: r.topic,
       message: {
         key: r.key,
-        // A joined value is written part by part by the record encoding (kafkajs's own writes its text).
+        // A joined value is written part by part by the fast record encoding (see sendInOrder for kafkajs's own).
         value: r.value as Buffer | null,
         headers: r.headers ? { ...r.headers, ...this.headers } : this.headers,
       },
