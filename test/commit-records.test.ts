@@ -16,12 +16,7 @@ async function withRecords(body: (c: DuckDBConnection, records: CommitRecords) =
   const db = await openDuckDB(':memory:');
   try {
     await db.connection.run(COMMITS_DDL);
-    const records = await CommitRecords.open(db.connection);
-    try {
-      await body(db.connection, records);
-    } finally {
-      records.close();
-    }
+    await body(db.connection, await CommitRecords.open(db.connection));
   } finally {
     db.close();
   }
@@ -36,17 +31,13 @@ test('the newest record holds every position, through pruning and after reopenin
     const count = Number((await c.runAndReadAll('SELECT count(*) FROM _commits')).getRows()[0]![0]);
     expect(count).toBeLessThan(1000);
     const reopened = await CommitRecords.open(c);
-    try {
-      expect(reopened.checkpoint).toBe(4200n);
-      expect(reopened.published('debezium')).toBe(10n);
-      expect(reopened.published('bus')).toBe(8400n);
-      expect(reopened.published('other')).toBeNull();
-      // Outside a transaction, a position alone keeps the checkpoint.
-      await reopened.appendCommitted(undefined, new Map([['other', 3n]]));
-      expect((await newestCommit(c))?.lsn).toBe(4200n);
-    } finally {
-      reopened.close();
-    }
+    expect(reopened.checkpoint).toBe(4200n);
+    expect(reopened.published('debezium')).toBe(10n);
+    expect(reopened.published('bus')).toBe(8400n);
+    expect(reopened.published('other')).toBeNull();
+    // Outside a transaction, a position alone keeps the checkpoint.
+    await reopened.appendCommitted(undefined, new Map([['other', 3n]]));
+    expect((await newestCommit(c))?.lsn).toBe(4200n);
   }));
 
 test('a record of a rolled-back transaction is forgotten', () =>

@@ -291,9 +291,8 @@ export class DuckDBChangeLog implements ChangeLog {
           const keepThreadFree = options.servingMeanwhile ?? false;
           await this.flush(keepThreadFree);
           await this.history?.flush(c, keepThreadFree);
-          // The checkpoint and the publishers' positions: one appended record.
-          await this.commits!.append(batch.checkpoint, options.published);
-          await c.run('COMMIT');
+          // The checkpoint and the publishers' positions: one commit record, written with the COMMIT.
+          await c.run(`${this.commits!.record(batch.checkpoint, options.published)}; COMMIT`);
           this.commits!.committed();
           this.inTransaction = false;
           this.history?.committed();
@@ -396,7 +395,6 @@ export class DuckDBChangeLog implements ChangeLog {
     await this.history?.release(this.connection);
     this.changes?.close();
     this.changes = undefined;
-    this.commits?.close();
     this.commits = undefined;
     // A connection left open keeps DuckDB's database (its file and WAL) alive after the instance is
     // closed, until the garbage collector finds it: the file opened again in this process would then
