@@ -9,31 +9,40 @@ import type {
 } from '../../framework/interfaces/index.js';
 import type { Change, ChangeBatch, ColumnSchema, Row, VersionedSchema } from '../../framework/types.js';
 import { ChangesAppender } from './change-log/changes-appender.js';
-import { CommitRecords, newestCommit } from './change-log/commit-records.js';
 import { lastRows } from './change-log/last-rows.js';
 import { loggedChanges } from './change-log/logged-changes.js';
 import { checkLayout, CURRENT_ROWS_MACRO, DDL, hasColumn, migrate } from './change-log/log-schema.js';
 import { streamMetaColumn } from './change-log/typed-layout.js';
 import { TypedStorage } from './change-log/typed-storage.js';
-import { openDuckDB, quoteIdent, type DuckDBDatabase, type OpenOptions } from './duckdb-database.js';
+import { openDuckDB, quoteIdent, quoteLiteral, type DuckDBDatabase, type OpenOptions } from './duckdb-database.js';
 import type { HistoryTables } from './offline/history-tables.js';
 import { yieldToEventLoop } from '../../framework/linger.js';
+import { updateOrInsert } from './update-or-insert.js';
+
+/** Records the newest commit position a publisher sent (updated in place, see updateOrInsert). */
+function savePublished(c: DuckDBConnection, publisher: string, position: bigint): Promise<void> {
+  return updateOrInsert(
+    c,
+    'UPDATE _published SET commit_lsn = $2::UBIGINT WHERE publisher = $1',
+    'INSERT INTO _published (publisher, commit_lsn) VALUES ($1, $2::UBIGINT)',
+    [publisher, position.toString()],
+  );
+}
 
 /**
  * The durable change log in a DuckDB file: the initial snapshot in typed tables, the stream's
  * column-wise rows in typed tables per schema version, every other change in `_changes` as JSON, all
- * bulk-written through data-chunk appenders and read through the view `change_log`; `_schemas`,
- * `_checkpoint` and the commit records (`_commits`, the checkpoint and publisher positions, see
- * {@link CommitRecords}). With feature views, their history tables too ({@link HistoryTables}). A
- * complete batch, its feature rows and its commit record commit in one DuckDB transaction: exactly once.
+ * bulk-written through data-chunk appenders and read through the view `change_log`; `_schemas` and
+ * `_checkpoint`. With feature views, their history tables too ({@link HistoryTables}). A complete
+ * batch, its feature rows and the checkpoint commit in one DuckDB transaction: exactly once.
  */
 export class DuckDBChangeLog implements ChangeLog {
   private db: DuckDBDatabase | undefined;
   /** Connections handed out by {@link openConnection}: closed with the log. */
   private readonly handedOut = new Set<DuckDBConnection>();
   private changes: ChangesAppender | undefined;
-  /** The commit records, written with each commit (not in a log opened read-only). */
-  private commits: CommitRecords | undefined;
+  /** Publishers known to have their row in `_published` (committed): their positions are updated with the checkpoint. */
+  private readonly publishedRows = new Set<string>();
   private storage: TypedStorage | undefined;
   private inTransaction = false;
   private seq = 0n;
@@ -89,7 +98,6 @@ export class DuckDBChangeLog implements ChangeLog {
       await this.storage.updateView();
       // After change_log: DuckDB binds a macro's tables when it is created.
       await c.run(CURRENT_ROWS_MACRO);
-      this.commits = await CommitRecords.open(c);
       this.changes = await ChangesAppender.create(c, {
         columnsOf: (table, version) => this.schemaCache.get(`${table}#${version}`)?.columns,
         keyColumnsOf: (table) => this.keyColumns.get(table),
@@ -126,7 +134,7 @@ export class DuckDBChangeLog implements ChangeLog {
     const c = this.connection;
     const hasSource = await hasColumn(c, '_checkpoint', 'source');
     const rows = (
-      await c.runAndReadAll(`SELECT slot, tables, ${hasSource ? 'source' : 'NULL'} FROM _checkpoint WHERE id = 1`)
+      await c.runAndReadAll(`SELECT slot, tables, lsn, ${hasSource ? 'source' : 'NULL'} FROM _checkpoint WHERE id = 1`)
     ).getRows();
     const empty = {
       checkpoint: null,
@@ -138,7 +146,7 @@ export class DuckDBChangeLog implements ChangeLog {
       rereads: [],
     };
     if (rows.length === 0) return empty;
-    const [slot, tables, source] = rows[0]! as [string | null, string | null, string | null];
+    const [slot, tables, lsn, source] = rows[0]! as [string | null, string | null, bigint | null, string | null];
     // A log written before sources recorded what they created holds the slot it followed.
     const sourceRecord = source !== null ? (JSON.parse(source) as SourceRecord) : slot !== null ? { slot } : null;
     if (tables === null) return { ...empty, sourceRecord };
@@ -167,22 +175,15 @@ export class DuckDBChangeLog implements ChangeLog {
         `SELECT greatest((SELECT epoch_us(max(commit_time)) FROM _changes), (SELECT max(commit_time) FROM _snapshot_tables)${streamTimes.map((t) => `, ${t}`).join('')})`,
       )
     ).getRows()[0]![0] as bigint | null;
-    const checkpoint = await this.checkpoint();
     return {
       lastCommitTime: last === null ? null : BigInt(last),
-      checkpoint,
+      checkpoint: lsn === null ? null : BigInt(lsn),
       snapshotDone: done.length === tableList.length,
       tables: tableList,
       sourceRecord,
       tableStarts: new Map([...done, ...laterStarts].map(([table, start]) => [table, BigInt(start)])),
       rereads: starts.filter(([, start]) => start === null).map(([table]) => table),
     };
-  }
-
-  /** The log's checkpoint: its newest commit record's. */
-  private async checkpoint(): Promise<bigint | null> {
-    if (this.commits) return this.commits.checkpoint;
-    return (await newestCommit(this.connection))?.lsn ?? null;
   }
 
   async reset(args: { readonly tables: readonly string[]; readonly point: bigint }): Promise<void> {
@@ -197,17 +198,13 @@ export class DuckDBChangeLog implements ChangeLog {
       );
       await this.storage!.updateView();
       await c.run(
-        'INSERT INTO _checkpoint (id, tables, snapshot_lsn, updated_at, source) VALUES (1, $1, $2, now(), $3)',
+        'INSERT INTO _checkpoint (id, tables, lsn, snapshot_lsn, updated_at, source) VALUES (1, $1, NULL, $2, now(), $3)',
         [JSON.stringify(args.tables), args.point, sourceRecord === null ? null : JSON.stringify(sourceRecord)],
       );
-      // The log starts again without a checkpoint; the publishers' positions stay.
-      await this.commits!.restart();
       await this.history?.reset(c);
       await c.run('COMMIT');
-      this.commits!.committed();
     } catch (error) {
       await c.run('ROLLBACK');
-      this.commits!.rolledBack();
       throw error;
     }
     this.seq = 0n;
@@ -224,15 +221,15 @@ export class DuckDBChangeLog implements ChangeLog {
   }
 
   async published(publisher: string): Promise<bigint | null> {
-    if (this.commits) return this.commits.published(publisher);
-    return (await newestCommit(this.connection))?.published.get(publisher) ?? null;
+    const rows = (
+      await this.connection.runAndReadAll('SELECT commit_lsn FROM _published WHERE publisher = $1', [publisher])
+    ).getRows() as [bigint][];
+    return rows[0] ? BigInt(rows[0][0]) : null;
   }
 
-  /** Records a publisher's position: with the open transaction, or in a commit record of its own. */
   async savePublished(publisher: string, position: bigint): Promise<void> {
-    const positions = new Map([[publisher, position]]);
-    if (this.inTransaction) await this.commits!.append(undefined, positions);
-    else await this.commits!.appendCommitted(undefined, positions);
+    await savePublished(this.connection, publisher, position);
+    if (!this.inTransaction) this.publishedRows.add(publisher);
   }
 
   async apply(batch: ChangeBatch, features: Materialized, options: ApplyOptions = {}): Promise<void> {
@@ -291,9 +288,18 @@ export class DuckDBChangeLog implements ChangeLog {
           const keepThreadFree = options.servingMeanwhile ?? false;
           await this.flush(keepThreadFree);
           await this.history?.flush(c, keepThreadFree);
-          // The checkpoint and the publishers' positions: one commit record, written with the COMMIT.
-          await c.run(`${this.commits!.record(batch.checkpoint, options.published)}; COMMIT`);
-          this.commits!.committed();
+          // Publisher positions whose row exists go with the checkpoint: one round trip, no prepared
+          // statement (this ends every batch); a failed UPDATE skips the COMMIT.
+          let positions = '';
+          for (const [publisher, position] of options.published ?? []) {
+            if (this.publishedRows.has(publisher))
+              positions += `UPDATE _published SET commit_lsn = ${BigInt(position)}::UBIGINT WHERE publisher = ${quoteLiteral(publisher)}; `;
+            else await savePublished(c, publisher, position);
+          }
+          await c.run(
+            `${positions}UPDATE _checkpoint SET lsn = ${BigInt(batch.checkpoint)}, updated_at = now() WHERE id = 1; COMMIT`,
+          );
+          for (const publisher of options.published?.keys() ?? []) this.publishedRows.add(publisher);
           this.inTransaction = false;
           this.history?.committed();
         }
@@ -333,7 +339,7 @@ export class DuckDBChangeLog implements ChangeLog {
     this.storage!.discard();
     this.changes?.discard();
     await this.connection.run('ROLLBACK');
-    this.commits?.rolledBack();
+    this.publishedRows.clear();
     this.seq = this.seqAtBegin;
     // Stream tables and history tables created in the rolled-back transaction are gone.
     await this.storage!.load();
@@ -395,7 +401,6 @@ export class DuckDBChangeLog implements ChangeLog {
     await this.history?.release(this.connection);
     this.changes?.close();
     this.changes = undefined;
-    this.commits = undefined;
     // A connection left open keeps DuckDB's database (its file and WAL) alive after the instance is
     // closed, until the garbage collector finds it: the file opened again in this process would then
     // be held by two databases at once (seen as 'Current transaction is aborted' on opening it).

@@ -3,7 +3,6 @@ import { dirname } from 'node:path';
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
 import { FeatureflowError } from '../../framework/errors.js';
 import { translateOpenError } from './duckdb-errors.js';
-import { legacyCommitsView } from './change-log/commit-records.js';
 import { registerStagedRows } from './staged-insert.js';
 
 /** An open DuckDB file and one connection to it. `close()` is idempotent. */
@@ -114,7 +113,6 @@ export async function openDuckDB(path: string, options: OpenOptions = {}): Promi
   const connect = async (): Promise<DuckDBConnection> => {
     const c = await instance.connect();
     if (attach) await c.run(`USE ${STORE_CATALOG}`);
-    if (options.readOnly) await legacyCommitsView(c);
     return c;
   };
   const connection = await connect();

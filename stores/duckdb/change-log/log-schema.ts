@@ -8,7 +8,6 @@ import { FeatureflowError } from '../../../framework/errors.js';
 import type { ColumnSchema, VersionedSchema } from '../../../framework/types.js';
 import { decodeRow } from '../../../framework/value-json.js';
 import { quoteLiteral } from '../duckdb-database.js';
-import { COMMITS_DDL } from './commit-records.js';
 import { encodeKey } from './log-keys.js';
 import { NATIVE_SINCE_JSON } from './typed-layout.js';
 
@@ -35,11 +34,11 @@ CREATE TABLE IF NOT EXISTS _schemas (
   key_columns VARCHAR NOT NULL,
   PRIMARY KEY (table_name, version)
 );
--- The log's checkpoint is its newest commit record's (_commits, see commit-records.ts).
 CREATE TABLE IF NOT EXISTS _checkpoint (
   id INTEGER PRIMARY KEY,
   slot VARCHAR,
   tables VARCHAR,
+  lsn UBIGINT,
   snapshot_lsn UBIGINT,
   updated_at TIMESTAMPTZ,
   -- What the source created for this log (JSON, see SourceRecord).
@@ -66,7 +65,11 @@ CREATE TABLE IF NOT EXISTS _table_starts (
   -- NULL: to be read again (see ChangeBatch.rereads)
   lsn UBIGINT
 );
-${COMMITS_DDL}
+-- Per change publisher (ChangePublisher.id), the last commit position it sent.
+CREATE TABLE IF NOT EXISTS _published (
+  publisher VARCHAR PRIMARY KEY,
+  commit_lsn UBIGINT NOT NULL
+);
 `;
 
 /**
@@ -157,7 +160,6 @@ export async function hasColumn(c: DuckDBConnection, table: string, column: stri
 /** Brings a file of an earlier version of this layout up to date (columns added since, filled). */
 export async function migrate(c: DuckDBConnection, schemas: readonly VersionedSchema[]): Promise<void> {
   await c.run('ALTER TABLE _checkpoint ADD COLUMN IF NOT EXISTS source VARCHAR');
-  if (await hasColumn(c, '_checkpoint', 'lsn')) await migrateCommits(c);
   if (await hasColumn(c, '_changes', 'old_key')) return;
   await c.run('ALTER TABLE _changes ADD COLUMN old_key VARCHAR');
   // Updates that came with their old row: their old key, as the appender now writes it.
@@ -177,37 +179,5 @@ export async function migrate(c: DuckDBConnection, schemas: readonly VersionedSc
     await c.run(
       `UPDATE _changes SET old_key = v.k FROM (VALUES ${values.slice(i, i + 1000).join(', ')}) v(s, k) WHERE _changes.seq = v.s`,
     );
-  }
-}
-
-/**
- * A file from before `_commits` kept its checkpoint in `_checkpoint.lsn` and publisher positions in
- * `_published`, updated with each commit: both move into the first commit record, in one transaction.
- */
-async function migrateCommits(c: DuckDBConnection): Promise<void> {
-  await c.run('BEGIN');
-  try {
-    const lsn = (await c.runAndReadAll('SELECT lsn FROM _checkpoint WHERE id = 1')).getRows()[0]?.[0] ?? null;
-    const published: Record<string, string> = {};
-    const hasPublished = Number(
-      (
-        await c.runAndReadAll(`SELECT count(*) FROM information_schema.tables WHERE table_name = '_published'`)
-      ).getRows()[0]![0],
-    );
-    if (hasPublished > 0) {
-      for (const [id, position] of (
-        await c.runAndReadAll('SELECT publisher, commit_lsn FROM _published')
-      ).getRows() as [string, bigint][])
-        published[id] = BigInt(position).toString();
-    }
-    await c.run('INSERT INTO _commits VALUES (1, $1::UBIGINT, now(), $2)', [
-      lsn === null ? null : BigInt(lsn as bigint).toString(),
-      JSON.stringify(published),
-    ]);
-    await c.run('ALTER TABLE _checkpoint DROP COLUMN lsn; DROP TABLE IF EXISTS _published');
-    await c.run('COMMIT');
-  } catch (error) {
-    await c.run('ROLLBACK');
-    throw error;
   }
 }

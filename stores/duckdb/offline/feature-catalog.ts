@@ -14,7 +14,6 @@ import { quoteIdent, quoteLiteral } from '../duckdb-database.js';
 import type { KeyColumn } from './feature-columns.js';
 import type { DeadLetter } from '../../../framework/features/materialize.js';
 import { checkLayout, newestRow, rowsTableOf } from './feature-layout.js';
-import { CHECKPOINT_LSN_SQL } from '../change-log/commit-records.js';
 import { updateOrInsert } from '../update-or-insert.js';
 
 /**
@@ -93,7 +92,7 @@ export async function readViewRecords(c: DuckDBConnection): Promise<ViewRecord[]
   const rows = (
     await c.runAndReadAll(
       `SELECT name, version, fingerprint, definition, table_name, source_table, key_columns, active,
-              CASE WHEN active THEN ${CHECKPOINT_LSN_SQL} ELSE watermark END
+              CASE WHEN active THEN (SELECT lsn FROM _checkpoint WHERE id = 1) ELSE watermark END
          FROM _feature_views ORDER BY name, version`,
     )
   ).getRows() as [string, number, string, string, string, string, string | null, boolean, bigint | null][];
@@ -155,7 +154,7 @@ export async function setActive(
       : `(name, version) IN (${active.map((v) => `(${quoteLiteral(v.name)}, ${v.version})`).join(', ')})`;
   await c.run(
     `UPDATE _feature_views SET active = ${configured},
-            watermark = CASE WHEN ${configured} THEN NULL ELSE ${CHECKPOINT_LSN_SQL} END
+            watermark = CASE WHEN ${configured} THEN NULL ELSE (SELECT lsn FROM _checkpoint WHERE id = 1) END
       WHERE active <> ${configured}`,
   );
 }
