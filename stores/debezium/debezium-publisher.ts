@@ -144,8 +144,7 @@ export class DebeziumPublisher implements ChangePublisher {
       topic: r.topic,
       message: {
         key: r.key,
-        // A joined value is written part by part by the fast record encoding (see sendInOrder for kafkajs's own).
-        value: r.value as Buffer | null,
+        value: r.value,
         headers: r.headers ? { ...r.headers, ...this.headers } : this.headers,
       },
     }));
