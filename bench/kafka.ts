@@ -45,7 +45,8 @@ import { benchResult, ratioResult, type BenchResult } from './lib/types.js';
 
 const ROWS = Number(process.env.FF_BENCH_KAFKA_ROWS ?? 1_000_000);
 const TXN_ROWS = 1000;
-const RATE = 1000;
+/** Transactions/s of the latency and serving runs (`FF_BENCH_KAFKA_RATE`; the targets are set at 1000). */
+const RATE = Number(process.env.FF_BENCH_KAFKA_RATE ?? 1000);
 const SECONDS = Number(process.env.FF_BENCH_KAFKA_SECONDS ?? 5);
 /**
  * `FF_BENCH_KAFKA_ONLY=throughput` runs the throughput comparison alone; `serving`, the two serve
