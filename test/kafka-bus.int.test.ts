@@ -237,8 +237,8 @@ describe('featureflow ingest with a Kafka bus', () => {
     expect(committed).toHaveLength(30);
     const db = await openDuckDB(join(dir, 'store.duckdb'), { readOnly: true });
     try {
-      const published = (await db.connection.runAndReadAll('SELECT publisher FROM _published')).getRows();
-      expect(published).toEqual([]);
+      const published = (await db.connection.runAndReadAll('SELECT published FROM _checkpoint')).getRows();
+      expect(published).toEqual([[null]]);
     } finally {
       db.close();
     }

@@ -11,23 +11,20 @@ import type { Change, ChangeBatch, ColumnSchema, Row, VersionedSchema } from '..
 import { ChangesAppender } from './change-log/changes-appender.js';
 import { lastRows } from './change-log/last-rows.js';
 import { loggedChanges } from './change-log/logged-changes.js';
-import { checkLayout, CURRENT_ROWS_MACRO, DDL, hasColumn, migrate } from './change-log/log-schema.js';
+import {
+  checkLayout,
+  CURRENT_ROWS_MACRO,
+  DDL,
+  decodePublished,
+  encodePublished,
+  hasColumn,
+  migrate,
+} from './change-log/log-schema.js';
 import { streamMetaColumn } from './change-log/typed-layout.js';
 import { TypedStorage } from './change-log/typed-storage.js';
 import { openDuckDB, quoteIdent, quoteLiteral, type DuckDBDatabase, type OpenOptions } from './duckdb-database.js';
 import type { HistoryTables } from './offline/history-tables.js';
 import { yieldToEventLoop } from '../../framework/linger.js';
-import { updateOrInsert } from './update-or-insert.js';
-
-/** Records the newest commit position a publisher sent (updated in place, see updateOrInsert). */
-function savePublished(c: DuckDBConnection, publisher: string, position: bigint): Promise<void> {
-  return updateOrInsert(
-    c,
-    'UPDATE _published SET commit_lsn = $2::UBIGINT WHERE publisher = $1',
-    'INSERT INTO _published (publisher, commit_lsn) VALUES ($1, $2::UBIGINT)',
-    [publisher, position.toString()],
-  );
-}
 
 /**
  * The durable change log in a DuckDB file: the initial snapshot in typed tables, the stream's
@@ -41,8 +38,13 @@ export class DuckDBChangeLog implements ChangeLog {
   /** Connections handed out by {@link openConnection}: closed with the log. */
   private readonly handedOut = new Set<DuckDBConnection>();
   private changes: ChangesAppender | undefined;
-  /** Publishers known to have their row in `_published` (committed): their positions are updated with the checkpoint. */
-  private readonly publishedRows = new Set<string>();
+  /**
+   * The publishers' positions as `_checkpoint.published` holds them once the open transaction (if
+   * any) commits: the checkpoint's UPDATE writes them all, so a commit touches one row of one table.
+   */
+  private publishedPositions = new Map<string, bigint>();
+  /** {@link publishedPositions} when the open transaction began, restored by a rollback. */
+  private publishedAtBegin = new Map<string, bigint>();
   private storage: TypedStorage | undefined;
   private inTransaction = false;
   private seq = 0n;
@@ -90,6 +92,7 @@ export class DuckDBChangeLog implements ChangeLog {
       if (!this.options.readOnly) {
         await c.run(DDL);
         await migrate(c, await this.schemas());
+        this.publishedPositions = await this.readPublished();
       }
       for (const schema of await this.schemas()) this.remember(schema);
       await this.storage.load();
@@ -198,8 +201,14 @@ export class DuckDBChangeLog implements ChangeLog {
       );
       await this.storage!.updateView();
       await c.run(
-        'INSERT INTO _checkpoint (id, tables, lsn, snapshot_lsn, updated_at, source) VALUES (1, $1, NULL, $2, now(), $3)',
-        [JSON.stringify(args.tables), args.point, sourceRecord === null ? null : JSON.stringify(sourceRecord)],
+        'INSERT INTO _checkpoint (id, tables, lsn, snapshot_lsn, updated_at, source, published) VALUES (1, $1, NULL, $2, now(), $3, $4)',
+        [
+          JSON.stringify(args.tables),
+          args.point,
+          sourceRecord === null ? null : JSON.stringify(sourceRecord),
+          // What publishers sent stays recorded, as it did in a table of its own.
+          this.publishedPositions.size === 0 ? null : encodePublished(this.publishedPositions),
+        ],
       );
       await this.history?.reset(c);
       await c.run('COMMIT');
@@ -221,15 +230,21 @@ export class DuckDBChangeLog implements ChangeLog {
   }
 
   async published(publisher: string): Promise<bigint | null> {
-    const rows = (
-      await this.connection.runAndReadAll('SELECT commit_lsn FROM _published WHERE publisher = $1', [publisher])
-    ).getRows() as [bigint][];
-    return rows[0] ? BigInt(rows[0][0]) : null;
+    return (await this.readPublished()).get(publisher) ?? null;
+  }
+
+  /** The publishers' positions the file holds. */
+  private async readPublished(): Promise<Map<string, bigint>> {
+    const rows = (await this.connection.runAndReadAll('SELECT published FROM _checkpoint WHERE id = 1')).getRows() as [
+      string | null,
+    ][];
+    return decodePublished(rows[0]?.[0] ?? null);
   }
 
   async savePublished(publisher: string, position: bigint): Promise<void> {
-    await savePublished(this.connection, publisher, position);
-    if (!this.inTransaction) this.publishedRows.add(publisher);
+    const positions = new Map(this.publishedPositions).set(publisher, position);
+    await this.connection.run('UPDATE _checkpoint SET published = $1 WHERE id = 1', [encodePublished(positions)]);
+    this.publishedPositions = positions;
   }
 
   async apply(batch: ChangeBatch, features: Materialized, options: ApplyOptions = {}): Promise<void> {
@@ -239,6 +254,7 @@ export class DuckDBChangeLog implements ChangeLog {
       await c.run('BEGIN');
       this.inTransaction = true;
       this.seqAtBegin = this.seq;
+      this.publishedAtBegin = this.publishedPositions;
     }
     try {
       for (const schema of batch.schemas) {
@@ -288,18 +304,18 @@ export class DuckDBChangeLog implements ChangeLog {
           const keepThreadFree = options.servingMeanwhile ?? false;
           await this.flush(keepThreadFree);
           await this.history?.flush(c, keepThreadFree);
-          // Publisher positions whose row exists go with the checkpoint: one round trip, no prepared
-          // statement (this ends every batch); a failed UPDATE skips the COMMIT.
-          let positions = '';
-          for (const [publisher, position] of options.published ?? []) {
-            if (this.publishedRows.has(publisher))
-              positions += `UPDATE _published SET commit_lsn = ${BigInt(position)}::UBIGINT WHERE publisher = ${quoteLiteral(publisher)}; `;
-            else await savePublished(c, publisher, position);
+          // Publisher positions go in the checkpoint's row: one UPDATE of one row, the COMMIT in the
+          // same round trip, no prepared statement (this ends every batch); a failed UPDATE skips the COMMIT.
+          let published = '';
+          if (options.published && options.published.size > 0) {
+            const positions = new Map(this.publishedPositions);
+            for (const [publisher, position] of options.published) positions.set(publisher, BigInt(position));
+            this.publishedPositions = positions;
+            published = `, published = ${quoteLiteral(encodePublished(positions))}`;
           }
           await c.run(
-            `${positions}UPDATE _checkpoint SET lsn = ${BigInt(batch.checkpoint)}, updated_at = now() WHERE id = 1; COMMIT`,
+            `UPDATE _checkpoint SET lsn = ${BigInt(batch.checkpoint)}, updated_at = now()${published} WHERE id = 1; COMMIT`,
           );
-          for (const publisher of options.published?.keys() ?? []) this.publishedRows.add(publisher);
           this.inTransaction = false;
           this.history?.committed();
         }
@@ -339,7 +355,7 @@ export class DuckDBChangeLog implements ChangeLog {
     this.storage!.discard();
     this.changes?.discard();
     await this.connection.run('ROLLBACK');
-    this.publishedRows.clear();
+    this.publishedPositions = this.publishedAtBegin;
     this.seq = this.seqAtBegin;
     // Stream tables and history tables created in the rolled-back transaction are gone.
     await this.storage!.load();

@@ -42,7 +42,9 @@ CREATE TABLE IF NOT EXISTS _checkpoint (
   snapshot_lsn UBIGINT,
   updated_at TIMESTAMPTZ,
   -- What the source created for this log (JSON, see SourceRecord).
-  source VARCHAR
+  source VARCHAR,
+  -- Per change publisher (ChangePublisher.id), the last commit position it sent (JSON, see encodePublished).
+  published VARCHAR
 );
 CREATE TABLE IF NOT EXISTS _snapshot_tables (
   table_name VARCHAR PRIMARY KEY,
@@ -64,11 +66,6 @@ CREATE TABLE IF NOT EXISTS _table_starts (
   table_name VARCHAR PRIMARY KEY,
   -- NULL: to be read again (see ChangeBatch.rereads)
   lsn UBIGINT
-);
--- Per change publisher (ChangePublisher.id), the last commit position it sent.
-CREATE TABLE IF NOT EXISTS _published (
-  publisher VARCHAR PRIMARY KEY,
-  commit_lsn UBIGINT NOT NULL
 );
 `;
 
@@ -160,6 +157,7 @@ export async function hasColumn(c: DuckDBConnection, table: string, column: stri
 /** Brings a file of an earlier version of this layout up to date (columns added since, filled). */
 export async function migrate(c: DuckDBConnection, schemas: readonly VersionedSchema[]): Promise<void> {
   await c.run('ALTER TABLE _checkpoint ADD COLUMN IF NOT EXISTS source VARCHAR');
+  await migratePublished(c);
   if (await hasColumn(c, '_changes', 'old_key')) return;
   await c.run('ALTER TABLE _changes ADD COLUMN old_key VARCHAR');
   // Updates that came with their old row: their old key, as the appender now writes it.
@@ -179,5 +177,49 @@ export async function migrate(c: DuckDBConnection, schemas: readonly VersionedSc
     await c.run(
       `UPDATE _changes SET old_key = v.k FROM (VALUES ${values.slice(i, i + 1000).join(', ')}) v(s, k) WHERE _changes.seq = v.s`,
     );
+  }
+}
+
+/**
+ * Publisher positions as `_checkpoint.published` holds them: `{"<publisher>": "<position>"}`, each
+ * position in decimal (exact beyond 2^53).
+ */
+export function encodePublished(positions: ReadonlyMap<string, bigint>): string {
+  return JSON.stringify(Object.fromEntries([...positions].map(([publisher, position]) => [publisher, `${position}`])));
+}
+
+/** The positions {@link encodePublished} wrote (none for NULL). */
+export function decodePublished(json: string | null): Map<string, bigint> {
+  if (json === null) return new Map();
+  return new Map(
+    Object.entries(JSON.parse(json) as Record<string, string>).map(([p, position]) => [p, BigInt(position)]),
+  );
+}
+
+/**
+ * Files written before the positions moved into the checkpoint's row kept them in a table of their
+ * own, `_published`, an UPDATE of which made every commit of a publishing ingest dearer: its rows
+ * become `_checkpoint.published`, and the table goes, in one transaction.
+ */
+async function migratePublished(c: DuckDBConnection): Promise<void> {
+  await c.run('ALTER TABLE _checkpoint ADD COLUMN IF NOT EXISTS published VARCHAR');
+  const old = (
+    await c.runAndReadAll(`SELECT count(*) FROM duckdb_tables() WHERE table_name = '_published'`)
+  ).getRows()[0]![0];
+  if (Number(old) === 0) return;
+  await c.run('BEGIN');
+  try {
+    const rows = (await c.runAndReadAll('SELECT publisher, commit_lsn FROM _published')).getRows() as [
+      string,
+      bigint,
+    ][];
+    if (rows.length > 0) {
+      const positions = new Map(rows.map(([publisher, position]) => [publisher, BigInt(position)]));
+      await c.run('UPDATE _checkpoint SET published = $1 WHERE id = 1', [encodePublished(positions)]);
+    }
+    await c.run('DROP TABLE _published; COMMIT');
+  } catch (error) {
+    await c.run('ROLLBACK');
+    throw error;
   }
 }
