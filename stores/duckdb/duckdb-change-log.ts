@@ -18,6 +18,7 @@ import {
   decodePublished,
   encodePublished,
   hasColumn,
+  hasTable,
   migrate,
 } from './change-log/log-schema.js';
 import { streamMetaColumn } from './change-log/typed-layout.js';
@@ -159,10 +160,7 @@ export class DuckDBChangeLog implements ChangeLog {
       bigint,
     ][];
     // Tables read again mid-stream start later than their snapshot (files from before have no such table).
-    const hasStarts = (
-      await c.runAndReadAll(`SELECT count(*) FROM duckdb_tables() WHERE table_name = '_table_starts'`)
-    ).getRows()[0]![0];
-    const starts = hasStarts
+    const starts = (await hasTable(c, '_table_starts'))
       ? ((await c.runAndReadAll('SELECT table_name, lsn FROM _table_starts ORDER BY table_name')).getRows() as [
           string,
           bigint | null,

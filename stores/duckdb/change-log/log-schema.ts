@@ -154,6 +154,14 @@ export async function hasColumn(c: DuckDBConnection, table: string, column: stri
   return Number(rows[0]![0]) > 0;
 }
 
+/** Whether the file has a table named `table` (its own, not a temporary one). */
+export async function hasTable(c: DuckDBConnection, table: string): Promise<boolean> {
+  const rows = (
+    await c.runAndReadAll('SELECT count(*) FROM duckdb_tables() WHERE table_name = $1 AND NOT temporary', [table])
+  ).getRows();
+  return Number(rows[0]![0]) > 0;
+}
+
 /** Brings a file of an earlier version of this layout up to date (columns added since, filled). */
 export async function migrate(c: DuckDBConnection, schemas: readonly VersionedSchema[]): Promise<void> {
   await c.run('ALTER TABLE _checkpoint ADD COLUMN IF NOT EXISTS source VARCHAR');
@@ -203,10 +211,7 @@ export function decodePublished(json: string | null): Map<string, bigint> {
  */
 async function migratePublished(c: DuckDBConnection): Promise<void> {
   await c.run('ALTER TABLE _checkpoint ADD COLUMN IF NOT EXISTS published VARCHAR');
-  const old = (
-    await c.runAndReadAll(`SELECT count(*) FROM duckdb_tables() WHERE table_name = '_published'`)
-  ).getRows()[0]![0];
-  if (Number(old) === 0) return;
+  if (!(await hasTable(c, '_published'))) return;
   await c.run('BEGIN');
   try {
     const rows = (await c.runAndReadAll('SELECT publisher, commit_lsn FROM _published')).getRows() as [
