@@ -46,6 +46,11 @@ export class DuckDBChangeLog implements ChangeLog {
   private publishedPositions = new Map<string, bigint>();
   /** {@link publishedPositions} when the open transaction began, restored by a rollback. */
   private publishedAtBegin = new Map<string, bigint>();
+  /**
+   * The source's own progress (e.g. Kafka offsets, each record holding all of them) of the open
+   * transaction's newest complete batch, written by the checkpoint's UPDATE at its commit.
+   */
+  private pendingSource: string | undefined;
   private storage: TypedStorage | undefined;
   private inTransaction = false;
   private seq = 0n;
@@ -292,8 +297,7 @@ export class DuckDBChangeLog implements ChangeLog {
         for (const table of Object.keys(batch.rereads ?? {}))
           await c.run('INSERT OR REPLACE INTO _table_starts VALUES ($1, NULL)', [table]);
         // The source's own progress (e.g. Kafka offsets) commits with the checkpoint: exactly once.
-        if (batch.sourceRecord)
-          await c.run('UPDATE _checkpoint SET source = $1 WHERE id = 1', [JSON.stringify(batch.sourceRecord)]);
+        if (batch.sourceRecord) this.pendingSource = JSON.stringify(batch.sourceRecord);
         // Left open, a later complete batch's commit (and checkpoint) makes this one durable with it.
         if (options.commit !== false) {
           // Appended rows wait in the appenders and history writers until here: each flush has a
@@ -302,8 +306,10 @@ export class DuckDBChangeLog implements ChangeLog {
           const keepThreadFree = options.servingMeanwhile ?? false;
           await this.flush(keepThreadFree);
           await this.history?.flush(c, keepThreadFree);
-          // Publisher positions go in the checkpoint's row: one UPDATE of one row, the COMMIT in the
-          // same round trip, no prepared statement (this ends every batch); a failed UPDATE skips the COMMIT.
+          // Publisher positions and the source's progress go in the checkpoint's row: one UPDATE of one
+          // row, the COMMIT in the same round trip, no prepared statement (this ends every batch); a
+          // failed UPDATE skips the COMMIT.
+          const source = this.pendingSource === undefined ? '' : `, source = ${quoteLiteral(this.pendingSource)}`;
           let published = '';
           if (options.published && options.published.size > 0) {
             const positions = new Map(this.publishedPositions);
@@ -312,8 +318,9 @@ export class DuckDBChangeLog implements ChangeLog {
             published = `, published = ${quoteLiteral(encodePublished(positions))}`;
           }
           await c.run(
-            `UPDATE _checkpoint SET lsn = ${BigInt(batch.checkpoint)}, updated_at = now()${published} WHERE id = 1; COMMIT`,
+            `UPDATE _checkpoint SET lsn = ${BigInt(batch.checkpoint)}, updated_at = now()${published}${source} WHERE id = 1; COMMIT`,
           );
+          this.pendingSource = undefined;
           this.inTransaction = false;
           this.history?.committed();
         }
@@ -354,6 +361,7 @@ export class DuckDBChangeLog implements ChangeLog {
     this.changes?.discard();
     await this.connection.run('ROLLBACK');
     this.publishedPositions = this.publishedAtBegin;
+    this.pendingSource = undefined;
     this.seq = this.seqAtBegin;
     // Stream tables and history tables created in the rolled-back transaction are gone.
     await this.storage!.load();
