@@ -510,6 +510,13 @@ async function scaledOutServing(
       const result = await server.result;
       console.error(`[kafka] serve process ${i + 1}: ${describe(result)}`);
       // The first hop of commit → prediction: the ingest's DuckDB commit, which the publish follows.
+      // The second each sample closes lies wholly in the window.
+      const seconds = result.mainThread.filter(([at]) => at - 1000 >= windowStart && at <= windowEnd);
+      if (seconds.length > 0)
+        console.error(
+          `[kafka] serve process ${i + 1}: main thread busy ${seconds.map(([, busy]) => `${Math.round(busy * 100)}%`).join(' ')}; ` +
+            `its event-loop delay p99 per second ${seconds.map(([, , delay]) => delay.toFixed(0)).join(' ')} ms`,
+        );
       const lags = result.durable.filter(([at]) => at >= windowStart && at <= windowEnd).map(([, lag]) => lag);
       if (lags.length > 0)
         console.error(

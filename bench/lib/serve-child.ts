@@ -4,7 +4,7 @@
  * run (the snapshot), then the ingest following the source until `stop`. `ready` carries the HTTP
  * URL once `/health` answers 200; `result` the process's CPU time and peak RSS.
  */
-import { PerformanceObserver } from 'node:perf_hooks';
+import { monitorEventLoopDelay, PerformanceObserver, performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { closeContainer, createContainer, msBehind, ServeRuntime } from '../../index.js';
 import { cliChildOptions, startBenchChild, type BenchChild } from './bench-child.js';
@@ -28,6 +28,12 @@ export interface ServeResult {
    * (`onBatch`, ms since the Unix epoch) and how long after its newest commit in the source, ms.
    */
   durable: [number, number][];
+  /**
+   * Per second while following: when (ms since the Unix epoch), the share of it the main thread's
+   * event loop was busy (0–1), and the p99 of its delay, ms: how long work that became ready (a
+   * change received, a record fetched) waited for the thread.
+   */
+  mainThread: [number, number, number][];
 }
 
 /** Starts a serve process as the CLI runs featureflow (see cliChildOptions). */
@@ -39,6 +45,7 @@ async function serve(spec: ServeSpec, stopped: Promise<void>): Promise<ServeResu
   const config = serveConfig(spec);
   let collected = { count: 0, totalMs: 0, maxMs: 0 };
   const durable: [number, number][] = [];
+  const mainThread: [number, number, number][] = [];
   const container = await createContainer(config, { serving: true });
   try {
     const ingests = !spec.kafka || spec.kafka.ingest;
@@ -72,8 +79,24 @@ async function serve(spec: ServeSpec, stopped: Promise<void>): Promise<ServeResu
       });
       observer.observe({ entryTypes: ['gc'] });
       collected = gc;
+      const delay = monitorEventLoopDelay({ resolution: 1 });
+      delay.enable();
+      let utilization = performance.eventLoopUtilization();
+      const sampler = setInterval(() => {
+        const now = performance.eventLoopUtilization();
+        mainThread.push([
+          Date.now(),
+          performance.eventLoopUtilization(now, utilization).utilization,
+          delay.percentile(99) / 1e6,
+        ]);
+        utilization = now;
+        delay.reset();
+      }, 1000);
+      sampler.unref();
       emit('ready', { url: runtime.url } satisfies ServeReady);
       await Promise.race([stopped, following]);
+      clearInterval(sampler);
+      delay.disable();
       controller.abort();
       await following;
       await runtime.idle();
@@ -89,6 +112,7 @@ async function serve(spec: ServeSpec, stopped: Promise<void>): Promise<ServeResu
     peakRss: usage.maxRSS * 1024,
     gc: collected,
     durable,
+    mainThread,
   };
 }
 
