@@ -509,7 +509,6 @@ async function scaledOutServing(
       server.stop();
       const result = await server.result;
       console.error(`[kafka] serve process ${i + 1}: ${describe(result)}`);
-      // The first hop of commit → prediction: the ingest's DuckDB commit, which the publish follows.
       // The second each sample closes lies wholly in the window.
       const seconds = result.mainThread.filter(([at]) => at - 1000 >= windowStart && at <= windowEnd);
       if (seconds.length > 0)
@@ -517,6 +516,7 @@ async function scaledOutServing(
           `[kafka] serve process ${i + 1}: main thread busy ${seconds.map(([, busy]) => `${Math.round(busy * 100)}%`).join(' ')}; ` +
             `its event-loop delay p99 per second ${seconds.map(([, , delay]) => delay.toFixed(0)).join(' ')} ms`,
         );
+      // The first hop of commit → prediction: the ingest's DuckDB commit, which the publish follows.
       const lags = result.durable.filter(([at]) => at >= windowStart && at <= windowEnd).map(([, lag]) => lag);
       if (lags.length > 0)
         console.error(

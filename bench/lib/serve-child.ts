@@ -2,7 +2,8 @@
  * `featureflow serve` in a process of its own, as the CLI runs it (started by
  * {@link startServeChild}): the container with the serving module, {@link ServeRuntime}, a catch-up
  * run (the snapshot), then the ingest following the source until `stop`. `ready` carries the HTTP
- * URL once `/health` answers 200; `result` the process's CPU time and peak RSS.
+ * URL once `/health` answers 200; `result` the process's CPU time and peak RSS, and per second how busy
+ * its main thread was.
  */
 import { monitorEventLoopDelay, PerformanceObserver, performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
