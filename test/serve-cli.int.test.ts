@@ -94,7 +94,8 @@ describe('featureflow serve at start-up and shut-down', () => {
     // Only the update is new: the snapshot is not taken again.
     expect(second.out()).toMatch(/^serving on \S+\n1 changes applied/);
     const teardown = spawnCli(dir, ['teardown', '--yes']);
-    expect((await teardown.exited).code).toBe(0);
+    const { code: teardownCode } = await teardown.exited;
+    expect([teardownCode, teardown.err()]).toEqual([0, '']);
     expect(await slotExists(slot)).toBe(false);
   });
 });
