@@ -34,7 +34,8 @@ const SERVING_MEANWHILE_INTERVAL_MS = 250;
  * back, the commits kept the machine busy whatever the rate: two serve processes on Kafka, one of
  * them ingesting, with the broker and PostgreSQL on two cores, 92–97% busy at 1000 txn/s and 93% at
  * 500. Commits at most every 30 ms: 65–80% busy at 1000 txn/s, commit → prediction p50 34.1–43.5 ms
- * and p99 69.2–123.9 (6 runs) against 33.9–86.6 and 89.0–211.2 (6 runs; bench/kafka.ts).
+ * and p99 69.2–195.8 (9 runs) against 33.9–86.6 and 89.0–211.2 (6 runs); every 15 ms, 88–94% busy
+ * (3 runs, bench/kafka.ts).
  */
 const BUS_INTERVAL_MS = 30;
 
