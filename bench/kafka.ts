@@ -48,6 +48,11 @@ const TXN_ROWS = 1000;
 /** Transactions/s of the latency and serving runs (`FF_BENCH_KAFKA_RATE`; the targets are set at 1000). */
 const RATE = Number(process.env.FF_BENCH_KAFKA_RATE ?? 1000);
 const SECONDS = Number(process.env.FF_BENCH_KAFKA_SECONDS ?? 5);
+/** The serve processes' `ingest.commitIntervalMs` (`FF_BENCH_KAFKA_COMMIT_INTERVAL_MS`); unset, its default (30 on the bus). */
+const COMMIT_INTERVAL_MS =
+  process.env.FF_BENCH_KAFKA_COMMIT_INTERVAL_MS === undefined
+    ? undefined
+    : Number(process.env.FF_BENCH_KAFKA_COMMIT_INTERVAL_MS);
 /**
  * `FF_BENCH_KAFKA_ONLY=throughput` runs the throughput comparison alone; `serving`, the two serve
  * processes with featureflow's commit → Kafka latency as their reference (quicker, for profiling).
@@ -447,6 +452,7 @@ async function scaledOutServing(
     slot: table,
     modelDir,
     storePath: join(setup.dir, 'serve.duckdb'),
+    commitIntervalMs: COMMIT_INTERVAL_MS,
   };
   const bus = {
     brokers: setup.brokers,
@@ -601,7 +607,8 @@ async function servingRun(setup: Setup): Promise<Awaited<ReturnType<typeof scale
   }
   const lost = serving.latencies.filter((l) => l === Infinity).length;
   console.error(
-    `[kafka] two serve processes @ ${RATE} txn/s: ${serving.latencies.length} commits, ${lost} without a prediction; ` +
+    `[kafka] two serve processes @ ${RATE} txn/s (ingest.commitIntervalMs ${COMMIT_INTERVAL_MS ?? 'default'}): ` +
+      `${serving.latencies.length} commits, ${lost} without a prediction; ` +
       `predictions per process ${serving.perProcess.join(' + ')}`,
   );
   return serving;

@@ -96,6 +96,8 @@ export interface ServeSpec {
     predictions: string;
     ingest: boolean;
   };
+  /** `ingest.commitIntervalMs`; unset, its default. */
+  commitIntervalMs?: number;
 }
 
 /**
@@ -129,7 +131,10 @@ export function serveConfig(spec: ServeSpec): ResolvedConfig {
         : { online: memory() }),
       model: tfjs({ path: spec.modelDir, service, name: MODEL }),
       features: { views: [view], services: [service] },
-      ingest: { heartbeatSeconds: 1 },
+      ingest: {
+        heartbeatSeconds: 1,
+        ...(spec.commitIntervalMs === undefined ? {} : { commitIntervalMs: spec.commitIntervalMs }),
+      },
       serve: { port: 0 },
       logLevel: process.env.FEATUREFLOW_LOG_LEVEL ?? 'warn',
     }),

@@ -33,9 +33,9 @@ const SERVING_MEANWHILE_INTERVAL_MS = 250;
  * Least ms between two commits on a bus between processes, whose sends follow the commit. Back to
  * back, the commits kept the machine busy whatever the rate: two serve processes on Kafka, one of
  * them ingesting, with the broker and PostgreSQL on two cores, 92–97% busy at 1000 txn/s and 93% at
- * 500. Commits at most every 30 ms: 65–80% busy at 1000 txn/s, commit → prediction p50 34.1–43.5 ms
- * and p99 69.2–195.8 (9 runs) against 33.9–86.6 and 89.0–211.2 (6 runs); every 15 ms, 88–94% busy
- * (3 runs, bench/kafka.ts).
+ * 500. Commits at most every 30 ms: 65–87% busy at 1000 txn/s, commit → prediction p50 34.1–52.2 ms
+ * (median 39.4) and p99 69.2–195.8 (median 121.1; 11 runs) against 33.9–86.6 (50.7) and 89.0–211.2
+ * (126.5; 7 runs); every 15 ms, 88–94% busy (3 runs; bench/kafka.ts, FF_BENCH_KAFKA_COMMIT_INTERVAL_MS).
  */
 const BUS_INTERVAL_MS = 30;
 
