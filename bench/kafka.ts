@@ -300,7 +300,6 @@ async function throughput(setup: Setup): Promise<{ ff: Capture; dbz: Capture }> 
   }
 }
 
-/** Commit → arrival in the consumer of every measured transaction (Infinity for one never seen). */
 /**
  * Writes out what earlier phases left in the page cache: otherwise the kernel's writeback of the
  * throughput phase's hundreds of MB (30 s after they were written) can land in a latency window,
@@ -311,6 +310,7 @@ function settleDisk(): void {
   execFileSync('sync');
 }
 
+/** Commit → arrival in the consumer of every measured transaction (Infinity for one never seen). */
 async function latencies(
   setup: Setup,
   table: string,
