@@ -77,7 +77,8 @@ export class IngestEngine {
   ) {
     this.publishers = new Publishers(log, materializer, publisher, bus);
     // Changes served in this process before their commit (the in-process bus) need no hurry to the
-    // store; otherwise the commit is what makes them visible, or what a publisher waits for.
+    // store; otherwise the commit is what makes them visible, or what a publisher waits for (a bus
+    // between processes waits a little, for the machine's sake: BUS_INTERVAL_MS).
     this.servingMeanwhile = bus !== undefined && !bus.publisherId;
     this.commitIntervalMs =
       config.ingest.commitIntervalMs ??
