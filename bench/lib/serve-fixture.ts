@@ -124,7 +124,6 @@ export function serveConfig(spec: ServeSpec): ResolvedConfig {
               brokers: spec.kafka.brokers,
               topicPrefix: spec.kafka.topicPrefix,
               group: spec.kafka.group,
-              partitions: 2,
             }),
             predictions: [postgresPredictions({ table: spec.kafka.predictions, connectionString: spec.url })],
           }
