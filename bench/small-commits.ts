@@ -2,8 +2,10 @@
  * What one small commit of streamed changes costs the ingesting process: the change log applying
  * complete batches of `FF_BENCH_SMALL_COMMIT_ROWS` changes (default 30, what 1000 txn/s brings in
  * the 30 ms between two commits on a Kafka bus), each committed as the ingest commits a group (the
- * typed rows and the view's history appended, the checkpoint's row updated, COMMIT), against DuckDB's
- * own floor: a commit that updates the checkpoint's row and appends nothing, in a file of its own.
+ * changes appended to the log, here as the synthetic items stream's JSON rows in `_changes` where a
+ * PostgreSQL source's go to typed tables; the view's history; the checkpoint's row; COMMIT),
+ * against DuckDB's own floor: a commit that updates the checkpoint's row and appends nothing, in a
+ * file of its own.
  * They alternate commit by commit, so that load on the machine hits both alike. CPU is the process's
  * (every thread: DuckDB runs a statement off the event loop) per commit.
  *
@@ -65,7 +67,7 @@ export async function run(): Promise<BenchResult[]> {
     );
     return [
       benchResult({
-        name: `change log: CPU per commit of ${ROWS} streamed changes (typed rows, one view's history, checkpoint)`,
+        name: `change log: CPU per commit of ${ROWS} streamed changes (the log's rows, one view's history, checkpoint)`,
         value: ours.cpu / n,
         unit: 'ms',
         reference: {
