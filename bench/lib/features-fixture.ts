@@ -5,9 +5,16 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { entity, FeatureRegistry, featureView, float64, text } from '../../framework/features/index.js';
+import {
+  entity,
+  FeatureRegistry,
+  type FeatureView,
+  featureView,
+  float64,
+  text,
+} from '../../framework/features/index.js';
 import { Materializer } from '../../framework/features/materialize.js';
-import type { Change, ChangeBatch, Position, VersionedSchema } from '../../framework/types.js';
+import type { Change, ChangeBatch, Position, TableSchema, VersionedSchema } from '../../framework/types.js';
 import { DuckDBChangeLog } from '../../stores/duckdb/duckdb-change-log.js';
 import { HistoryTables } from '../../stores/duckdb/offline/history-tables.js';
 import { ITEMS } from '../../testing/items.js';
@@ -111,7 +118,7 @@ export function* itemBatches(total: number, keys: number, batchSize: number): Ge
   }
 }
 
-/** A store holding the `items` view's history: the change log, its history tables and the materializer feeding them. */
+/** A store holding a view's history (the `items` view's, unless made by {@link openViewStore}): the change log, its history tables and the materializer feeding them. */
 export interface ItemStore {
   readonly log: DuckDBChangeLog;
   readonly history: HistoryTables;
@@ -121,15 +128,23 @@ export interface ItemStore {
 }
 
 /** A fresh store with the `items` view registered; the first (empty) batch creates its table. */
-export async function openItemStore(): Promise<ItemStore> {
+export function openItemStore(): Promise<ItemStore> {
+  return openViewStore(itemView, ITEMS);
+}
+
+/** A fresh store capturing `schema`'s table with `view` registered; the first (empty) batch creates its table. */
+export async function openViewStore(
+  view: FeatureView,
+  schema: TableSchema & { readonly version: number },
+): Promise<ItemStore> {
   const dir = mkdtempSync(join(tmpdir(), 'featureflow-bench-features-'));
-  const materializer = new Materializer(new FeatureRegistry({ views: [itemView] }));
+  const materializer = new Materializer(new FeatureRegistry({ views: [view] }));
   const history = new HistoryTables(materializer);
   const log = new DuckDBChangeLog(join(dir, 'store.duckdb'), {}, history);
   await log.open();
-  await log.reset({ tables: [ITEMS.table], point: 1000n });
+  await log.reset({ tables: [schema.table], point: 1000n });
   // The stages of the ingest engine: schemas to the materializer, feature rows, then both applied.
-  const first = changeBatch([], 1000n, [ITEMS]);
+  const first = changeBatch([], 1000n, [schema]);
   materializer.addSchemas(first.schemas);
   await log.apply(first, materializer.materialize(first));
   return {

@@ -31,7 +31,7 @@ export type { BatchInfo } from './batch-info.js';
 const SERVING_MEANWHILE_INTERVAL_MS = 250;
 /**
  * Least ms between two commits on a bus between processes, whose sends follow the commit. A
- * commit of 30 changes costs the ingest about 6 ms of CPU (bench/small-commits.ts). Back to
+ * commit of 30 changes costs the ingest 5–6 ms of CPU (bench/small-commits.ts). Back to
  * back, the commits kept the machine busy whatever the rate: two serve processes on Kafka, one of
  * them ingesting, with the broker and PostgreSQL on two cores, 92–97% busy at 1000 txn/s and 93% at
  * 500. Commits at most every 30 ms: 65–87% busy at 1000 txn/s, commit → prediction p50 34.1–52.2 ms
