@@ -16,7 +16,7 @@ import type { DuckDBConnection } from '@duckdb/node-api';
 import { entity, featureView, float32 } from '../framework/features/index.js';
 import type { ChangeBatch, RowGroup, TableSchema } from '../framework/types.js';
 import { openDuckDB } from '../stores/duckdb/duckdb-database.js';
-import { type ItemStore, itemBatches, openItemStore, openViewStore, T0 } from './lib/features-fixture.js';
+import { itemBatches, openItemStore, openViewStore, T0, type ViewStore } from './lib/features-fixture.js';
 import { percentile } from './lib/stats.js';
 import { benchResult, type BenchResult } from './lib/types.js';
 
@@ -113,9 +113,10 @@ async function emptyCommit(f: DuckDBConnection, lsn: number, into: Costs): Promi
 }
 
 /** Applies `batches` to `store` one commit each, alternating with DuckDB's empty commit; the first `skip` changes unmeasured. */
-async function measure(store: ItemStore, batches: Iterable<ChangeBatch>, skip: number) {
-  const floor = await openDuckDB(join(store.dir, 'reference-floor.duckdb'));
+async function measure(store: ViewStore, batches: Iterable<ChangeBatch>, skip: number) {
+  let floor: Awaited<ReturnType<typeof openDuckDB>> | undefined;
   try {
+    floor = await openDuckDB(join(store.dir, 'reference-floor.duckdb'));
     const f = floor.connection;
     await f.run('CREATE TABLE checkpoint (id INTEGER PRIMARY KEY, lsn UBIGINT, updated_at TIMESTAMPTZ)');
     await f.run('INSERT INTO checkpoint VALUES (1, 0, now())');
@@ -136,7 +137,7 @@ async function measure(store: ItemStore, batches: Iterable<ChangeBatch>, skip: n
     }
     return { ours, reference };
   } finally {
-    floor.close();
+    floor?.close();
     await store.close();
   }
 }
@@ -160,10 +161,11 @@ function result(what: string, { ours, reference }: { ours: Costs; reference: Cos
 
 export async function run(): Promise<BenchResult[]> {
   // A warm-up of a tenth as many commits, unmeasured.
+  const warm = Math.ceil(COMMITS / 10);
   const points = await measure(
     await openViewStore(pointsView, POINTS),
-    pointBatches(Math.ceil(COMMITS * 1.1), ROWS),
-    Math.ceil(COMMITS * 0.1) * ROWS,
+    pointBatches(COMMITS + warm, ROWS),
+    warm * ROWS,
   );
   const items = await measure(await openItemStore(), itemBatches(KEYS + COMMITS * ROWS, KEYS, ROWS), KEYS);
   return [result('single-row inserts, typed', points), result('items stream, JSON rows', items)];

@@ -118,8 +118,8 @@ export function* itemBatches(total: number, keys: number, batchSize: number): Ge
   }
 }
 
-/** A store holding a view's history (the `items` view's, unless made by {@link openViewStore}): the change log, its history tables and the materializer feeding them. */
-export interface ItemStore {
+/** A store holding a view's history: the change log, its history tables and the materializer feeding them. */
+export interface ViewStore {
   readonly log: DuckDBChangeLog;
   readonly history: HistoryTables;
   readonly materializer: Materializer;
@@ -128,7 +128,7 @@ export interface ItemStore {
 }
 
 /** A fresh store with the `items` view registered; the first (empty) batch creates its table. */
-export function openItemStore(): Promise<ItemStore> {
+export function openItemStore(): Promise<ViewStore> {
   return openViewStore(itemView, ITEMS);
 }
 
@@ -136,7 +136,7 @@ export function openItemStore(): Promise<ItemStore> {
 export async function openViewStore(
   view: FeatureView,
   schema: TableSchema & { readonly version: number },
-): Promise<ItemStore> {
+): Promise<ViewStore> {
   const dir = mkdtempSync(join(tmpdir(), 'featureflow-bench-features-'));
   const materializer = new Materializer(new FeatureRegistry({ views: [view] }));
   const history = new HistoryTables(materializer);
